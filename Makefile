@@ -1,0 +1,31 @@
+# The two entry points a newcomer needs: `make demo` and `make test`.
+# Everything is installed into .venv from PyPI on first use.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit clean
+
+demo: $(VENV)/.installed
+	$(BIN)/zaia-relay demo
+
+test: lint typecheck unit
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check relay tests bench
+	$(BIN)/ruff check relay tests bench
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy --strict relay
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

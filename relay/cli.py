@@ -1,0 +1,114 @@
+"""The command line: `zaia-relay COMMAND [options]` (also `python -m relay`).
+
+Commands live in `COMMANDS`, one `Command` each (help text, arguments, and the function
+that runs it and returns the exit code); adding a command is adding an entry.
+
+Exit codes: 0 success; 1 the command failed at run time; 2 usage or configuration
+error. Configuration problems are printed one a line, `path.to.field: message`, on
+standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from relay import __version__
+from relay.errors import ConfigError
+from relay.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """The `-c FILE` option shared by every command that reads the configuration."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="configuration file (default: the path in $RELAY_CONFIG)",
+    )
+
+
+def load_or_report(path: Path | None) -> Settings | None:
+    """Load the settings, or print every problem to stderr and return None."""
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def summarize(settings: Settings) -> str:
+    parts = [
+        _count(len(settings.sources), "source"),
+        _count(len(settings.rules), "rule"),
+        _count(len(settings.sinks), "sink"),
+    ]
+    if settings.silences:
+        parts.append(_count(len(settings.silences), "silence"))
+    return ", ".join(parts)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = load_or_report(args.config)
+    if settings is None:
+        return EXIT_USAGE
+    print(f"config OK: {summarize(settings)}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "check-config": Command(
+        help="validate the configuration file; exit 2 listing every problem",
+        run=_check_config,
+        add_arguments=add_config_argument,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zaia-relay",
+        description="Watches Zaia executions and alerts on failures, cost and hangs.",
+    )
+    parser.add_argument("--version", action="version", version=f"zaia-relay {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return COMMANDS[args.command].run(args)

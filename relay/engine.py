@@ -1,0 +1,244 @@
+"""One poll cycle of one source: fetch -> detect -> persist, in that order.
+
+Invariants:
+- Nothing is persisted until the whole cycle has been read; then the changed states,
+  the transitions they caused and the source cursor go to the store in ONE transaction.
+  A cycle that fails or is cancelled midway (timeout, `kill -9`) leaves the stored state
+  as it was, so the next cycle finds the same changes again: nothing is lost, and
+  nothing already committed is produced twice.
+- Items are observed at most once per cycle, whatever the page boundaries do.
+- Unchanged executions are not rewritten: a steady-state cycle writes only what changed
+  (plus refreshed executions, whose `last_seen_at` drives the round-robin).
+- Invalid items are skipped and counted in the report; they never fail the cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+import structlog
+
+from relay.domain.detect import (
+    FirstSeenPolicy,
+    Observation,
+    is_live,
+    is_unchanged,
+    observe,
+    vanished,
+)
+from relay.domain.models import Execution
+from relay.domain.paging import ScanPlan, StopReason, pick_refreshes
+from relay.domain.state import SourceCursor, TrackedExecution, Transition
+from relay.errors import SourceNotFound
+from relay.source.client import ZaiaClient
+from relay.source.pages import ItemProblem
+from relay.store.base import CycleResult, Store
+
+if TYPE_CHECKING:
+    from relay.settings import SourceSettings
+
+log = structlog.get_logger("relay.engine")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanLimits:
+    """How far one cycle of a source may read."""
+
+    source: str
+    page_size: int = 100
+    max_pages: int = 20
+    max_refreshes_per_cycle: int = 50
+    on_first_start: Literal["baseline", "backfill"] = "baseline"
+    backfill_window: timedelta = timedelta(hours=1)
+
+    @classmethod
+    def from_settings(cls, source: SourceSettings) -> ScanLimits:
+        return cls(
+            source=source.name,
+            page_size=source.page_size,
+            max_pages=source.max_pages,
+            max_refreshes_per_cycle=source.max_refreshes_per_cycle,
+            on_first_start=source.on_first_start,
+            backfill_window=source.backfill_window,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """What one cycle did, for logs, metrics and `zaia-relay once`."""
+
+    source: str
+    started_at: datetime
+    first_poll: bool
+    pages: int
+    refreshes: int
+    observed: int
+    stop_reason: StopReason | None
+    running: int
+    transitions: tuple[Transition, ...]
+    problems: tuple[ItemProblem, ...] = field(default=())
+    vanished: int = 0
+
+    @property
+    def alertable(self) -> tuple[Transition, ...]:
+        return tuple(t for t in self.transitions if t.alertable)
+
+
+@dataclass
+class _CycleWork:
+    """Mutable scratchpad of one cycle; becomes a CycleResult at the end."""
+
+    states: dict[str, TrackedExecution] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+    problems: list[ItemProblem] = field(default_factory=list)
+    observed: int = 0
+    vanished: int = 0
+
+    def record(self, observation: Observation) -> None:
+        self.observed += 1
+        self.states[observation.state.id] = observation.state
+        self.transitions.extend(observation.transitions)
+
+
+class SourceEngine:
+    """Runs cycles of one source against its client and the shared store."""
+
+    def __init__(
+        self,
+        limits: ScanLimits,
+        *,
+        client: ZaiaClient,
+        store: Store,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._limits = limits
+        self._client = client
+        self._store = store
+        self._now = now
+
+    @property
+    def source(self) -> str:
+        return self._limits.source
+
+    async def run_cycle(self, *, commit: bool = True) -> CycleReport:
+        """Read, detect and (unless `commit=False`, for dry runs) persist one cycle."""
+        limits = self._limits
+        started_at = self._now()
+        cursor = await self._store.get_cursor(limits.source)
+        first_poll = cursor is None or not cursor.first_poll_done
+        policy = FirstSeenPolicy.for_cycle(
+            first_poll=first_poll,
+            on_first_start=limits.on_first_start,
+            backfill_window=limits.backfill_window,
+        )
+        running = await self._store.running_states(limits.source)
+        plan = ScanPlan.start(
+            tracked_running=[s.id for s in running if is_live(s)],
+            max_pages=limits.max_pages,
+            first_poll=first_poll,
+        )
+        work = _CycleWork()
+        while plan.should_read_next:
+            page = await self._client.list_page(plan.next_page, page_size=limits.page_size)
+            work.problems.extend(page.problems)
+            fresh = self._fresh_items(plan, page.items)
+            unchanged = await self._observe_page(fresh, policy=policy, work=work)
+            plan = plan.after_page(
+                ids=[e.id for e in page.items],
+                raw_count=page.raw_count,
+                page_size=limits.page_size,
+                unchanged_ids=unchanged,
+            )
+
+        refresh_ids = pick_refreshes(
+            running, uncovered=plan.uncovered_running, limit=limits.max_refreshes_per_cycle
+        )
+        by_id = {s.id: s for s in running}
+        for execution_id in refresh_ids:
+            await self._refresh(by_id[execution_id], policy=policy, work=work)
+
+        result = CycleResult(
+            source=limits.source,
+            states=list(work.states.values()),
+            transitions=work.transitions,
+            cursor=SourceCursor(
+                source=limits.source, first_poll_done=True, last_success_at=self._now()
+            ),
+        )
+        if commit:
+            await self._store.commit_cycle(result)
+        still_running = self._running_after(running, work.states)
+        return CycleReport(
+            source=limits.source,
+            started_at=started_at,
+            first_poll=first_poll,
+            pages=plan.pages_read,
+            refreshes=len(refresh_ids),
+            observed=work.observed,
+            stop_reason=plan.stop_reason,
+            running=still_running,
+            transitions=tuple(work.transitions),
+            problems=tuple(work.problems),
+            vanished=work.vanished,
+        )
+
+    @staticmethod
+    def _fresh_items(plan: ScanPlan, items: Sequence[Execution]) -> list[Execution]:
+        wanted = set(plan.unseen(e.id for e in items))
+        fresh: list[Execution] = []
+        for execution in items:
+            if execution.id in wanted:
+                wanted.discard(execution.id)
+                fresh.append(execution)
+        return fresh
+
+    async def _observe_page(
+        self, items: Sequence[Execution], *, policy: FirstSeenPolicy, work: _CycleWork
+    ) -> set[str]:
+        """Observe the page's fresh items; return the ids that were known and unchanged."""
+        stored = await self._store.load_states(self._limits.source, [e.id for e in items])
+        now = self._now()
+        unchanged: set[str] = set()
+        for execution in items:
+            previous = stored.get(execution.id)
+            if is_unchanged(previous, execution):
+                unchanged.add(execution.id)
+                work.observed += 1
+                continue
+            work.record(
+                observe(previous, execution, source=self._limits.source, now=now, policy=policy)
+            )
+        return unchanged
+
+    async def _refresh(
+        self, previous: TrackedExecution, *, policy: FirstSeenPolicy, work: _CycleWork
+    ) -> None:
+        try:
+            execution = await self._client.get_execution(previous.id)
+        except SourceNotFound:
+            work.vanished += 1
+            work.states[previous.id] = vanished(previous, now=self._now())
+            log.info("execution.vanished", source=self._limits.source, execution_id=previous.id)
+            return
+        work.record(
+            observe(previous, execution, source=self._limits.source, now=self._now(), policy=policy)
+        )
+
+    @staticmethod
+    def _running_after(
+        before: Sequence[TrackedExecution], changed: dict[str, TrackedExecution]
+    ) -> int:
+        ids = {s.id for s in before if is_live(s)}
+        for state in changed.values():
+            if is_live(state):
+                ids.add(state.id)
+            else:
+                ids.discard(state.id)
+        return len(ids)

@@ -1,0 +1,191 @@
+"""The poll loop of one source: runs engine cycles on a fixed-rate schedule.
+
+Invariants:
+- Cycles of one source never overlap: the loop awaits each cycle before scheduling the
+  next (see `domain.schedule` for the maths).
+- Every cycle is bounded by `cycle_timeout_s`; a cycle cut short commits nothing.
+- A source's failures stay in its own loop: they are logged, recorded in its
+  `SourceHealth` and backed off, and never raised to the caller, so one source's
+  trouble never stalls another. Only cancellation ends the loop.
+- 401/403 marks the source unauthorized (unready) with a message naming the source;
+  the loop keeps trying at a slow pace so a rotated key is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from relay.domain.schedule import next_start
+from relay.engine import CycleReport, SourceEngine
+from relay.errors import SourceError, SourceUnauthorized, StoreError
+
+log = structlog.get_logger("relay.poller")
+
+CycleOutcome = str  # "ok" | "unauthorized" | "source_error" | "store_error" | "timeout" | "error"
+OnCycle = Callable[[str, CycleOutcome, float, CycleReport | None], None]
+
+
+@dataclass
+class SourceHealth:
+    """What readiness and the status page need to know about one source."""
+
+    source: str
+    interval_s: float
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+    unauthorized: bool = False
+    consecutive_failures: int = 0
+    running: int = 0
+
+    def is_stale(self, *, now: datetime, intervals: int = 3) -> bool:
+        """No successful poll within `intervals` poll intervals."""
+        if self.last_success_at is None:
+            return True
+        return (now - self.last_success_at).total_seconds() > intervals * self.interval_s
+
+
+class Poller:
+    def __init__(
+        self,
+        engine: SourceEngine,
+        *,
+        interval_s: float,
+        cycle_timeout_s: float,
+        max_backoff_s: float = 300.0,
+        on_cycle: OnCycle | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self._interval_s = interval_s
+        self._cycle_timeout_s = cycle_timeout_s
+        self._max_backoff_s = max_backoff_s
+        self._on_cycle = on_cycle
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.health = SourceHealth(source=engine.source, interval_s=interval_s)
+
+    async def run(self, *, max_cycles: int | None = None) -> None:
+        """Poll until cancelled (or for `max_cycles` cycles, for tests and benches)."""
+        tick = self._clock()
+        cycles = 0
+        while max_cycles is None or cycles < max_cycles:
+            retry_after_s = await self.run_one()
+            cycles += 1
+            if max_cycles is not None and cycles >= max_cycles:
+                return
+            start = next_start(
+                previous_tick=tick,
+                interval_s=self._interval_s,
+                now=self._clock(),
+                consecutive_failures=self.health.consecutive_failures,
+                retry_after_s=retry_after_s,
+                max_delay_s=self._max_backoff_s,
+                rng=self._rng,
+            )
+            tick = start
+            await self._sleep(max(0.0, start - self._clock()))
+
+    async def run_one(self) -> float | None:
+        """One guarded cycle; returns a `Retry-After` to honour, if the API sent one."""
+        source = self._engine.source
+        began = self._clock()
+        self.health.last_attempt_at = self._wall_clock()
+        report: CycleReport | None = None
+        retry_after_s: float | None = None
+        try:
+            async with asyncio.timeout(self._cycle_timeout_s):
+                report = await self._engine.run_cycle()
+        except SourceUnauthorized as exc:
+            outcome = "unauthorized"
+            self._failed(str(exc), unauthorized=True)
+            log.error("poll.unauthorized", source=source, error=str(exc))
+        except SourceError as exc:
+            outcome = "source_error"
+            retry_after_s = getattr(exc, "retry_after_s", None)
+            self._failed(str(exc))
+            log.warning(
+                "poll.failed",
+                source=source,
+                error=str(exc),
+                consecutive_failures=self.health.consecutive_failures,
+                hint="the relay retries with backoff; check the API's status if this persists",
+            )
+        except StoreError as exc:
+            outcome = "store_error"
+            self._failed(str(exc))
+            log.error("poll.store_failed", source=source, error=str(exc))
+        except TimeoutError:
+            outcome = "timeout"
+            self._failed(f"cycle took longer than {self._cycle_timeout_s:g}s and was abandoned")
+            log.warning(
+                "poll.timeout",
+                source=source,
+                timeout_s=self._cycle_timeout_s,
+                hint="raise sources[].cycle_timeout or lower max_pages",
+            )
+        else:
+            outcome = "ok"
+            self._succeeded(report)
+        duration_s = self._clock() - began
+        if self._on_cycle is not None:
+            self._on_cycle(source, outcome, duration_s, report)
+        return retry_after_s
+
+    def _failed(self, message: str, *, unauthorized: bool = False) -> None:
+        self.health.consecutive_failures += 1
+        self.health.last_error = message
+        self.health.unauthorized = unauthorized
+
+    def _succeeded(self, report: CycleReport | None) -> None:
+        self.health.consecutive_failures = 0
+        self.health.last_error = None
+        self.health.unauthorized = False
+        self.health.last_success_at = self._wall_clock()
+        if report is None:
+            return
+        self.health.running = report.running
+        for transition in report.transitions:
+            if transition.kind == "status" and transition.alertable:
+                log.info(
+                    "execution.transition",
+                    source=transition.source,
+                    execution_id=transition.execution_id,
+                    from_status=transition.from_status,
+                    to_status=transition.to_status,
+                    type=transition.execution.kind,
+                    credits_used=transition.credits_after,
+                )
+        log.info(
+            "poll.done",
+            source=report.source,
+            pages=report.pages,
+            refreshes=report.refreshes,
+            observed=report.observed,
+            transitions=len(report.transitions),
+            alertable=len(report.alertable),
+            invalid_items=len(report.problems),
+            running=report.running,
+            first_poll=report.first_poll,
+            stop=report.stop_reason,
+        )
+        for problem in report.problems:
+            log.warning(
+                "poll.invalid_item",
+                source=report.source,
+                index=problem.index,
+                execution_id=problem.execution_id,
+                problem=problem.message,
+            )

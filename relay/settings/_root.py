@@ -1,0 +1,127 @@
+"""The whole configuration, and the checks that span sections.
+
+Invariants of a `Settings` value:
+- at least one source; source names, rule names and sink names are unique;
+- every sink a rule names is defined under `sinks`;
+- every rule a config-defined silence names is defined under `rules`.
+The cross-section checks are written against plain data (`reference_problems`) so the
+loader can also run them when other parts of the file failed validation, and report
+every problem in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from relay.settings._base import Name, Section, raise_problems
+from relay.settings._rules import RuleSettings, SilenceSettings
+from relay.settings._sections import (
+    AlertsSettings,
+    LogSettings,
+    ServerSettings,
+    SourceSettings,
+    StoreSettings,
+)
+from relay.settings._sinks import SinkSettings
+
+Location = tuple[str | int, ...]
+
+
+class Settings(Section):
+    sources: list[SourceSettings] = Field(min_length=1)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    rules: list[RuleSettings] = Field(default_factory=list)
+    sinks: dict[Name, SinkSettings] = Field(default_factory=dict)
+    silences: list[SilenceSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        raise_problems(reference_problems(self.model_dump()), title="Settings")
+        return self
+
+    def source(self, name: str) -> SourceSettings:
+        """The source called `name`; KeyError if there is none."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+    def rule(self, name: str) -> RuleSettings:
+        """The rule called `name`; KeyError if there is none."""
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+
+def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    value = tree.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, Mapping)]
+
+
+def _unique_names(tree: Mapping[str, Any], key: str, noun: str) -> list[tuple[Location, str]]:
+    problems: list[tuple[Location, str]] = []
+    first_index: dict[str, int] = {}
+    for index, item in _entries(tree, key):
+        name = item.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first_index:
+            problems.append(
+                (
+                    (key, index, "name"),
+                    f"duplicate {noun} name {name!r} (also {key}.{first_index[name]})",
+                )
+            )
+        else:
+            first_index[name] = index
+    return problems
+
+
+def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
+    """Problems between sections of a (possibly partly invalid) configuration tree."""
+    problems = _unique_names(tree, "sources", "source")
+    problems += _unique_names(tree, "rules", "rule")
+
+    sinks = tree.get("sinks")
+    sink_names = sorted(str(name) for name in sinks) if isinstance(sinks, Mapping) else []
+    defined_sinks = ", ".join(sink_names) if sink_names else "none (add a `sinks:` section)"
+    for index, rule in _entries(tree, "rules"):
+        wanted = rule.get("sinks")
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        if not isinstance(wanted, list):
+            continue
+        unknown = [name for name in wanted if isinstance(name, str) and name not in sink_names]
+        if unknown:
+            listed = ", ".join(repr(name) for name in unknown)
+            problems.append(
+                (
+                    ("rules", index, "sinks"),
+                    f"unknown {'sink' if len(unknown) == 1 else 'sinks'} {listed}; "
+                    f"defined sinks: {defined_sinks}",
+                )
+            )
+
+    rule_names = sorted(
+        name for _, rule in _entries(tree, "rules") if isinstance(name := rule.get("name"), str)
+    )
+    for index, silence in _entries(tree, "silences"):
+        matchers = silence.get("matchers")
+        rule_name = matchers.get("rule") if isinstance(matchers, Mapping) else None
+        if isinstance(rule_name, str) and rule_name not in rule_names:
+            problems.append(
+                (
+                    ("silences", index, "matchers", "rule"),
+                    f"unknown rule {rule_name!r}; defined rules: "
+                    f"{', '.join(rule_names) if rule_names else 'none'}",
+                )
+            )
+    return problems

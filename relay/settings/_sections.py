@@ -1,0 +1,139 @@
+"""Sources, store, server, logging and alert-content settings.
+
+Invariants: durations are positive; a source's timeouts and backoffs are consistent
+(request timeout below cycle timeout, backoff below its cap); `base_url` has no
+trailing slash; `server.listen` is a valid `host:port`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from relay.settings._base import (
+    HttpUrl,
+    Name,
+    OptionalSecret,
+    PositiveDuration,
+    Regex,
+    Secret,
+    Section,
+    Template,
+    raise_problems,
+)
+
+DEFAULT_BASE_URL = "https://api.endless.zaia.app"
+DEFAULT_LINK_TEMPLATE = "https://app.zaia.app/executions/{execution_id}"
+
+
+class SourceSettings(Section):
+    """One Zaia workspace to poll."""
+
+    name: Name
+    base_url: HttpUrl = DEFAULT_BASE_URL
+    api_key: Secret
+    auth_scheme: Literal["bearer", "raw"] = "bearer"
+    poll_interval: PositiveDuration = timedelta(seconds=15)
+    page_size: int = Field(default=100, ge=1, le=100)
+    responder_ids: list[str] = Field(default_factory=list)
+    on_first_start: Literal["baseline", "backfill"] = "baseline"
+    backfill_window: PositiveDuration = timedelta(hours=1)
+    max_pages: int = Field(default=20, ge=1)
+    max_refreshes_per_cycle: int = Field(default=50, ge=0)
+    request_timeout: PositiveDuration = timedelta(seconds=10)
+    cycle_timeout: PositiveDuration = timedelta(seconds=60)
+    max_retries: int = Field(default=3, ge=0)
+    retry_backoff: PositiveDuration = timedelta(milliseconds=500)
+    retry_backoff_max: PositiveDuration = timedelta(seconds=30)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceSettings:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.request_timeout >= self.cycle_timeout:
+            problems.append(
+                (("request_timeout",), "should be shorter than cycle_timeout, or no cycle ends")
+            )
+        if self.retry_backoff > self.retry_backoff_max:
+            problems.append((("retry_backoff",), "should not exceed retry_backoff_max"))
+        raise_problems(problems, title="SourceSettings")
+        return self
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _check_store_url(value: str) -> str:
+    scheme = urlsplit(value).scheme.split("+")[0]
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        # The URL may hold a database password: do not repeat it.
+        raise ValueError("should be sqlite:///path/to/state.db or postgresql://user@host/db")
+    return value
+
+
+class StoreSettings(Section):
+    url: Annotated[str, BeforeValidator(_strip)] = "sqlite:///var/lib/zaia-relay/state.db"
+    retention: PositiveDuration = timedelta(days=7)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return _check_store_url(value)
+
+    @property
+    def password(self) -> str | None:
+        """The database password embedded in the URL, if any (it must never be logged)."""
+        return urlsplit(self.url).password
+
+
+class ServerSettings(Section):
+    listen: str = "0.0.0.0:8080"
+    admin_token: OptionalSecret = None
+    shutdown_grace: PositiveDuration = timedelta(seconds=20)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _split_listen(value)
+        return value.strip()
+
+    @property
+    def host(self) -> str:
+        return _split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return _split_listen(self.listen)[1]
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    host, sep, port_text = value.strip().rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError("should be HOST:PORT, like 0.0.0.0:8080 or [::]:8080")
+    host = host.removeprefix("[").removesuffix("]")  # IPv6 literals are bracketed
+    return host or "0.0.0.0", int(port_text)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class LogSettings(Section):
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class AlertsSettings(Section):
+    """What goes into an alert about an execution (inputs and outputs can hold personal data)."""
+
+    link_template: Template = DEFAULT_LINK_TEMPLATE
+    excerpt_chars: int = Field(default=500, ge=0, le=3000)
+    redactions: list[Regex] = Field(default_factory=list)

@@ -1,0 +1,181 @@
+"""Sinks: where alerts are delivered. One model a sink type, chosen by `type`.
+
+Invariants:
+- Every credential-bearing value (Slack webhook URL and bot token, webhook URL and
+  signing secret, webhook header values, Alertmanager password and token) is a
+  `SecretStr`; validation messages never repeat it.
+- Retry settings are ordered: `retry_initial <= retry_max <= max_age`.
+- A Slack sink has exactly one of `webhook_url` and `bot_token`; a bot token needs a
+  channel. A webhook signing secret is base64 (optionally prefixed `whsec_`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from relay.settings._base import (
+    Duration,
+    HttpUrl,
+    OptionalSecret,
+    PositiveDuration,
+    RateLimit,
+    RateLimitSetting,
+    Secret,
+    Section,
+    check_http_url,
+    raise_problems,
+)
+
+Problems = list[tuple[tuple[str | int, ...], str]]
+
+# Headers the webhook sink sets itself; letting configuration replace them would break
+# signatures or the body's meaning.
+RESERVED_WEBHOOK_HEADERS = frozenset(
+    {"content-type", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature"}
+)
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+class DeliverySettings(Section):
+    """How hard to try: shared by every sink that talks to a remote service."""
+
+    timeout: PositiveDuration = timedelta(seconds=10)
+    rate_limit: RateLimitSetting | None = None
+    max_age: PositiveDuration = timedelta(hours=24)
+    retry_initial: PositiveDuration = timedelta(seconds=1)
+    retry_max: PositiveDuration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _ordered_retries(self) -> DeliverySettings:
+        problems: Problems = []
+        if self.retry_initial > self.retry_max:
+            problems.append((("retry_initial",), "should not exceed retry_max"))
+        if self.retry_max > self.max_age:
+            problems.append((("retry_max",), "should not exceed max_age"))
+        raise_problems(problems, title=type(self).__name__)
+        return self
+
+
+class SlackSinkSettings(DeliverySettings):
+    type: Literal["slack"]
+    webhook_url: OptionalSecret = None
+    bot_token: OptionalSecret = None
+    channel: str | None = None
+    # Only used with a bot token; tests point it at a local server.
+    api_url: HttpUrl = "https://slack.com/api"
+    group_wait: Duration = timedelta(seconds=10)
+    rate_limit: RateLimitSetting | None = RateLimit(count=1, per=timedelta(seconds=1))
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackSinkSettings:
+        problems: Problems = []
+        if (self.webhook_url is None) == (self.bot_token is None):
+            problems.append(((), "give exactly one of webhook_url or bot_token (with channel)"))
+        if self.bot_token is not None and not self.channel:
+            problems.append((("channel",), "required with bot_token (a channel id like C0123)"))
+        if self.webhook_url is not None and self.channel:
+            problems.append(
+                (("channel",), "only with bot_token: a webhook URL already names its channel")
+            )
+        if self.webhook_url is not None:
+            problems.extend(_url_problems(self.webhook_url, "webhook_url"))
+        raise_problems(problems, title="SlackSinkSettings")
+        return self
+
+
+class WebhookSinkSettings(DeliverySettings):
+    type: Literal["webhook"]
+    url: Secret  # a URL can carry a token in its path or query
+    secret: OptionalSecret = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    max_alerts_per_request: int = Field(default=1, ge=1, le=1000)
+    group_wait: Duration = timedelta(0)
+
+    @field_validator("headers")
+    @classmethod
+    def _own_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        reserved = sorted(name for name in value if name.lower() in RESERVED_WEBHOOK_HEADERS)
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is set by the relay and cannot be configured")
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> WebhookSinkSettings:
+        problems = _url_problems(self.url, "url")
+        if self.secret is not None:
+            try:
+                _decode_webhook_secret(self.secret.get_secret_value())
+            except ValueError as exc:
+                problems.append((("secret",), str(exc)))
+        raise_problems(problems, title="WebhookSinkSettings")
+        return self
+
+    @property
+    def signing_key(self) -> bytes | None:
+        """The raw HMAC key of Standard Webhooks signing, or None when unsigned."""
+        if self.secret is None:
+            return None
+        return _decode_webhook_secret(self.secret.get_secret_value())
+
+
+def _decode_webhook_secret(value: str) -> bytes:
+    encoded = value.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not key:
+        raise ValueError(
+            "should be base64, optionally prefixed whsec_ "
+            "(generate one with: echo whsec_$(openssl rand -base64 32))"
+        )
+    return key
+
+
+def _url_problems(value: SecretStr, field: str) -> Problems:
+    try:
+        check_http_url(value.get_secret_value())
+    except ValueError as exc:
+        return [((field,), str(exc))]
+    return []
+
+
+class BasicAuthSettings(Section):
+    username: str
+    password: Secret
+
+
+class AlertmanagerSinkSettings(DeliverySettings):
+    type: Literal["alertmanager"]
+    url: HttpUrl  # the Alertmanager base URL; alerts are posted to /api/v2/alerts
+    basic_auth: BasicAuthSettings | None = None
+    bearer_token: OptionalSecret = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> AlertmanagerSinkSettings:
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise_problems(
+                [(("bearer_token",), "give basic_auth or bearer_token, not both")],
+                title="AlertmanagerSinkSettings",
+            )
+        return self
+
+
+class ConsoleSinkSettings(Section):
+    """Prints alerts on standard output (the demo's sink)."""
+
+    type: Literal["console"]
+    color: Literal["auto", "always", "never"] = "auto"
+
+
+SinkSettings = Annotated[
+    SlackSinkSettings | WebhookSinkSettings | AlertmanagerSinkSettings | ConsoleSinkSettings,
+    Field(discriminator="type"),
+]
+SINK_TYPES = ("slack", "webhook", "alertmanager", "console")

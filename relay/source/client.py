@@ -1,0 +1,371 @@
+"""The Zaia executions API client: one pooled HTTP client per source, retries, error mapping.
+
+Invariants:
+- The API key never leaves the `Authorization` header: it is not in any exception, message,
+  repr or log event this module produces. Errors are raised outside `except` blocks, so
+  they chain no httpx exception (which would hold the request and its headers), and text
+  that came from the server is scrubbed of the key in case it echoes it.
+- Every HTTP attempt is reported once to `on_request(endpoint, status_code | "error")`.
+- 5xx, 408, 429, timeouts, connection errors and bodies that are not JSON are retried up
+  to `max_retries` times (see `retry.py`); everything else is answered at once:
+  401/403 -> SourceUnauthorized, 404 -> SourceNotFound (SourceRejected for the list, whose
+  404 means a wrong base_url), other 4xx and redirects -> SourceRejected. When retries
+  run out a 429 raises SourceRateLimited carrying `retry_after_s`; anything else raises
+  SourceUnavailable.
+- One invalid item in a page never fails the page: it is skipped and reported in
+  `ExecutionPage.problems`, and `raw_count` still counts it so the pager knows the page
+  was full. A page that is not a JSON array raises SourceInvalidResponse.
+- Each attempt is bounded by `request_timeout_s` from start to last byte, not only per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+import structlog
+from pydantic import ValidationError
+
+from relay import __version__
+from relay.domain.models import ApiErrorBody, Execution, ExecutionTree
+from relay.errors import (
+    SourceError,
+    SourceInvalidResponse,
+    SourceNotFound,
+    SourceRateLimited,
+    SourceRejected,
+    SourceUnauthorized,
+    SourceUnavailable,
+)
+from relay.source.pages import (
+    ExecutionPage,
+    describe_validation_error,
+    json_type,
+    parse_items,
+)
+from relay.source.retry import RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from relay.settings import SourceSettings
+
+Endpoint = Literal["list", "get", "nestings"]
+RequestOutcome = int | Literal["error"]
+OnRequest = Callable[[Endpoint, RequestOutcome], None]
+_Params = dict[str, str | int | list[str]]
+
+DEFAULT_BASE_URL = "https://api.endless.zaia.app"
+MAX_PAGE_SIZE = 100
+# A poll cycle reads pages one at a time and refreshes a bounded number of executions,
+# so a handful of connections per source is plenty and stays polite to the API.
+_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=30.0)
+_RETRYABLE_STATUS = frozenset({408, 429})
+
+log = structlog.get_logger("relay.source")
+_M = TypeVar("_M", Execution, ExecutionTree)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """What the client needs to know about one source; `api_key` stays out of the repr."""
+
+    name: str
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = field(repr=False)
+    auth_scheme: Literal["bearer", "raw"] = "bearer"
+    page_size: int = MAX_PAGE_SIZE
+    responder_ids: tuple[str, ...] = ()
+    request_timeout_s: float = 10.0
+    max_retries: int = 3
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 30.0
+    # Where the operator fixes this source, like "sources.0"; used in error messages.
+    config_path: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        if self.request_timeout_s <= 0:
+            raise ValueError("request_timeout_s must be positive")
+        if self.auth_scheme not in ("bearer", "raw"):
+            raise ValueError("auth_scheme must be 'bearer' or 'raw'")
+
+    @classmethod
+    def from_settings(cls, source: SourceSettings, *, index: int | None = None) -> ClientConfig:
+        """The client's view of `sources[index]` of the settings."""
+        return cls(
+            name=source.name,
+            base_url=source.base_url,
+            api_key=source.api_key.get_secret_value(),
+            auth_scheme=source.auth_scheme,
+            page_size=source.page_size,
+            responder_ids=tuple(source.responder_ids),
+            request_timeout_s=source.request_timeout.total_seconds(),
+            max_retries=source.max_retries,
+            retry_backoff_s=source.retry_backoff.total_seconds(),
+            retry_backoff_max_s=source.retry_backoff_max.total_seconds(),
+            config_path="" if index is None else f"sources.{index}",
+        )
+
+    def field_path(self, name: str) -> str:
+        return f"{self.config_path}.{name}" if self.config_path else f"{name} of this source"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """One attempt that failed; `error` is set when retrying cannot help."""
+
+    reason: str
+    status_code: int | None = None
+    retry_after_s: float | None = None
+    error: SourceError | None = None
+
+
+class ZaiaClient:
+    """Reads one Zaia workspace. Use as `async with ZaiaClient(config) as client:`."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        on_request: OnRequest | None = None,
+    ) -> None:
+        self.config = config
+        self._policy = RetryPolicy(
+            max_retries=config.max_retries,
+            backoff_s=config.retry_backoff_s,
+            backoff_max_s=config.retry_backoff_max_s,
+        )
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._now = now
+        self._on_request = on_request
+        scheme = "Bearer " if config.auth_scheme == "bearer" else ""
+        self._http = httpx.AsyncClient(
+            base_url=config.base_url,
+            headers={
+                "Authorization": f"{scheme}{config.api_key}",
+                "Accept": "application/json",
+                "User-Agent": f"zaia-relay/{__version__}",
+            },
+            timeout=httpx.Timeout(config.request_timeout_s),
+            limits=_LIMITS,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"ZaiaClient(source={self.config.name!r}, base_url={self.config.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def list_page(self, page_number: int, *, page_size: int | None = None) -> ExecutionPage:
+        """One page of executions, newest first; `page_number` starts at 1."""
+        size = self.config.page_size if page_size is None else page_size
+        if page_number < 1:
+            raise ValueError("page_number starts at 1")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        params: _Params = {
+            "pageNumber": page_number,
+            "pageSize": size,
+            "responderIds": list(self.config.responder_ids),  # repeated; absent when empty
+        }
+        subject = f"page {page_number} of executions"
+        body = await self._get_json("list", "/api/v1/executions", params=params, subject=subject)
+        if not isinstance(body, list):
+            raise SourceInvalidResponse(
+                self.config.name,
+                f"{subject} is a JSON {json_type(body)}, not the documented array; "
+                "the API may have changed: upgrade zaia-relay or report it",
+            )
+        items, problems = parse_items(body)
+        return ExecutionPage(page_number, size, items, problems, raw_count=len(body))
+
+    async def get_execution(self, execution_id: str) -> Execution:
+        """One execution by id; SourceNotFound when the API no longer knows it."""
+        path = f"/api/v1/executions/{quote(execution_id, safe='')}"
+        subject = f"execution {execution_id}"
+        body = await self._get_json("get", path, params={}, subject=subject)
+        return self._parse_one(Execution, body, subject=subject)
+
+    async def get_nestings(self, execution_id: str) -> ExecutionTree:
+        """An execution with its descendants."""
+        subject = f"nestings of execution {execution_id}"
+        params: _Params = {"executionId": execution_id}
+        body = await self._get_json(
+            "nestings", "/api/v1/executions/nestings", params=params, subject=subject
+        )
+        return self._parse_one(ExecutionTree, body, subject=subject)
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _parse_one(self, model: type[_M], body: Any, *, subject: str) -> _M:
+        problem: str | None = None
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            problem = describe_validation_error(exc)
+        # Raised here, outside the handler, so the error does not chain the pydantic error
+        # whose text quotes input values.
+        raise SourceInvalidResponse(
+            self.config.name,
+            f"{subject} does not match the documented schema ({problem}); "
+            "the API may have changed: upgrade zaia-relay or report it",
+        )
+
+    async def _get_json(
+        self, endpoint: Endpoint, path: str, *, params: _Params, subject: str
+    ) -> Any:
+        attempt = 0
+        while True:
+            result = await self._attempt(endpoint, path, params=params, subject=subject)
+            if isinstance(result, _Answer):
+                return result.body
+            if result.error is not None:
+                raise result.error
+            delay_s = self._policy.next_delay_s(
+                attempt, retry_after_s=result.retry_after_s, rng=self._rng
+            )
+            if delay_s is None:
+                raise self._gave_up(result, subject=subject, attempts=attempt + 1)
+            log.warning(
+                "source.retry",
+                source=self.config.name,
+                endpoint=endpoint,
+                reason=result.reason,
+                attempt=attempt + 1,
+                delay_s=round(delay_s, 3),
+            )
+            await self._sleep(delay_s)
+            attempt += 1
+
+    async def _attempt(
+        self, endpoint: Endpoint, path: str, *, params: _Params, subject: str
+    ) -> _Answer | _Failure:
+        # Handlers below only return values: the httpx exception (which holds the request
+        # and its Authorization header) is dropped when the handler ends.
+        timeout_s = self.config.request_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await self._http.get(path, params=params)
+        except (httpx.TimeoutException, TimeoutError):
+            self._count(endpoint, "error")
+            return _Failure(reason=f"no answer within {timeout_s:g}s")
+        except httpx.RequestError as exc:
+            self._count(endpoint, "error")
+            return _Failure(reason=self._redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
+        self._count(endpoint, response.status_code)
+        return self._interpret(endpoint, response, subject=subject)
+
+    def _interpret(
+        self, endpoint: Endpoint, response: httpx.Response, *, subject: str
+    ) -> _Answer | _Failure:
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return _Answer(response.json())
+            except ValueError:
+                content_type = response.headers.get("content-type", "no content-type")
+                reason = f"answer is not JSON (HTTP {status}, {content_type}, "
+                return _Failure(reason=self._redact(f"{reason}{len(response.content)} bytes)"))
+        detail = self._api_error_detail(response)
+        if status >= 500 or status in _RETRYABLE_STATUS:
+            retry_after_s = parse_retry_after(response.headers.get("retry-after"), now=self._now())
+            return _Failure(f"HTTP {status}{detail}", status, retry_after_s)
+        name = self.config.name
+        error: SourceError
+        if status in (401, 403):
+            what = "refused the key" if status == 401 else "denied access with the key"
+            error = SourceUnauthorized(
+                name,
+                f"{subject}: the Zaia API {what} (HTTP {status}{detail}); check the API key "
+                f"for source {name!r} ({self.config.field_path('api_key')})",
+                status_code=status,
+            )
+        elif status == 404 and endpoint != "list":
+            error = SourceNotFound(name, f"{subject} not found (HTTP 404{detail})", status_code=404)
+        elif status == 404 or 300 <= status < 400:
+            error = SourceRejected(
+                name,
+                f"{subject}: the executions endpoint is not at this address (HTTP {status}"
+                f"{detail}); check the base_url ({self.config.field_path('base_url')})",
+                status_code=status,
+            )
+        else:
+            error = SourceRejected(
+                name,
+                f"{subject}: the Zaia API refused the request (HTTP {status}{detail}); "
+                "zaia-relay and the API may disagree: upgrade zaia-relay or report it",
+                status_code=status,
+            )
+        return _Failure(f"HTTP {status}{detail}", status, error=error)
+
+    def _api_error_detail(self, response: httpx.Response) -> str:
+        """` Name: message` from the documented error body, or "" when there is none."""
+        try:
+            body = ApiErrorBody.model_validate(response.json())
+        except (ValueError, ValidationError):
+            return ""
+        # Bounded: a server could send a huge message, and this ends up in logs.
+        return self._redact(f" {body.name}: {body.message}"[:300])
+
+    def _gave_up(self, failure: _Failure, *, subject: str, attempts: int) -> SourceError:
+        name = self.config.name
+        tried = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        if failure.status_code == 429:
+            wait = failure.retry_after_s
+            asked = "" if wait is None else f", the API asked to wait {wait:g}s"
+            return SourceRateLimited(
+                name,
+                f"{subject}: rate limited by the Zaia API (HTTP 429) after {tried}{asked}; "
+                "the relay waits before polling this source again",
+                retry_after_s=wait,
+            )
+        return SourceUnavailable(
+            name,
+            f"{subject}: {failure.reason} after {tried}; the relay tries again next cycle "
+            f"(if this lasts, check {self.config.field_path('base_url')} and the network)",
+            status_code=failure.status_code,
+        )
+
+    def _count(self, endpoint: Endpoint, outcome: RequestOutcome) -> None:
+        if self._on_request is not None:
+            self._on_request(endpoint, outcome)
+
+    def _redact(self, text: str) -> str:
+        key = self.config.api_key
+        return text.replace(key, "[redacted]") if key else text

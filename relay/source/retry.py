@@ -1,0 +1,88 @@
+"""Pure retry maths for the Zaia API client: backoff with full jitter and `Retry-After`.
+
+Invariants:
+- Nothing here sleeps, reads a clock or does I/O: `now` and `rng` are passed in, so every
+  decision is a plain function of its arguments and is tested as a table.
+- A backoff delay is always within `[0, min(backoff_max_s, backoff_s * 2**attempt)]`
+  ("full jitter"), so many relays that failed together do not retry together.
+- A `Retry-After` the server sent is obeyed exactly, never shortened; when it is longer
+  than `backoff_max_s` the request is given up at once instead of holding a poll cycle
+  hostage, and the caller is told how long to wait.
+- `attempt` counts the retries already made: 0 after the first failure.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+# RFC 9110 says delta-seconds is a non-negative integer; a decimal is accepted too
+# because some proxies send one, and refusing it would only make us retry sooner.
+_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently one request is retried."""
+
+    max_retries: int
+    backoff_s: float
+    backoff_max_s: float
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        if self.backoff_s < 0 or self.backoff_max_s < 0:
+            raise ValueError("backoff_s and backoff_max_s must be 0 or more")
+
+    def backoff_cap_s(self, attempt: int) -> float:
+        """The largest delay full jitter may pick before retry number `attempt + 1`."""
+        if attempt < 0:
+            raise ValueError("attempt must be 0 or more")
+        # Cap the exponent first: 2**attempt overflows a float long before it matters.
+        exponent = min(attempt, 64)
+        return min(self.backoff_max_s, self.backoff_s * math.pow(2, exponent))
+
+    def backoff_delay_s(self, attempt: int, *, rng: random.Random) -> float:
+        """A delay drawn uniformly from `[0, backoff_cap_s(attempt)]`."""
+        return rng.uniform(0.0, self.backoff_cap_s(attempt))
+
+    def next_delay_s(
+        self, attempt: int, *, retry_after_s: float | None, rng: random.Random
+    ) -> float | None:
+        """How long to wait before retrying, or None to give up now.
+
+        `retry_after_s` is the server's `Retry-After`, already parsed, if it sent one.
+        """
+        if attempt >= self.max_retries:
+            return None
+        if retry_after_s is not None:
+            return retry_after_s if retry_after_s <= self.backoff_max_s else None
+        return self.backoff_delay_s(attempt, rng=rng)
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait according to a `Retry-After` header, or None if absent or unreadable.
+
+    Accepts delta-seconds (`120`) and an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`); a
+    date in the past means "now" (0 seconds).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _DELTA_SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # `-0000` yields a naive datetime: RFC 5322 calls that UTC with unknown local zone.
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
