@@ -29,12 +29,11 @@ from relay.domain.detect import (
     observe,
     vanished,
 )
-from relay.domain.models import Execution
 from relay.domain.paging import ScanPlan, StopReason, pick_refreshes
 from relay.domain.state import SourceCursor, TrackedExecution, Transition
 from relay.errors import SourceNotFound
 from relay.source.client import ZaiaClient
-from relay.source.pages import ItemProblem
+from relay.source.pages import ItemProblem, PageEntry
 from relay.store.base import CycleResult, Store
 
 if TYPE_CHECKING:
@@ -102,7 +101,6 @@ class _CycleWork:
     vanished: int = 0
 
     def record(self, observation: Observation) -> None:
-        self.observed += 1
         self.states[observation.state.id] = observation.state
         self.transitions.extend(observation.transitions)
 
@@ -147,11 +145,11 @@ class SourceEngine:
         work = _CycleWork()
         while plan.should_read_next:
             page = await self._client.list_page(plan.next_page, page_size=limits.page_size)
-            work.problems.extend(page.problems)
-            fresh = self._fresh_items(plan, page.items)
+            work.problems.extend(page.header_problems)
+            fresh = self._fresh_entries(plan, page.entries)
             unchanged = await self._observe_page(fresh, policy=policy, work=work)
             plan = plan.after_page(
-                ids=[e.id for e in page.items],
+                ids=page.ids,
                 raw_count=page.raw_count,
                 page_size=limits.page_size,
                 unchanged_ids=unchanged,
@@ -190,30 +188,37 @@ class SourceEngine:
         )
 
     @staticmethod
-    def _fresh_items(plan: ScanPlan, items: Sequence[Execution]) -> list[Execution]:
-        wanted = set(plan.unseen(e.id for e in items))
-        fresh: list[Execution] = []
-        for execution in items:
-            if execution.id in wanted:
-                wanted.discard(execution.id)
-                fresh.append(execution)
+    def _fresh_entries(plan: ScanPlan, entries: Sequence[PageEntry]) -> list[PageEntry]:
+        wanted = set(plan.unseen(e.id for e in entries))
+        fresh: list[PageEntry] = []
+        for entry in entries:
+            if entry.id in wanted:
+                wanted.discard(entry.id)
+                fresh.append(entry)
         return fresh
 
     async def _observe_page(
-        self, items: Sequence[Execution], *, policy: FirstSeenPolicy, work: _CycleWork
+        self, entries: Sequence[PageEntry], *, policy: FirstSeenPolicy, work: _CycleWork
     ) -> set[str]:
-        """Observe the page's fresh items; return the ids that were known and unchanged."""
-        stored = await self._store.load_states(self._limits.source, [e.id for e in items])
+        """Observe the page's fresh entries; return the ids that were known and unchanged.
+
+        Only entries that changed are fully validated: on a steady-state page that is a
+        handful of items, not a hundred."""
+        stored = await self._store.load_states(self._limits.source, [e.id for e in entries])
         now = self._now()
         unchanged: set[str] = set()
-        for execution in items:
-            previous = stored.get(execution.id)
-            if is_unchanged(previous, execution):
-                unchanged.add(execution.id)
-                work.observed += 1
+        for entry in entries:
+            previous = stored.get(entry.id)
+            work.observed += 1
+            if is_unchanged(previous, entry):
+                unchanged.add(entry.id)
+                continue
+            parsed = entry.parse()
+            if isinstance(parsed, ItemProblem):
+                work.problems.append(parsed)
                 continue
             work.record(
-                observe(previous, execution, source=self._limits.source, now=now, policy=policy)
+                observe(previous, parsed, source=self._limits.source, now=now, policy=policy)
             )
         return unchanged
 
@@ -227,6 +232,7 @@ class SourceEngine:
             work.states[previous.id] = vanished(previous, now=self._now())
             log.info("execution.vanished", source=self._limits.source, execution_id=previous.id)
             return
+        work.observed += 1
         work.record(
             observe(previous, execution, source=self._limits.source, now=self._now(), policy=policy)
         )

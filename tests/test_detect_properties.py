@@ -300,7 +300,7 @@ def check_invariants(upstream: Upstream, relay: Relay) -> None:
     live = sum(is_live(state) for state in relay.store.values())
     relay.cycle(upstream)
     assert len(relay.log) == before
-    assert relay.pages[-1] <= 1 + live
+    assert relay.pages[-1] <= 1 + 2 * live
 
     # Nothing stays tracked as running once it ended, was purged or vanished.
     for state in relay.store.values():

@@ -114,12 +114,23 @@ SCANS = {
         ),
         Outcome(4, "coverage_budget", frozenset({"f1", "f2", "f3"})),
     ),
-    "covering some running executions extends the budget": (
+    "covering a running execution spends no budget": (
         Scan(
-            (page("k1 k2 k3 k4", unchanged="k1"), page("r1 x1 x2 x3"), *(full(p) for p in "yz")),
+            (page("k1 k2 k3 k4", unchanged="k1"), page("r1 x1 x2 x3"), *(full(p) for p in "yzw")),
             running=frozenset({"r1", "f1", "f2"}),
         ),
-        Outcome(3, "coverage_budget", frozenset({"f1", "f2"})),
+        Outcome(4, "coverage_budget", frozenset({"f1", "f2"})),
+    ),
+    "a dense band of running executions is read to its end": (
+        Scan(
+            (
+                page("k1 k2 k3 k4", unchanged="k1"),
+                *(page(f"r{i}a r{i}b x{i} y{i}") for i in range(6)),
+                full("z"),
+            ),
+            running=frozenset(f"r{i}{s}" for i in range(6) for s in "ab"),
+        ),
+        Outcome(7, "caught_up"),
     ),
     "running beyond max_pages is left uncovered": (
         Scan(

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from relay.domain.models import Execution
 from relay.domain.state import UNKNOWN_STATUS, TrackedExecution, Transition, TransitionKind
@@ -106,7 +106,21 @@ def is_live(state: TrackedExecution) -> bool:
     return state.is_running and not state.is_purged
 
 
-def is_unchanged(previous: TrackedExecution | None, execution: Execution) -> bool:
+class ChangeMarkers(Protocol):
+    """The fields that say whether an execution changed: an `Execution`, or the cheaply
+    checked head of a page item (`source.pages.PageEntry`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def credits_used(self) -> float: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def is_purged(self) -> bool: ...
+
+
+def is_unchanged(previous: TrackedExecution | None, execution: ChangeMarkers) -> bool:
     """Known, and the API shows the same status, credits, purge flag and `updated_at`.
 
     This is the pager's "known, unchanged history" test.

@@ -24,8 +24,12 @@ TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled
 
 
 def _as_utc(value: datetime) -> datetime:
-    # The API sends ISO 8601 with an offset; a naive value is taken to be UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # The API sends ISO 8601 with an offset; a naive value is taken to be UTC. This runs
+    # for every timestamp of every event, so the common case (already UTC) is cheap.
+    offset = value.utcoffset()
+    if offset is None or not offset:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]

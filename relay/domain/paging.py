@@ -16,10 +16,12 @@ How a cycle scans (pages are newest first, `pageNumber` 1, 2, ...):
    (`detect.is_live`) has been covered by a page of this cycle ("caught_up").
 5. Live executions still uncovered at that point are found either by reading on or by
    id (`pick_refreshes`). Reading on pays off only if they are close, which is not
-   known in advance, so the scan spends at most one extra page per uncovered execution:
-   it stops ("coverage_budget") once the pages read past known history reach the
-   number still uncovered. Chasing one old execution costs at most one wasted page, and
-   many uncovered executions are covered by pages, cheaper than one request each.
+   known in advance, so past known history the scan tolerates at most one *barren*
+   page (one that covered none of them) per execution still uncovered: it stops
+   ("coverage_budget") once the barren pages read past known history reach the number
+   still uncovered. Chasing one old execution costs at most one wasted page, and a
+   dense band of running executions is read page by page, cheaper than one request
+   each. A quiet cycle reads at most 1 + 2 x (live executions) pages.
 6. `max_pages` bounds every cycle ("max_pages").
 
 Steady-state cost: with nothing old running, a cycle reads ceil(changed / page_size)
@@ -62,6 +64,8 @@ class ScanPlan:
     reached_end: bool = False
     # The page number that first held known, unchanged history; None until then.
     known_from_page: int | None = None
+    # Pages past known history that covered no uncovered live execution.
+    barren_pages: int = 0
 
     @classmethod
     def start(
@@ -95,7 +99,7 @@ class ScanPlan:
             uncovered = len(self.uncovered_running)
             if uncovered == 0:
                 return "caught_up"
-            if uncovered <= self.pages_read - self.known_from_page:
+            if uncovered <= self.barren_pages:
                 return "coverage_budget"
         if self.pages_read >= self.max_pages:
             return "max_pages"
@@ -134,12 +138,16 @@ class ScanPlan:
             execution_id in unchanged_ids and execution_id not in self.seen for execution_id in ids
         ):
             known_from_page = page
+        barren_pages = self.barren_pages
+        if known_from_page is not None and known_from_page < page:
+            barren_pages += self.uncovered_running.isdisjoint(ids)
         return replace(
             self,
             pages_read=page,
             seen=self.seen | frozenset(ids),
             reached_end=raw_count < page_size,
             known_from_page=known_from_page,
+            barren_pages=barren_pages,
         )
 
 

@@ -219,8 +219,12 @@ Name = Annotated[str, AfterValidator(_check_name)]
 
 def check_http_url(value: str, *, field: str = "URL") -> str:
     """Accept an http(s) URL with a host; the message never repeats the value (it may be secret)."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value.strip())
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        usable = False
+    if not usable:
         raise ValueError(f"should be an http:// or https:// {field} with a host")
     return value.strip()
 

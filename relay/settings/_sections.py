@@ -72,7 +72,10 @@ def _strip(value: Any) -> Any:
 
 
 def _check_store_url(value: str) -> str:
-    scheme = urlsplit(value).scheme.split("+")[0]
+    try:
+        scheme = urlsplit(value).scheme.split("+")[0]
+    except ValueError:
+        scheme = ""
     if scheme not in ("sqlite", "postgresql", "postgres"):
         # The URL may hold a database password: do not repeat it.
         raise ValueError("should be sqlite:///path/to/state.db or postgresql://user@host/db")

@@ -48,7 +48,7 @@ from relay.source.pages import (
     ExecutionPage,
     describe_validation_error,
     json_type,
-    parse_items,
+    parse_entries,
 )
 from relay.source.retry import RetryPolicy, parse_retry_after
 
@@ -212,8 +212,8 @@ class ZaiaClient:
                 f"{subject} is a JSON {json_type(body)}, not the documented array; "
                 "the API may have changed: upgrade zaia-relay or report it",
             )
-        items, problems = parse_items(body)
-        return ExecutionPage(page_number, size, items, problems, raw_count=len(body))
+        entries, problems = parse_entries(body)
+        return ExecutionPage(page_number, size, entries, problems, raw_count=len(body))
 
     async def get_execution(self, execution_id: str) -> Execution:
         """One execution by id; SourceNotFound when the API no longer knows it."""

@@ -3,6 +3,11 @@
 Invariants:
 - Pure: no I/O. Each item is validated on its own, so one bad item is reported in
   `ExecutionPage.problems` and never loses the rest of the page.
+- Validation is two-step because most of a steady-state page is history the relay
+  already knows: `PageEntry` checks only the few fields that say whether an item changed
+  (id, status, credits, updatedAt, isPurged); the full model is validated by
+  `PageEntry.parse()` only for items that did change. `ExecutionPage.items` and
+  `.problems` validate everything, for callers that want the whole page.
 - `raw_count` counts every item the API sent, valid or not: it alone says whether the
   page was full, hence whether the pager should read the next one.
 - Problem messages name fields, never values: inputs and outputs of executions can hold
@@ -12,12 +17,16 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
 
-from relay.domain.models import Execution
+from relay.domain.models import Execution, ExecutionStatus
+
+_STATUSES = frozenset({"running", "completed", "failed", "cancelled"})
 
 _MAX_PROBLEMS_PER_ITEM = 3
 
@@ -32,19 +41,68 @@ class ItemProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class PageEntry:
+    """One item of a page whose change-detection fields are valid; the rest is unchecked."""
+
+    index: int
+    id: str
+    status: ExecutionStatus
+    credits_used: float
+    updated_at: datetime
+    is_purged: bool
+    raw: dict[str, Any] = field(repr=False)
+
+    def parse(self) -> Execution | ItemProblem:
+        """The fully validated execution, or what is wrong with it."""
+        try:
+            return Execution.model_validate(self.raw)
+        except ValidationError as exc:
+            return ItemProblem(self.index, self.id, describe_validation_error(exc))
+
+
+@dataclass(frozen=True)
 class ExecutionPage:
-    """One page of `GET /api/v1/executions`: the valid items and what was wrong with the rest."""
+    """One page of `GET /api/v1/executions`: its entries and what was wrong with the rest.
+
+    `problems` covers items whose change-detection fields are invalid; `items` and
+    `all_problems` validate every entry fully (cached).
+    """
 
     page_number: int
     page_size: int
-    items: tuple[Execution, ...]
-    problems: tuple[ItemProblem, ...]
+    entries: tuple[PageEntry, ...]
+    header_problems: tuple[ItemProblem, ...]
     raw_count: int  # items the API sent, valid or not
 
     @property
     def is_full(self) -> bool:
         """A full page means there may be more after it."""
         return self.raw_count >= self.page_size
+
+    @property
+    def ids(self) -> list[str]:
+        return [entry.id for entry in self.entries]
+
+    @cached_property
+    def _parsed(self) -> tuple[tuple[Execution, ...], tuple[ItemProblem, ...]]:
+        items: list[Execution] = []
+        problems = list(self.header_problems)
+        for entry in self.entries:
+            parsed = entry.parse()
+            if isinstance(parsed, ItemProblem):
+                problems.append(parsed)
+            else:
+                items.append(parsed)
+        problems.sort(key=lambda p: p.index)
+        return tuple(items), tuple(problems)
+
+    @property
+    def items(self) -> tuple[Execution, ...]:
+        return self._parsed[0]
+
+    @property
+    def problems(self) -> tuple[ItemProblem, ...]:
+        return self._parsed[1]
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -59,21 +117,64 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_items(raw: Sequence[Any]) -> tuple[tuple[Execution, ...], tuple[ItemProblem, ...]]:
-    """Validate each item on its own; a bad one is reported, never fatal."""
-    items: list[Execution] = []
+def parse_entries(raw: Sequence[Any]) -> tuple[tuple[PageEntry, ...], tuple[ItemProblem, ...]]:
+    """Check each item's change-detection fields; a bad one is reported, never fatal."""
+    entries: list[PageEntry] = []
     problems: list[ItemProblem] = []
     for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            problems.append(ItemProblem(index, None, f"item is a JSON {json_type(item)}"))
-            continue
-        try:
-            items.append(Execution.model_validate(item))
-        except ValidationError as exc:
-            item_id = item.get("id")
-            readable_id = item_id if isinstance(item_id, str) else None
-            problems.append(ItemProblem(index, readable_id, describe_validation_error(exc)))
-    return tuple(items), tuple(problems)
+        entry_or_problem = _entry(index, item)
+        if isinstance(entry_or_problem, PageEntry):
+            entries.append(entry_or_problem)
+        else:
+            problems.append(entry_or_problem)
+    return tuple(entries), tuple(problems)
+
+
+def _entry(index: int, item: Any) -> PageEntry | ItemProblem:
+    if not isinstance(item, dict):
+        return ItemProblem(index, None, f"item is a JSON {json_type(item)}")
+    item_id = item.get("id")
+    status = item.get("status")
+    credits_used = item.get("creditsUsed")
+    is_purged = item.get("isPurged")
+    updated_at = _timestamp(item.get("updatedAt"))
+    if (
+        isinstance(item_id, str)
+        and status in _STATUSES
+        and isinstance(credits_used, int | float)
+        and not isinstance(credits_used, bool)
+        and credits_used >= 0
+        and isinstance(is_purged, bool)
+        and updated_at is not None
+    ):
+        return PageEntry(
+            index=index,
+            id=item_id,
+            status=status,
+            credits_used=float(credits_used),
+            updated_at=updated_at,
+            is_purged=is_purged,
+            raw=item,
+        )
+    # The rare bad item: full validation says precisely what is wrong with it.
+    readable_id = item_id if isinstance(item_id, str) else None
+    try:
+        Execution.model_validate(item)
+    except ValidationError as exc:
+        return ItemProblem(index, readable_id, describe_validation_error(exc))
+    return ItemProblem(
+        index, readable_id, "id, status, creditsUsed, isPurged or updatedAt is invalid"
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def json_type(value: Any) -> str:
