@@ -11,13 +11,18 @@ standard error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from relay import __version__
-from relay.errors import ConfigError
+from relay.app import run_daemon, run_once
+from relay.errors import ConfigError, RelayError
+from relay.logs import configure_logging, secrets_of
+from relay.report import format_cycle
 from relay.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -80,7 +85,74 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _configure_logs(settings: Settings, *, stream: TextIO | None = None) -> None:
+    configure_logging(
+        level=settings.log.level,
+        fmt=settings.log.format,
+        secrets=secrets_of(settings),
+        stream=stream,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_or_report(args.config)
+    if settings is None:
+        return EXIT_USAGE
+    _configure_logs(settings)
+    try:
+        asyncio.run(run_daemon(settings))
+    except Exception as exc:
+        for error in _leaf_errors(exc):
+            print(f"zaia-relay: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _leaf_errors(exc: BaseException) -> list[BaseException]:
+    """The errors inside (possibly nested) exception groups, raised by task groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaf_errors(inner)]
+    return [exc]
+
+
+def _add_once_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the cycle finds, store nothing and send nothing",
+    )
+
+
+def _once(args: argparse.Namespace) -> int:
+    settings = load_or_report(args.config)
+    if settings is None:
+        return EXIT_USAGE
+    # Logs go to stderr so that stdout carries only the report.
+    _configure_logs(settings, stream=sys.stderr)
+    try:
+        reports = asyncio.run(run_once(settings, dry_run=args.dry_run))
+    except RelayError as exc:
+        print(f"zaia-relay: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    for report in reports:
+        print(format_cycle(report))
+    if args.dry_run:
+        print("dry run: nothing was stored or sent")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Command] = {
+    "run": Command(
+        help="run the daemon: poll every source, detect, alert; stop on SIGTERM/SIGINT",
+        run=_run,
+        add_arguments=add_config_argument,
+    ),
+    "once": Command(
+        help="run one poll cycle per source, print the transitions found, then exit",
+        run=_once,
+        add_arguments=_add_once_arguments,
+    ),
     "check-config": Command(
         help="validate the configuration file; exit 2 listing every problem",
         run=_check_config,

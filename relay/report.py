@@ -1,0 +1,42 @@
+"""Plain-text renderings of what a cycle found, for `zaia-relay once` and the demo."""
+
+from __future__ import annotations
+
+from relay.domain.state import Transition
+from relay.engine import CycleReport
+
+
+def format_transition(transition: Transition) -> str:
+    execution = transition.execution
+    if transition.kind == "credits":
+        change = f"credits {transition.credits_before:g} -> {transition.credits_after:g}"
+    else:
+        change = f"{transition.from_status} -> {transition.to_status}"
+    flag = "" if transition.alertable else "  (baseline)"
+    return (
+        f"  {transition.execution_id}  {execution.kind:<8}  {change:<24}"
+        f"  responder {execution.responder_id}  credits {execution.credits_used:g}{flag}"
+    )
+
+
+def format_cycle(report: CycleReport) -> str:
+    header = (
+        f"source {report.source}: {report.pages} page(s), {report.refreshes} refresh(es), "
+        f"{report.observed} execution(s) observed, {report.running} running, "
+        f"{len(report.transitions)} transition(s)"
+    )
+    if report.first_poll:
+        header += " (first poll: existing executions recorded as a baseline)"
+    lines = [header]
+    # A baseline can hold thousands of executions; list only what would alert, plus a count.
+    shown = [t for t in report.transitions if t.alertable]
+    lines.extend(format_transition(t) for t in shown)
+    hidden = len(report.transitions) - len(shown)
+    if hidden:
+        lines.append(f"  ... and {hidden} baseline transition(s) recorded without alerting")
+    for problem in report.problems:
+        lines.append(
+            f"  skipped invalid item #{problem.index}"
+            f" ({problem.execution_id or 'no id'}): {problem.message}"
+        )
+    return "\n".join(lines)
