@@ -19,11 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
 from relay.domain.schedule import next_start
-from relay.engine import CycleReport, SourceEngine
+from relay.engine import CycleReport
 from relay.errors import SourceError, SourceUnauthorized, StoreError
 
 log = structlog.get_logger("relay.poller")
@@ -52,10 +53,19 @@ class SourceHealth:
         return (now - self.last_success_at).total_seconds() > intervals * self.interval_s
 
 
+class CycleRunner(Protocol):
+    """What the poller drives: `SourceEngine`, or a scripted stand-in in tests."""
+
+    @property
+    def source(self) -> str: ...
+
+    async def run_cycle(self) -> CycleReport: ...
+
+
 class Poller:
     def __init__(
         self,
-        engine: SourceEngine,
+        engine: CycleRunner,
         *,
         interval_s: float,
         cycle_timeout_s: float,
