@@ -4,12 +4,17 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test tools lint typecheck unit clean
 
 demo: $(VENV)/.installed
 	$(BIN)/zaia-relay demo
 
-test: lint typecheck unit
+test: tools lint typecheck unit
+
+# promtool, prometheus and chromium from Debian when missing (needs root; otherwise
+# the tests that use them skip, or fail under CI=true).
+tools:
+	bash scripts/ensure-tools.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check relay tests bench

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -104,8 +105,13 @@ async def _prune_forever(runtime: Runtime) -> None:
         await asyncio.sleep(PRUNE_INTERVAL_S)
 
 
-async def run_daemon(settings: Settings) -> None:
-    """Poll every source until SIGTERM/SIGINT."""
+async def run_daemon(
+    settings: Settings,
+    *,
+    extra_tasks: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
+) -> None:
+    """Poll every source until SIGTERM/SIGINT. `extra_tasks` run alongside (the demo's
+    simulated traffic) and are stopped with the rest."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -119,6 +125,8 @@ async def run_daemon(settings: Settings) -> None:
                     for poller in runtime.pollers
                 ]
                 tasks.append(group.create_task(_prune_forever(runtime), name="prune"))
+                for name, factory in (extra_tasks or {}).items():
+                    tasks.append(group.create_task(factory(), name=name))
                 await _wait_for_stop(stop, tasks)
             log.info("relay.stopped")
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -142,7 +143,24 @@ def _once(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _demo(args: argparse.Namespace) -> int:
+    del args
+    # Imported here: the demo pulls in the simulator, which `run` never needs.
+    from relay.config_loader import parse_settings
+    from relay.demo import demo_settings_text, run_demo
+
+    settings = parse_settings(demo_settings_text(), environ={}, source="demo.yaml")
+    _configure_logs(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo())
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        help="run a simulated Zaia workspace, the relay and a console sink on this machine",
+        run=_demo,
+    ),
     "run": Command(
         help="run the daemon: poll every source, detect, alert; stop on SIGTERM/SIGINT",
         run=_run,

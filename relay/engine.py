@@ -2,7 +2,8 @@
 
 Invariants:
 - Nothing is persisted until the whole cycle has been read; then the changed states,
-  the transitions they caused and the source cursor go to the store in ONE transaction.
+  the transitions they caused, the alerts and notifications they raised (see
+  `alerting`) and the source cursor go to the store in ONE transaction.
   A cycle that fails or is cancelled midway (timeout, `kill -9`) leaves the stored state
   as it was, so the next cycle finds the same changes again: nothing is lost, and
   nothing already committed is produced twice.
@@ -21,11 +22,14 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
+from relay.alerting import AlertPlan, AlertPlanner
+from relay.domain.alerts import Alert, Notification
 from relay.domain.detect import (
     FirstSeenPolicy,
     Observation,
     is_live,
     is_unchanged,
+    live_after,
     observe,
     vanished,
 )
@@ -84,6 +88,11 @@ class CycleReport:
     transitions: tuple[Transition, ...]
     problems: tuple[ItemProblem, ...] = field(default=())
     vanished: int = 0
+    # Alerts stored for the first time by this cycle (silenced ones included, marked),
+    # windowed alerts that resolved, and the notifications it queued.
+    new_alerts: tuple[Alert, ...] = ()
+    resolved_alerts: tuple[Alert, ...] = ()
+    notifications: tuple[Notification, ...] = ()
 
     @property
     def alertable(self) -> tuple[Transition, ...]:
@@ -114,11 +123,13 @@ class SourceEngine:
         *,
         client: ZaiaClient,
         store: Store,
+        planner: AlertPlanner | None = None,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._limits = limits
         self._client = client
         self._store = store
+        self._planner = planner
         self._now = now
 
     @property
@@ -162,17 +173,25 @@ class SourceEngine:
         for execution_id in refresh_ids:
             await self._refresh(by_id[execution_id], policy=policy, work=work)
 
+        now = self._now()
+        alert_plan = AlertPlan()
+        if self._planner is not None:
+            alert_plan = await self._planner.plan(
+                now=now, transitions=work.transitions, changed=work.states, running_before=running
+            )
         result = CycleResult(
             source=limits.source,
             states=list(work.states.values()),
             transitions=work.transitions,
-            cursor=SourceCursor(
-                source=limits.source, first_poll_done=True, last_success_at=self._now()
-            ),
+            cursor=SourceCursor(source=limits.source, first_poll_done=True, last_success_at=now),
+            alerts=alert_plan.alerts,
+            notifications=alert_plan.notifications,
+            group_states=alert_plan.group_states,
         )
+        new_alert_ids = {a.id for a in alert_plan.alerts}
         if commit:
-            await self._store.commit_cycle(result)
-        still_running = self._running_after(running, work.states)
+            outcome = await self._store.commit_cycle(result)
+            new_alert_ids = set(outcome.new_alert_ids)
         return CycleReport(
             source=limits.source,
             started_at=started_at,
@@ -181,10 +200,13 @@ class SourceEngine:
             refreshes=len(refresh_ids),
             observed=work.observed,
             stop_reason=plan.stop_reason,
-            running=still_running,
+            running=len(live_after(running, work.states)),
             transitions=tuple(work.transitions),
             problems=tuple(work.problems),
             vanished=work.vanished,
+            new_alerts=tuple(a for a in alert_plan.alerts if a.id in new_alert_ids),
+            resolved_alerts=alert_plan.resolved,
+            notifications=alert_plan.notifications,
         )
 
     @staticmethod
@@ -236,15 +258,3 @@ class SourceEngine:
         work.record(
             observe(previous, execution, source=self._limits.source, now=self._now(), policy=policy)
         )
-
-    @staticmethod
-    def _running_after(
-        before: Sequence[TrackedExecution], changed: dict[str, TrackedExecution]
-    ) -> int:
-        ids = {s.id for s in before if is_live(s)}
-        for state in changed.values():
-            if is_live(state):
-                ids.add(state.id)
-            else:
-                ids.discard(state.id)
-        return len(ids)

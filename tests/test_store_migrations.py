@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from relay.domain.state import SourceCursor, TrackedExecution
 from relay.errors import StoreError
 from relay.store import SqliteStore
 from relay.store.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
+from tests.test_store_alerts import alert_cycle, make_alert, notify
 from tests.test_store_sqlite import cycle, make_execution, make_state, make_transition
 
 FIXTURE_V1 = Path(__file__).parent / "data" / "store-v1.db"
+FIXTURE_V2 = Path(__file__).parent / "data" / "store-v2.db"
 
 
 def _version_of(path: Path) -> int:
@@ -44,9 +47,16 @@ def v1_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def v2_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "store-v2.db"
+    shutil.copyfile(FIXTURE_V2, target)
+    return target
+
+
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST_VERSION == MIGRATIONS[-1].version >= 2
+    assert LATEST_VERSION == MIGRATIONS[-1].version >= 3
     assert all(m.statements and m.name for m in MIGRATIONS)
 
 
@@ -55,7 +65,10 @@ async def test_a_new_file_gets_the_latest_schema(tmp_path: Path) -> None:
     async with SqliteStore(path) as store:
         await store.ping()
     assert _version_of(path) == LATEST_VERSION
-    assert {"executions", "source_cursors", "transitions", "schema_migrations"} <= _tables_of(path)
+    assert {
+        "executions", "source_cursors", "transitions", "schema_migrations",
+        "alerts", "outbox", "silences", "group_states",
+    } <= _tables_of(path)  # fmt: skip
 
 
 async def test_migrate_step_by_step(tmp_path: Path) -> None:
@@ -70,10 +83,14 @@ async def test_migrate_step_by_step(tmp_path: Path) -> None:
             await migrate(conn, location=str(path), target=LATEST_VERSION + 1)
 
 
-def test_the_fixture_is_at_version_one() -> None:
-    # Guards the committed file itself: a test that opened it in place would upgrade it.
+def test_the_fixtures_are_at_their_versions() -> None:
+    # Guards the committed files themselves: a test that opened one in place would
+    # upgrade it.
     assert _version_of(FIXTURE_V1) == 1
     assert "transitions" not in _tables_of(FIXTURE_V1)
+    assert _version_of(FIXTURE_V2) == 2
+    assert "transitions" in _tables_of(FIXTURE_V2)
+    assert "alerts" not in _tables_of(FIXTURE_V2)
 
 
 async def test_v1_fixture_upgrades_in_place_and_keeps_its_rows(v1_copy: Path) -> None:
@@ -199,3 +216,80 @@ async def test_a_failed_migration_leaves_the_old_version(v1_copy: Path) -> None:
 
     assert _version_of(v1_copy) == 1
     assert "transitions" not in _tables_of(v1_copy)
+
+
+async def test_v2_fixture_upgrades_in_place_and_keeps_its_rows(v2_copy: Path) -> None:
+    async with SqliteStore(v2_copy) as store:
+        assert _version_of(v2_copy) == LATEST_VERSION
+
+        states = await store.load_states("prod", ["exec-running", "exec-failed"])
+        # Executions stored before migration 3 read with the filters' defaults.
+        assert states["exec-failed"] == TrackedExecution(
+            source="prod",
+            id="exec-failed",
+            status="failed",
+            credits_used=3.0,
+            kind="workflow",
+            responder_id="resp-2",
+            parent_id=None,
+            agent_id=None,
+            workflow_id="wf-1",
+            created_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+            updated_at=datetime(2026, 3, 1, 12, 2, tzinfo=UTC),
+            started_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
+            ended_at=datetime(2026, 3, 1, 12, 2, tzinfo=UTC),
+            is_purged=False,
+            last_seen_at=datetime(2026, 3, 1, 12, 5, 30, tzinfo=UTC),
+            reported_statuses=frozenset({"running", "failed"}),
+            origin_type=None,
+            is_agentic=False,
+        )
+        assert states["exec-running"].origin_type is None
+        assert [s.id for s in await store.running_states("prod")] == ["exec-running"]
+        window_start = datetime(2026, 3, 1, 11, 30, tzinfo=UTC)
+        assert [s.id for s in await store.ended_since("prod", window_start)] == ["exec-failed"]
+        assert [s.id for s in await store.ended_since("staging", window_start)] == []
+        [transition] = await store.recent_transitions()
+        assert transition.key == "prod:exec-failed:status:failed"
+        assert transition.execution().detail.output == {"error": "HTTP node got 500"}
+        assert await store.get_cursor("staging") == SourceCursor(
+            "staging", True, datetime(2026, 3, 1, 12, 4, 30, tzinfo=UTC)
+        )
+
+        # The upgraded file takes a full cycle: alerts, outbox, group states.
+        at = datetime(2026, 3, 1, 12, 6, tzinfo=UTC)
+        alert = make_alert("exec-failed", at=at)
+        refreshed = replace(
+            states["exec-running"], origin_type="api", is_agentic=True, last_seen_at=at
+        )
+        outcome = await store.commit_cycle(
+            alert_cycle([alert], notify(alert, "oncall"), states=[refreshed], at=at)
+        )
+        assert outcome.new_alert_ids == {alert.id}
+        assert (await store.load_states("prod", ["exec-running"]))["exec-running"] == refreshed
+        [item] = await store.claim_due("oncall", now=at, limit=5, lease_s=10)
+        assert item.notification.alert == alert
+
+    async with SqliteStore(v2_copy) as reopened:
+        assert await reopened.state_count() == 3
+        assert (await reopened.get_alert(alert.id)) is not None
+
+
+async def test_a_failed_migration_3_rolls_back_its_column_changes(v2_copy: Path) -> None:
+    # DDL is transactional in SQLite: the ALTERs that ran before the failure go too.
+    conn = sqlite3.connect(v2_copy)
+    conn.execute("CREATE TABLE outbox (x)")
+    conn.commit()
+    conn.close()
+
+    with pytest.raises(StoreError, match=r"store-v2\.db: cannot open"):
+        await SqliteStore(v2_copy).open()
+
+    assert _version_of(v2_copy) == 2
+    conn = sqlite3.connect(v2_copy)
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(executions)")}
+    finally:
+        conn.close()
+    assert "origin_type" not in columns
+    assert "alerts" not in _tables_of(v2_copy)

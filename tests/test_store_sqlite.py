@@ -27,6 +27,8 @@ from relay.store import (
     open_store,
     sqlite_path,
 )
+from relay.store import _sqlite_alerts as alerts_sql
+from relay.store import _sqlite_rules as rules_sql
 from relay.store import sqlite as sqlite_module
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -191,10 +193,14 @@ async def test_states_round_trip_every_field(store: SqliteStore) -> None:
         is_purged=True,
         last_seen_at=datetime(2026, 1, 2, 3, 9, 1, 1, tzinfo=UTC),
         reported_statuses=frozenset({"running", "failed"}),
+        origin_type="whatsapp-message",
+        is_agentic=True,
     )
     sparse = make_state("exec-sparse", kind="workflow")
     assert sparse.agent_id is None
     assert sparse.ended_at is None
+    assert sparse.origin_type == "webhook-request"
+    assert sparse.is_agentic is False
     await store.commit_cycle(cycle([full, sparse]))
 
     loaded = await store.load_states("prod", ["exec-full", "exec-sparse", "exec-unknown"])
@@ -393,11 +399,28 @@ async def test_hot_queries_use_indexes(tmp_path: Path) -> None:
             f"{sqlite_module._TRANSITION_SELECT} ORDER BY observed_at DESC, seq DESC LIMIT ?": 1,
             f"{sqlite_module._TRANSITION_SELECT} WHERE source = ? "
             "ORDER BY observed_at DESC, seq DESC LIMIT ?": 2,
+            sqlite_module._ENDED_SELECT: 2,
+            alerts_sql.PRUNE_ALERTS: 1,
+            alerts_sql.PRUNE_DELIVERED: 1,
+            rules_sql.GROUP_SELECT: 1,
         }
-        for sql, arity in queries.items():
-            plan = " / ".join(
-                row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("x",) * arity)
+        # Listing pages: the statement with the parameters it is really run with.
+        cursor = alerts_sql.encode_cursor("2026-03-01T12:00:00.000000Z", "alert_x")
+        pages = [
+            alerts_sql.list_query(
+                rule=rule, state=state, source=None, since=None, limit=10, before=before
             )
+            for rule, state, before in [
+                (None, None, None),
+                ("r", None, None),
+                (None, "firing", None),
+                (None, None, cursor),
+                ("r", None, cursor),
+            ]
+        ]
+        runs = [(sql, ("x",) * arity) for sql, arity in queries.items()] + pages
+        for sql, params in runs:
+            plan = " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             assert "SCAN" not in plan or "USING" in plan, (sql, plan)
             assert "TEMP B-TREE" not in plan, (sql, plan)
     finally:
@@ -531,16 +554,20 @@ _CHILD = textwrap.dedent(
     from datetime import UTC, datetime
     from relay.domain.state import SourceCursor
     from relay.store import CycleResult, SqliteStore
+    from tests.test_store_alerts import make_alert, notify
     from tests.test_store_sqlite import make_state
 
     async def main() -> None:
         store = SqliteStore(sys.argv[1])
         await store.open()
+        alert = make_alert("exec-killed")
         await store.commit_cycle(CycleResult(
             source="prod",
             states=[make_state("exec-killed", status="cancelled", ended_at=datetime.now(UTC))],
             transitions=[],
             cursor=SourceCursor("prod", True, datetime(2026, 3, 1, tzinfo=UTC)),
+            alerts=[alert],
+            notifications=notify(alert, "oncall"),
         ))
         print("committed", flush=True)
         sys.stdin.read()  # wait for the kill, holding the store open
@@ -578,6 +605,11 @@ async def test_commit_survives_kill_9(db_path: Path) -> None:
         assert await store.get_cursor("prod") == SourceCursor(
             "prod", True, datetime(2026, 3, 1, tzinfo=UTC)
         )
+        # The alert and its notification were committed with the state: after the
+        # crash the notification is still there to deliver.
+        [item] = await store.claim_due("oncall", now=T0, limit=10, lease_s=10)
+        assert item.notification.alert.execution is not None
+        assert item.notification.alert.execution.id == "exec-killed"
 
 
 # --- failures ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -44,6 +45,7 @@ __all__ = [
     "Observation",
     "is_live",
     "is_unchanged",
+    "live_after",
     "observe",
     "vanished",
 ]
@@ -118,6 +120,19 @@ class ChangeMarkers(Protocol):
     def updated_at(self) -> datetime: ...
     @property
     def is_purged(self) -> bool: ...
+
+
+def live_after(
+    before: Iterable[TrackedExecution], changed: Mapping[str, TrackedExecution]
+) -> list[TrackedExecution]:
+    """The live executions once a cycle's changed states are applied to `before`."""
+    live = {state.id: state for state in before if is_live(state)}
+    for state in changed.values():
+        if is_live(state):
+            live[state.id] = state
+        else:
+            live.pop(state.id, None)
+    return list(live.values())
 
 
 def is_unchanged(previous: TrackedExecution | None, execution: ChangeMarkers) -> bool:

@@ -42,6 +42,9 @@ class TrackedExecution:
     # Statuses a transition was already produced into: an execution that flips back and
     # forth upstream still yields at most one transition into each status.
     reported_statuses: frozenset[str] = frozenset()
+    # What rule filters need beyond the fields above.
+    origin_type: str | None = None
+    is_agentic: bool = False
 
     @property
     def is_running(self) -> bool:
@@ -68,6 +71,8 @@ class TrackedExecution:
             is_purged=execution.is_purged,
             last_seen_at=now,
             reported_statuses=frozenset({execution.status}),
+            origin_type=execution.origin_type,
+            is_agentic=execution.is_agentic,
         )
 
 

@@ -1,4 +1,5 @@
-"""Durable state of the relay: execution states, transitions and source cursors.
+"""Durable state of the relay: execution states, transitions, source cursors, alerts,
+the delivery outbox, silences and the state of windowed rules.
 
 `open_store(url)` picks the implementation from the URL scheme and returns a `Store`
 that is not yet opened (call `await store.open()`, or use `async with`).
@@ -19,14 +20,35 @@ import os
 from pathlib import Path
 
 from relay.errors import ConfigError, ConfigProblem, StoreError
-from relay.store.base import CycleResult, PruneResult, Store, StoredTransition, execution_snapshot
+from relay.store.base import Store, execution_snapshot
+from relay.store.records import (
+    AlertDelivery,
+    AlertPage,
+    CommitOutcome,
+    CycleResult,
+    DeadLetter,
+    DeliveryStatus,
+    OutboxCounts,
+    OutboxItem,
+    PruneResult,
+    StoredAlert,
+    StoredTransition,
+)
 from relay.store.sqlite import SqliteStore
 
 __all__ = [
+    "AlertDelivery",
+    "AlertPage",
+    "CommitOutcome",
     "CycleResult",
+    "DeadLetter",
+    "DeliveryStatus",
+    "OutboxCounts",
+    "OutboxItem",
     "PruneResult",
     "SqliteStore",
     "Store",
+    "StoredAlert",
     "StoredTransition",
     "execution_snapshot",
     "open_store",

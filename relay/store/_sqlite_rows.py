@@ -7,20 +7,27 @@ Invariants:
   datetime is refused rather than guessed.
 - Booleans are 0/1, `reported_statuses` a sorted JSON array, snapshots compact JSON.
 - Column order matches `STATE_COLUMNS` and `TRANSITION_COLUMNS`.
+- Alerts and notifications are stored as the compact JSON of `relay.domain.codec`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from relay.domain.models import ExecutionKind
 from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
 from relay.errors import StoreError
 from relay.store.base import StoredTransition, execution_snapshot
+
+T = TypeVar("T")
+
+# SQLite accepts up to 32766 bound parameters a statement; stay far below it.
+IDS_PER_QUERY = 500
 
 STATE_COLUMNS: tuple[str, ...] = (
     "source",
@@ -39,6 +46,8 @@ STATE_COLUMNS: tuple[str, ...] = (
     "is_purged",
     "last_seen_at",
     "reported_statuses",
+    "origin_type",
+    "is_agentic",
 )
 TRANSITION_COLUMNS: tuple[str, ...] = (
     "key",
@@ -123,6 +132,8 @@ def state_to_row(state: TrackedExecution) -> tuple[Any, ...]:
         int(state.is_purged),
         encode_time(state.last_seen_at),
         json.dumps(sorted(state.reported_statuses)),
+        state.origin_type,
+        int(state.is_agentic),
     )
 
 
@@ -144,6 +155,8 @@ def state_from_row(row: Any) -> TrackedExecution:
         is_purged=bool(row[13]),
         last_seen_at=decode_time(row[14]),
         reported_statuses=frozenset(json.loads(row[15])),
+        origin_type=row[16],
+        is_agentic=bool(row[17]),
     )
 
 
@@ -189,3 +202,19 @@ def cursor_from_row(row: Any) -> SourceCursor:
     return SourceCursor(
         source=row[0], first_poll_done=bool(row[1]), last_success_at=time_or_none(row[2])
     )
+
+
+def compact_json(value: object) -> str:
+    """JSON text as stored: compact, and strictly JSON (no NaN), so any backend reads it."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def chunks(items: Sequence[T], size: int = IDS_PER_QUERY) -> Iterator[Sequence[T]]:
+    """`items` in slices small enough to bind in one statement."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def marks(count: int) -> str:
+    """`?, ?, ...`: `count` placeholders for an `IN (...)` list."""
+    return ", ".join("?" for _ in range(count))

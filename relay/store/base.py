@@ -2,92 +2,74 @@
 
 Invariants every implementation keeps:
 - All methods are coroutines and own their transactions; a caller never sees a
-  half-applied cycle. `commit_cycle` is ONE transaction: states, transitions and the
-  source cursor are stored together or not at all.
+  half-applied cycle. `commit_cycle` is ONE transaction: states, transitions, the
+  source cursor, alerts, group states and the outbox rows of the notifications are
+  stored together or not at all, so a crash (even `kill -9`) can neither lose an alert
+  whose state change was stored nor leave a notification without its alert.
 - A transition is stored at most once per `Transition.key` (a unique constraint), so a
   replayed cycle, a restart or a second replica can never store it twice.
+- A per-execution alert is stored once per id and never overwritten; a windowed alert
+  (no `execution`) is updated in place as its group changes.
+- The outbox holds one row per (notification id, sink), ever: enqueueing it again is a
+  no-op, so a replayed cycle cannot send a notification twice. Rows go pending ->
+  delivered, or pending -> dead -> pending (replayed) | purged. A claim leases a row:
+  until the lease ends (or the claimer marks it), no other claimer gets it.
 - Datetimes go in and come out timezone-aware UTC, exact to the microsecond.
 - Execution inputs are never persisted: they can hold personal data and secrets. A
   transition keeps a snapshot of its execution without `detail.input` and without each
   event's `input`; outputs stay because they carry the error messages alerts quote.
-- Running states are never pruned, whatever their age.
+- Running states are never pruned, whatever their age; nor are alerts with a
+  notification still pending or dead, nor windowed alerts still firing, nor pending or
+  dead outbox rows.
 
-Nothing here is specific to one database: no SQL, no rowids, no file paths.
+Nothing here is specific to one database: no SQL, no rowids, no file paths. The SQLite
+implementation serialises writers; a PostgreSQL one (several replicas on one database)
+keeps the same contract with row locks, as each method's docstring sketches.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from relay.domain.alerts import AlertState
 from relay.domain.models import Execution
-from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
+from relay.domain.state import SourceCursor, TrackedExecution
+from relay.store.records import (
+    AlertDelivery,
+    AlertPage,
+    CommitOutcome,
+    CycleResult,
+    DeadLetter,
+    DeliveryStatus,
+    OutboxCounts,
+    OutboxItem,
+    PruneResult,
+    StoredAlert,
+    StoredTransition,
+)
+
+if TYPE_CHECKING:
+    from relay.domain.silences import Silence
+    from relay.domain.windows import GroupState
 
 __all__ = [
+    "AlertDelivery",
+    "AlertPage",
+    "CommitOutcome",
     "CycleResult",
+    "DeadLetter",
+    "DeliveryStatus",
+    "OutboxCounts",
+    "OutboxItem",
     "PruneResult",
     "Store",
+    "StoredAlert",
     "StoredTransition",
     "execution_snapshot",
 ]
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    """Everything one poll cycle of one source persists, in one transaction."""
-
-    source: str
-    states: Sequence[TrackedExecution]
-    transitions: Sequence[Transition]
-    cursor: SourceCursor
-
-    def __post_init__(self) -> None:
-        # A cycle belongs to exactly one source; a stray record would be stored under
-        # the wrong workspace and silently never match again.
-        sources = {s.source for s in self.states} | {t.source for t in self.transitions}
-        strays = sorted((sources | {self.cursor.source}) - {self.source})
-        if strays:
-            raise ValueError(f"cycle of source {self.source!r} carries records of {strays}")
-
-
-@dataclass(frozen=True)
-class StoredTransition:
-    """A transition as read back from the store.
-
-    `snapshot` is the execution as observed, in API JSON (camelCase), without inputs.
-    """
-
-    key: str
-    source: str
-    execution_id: str
-    kind: TransitionKind
-    from_status: str
-    to_status: str
-    credits_before: float
-    credits_after: float
-    observed_at: datetime
-    alertable: bool
-    snapshot: dict[str, Any] = field(repr=False)
-
-    def execution(self) -> Execution:
-        """The snapshot parsed back; `detail.input` reads as `{}` because it is not kept."""
-        raw = copy.deepcopy(self.snapshot)
-        detail = raw.get("detail")
-        if isinstance(detail, dict):
-            detail.setdefault("input", {})
-        return Execution.model_validate(raw)
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    """How many rows one `Store.prune` call deleted."""
-
-    states_deleted: int
-    transitions_deleted: int
 
 
 def execution_snapshot(execution: Execution) -> dict[str, Any]:
@@ -143,8 +125,20 @@ class Store(Protocol):
         """States with status "running", least recently seen first, then by id."""
         ...
 
-    async def commit_cycle(self, result: CycleResult) -> None:
-        """Upsert states, insert new transitions (known keys are ignored), upsert the cursor."""
+    async def ended_since(self, source: str, since: datetime) -> list[TrackedExecution]:
+        """States that are not running and ended at or after `since`, oldest end first
+        (then by id). What windowed rules count; vanished ones are included when their
+        end is known, for the rules to judge."""
+        ...
+
+    async def commit_cycle(self, result: CycleResult) -> CommitOutcome:
+        """In ONE transaction: upsert states, insert new transitions (known keys are
+        ignored), store alerts, enqueue notifications, replace group states, upsert the
+        cursor (see `CycleResult` for what is kept and what is ignored).
+
+        PostgreSQL: `INSERT INTO alerts ... ON CONFLICT (id) DO NOTHING RETURNING id`
+        names the new alerts (windowed ones `DO UPDATE`), and the outbox insert is
+        `ON CONFLICT (id, sink) DO NOTHING`; one replica polls a source at a time."""
         ...
 
     async def recent_transitions(
@@ -157,7 +151,128 @@ class Store(Protocol):
 
     async def state_count(self, *, source: str | None = None) -> int: ...
 
+    # --- alerts -------------------------------------------------------------------
+
+    async def list_alerts(
+        self,
+        *,
+        rule: str | None = None,
+        state: AlertState | None = None,
+        source: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> AlertPage:
+        """Alerts newest first (by `created_at`, then id), filtered; `since` keeps those
+        created or changed at or after it. `before` is the `next_cursor` of the previous
+        page (opaque; `ValueError` when malformed). Keyset pagination: a page never
+        repeats or skips an alert because new ones arrived meanwhile."""
+        ...
+
+    async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
+
+    # --- silences (runtime ones; config silences are never stored) ----------------
+
+    async def add_silence(self, silence: Silence) -> bool:
+        """Store a silence; False (and nothing changes) when its id is already stored."""
+        ...
+
+    async def get_silence(self, silence_id: str) -> Silence | None: ...
+
+    async def list_silences(self, *, now: datetime, include_expired: bool = False) -> list[Silence]:
+        """Silences by `starts_at`, then id. Without `include_expired`, only those not
+        expired by hand and not yet ended at `now` (pending ones included)."""
+        ...
+
+    async def expire_silence(self, silence_id: str, *, now: datetime) -> bool:
+        """End a silence now (`expired_at = now`); False when it is unknown or already
+        expired or ended. What it silenced is not replayed."""
+        ...
+
+    # --- windowed rules -----------------------------------------------------------
+
+    async def load_group_states(self, source: str) -> dict[tuple[str, str], GroupState]:
+        """Every stored group state of `source`, by (rule, group_key)."""
+        ...
+
+    # --- outbox -------------------------------------------------------------------
+
+    async def claim_due(
+        self, sink: str, *, now: datetime, limit: int, lease_s: float
+    ) -> list[OutboxItem]:
+        """Up to `limit` pending notifications of `sink` due at `now`, soonest first, in
+        enqueue order among equals, each leased for `lease_s`: its attempts grow by one
+        and it is not due again before `now + lease_s` unless marked for retry sooner.
+        Two claimers (tasks, processes, replicas) never get the same row while a lease
+        runs; a claimer that dies lets its lease run out and the row comes back.
+
+        SQLite: the select and the update run in one `BEGIN IMMEDIATE` transaction, so
+        claimers queue on the write lock. PostgreSQL, where claimers skip each other's
+        rows instead of waiting for them:
+
+            UPDATE outbox SET next_attempt_at = $now + $lease, attempts = attempts + 1
+            FROM (SELECT seq FROM outbox
+                  WHERE sink = $sink AND status = 'pending' AND next_attempt_at <= $now
+                  ORDER BY next_attempt_at, seq LIMIT $limit
+                  FOR UPDATE SKIP LOCKED) AS due
+            WHERE outbox.seq = due.seq
+            RETURNING outbox.attempts - 1, outbox.enqueued_at, outbox.last_error, ...
+        """
+        ...
+
+    async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int:
+        """Mark notifications delivered (final); returns how many changed. A dead letter
+        that a slow attempt delivered after all counts as delivered."""
+        ...
+
+    async def mark_retry(
+        self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str
+    ) -> bool:
+        """Keep a pending notification pending, due at `next_attempt_at`, with `error`
+        as its last error. False when it is not pending (delivered, dead or unknown)."""
+        ...
+
+    async def mark_dead(
+        self, sink: str, notification_id: str, *, reason: str, now: datetime
+    ) -> bool:
+        """Give up on a pending notification: it becomes a dead letter. False when it is
+        not pending."""
+        ...
+
+    async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, most recently dead first."""
+        ...
+
+    async def retry_dead(
+        self, *, now: datetime, sink: str | None = None, ids: Collection[str] | None = None
+    ) -> int:
+        """Replay dead letters (all, or those with `ids`, of every sink or of `sink`):
+        pending again, due at `now`, attempts reset, enqueued at `now` (so `max_age`
+        starts over). Returns how many."""
+        ...
+
+    async def purge_dead(
+        self, *, sink: str | None = None, ids: Collection[str] | None = None
+    ) -> int:
+        """Delete dead letters (all, or those with `ids`, of every sink or of `sink`)."""
+        ...
+
+    async def outbox_counts(self) -> dict[str, OutboxCounts]:
+        """(pending, dead) per sink that has any; leased rows count as pending."""
+        ...
+
+    async def next_due_at(self, sink: str) -> datetime | None:
+        """When the next pending notification of `sink` is due (maybe already past, or
+        the end of a lease); None when nothing is pending."""
+        ...
+
+    # --- housekeeping -------------------------------------------------------------
+
     async def prune(self, *, before: datetime) -> PruneResult:
-        """Delete non-running states that ended (or were last seen) before `before`, and
-        transitions observed before `before`."""
+        """Delete what is older than `before` and no longer needed: non-running states
+        that ended (or were last seen) before it; transitions observed before it;
+        delivered outbox rows delivered before it; alerts last changed before it with
+        no notification pending or dead (windowed ones only once resolved); silences
+        that ended before it; group states that never fired, unchanged since before it.
+        Group states that fired are kept: their episode numbers keep alert ids unique."""
         ...

@@ -107,6 +107,100 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX transitions_by_source ON transitions (source, observed_at, seq)",
         ),
     ),
+    Migration(
+        version=3,
+        name="rule filters, alerts, outbox, silences and group states",
+        statements=(
+            "ALTER TABLE executions ADD COLUMN origin_type TEXT",
+            "ALTER TABLE executions ADD COLUMN is_agentic INTEGER NOT NULL DEFAULT 0",
+            # Windowed rules read what ended within their window, each cycle.
+            "CREATE INDEX executions_by_end ON executions (source, ended_at)",
+            # `body` is the alert as JSON (relay.domain.codec); the other columns are
+            # what listing, paging and pruning filter on. `windowed` alerts are updated
+            # in place as their group changes; per-execution ones never are.
+            """
+            CREATE TABLE alerts (
+                id         TEXT    NOT NULL PRIMARY KEY,
+                source     TEXT    NOT NULL,
+                rule       TEXT    NOT NULL,
+                state      TEXT    NOT NULL,
+                windowed   INTEGER NOT NULL,
+                created_at TEXT    NOT NULL,
+                updated_at TEXT    NOT NULL,
+                body       TEXT    NOT NULL
+            )
+            """,
+            # Listing pages newest first by (created_at, id), optionally by rule or state.
+            "CREATE INDEX alerts_by_created ON alerts (created_at, id)",
+            "CREATE INDEX alerts_by_rule ON alerts (rule, created_at, id)",
+            "CREATE INDEX alerts_by_state ON alerts (state, created_at, id)",
+            "CREATE INDEX alerts_by_update ON alerts (updated_at)",
+            # One row per (notification, sink), kept after delivery until pruned: the
+            # unique pair is what makes enqueueing the same notification twice a no-op.
+            # `seq` keeps enqueue order among rows due at the same instant.
+            """
+            CREATE TABLE outbox (
+                seq             INTEGER PRIMARY KEY,
+                id              TEXT    NOT NULL,
+                sink            TEXT    NOT NULL,
+                alert_id        TEXT    NOT NULL,
+                kind            TEXT    NOT NULL,
+                status          TEXT    NOT NULL,
+                enqueued_at     TEXT    NOT NULL,
+                next_attempt_at TEXT    NOT NULL,
+                attempts        INTEGER NOT NULL DEFAULT 0,
+                last_error      TEXT,
+                delivered_at    TEXT,
+                dead_at         TEXT,
+                body            TEXT    NOT NULL,
+                UNIQUE (id, sink)
+            )
+            """,
+            # Partial indexes keep the hot queries (what is due, how much is pending or
+            # dead) proportional to the rows that matter, not to the delivered history.
+            """
+            CREATE INDEX outbox_due ON outbox (sink, next_attempt_at, seq)
+                WHERE status = 'pending'
+            """,
+            "CREATE INDEX outbox_dead ON outbox (sink, dead_at, seq) WHERE status = 'dead'",
+            """
+            CREATE INDEX outbox_delivered ON outbox (delivered_at)
+                WHERE status = 'delivered'
+            """,
+            "CREATE INDEX outbox_by_alert ON outbox (alert_id, status)",
+            """
+            CREATE TABLE silences (
+                id         TEXT NOT NULL PRIMARY KEY,
+                matchers   TEXT NOT NULL,
+                starts_at  TEXT NOT NULL,
+                ends_at    TEXT NOT NULL,
+                creator    TEXT NOT NULL,
+                comment    TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                expired_at TEXT,
+                origin     TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX silences_by_end ON silences (ends_at)",
+            """
+            CREATE TABLE group_states (
+                source           TEXT    NOT NULL,
+                rule             TEXT    NOT NULL,
+                group_key        TEXT    NOT NULL,
+                group_labels     TEXT    NOT NULL,
+                firing           INTEGER NOT NULL,
+                episode          INTEGER NOT NULL,
+                fired_at         TEXT,
+                last_notified_at TEXT,
+                reminders_sent   INTEGER NOT NULL,
+                value            REAL,
+                resolved_at      TEXT,
+                updated_at       TEXT    NOT NULL,
+                PRIMARY KEY (source, rule, group_key)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,176 @@
+"""From one cycle's observations to alerts and notifications, ready to commit.
+
+Invariants:
+- Decisions are the pure functions of `relay.domain` (rules, windows, silences,
+  dispatch); this module only gathers what they need: failure causes (following child
+  executions through `/nestings`, a bounded number of calls per cycle), the executions
+  of the windows and the active silences from the store.
+- Nothing here writes: the plan is committed by the engine with the cycle's states, in
+  the same transaction, so an alert is queued if and only if its cause is recorded.
+- A failure to follow a child execution never loses the alert: it keeps the cause
+  found in the execution itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from relay.domain.alerts import Alert, FailureCause, Notification, NotificationKind
+from relay.domain.cause import deepest_cause, failure_cause, needs_nestings
+from relay.domain.detect import live_after
+from relay.domain.dispatch import as_firing, notifications_for
+from relay.domain.redact import Redactor
+from relay.domain.rules import RuleContext, evaluate_running, evaluate_transitions
+from relay.domain.silences import Silence
+from relay.domain.state import TrackedExecution, Transition
+from relay.domain.windows import GroupState, evaluate_windows
+from relay.errors import SourceError
+from relay.settings import AlertsSettings, RuleSettings
+from relay.source.client import ZaiaClient
+from relay.store.base import Store
+
+log = structlog.get_logger("relay.alerting")
+
+DEFAULT_MAX_NESTINGS_PER_CYCLE = 10
+
+
+@dataclass(frozen=True)
+class AlertPlan:
+    """What one cycle alerts on: every alert to record (silenced ones included, marked),
+    the notifications to enqueue, and the windowed groups whose state moved."""
+
+    alerts: tuple[Alert, ...] = ()
+    notifications: tuple[Notification, ...] = ()
+    group_states: tuple[GroupState, ...] = ()
+    kinds: Mapping[str, NotificationKind] = field(default_factory=dict)
+
+    @property
+    def resolved(self) -> tuple[Alert, ...]:
+        return tuple(a for a in self.alerts if self.kinds.get(a.id) == "resolved")
+
+
+class AlertPlanner:
+    """Evaluates the rules of one source after each cycle."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        rules: Sequence[RuleSettings],
+        alerts: AlertsSettings,
+        config_silences: Sequence[Silence],
+        client: ZaiaClient,
+        store: Store,
+        max_nestings_per_cycle: int = DEFAULT_MAX_NESTINGS_PER_CYCLE,
+    ) -> None:
+        self._source = source
+        self._rules = list(rules)
+        self._alerts_settings = alerts
+        self._redactor = Redactor.from_settings(alerts)
+        self._config_silences = list(config_silences)
+        self._client = client
+        self._store = store
+        self._max_nestings = max_nestings_per_cycle
+        windows = [rule.window for rule in self._rules if rule.window is not None]
+        self._longest_window: timedelta | None = max(windows) if windows else None
+
+    async def plan(
+        self,
+        *,
+        now: datetime,
+        transitions: Sequence[Transition],
+        changed: Mapping[str, TrackedExecution],
+        running_before: Sequence[TrackedExecution],
+    ) -> AlertPlan:
+        if not self._rules:
+            return AlertPlan()
+        ctx = RuleContext(
+            source=self._source,
+            now=now,
+            link_template=self._alerts_settings.link_template,
+            redactor=self._redactor,
+        )
+        causes = await self._causes(transitions)
+        per_execution = evaluate_transitions(self._rules, transitions, ctx=ctx, causes=causes)
+        running_now = live_after(running_before, changed)
+        per_execution += evaluate_running(self._rules, running_now, ctx=ctx)
+
+        triples: list[tuple[Alert, NotificationKind, int]] = as_firing(per_execution)
+        group_states: list[GroupState] = []
+        if self._longest_window is not None:
+            outcome = evaluate_windows(
+                self._rules,
+                await self._window_executions(now=now, changed=changed, running=running_now),
+                await self._store.load_group_states(self._source),
+                ctx=ctx,
+            )
+            triples += outcome.alerts
+            group_states = outcome.states
+
+        silences = self._config_silences + await self._store.list_silences(now=now)
+        dispatch = notifications_for(triples, self._rules, silences=silences, now=now)
+        by_id = {alert.id: alert for alert, _, _ in triples}
+        by_id.update({alert.id: alert for alert in dispatch.silenced})
+        return AlertPlan(
+            alerts=tuple(by_id.values()),
+            notifications=tuple(dispatch.notifications),
+            group_states=tuple(group_states),
+            kinds={alert.id: kind for alert, kind, _ in triples},
+        )
+
+    async def _causes(self, transitions: Sequence[Transition]) -> dict[str, FailureCause]:
+        """Failure causes that need a child execution: followed through `/nestings`."""
+        causes: dict[str, FailureCause] = {}
+        budget = self._max_nestings
+        for transition in transitions:
+            if not transition.alertable or transition.to_status != "failed":
+                continue
+            execution = transition.execution
+            own = failure_cause(execution, redactor=self._redactor)
+            if needs_nestings(own, execution) is None:
+                continue
+            if budget <= 0:
+                log.info(
+                    "cause.nestings_budget_spent", source=self._source, execution_id=execution.id
+                )
+                continue
+            budget -= 1
+            try:
+                tree = await self._client.get_nestings(execution.id)
+            except SourceError as exc:
+                log.warning(
+                    "cause.nestings_failed",
+                    source=self._source,
+                    execution_id=execution.id,
+                    error=str(exc),
+                )
+                continue
+            deeper = deepest_cause(tree, redactor=self._redactor)
+            if deeper is not None:
+                causes[execution.id] = deeper
+        return causes
+
+    async def _window_executions(
+        self,
+        *,
+        now: datetime,
+        changed: Mapping[str, TrackedExecution],
+        running: Sequence[TrackedExecution],
+    ) -> list[TrackedExecution]:
+        """Executions that ended within the longest window, or still run, as of this cycle
+        (stored ones overlaid with what this cycle changed)."""
+        assert self._longest_window is not None
+        since = now - self._longest_window
+        merged = {s.id: s for s in await self._store.ended_since(self._source, since)}
+        for state in changed.values():
+            ended_recently = state.ended_at is not None and state.ended_at >= since
+            if ended_recently and not state.is_running:
+                merged[state.id] = state
+            else:
+                merged.pop(state.id, None)
+        merged.update({s.id: s for s in running})
+        return list(merged.values())

@@ -1,0 +1,136 @@
+"""Alerts and the notifications that carry them to sinks.
+
+Invariants:
+- An alert's `id` is stable: the same rule firing for the same execution (or the same
+  group in the same episode) always gets the same id, across restarts and replicas.
+- A notification's `id` (sent as `webhook-id`) is derived from the alert id and what
+  the notification says (firing, the n-th reminder, resolved), so it is the same on
+  every delivery attempt, and a resolve never shares the id of its firing.
+- Alerts carry no execution inputs, and the error excerpt in `cause` is already
+  bounded and redacted: nothing downstream needs to scrub them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Severity = Literal["critical", "warning", "info"]
+AlertState = Literal["firing", "resolved"]
+NotificationKind = Literal["firing", "reminder", "resolved", "test"]
+
+
+def alert_id(*parts: str) -> str:
+    """A short stable id from the parts that identify an alert (rule, source, subject, episode)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"alert_{digest[:24]}"
+
+
+def execution_alert_id(*, rule: str, source: str, execution_id: str) -> str:
+    """Per-execution rules fire at most once per execution per rule: no episode needed."""
+    return alert_id(rule, source, execution_id)
+
+
+def group_alert_id(*, rule: str, source: str, group_key: str, episode: int) -> str:
+    """Windowed rules fire once per episode (firing -> resolved) of each group."""
+    return alert_id(rule, source, group_key, str(episode))
+
+
+def notification_id(alert: str, kind: NotificationKind, sequence: int = 0) -> str:
+    """`msg_<alert>_<kind>[_<n>]`: stable across attempts, distinct per notification."""
+    suffix = f"_{sequence}" if kind == "reminder" else ""
+    return f"msg_{alert.removeprefix('alert_')}_{kind}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCause:
+    """What failed inside an execution: the failing step, and where it led.
+
+    `chain` lists execution ids from the alerted execution down to the deepest failing
+    child (just the execution itself when no child is involved).
+    """
+
+    step_label: str | None
+    step_type: str | None  # "iteration" | "tool-call" | "workflow-node" | other
+    tool_type: str | None = None
+    node_type: str | None = None
+    model: str | None = None
+    error_excerpt: str | None = None
+    chain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFacts:
+    """The parts of an execution an alert shows (never its inputs)."""
+
+    id: str
+    kind: str  # agent | squad | workflow
+    status: str
+    responder_id: str
+    agent_id: str | None
+    workflow_id: str | None
+    parent_id: str | None
+    origin_type: str | None
+    credits_used: float
+    started_at: datetime
+    ended_at: datetime | None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert: a per-execution rule that fired, or one episode of a windowed group."""
+
+    id: str
+    rule: str
+    severity: Severity
+    state: AlertState
+    source: str
+    summary: str  # one line
+    description: str
+    started_at: datetime  # when the condition was observed
+    labels: Mapping[str, str] = field(default_factory=dict)  # bounded: no execution ids
+    execution: ExecutionFacts | None = None  # per-execution rules
+    cause: FailureCause | None = None
+    link: str | None = None
+    group: Mapping[str, str] | None = None  # windowed rules: the group_by values
+    value: float | None = None  # windowed rules: the measured ratio, sum or count
+    ended_at: datetime | None = None  # when a windowed alert resolved
+    silenced_by: str | None = None  # id of the silence that matched, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message about an alert for one sink; the unit of the outbox."""
+
+    id: str  # the `webhook-id`; see `notification_id`
+    sink: str
+    kind: NotificationKind
+    alert: Alert  # the alert as it was when the notification was created
+    created_at: datetime
+
+    @classmethod
+    def about(
+        cls,
+        alert: Alert,
+        *,
+        sink: str,
+        kind: NotificationKind,
+        created_at: datetime,
+        sequence: int = 0,
+    ) -> Notification:
+        return cls(
+            id=notification_id(alert.id, kind, sequence),
+            sink=sink,
+            kind=kind,
+            alert=alert,
+            created_at=created_at,
+        )

@@ -1,0 +1,293 @@
+"""Notifications as Slack messages: Block Kit built with slack_sdk's models.
+
+Pure: no I/O, no clock.
+
+Invariants:
+- Every message is within Slack's limits whatever the alert holds: at most 50 blocks,
+  section text at most 3000 characters, section fields at most 10 of at most 2000
+  characters, header text at most 150, button text at most 75, the fallback `text` at
+  most 3000. Every block is built through slack_sdk's models and serialised with
+  `to_dict()`, which runs their validators, so a limit we got wrong fails loudly here
+  rather than at Slack.
+- Text taken from alerts is escaped for mrkdwn (`&`, `<`, `>`), and cut after escaping
+  without leaving half an entity; a code block's content cannot close its fence.
+- One notification renders as a detailed message; several render as a digest listing
+  at most `DIGEST_SHOWN` of them, then "and N more". The colour bar is the severity of
+  the worst firing alert, green when everything in the message resolved.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.attachments import BlockAttachment
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from relay.domain.alerts import Alert, Notification
+from relay.domain.render import (
+    RESOLVED_HEX,
+    SEVERITY_HEX,
+    colour_hex,
+    format_credits,
+    format_seconds,
+    iso,
+)
+
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_FIELD_CHARS = 2000
+MAX_FIELDS = 10
+MAX_HEADER_CHARS = 150
+MAX_BUTTON_CHARS = 75
+MAX_URL_CHARS = 3000
+MAX_FALLBACK_CHARS = 3000
+DIGEST_SHOWN = 20
+ELLIPSIS = "…"
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+_RESOLVED_EMOJI = "✅"
+_TEST_EMOJI = "🧪"
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+
+
+# --- text helpers -------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Escape text for Slack mrkdwn: `&`, `<` and `>` are control characters there."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters with an ellipsis, never inside an entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS)]
+    cut = _PARTIAL_ENTITY.sub("", cut)
+    return cut + ELLIPSIS
+
+
+def _link(url: str | None, label: str) -> str:
+    """A mrkdwn link, or just the label when the URL cannot be written safely."""
+    if not url or len(url) > MAX_URL_CHARS or any(c in url for c in "<>| \n"):
+        return escape(label)
+    return f"<{url}|{escape(label)}>"
+
+
+def _code_block(excerpt: str, budget: int) -> str:
+    # Three backticks inside the excerpt would end the block early and unformat the rest.
+    # A zero-width space between the backticks keeps them visible but inert.
+    body = escape(excerpt.replace("```", "`\u200b`\u200b`"))
+    fence = "```"
+    return f"{fence}{clip(body, max(1, budget - 2 * len(fence)))}{fence}"
+
+
+def _is_resolved(notification: Notification) -> bool:
+    return notification.kind == "resolved" or notification.alert.state == "resolved"
+
+
+def _emoji(notification: Notification) -> str:
+    if notification.kind == "test":
+        return _TEST_EMOJI
+    if _is_resolved(notification):
+        return _RESOLVED_EMOJI
+    return _EMOJI.get(notification.alert.severity, _EMOJI["info"])
+
+
+def _state_word(notification: Notification) -> str:
+    if notification.kind == "test":
+        return "TEST"
+    if _is_resolved(notification):
+        return "RESOLVED"
+    return "REMINDER" if notification.kind == "reminder" else "FIRING"
+
+
+# --- one alert ----------------------------------------------------------------------------
+
+
+def _field(label: str, value: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=clip(f"*{label}*\n{escape(value)}", MAX_FIELD_CHARS))
+
+
+def _fields(notification: Notification) -> list[MarkdownTextObject]:
+    alert = notification.alert
+    fields = [
+        _field("Status", f"{_state_word(notification)} · {alert.severity}"),
+        _field("Rule", alert.rule),
+        _field("Source", alert.source),
+    ]
+    facts = alert.execution
+    if facts is not None:
+        fields.append(_field("Execution", f"{facts.kind} {facts.id} ({facts.status})"))
+        fields.append(_field("Responder", facts.responder_id))
+        if facts.agent_id:
+            fields.append(_field("Agent", facts.agent_id))
+        if facts.workflow_id:
+            fields.append(_field("Workflow", facts.workflow_id))
+        fields.append(_field("Credits", format_credits(facts.credits_used)))
+        fields.append(_field("Duration", format_seconds(facts.duration_s)))
+    if alert.group:
+        group = ", ".join(f"{key}={value}" for key, value in sorted(alert.group.items()))
+        fields.append(_field("Group", group))
+    if alert.value is not None:
+        fields.append(_field("Value", f"{alert.value:g}"))
+    return fields[:MAX_FIELDS]
+
+
+def _cause_text(alert: Alert) -> str | None:
+    cause = alert.cause
+    if cause is None:
+        return None
+    kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type, cause.model) if k]
+    step = escape(cause.step_label or "unnamed step")
+    head = f"*Failing step:* {step}"
+    if kinds:
+        head += f" ({escape(', '.join(kinds))})"
+    if len(cause.chain) > 1:
+        head += f"\n*Via:* {escape(' → '.join(cause.chain))}"
+    head = clip(head, MAX_SECTION_CHARS // 3)
+    if not cause.error_excerpt:
+        return head
+    budget = MAX_SECTION_CHARS - len(head) - 1
+    return f"{head}\n{_code_block(cause.error_excerpt, budget)}"
+
+
+def _alert_blocks(notification: Notification) -> list[Block]:
+    alert = notification.alert
+    header = clip(f"{_emoji(notification)} {alert.summary}".replace("\n", " "), MAX_HEADER_CHARS)
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=header, emoji=True)),
+        SectionBlock(fields=_fields(notification)),
+    ]
+    if alert.description.strip():
+        text = clip(escape(alert.description), MAX_SECTION_CHARS)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+    cause = _cause_text(alert)
+    if cause is not None:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=cause)))
+    if alert.link and len(alert.link) <= MAX_URL_CHARS:
+        button = ButtonElement(
+            text=PlainTextObject(text="Open execution" if alert.execution else "Open"),
+            url=alert.link,
+            action_id="open",
+        )
+        blocks.append(ActionsBlock(elements=[button]))
+    context = f"alert `{alert.id}` · started {iso(alert.started_at)}"
+    if alert.ended_at is not None:
+        context += f" · resolved {iso(alert.ended_at)}"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=escape(context))]))
+    return blocks
+
+
+# --- digests ------------------------------------------------------------------------------
+
+
+def _digest_line(notification: Notification) -> str:
+    alert = notification.alert
+    title = f"{_emoji(notification)} *{escape(alert.rule)}* · {_state_word(notification)}"
+    line = f"{title} · {escape(alert.source)}\n{escape(alert.summary)}"
+    if alert.link:
+        line += f" {_link(alert.link, 'open')}"
+    return clip(line, MAX_SECTION_CHARS)
+
+
+def _digest_header(notifications: Sequence[Notification]) -> str:
+    counts = Counter(n.alert.severity for n in notifications if not _is_resolved(n))
+    resolved = sum(1 for n in notifications if _is_resolved(n))
+    parts = [f"{counts[s]} {s}" for s in sorted(counts, key=_SEVERITY_ORDER.__getitem__)]
+    if resolved:
+        parts.append(f"{resolved} resolved")
+    emoji = _RESOLVED_EMOJI if not counts else _EMOJI[_worst(notifications)]
+    return clip(f"{emoji} {len(notifications)} alerts: {', '.join(parts)}", MAX_HEADER_CHARS)
+
+
+def _worst(notifications: Sequence[Notification]) -> str:
+    firing = [n.alert.severity for n in notifications if not _is_resolved(n)]
+    return min(firing, key=_SEVERITY_ORDER.__getitem__) if firing else "info"
+
+
+def _digest_blocks(notifications: Sequence[Notification]) -> list[Block]:
+    shown = notifications[:DIGEST_SHOWN]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_digest_header(notifications)))]
+    blocks.extend(SectionBlock(text=MarkdownTextObject(text=_digest_line(n))) for n in shown)
+    hidden = len(notifications) - len(shown)
+    if hidden:
+        blocks.append(DividerBlock())
+        more = f"…and {hidden} more. The relay's status page and /api/v1/alerts list them all."
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
+    return blocks
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def _colour(notifications: Sequence[Notification]) -> str:
+    if len(notifications) == 1:
+        return colour_hex(notifications[0])
+    if all(_is_resolved(n) for n in notifications):
+        return RESOLVED_HEX
+    return SEVERITY_HEX[_worst(notifications)]
+
+
+def fallback_text(notifications: Sequence[Notification]) -> str:
+    """The plain `text` Slack shows in notifications and where blocks cannot render."""
+    if len(notifications) == 1:
+        n = notifications[0]
+        text = f"{_state_word(n)} [{n.alert.severity}] {n.alert.summary}"
+    else:
+        text = _digest_header(notifications)
+    return clip(escape(" ".join(text.split())), MAX_FALLBACK_CHARS)
+
+
+def slack_message(notifications: Sequence[Notification]) -> dict[str, Any]:
+    """The JSON of a message (for an incoming webhook or `chat.postMessage`/`chat.update`):
+    fallback text, and one attachment holding the blocks and the severity colour."""
+    if not notifications:
+        raise ValueError("a message needs at least one notification")
+    if len(notifications) == 1:
+        blocks = _alert_blocks(notifications[0])
+    else:
+        blocks = _digest_blocks(notifications)
+    if len(blocks) > MAX_BLOCKS:  # unreachable by construction; kept as the last guard
+        raise ValueError(f"{len(blocks)} blocks exceed Slack's limit of {MAX_BLOCKS}")
+    attachment = BlockAttachment(blocks=blocks, color=_colour(notifications))
+    return {"text": fallback_text(notifications), "attachments": [attachment.to_dict()]}
+
+
+def slack_thread_reply(notification: Notification) -> dict[str, Any]:
+    """A short reply in the thread of an alert's first message (resolved, reminder)."""
+    alert = notification.alert
+    word = _state_word(notification).capitalize()
+    when = iso(alert.ended_at or notification.created_at)
+    text = f"{_emoji(notification)} {word} at {when}: {escape(' '.join(alert.summary.split()))}"
+    if alert.value is not None:
+        text += f" (value {alert.value:g})"
+    block = SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_CHARS)))
+    return {"text": clip(text, MAX_FALLBACK_CHARS), "blocks": [block.to_dict()]}
+
+
+__all__ = [
+    "DIGEST_SHOWN",
+    "MAX_BLOCKS",
+    "MAX_HEADER_CHARS",
+    "MAX_SECTION_CHARS",
+    "clip",
+    "escape",
+    "fallback_text",
+    "slack_message",
+    "slack_thread_reply",
+]

@@ -1,0 +1,211 @@
+"""What the HTTP modules share: the request context, JSON errors, auth and secret scrubbing.
+
+Invariants:
+- Every error leaves the server as JSON: `{"error": CODE, "message": TEXT}` (plus
+  `problems` for invalid input), with a status code that says whose fault it is.
+- A mutating call (any method but GET/HEAD/OPTIONS) needs `Authorization: Bearer
+  <admin_token>`, compared with `hmac.compare_digest`; with no token configured every
+  mutating call is refused (403), whatever it sends.
+- `SecretScrubber` holds every secret of the configuration; the server passes every
+  response body through it as a last line of defence, so even an error message that
+  quoted a secret by accident never leaves the process with it. Handlers still never
+  put secrets in responses in the first place.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import BaseModel, SecretStr
+
+if TYPE_CHECKING:
+    from relay.domain.silences import Silence
+    from relay.metrics import RelayMetrics
+    from relay.poller import SourceHealth
+    from relay.settings import Settings
+    from relay.status_page import SourceState
+    from relay.store import Store
+
+__all__ = [
+    "CONTEXT",
+    "SAFE_METHODS",
+    "ApiError",
+    "HttpContext",
+    "SecretScrubber",
+    "check_admin",
+    "json_response",
+    "source_state",
+]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpContext:
+    """Everything the handlers read; built once by `relay.server.build_app`."""
+
+    metrics: RelayMetrics
+    store: Store
+    health: Mapping[str, SourceHealth]
+    settings: Settings
+    now: Callable[[], datetime]
+    scrubber: SecretScrubber
+    config_silences: Sequence[Silence] = ()
+    # Called after dead letters were put back to pending, so delivery workers look now.
+    on_deliveries_retried: Callable[[], None] | None = None
+    store_timeout_s: float = 3.0
+    status_refresh_s: int = 10
+
+    @property
+    def admin_token(self) -> str | None:
+        token = self.settings.server.admin_token
+        value = token.get_secret_value() if token is not None else ""
+        return value or None
+
+
+CONTEXT: web.AppKey[HttpContext] = web.AppKey("relay_context", HttpContext)
+
+
+class ApiError(Exception):
+    """An error answered to the client as JSON; `message` says what to do."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        problems: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.problems is not None:
+            body["problems"] = list(self.problems)
+        return json_response(body, status=self.status, headers=self.headers)
+
+
+def json_response(
+    body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    text = json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    response = web.Response(
+        text=text, status=status, content_type="application/json", headers=headers
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def check_admin(request: web.Request, *, token: str | None) -> None:
+    """Raise `ApiError` unless the request carries the admin token."""
+    if token is None:
+        raise ApiError(
+            403,
+            "admin_disabled",
+            "mutating calls are disabled because no admin token is configured; set "
+            "server.admin_token (or RELAY_SERVER__ADMIN_TOKEN) and send it as "
+            "'Authorization: Bearer <token>'",
+        )
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest on bytes of any content; its time does not depend on where the
+    # strings differ, so the token cannot be guessed one character at a time.
+    ok = hmac.compare_digest(given.strip().encode(), token.encode())
+    if scheme.lower() != "bearer" or not ok:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this call needs 'Authorization: Bearer <admin token>' with the token "
+            "configured as server.admin_token",
+            headers={"WWW-Authenticate": 'Bearer realm="zaia-relay"'},
+        )
+
+
+def source_state(health: SourceHealth, *, now: datetime) -> SourceState:
+    """One word for a source's health: unauthorized, starting, failing, stale or ok."""
+    if health.unauthorized:
+        return "unauthorized"
+    if health.last_success_at is None:
+        return "failing" if health.consecutive_failures else "starting"
+    if health.is_stale(now=now):
+        return "stale"
+    return "failing" if health.consecutive_failures else "ok"
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class SecretScrubber:
+    """Replaces known secret values in response bodies.
+
+    Secrets shorter than `MIN_LENGTH` are not scrubbed: replacing a few common
+    characters would corrupt JSON and HTML, and such a value is too weak to protect
+    anyway. Each secret is also matched as it appears once escaped for JSON or HTML.
+    """
+
+    needles: tuple[bytes, ...] = field(default=())
+
+    MIN_LENGTH = 6
+
+    @classmethod
+    def of(cls, secrets: Iterable[str]) -> SecretScrubber:
+        variants: set[str] = set()
+        for secret in secrets:
+            if len(secret) < cls.MIN_LENGTH:
+                continue
+            variants.add(secret)
+            variants.add(html.escape(secret, quote=True))
+            variants.add(json.dumps(secret)[1:-1])
+            variants.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+        # Longest first, so a secret that contains another is replaced whole.
+        needles = sorted((v.encode() for v in variants), key=len, reverse=True)
+        return cls(tuple(needles))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecretScrubber:
+        secrets = list(_secret_values(settings))
+        # A database URL can carry a password without being typed as a secret.
+        password = urlsplit(settings.store.url).password
+        if password:
+            secrets.append(password)
+        return cls.of(secrets)
+
+    def scrub(self, body: bytes) -> bytes:
+        for needle in self.needles:
+            if needle in body:
+                body = body.replace(needle, REDACTED.encode())
+        return body
+
+    def scrub_text(self, text: str) -> str:
+        return self.scrub(text.encode()).decode()
+
+
+def _secret_values(value: object) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_values(getattr(value, name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _secret_values(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _secret_values(item)

@@ -1,0 +1,325 @@
+"""The relay's Prometheus metrics, on an injected `CollectorRegistry`.
+
+Invariants:
+- Every metric lives on the registry given to `RelayMetrics`; nothing here touches the
+  process-global registry, so tests (and two relays in one process) never collide.
+- Label values are bounded: source, sink and rule names come from the configuration,
+  every other label takes a value from a small fixed set (outcomes, statuses, execution
+  types, HTTP status codes). No execution id, alert id or error text is ever a label.
+- No secret is ever a label or a value: metrics see names and counts only.
+- Counters start at zero for every configured source and sink, so `rate()` and
+  `absent()` work from the first scrape instead of after the first event.
+- The exposition leaves out the `*_created` series prometheus_client adds to counters
+  and histograms: they double the series count and no dashboard or rule here uses them.
+
+The callbacks match what the rest of the relay calls: `on_cycle` is a `poller.OnCycle`,
+`request_counter(source)` is a `source.client.OnRequest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+
+from relay import __version__
+from relay.domain.alerts import Alert
+from relay.domain.models import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from relay.engine import CycleReport
+    from relay.source.client import Endpoint, OnRequest, RequestOutcome
+
+__all__ = [
+    "CYCLE_OUTCOMES",
+    "NOTIFICATION_OUTCOMES",
+    "PREFIX",
+    "DeliveryOutcome",
+    "RelayMetrics",
+]
+
+PREFIX = "zaia_relay"
+
+# The outcomes `Poller.run_one` reports; see `relay.poller.CycleOutcome`.
+CYCLE_OUTCOMES = ("ok", "unauthorized", "source_error", "store_error", "timeout", "error")
+# What became of one delivery attempt of a notification.
+NOTIFICATION_OUTCOMES = ("delivered", "retry", "dead")
+
+# Poll cycles read a few pages: tens of milliseconds on a quiet workspace, seconds when
+# the API is slow; the top buckets sit around the default cycle timeout (60 s).
+_POLL_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+_SEND_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Detection latency is bounded below by the poll interval (15 s by default) and grows
+# with retries and outages; a backfill on first start can report hours.
+_LATENCY_BUCKETS_S = (1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 900, 3600)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryOutcome(Protocol):
+    """What the delivery worker reports (`relay.sinks.worker.DeliveryResult`)."""
+
+    @property
+    def sink(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
+
+
+class _WithoutCreated:
+    """A read-only view of a registry that drops the `*_created` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            if family.type in ("counter", "histogram", "summary"):
+                created = f"{family.name}_created"
+                family.samples = [s for s in family.samples if s.name != created]
+            yield family
+
+
+class RelayMetrics:
+    """All metrics of one relay process, and the hooks that update them."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        version: str = __version__,
+        sources: Iterable[str] = (),
+        sinks: Iterable[str] = (),
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.registry = registry
+        self._now = now
+        p = PREFIX
+
+        self.build_info = Info(
+            f"{p}_build", "Version of the running zaia-relay.", registry=registry
+        )
+        self.build_info.info({"version": version})
+
+        self.poll_cycles = Counter(
+            f"{p}_poll_cycles",
+            "Poll cycles run, by source and outcome "
+            "(ok, unauthorized, source_error, store_error, timeout, error).",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            f"{p}_poll_duration_seconds",
+            "Duration of poll cycles, whatever their outcome.",
+            ["source"],
+            buckets=_POLL_BUCKETS_S,
+            registry=registry,
+        )
+        self.api_requests = Counter(
+            f"{p}_api_requests",
+            "HTTP requests to the Zaia API, by endpoint (list, get, nestings) and status "
+            'code ("error" when no response came back: timeout or connection error).',
+            ["source", "endpoint", "code"],
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            f"{p}_last_successful_poll_timestamp_seconds",
+            "Unix time of the end of the last successful poll cycle (0 before the first).",
+            ["source"],
+            registry=registry,
+        )
+        self.running = Gauge(
+            f"{p}_executions_running",
+            "Executions tracked as running after the last successful poll cycle.",
+            ["source"],
+            registry=registry,
+        )
+        self.transitions = Counter(
+            f"{p}_execution_transitions",
+            "Status transitions observed (baseline records of a first start excluded), "
+            "by new status and execution type.",
+            ["source", "to", "type"],
+            registry=registry,
+        )
+        self.credits = Counter(
+            f"{p}_execution_credits",
+            "Credits used by executions that ended, by final status; counted once, when "
+            "the end is observed (baseline records of a first start excluded).",
+            ["source", "status"],
+            registry=registry,
+        )
+        self.invalid_items = Counter(
+            f"{p}_invalid_items",
+            "Items of API pages skipped because they did not match the documented schema.",
+            ["source"],
+            registry=registry,
+        )
+        self.alerts = Counter(
+            f"{p}_alerts",
+            "Alerts raised (firing) and resolved, by rule and severity.",
+            ["rule", "severity", "state"],
+            registry=registry,
+        )
+        self.notifications = Counter(
+            f"{p}_notifications",
+            "Notifications by what became of their delivery attempts, by sink: delivered, "
+            "retry (failed, rescheduled) or dead (given up, moved to the dead letters).",
+            ["sink", "outcome"],
+            registry=registry,
+        )
+        self.notification_duration = Histogram(
+            f"{p}_notification_duration_seconds",
+            "Duration of delivery attempts (one request to the sink, which may carry a "
+            "digest of several notifications), whatever the outcome.",
+            ["sink"],
+            buckets=_SEND_BUCKETS_S,
+            registry=registry,
+        )
+        self.detection_latency = Histogram(
+            f"{p}_detection_latency_seconds",
+            "Time from an execution's end (as the API reports it) to its alert being queued "
+            "for delivery.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            f"{p}_outbox_pending",
+            "Notifications waiting in the outbox for delivery, by sink.",
+            ["sink"],
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            f"{p}_dead_letters",
+            "Notifications given up on (dead letters) awaiting an operator, by sink.",
+            ["sink"],
+            registry=registry,
+        )
+
+        for source in sources:
+            self.add_source(source)
+        for sink in sinks:
+            self.add_sink(sink)
+
+    # --- label initialisation -------------------------------------------------------------
+
+    def add_source(self, source: str) -> None:
+        """Create the series of `source` at zero (idempotent)."""
+        for outcome in CYCLE_OUTCOMES:
+            self.poll_cycles.labels(source, outcome)
+        self.poll_duration.labels(source)
+        self.last_success.labels(source)
+        self.running.labels(source)
+        self.invalid_items.labels(source)
+
+    def add_sink(self, sink: str) -> None:
+        """Create the series of `sink` at zero (idempotent)."""
+        for outcome in NOTIFICATION_OUTCOMES:
+            self.notifications.labels(sink, outcome)
+        self.notification_duration.labels(sink)
+        self.outbox_pending.labels(sink)
+        self.dead_letters.labels(sink)
+
+    # --- polling ----------------------------------------------------------------------------
+
+    def on_cycle(
+        self,
+        source: str,
+        outcome: str,
+        duration_s: float,
+        report: CycleReport | None,
+        /,
+    ) -> None:
+        """A `relay.poller.OnCycle`: one poll cycle ended."""
+        self.poll_cycles.labels(source, outcome).inc()
+        self.poll_duration.labels(source).observe(max(0.0, duration_s))
+        if outcome != "ok":
+            return
+        self.last_success.labels(source).set(self._now().timestamp())
+        if report is None:
+            return
+        self.running.labels(source).set(report.running)
+        if report.problems:
+            self.invalid_items.labels(source).inc(len(report.problems))
+        for transition in report.transitions:
+            if transition.kind != "status" or not transition.alertable:
+                continue
+            self.transitions.labels(source, transition.to_status, transition.execution.kind).inc()
+            if transition.to_status in TERMINAL_STATUSES and transition.credits_after > 0:
+                self.credits.labels(source, transition.to_status).inc(transition.credits_after)
+
+    def api_request(self, source: str, endpoint: str, code: int | str) -> None:
+        """One HTTP attempt against the Zaia API."""
+        self.api_requests.labels(source, endpoint, str(code)).inc()
+
+    def request_counter(self, source: str) -> OnRequest:
+        """A `relay.source.client.OnRequest` that counts the requests of `source`."""
+
+        def count(endpoint: Endpoint, outcome: RequestOutcome) -> None:
+            self.api_request(source, endpoint, outcome)
+
+        return count
+
+    # --- alerts and delivery ----------------------------------------------------------------
+
+    def alert(self, rule: str, *, severity: str, state: str) -> None:
+        """One alert raised (state "firing") or resolved (state "resolved")."""
+        self.alerts.labels(rule, severity, state).inc()
+
+    def alerts_queued(self, alerts: Sequence[Alert], *, queued_at: datetime) -> None:
+        """Alerts just committed (new ones only): counts them and, for those about an
+        execution that ended, observes the detection latency."""
+        for alert in alerts:
+            self.alert(alert.rule, severity=alert.severity, state=alert.state)
+            execution = alert.execution
+            if alert.state == "firing" and execution is not None and execution.ended_at:
+                self.observe_detection_latency((queued_at - execution.ended_at).total_seconds())
+
+    def observe_detection_latency(self, seconds: float) -> None:
+        self.detection_latency.observe(max(0.0, seconds))
+
+    def notification(self, sink: str, *, outcome: str, duration_s: float | None = None) -> None:
+        """One delivery attempt ended; `duration_s` is the time spent talking to the sink."""
+        self.notifications.labels(sink, outcome).inc()
+        if duration_s is not None:
+            self.notification_duration.labels(sink).observe(max(0.0, duration_s))
+
+    def on_delivery(self, result: DeliveryOutcome, /) -> None:
+        """A `relay.sinks.worker.OnResult`: one message to a sink carried `result.count`
+        notifications, which all met `result.outcome`."""
+        self.notifications.labels(result.sink, result.outcome).inc(result.count)
+        self.notification_duration.labels(result.sink).observe(max(0.0, result.duration_s))
+
+    def set_outbox(self, counts: Mapping[str, tuple[int, int]]) -> None:
+        """Outbox sizes as `{sink: (pending, dead)}`; sinks absent from `counts` that were
+        seen before (or configured) drop to zero rather than keep a stale value."""
+        known = {labels[0] for labels in _label_values(self.outbox_pending)} | set(counts)
+        for sink in known:
+            pending, dead = counts.get(sink, (0, 0))
+            self.outbox_pending.labels(sink).set(pending)
+            self.dead_letters.labels(sink).set(dead)
+
+    # --- exposition -------------------------------------------------------------------------
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The registry in the format the `Accept` header asks for (Prometheus text by
+        default, OpenMetrics when asked): `(body, content_type)`."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(_WithoutCreated(self.registry)), content_type
+
+
+def _label_values(metric: Gauge) -> list[tuple[str, ...]]:
+    # prometheus_client keeps children by label tuple; reading the samples is the public way.
+    values: list[tuple[str, ...]] = []
+    for family in metric.collect():
+        for sample in family.samples:
+            values.append(tuple(sample.labels[name] for name in sorted(sample.labels)))
+    return values

@@ -1,0 +1,200 @@
+"""The sink contract, and the HTTP plumbing the remote sinks share.
+
+Invariants:
+- `Sink.send` either returns (every notification given was accepted by the receiver) or
+  raises `SinkError`, whose `retryable` says whether trying again can help and whose
+  `retry_after_s` carries the receiver's `Retry-After`. Nothing else escapes it for a
+  failure of the receiver or the network.
+- Redirects are never followed: a 3xx is a refusal (dead at once, see
+  `relay.domain.delivery`), so a signed body is never replayed to another host.
+- Every request is bounded by the sink's timeout from start to last byte.
+- Error messages never contain a sink's URL, token, secret or header values (they are
+  credentials), and never chain an httpx exception (which holds the request, headers
+  included); text from the receiver is bounded and scrubbed of the sink's secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from relay import __version__
+from relay.domain.alerts import Notification
+from relay.domain.delivery import Backoff, DeliveryPolicy, classify_status, parse_retry_after
+from relay.errors import SinkError
+from relay.settings import DeliverySettings
+
+USER_AGENT = f"zaia-relay/{__version__}"
+# A worker sends a few messages at once to one sink; more connections would not help.
+_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=30.0)
+_DETAIL_CHARS = 200
+# Shorter query values (`?v=2`) are too common to be credentials, and scrubbing them
+# would garble every message.
+_MIN_SECRET_CHARS = 6
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where notifications go. One instance a configured sink; used by one worker."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def policy(self) -> DeliveryPolicy:
+        """Retries, rate limit, digest wait and batch size for this sink."""
+        ...
+
+    @property
+    def max_batch(self) -> int:
+        """The most notifications one `send` may be given."""
+        ...
+
+    async def send(self, notifications: Sequence[Notification]) -> None:
+        """Deliver `notifications` as one message (a digest or batch when several)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def url_secrets(url: str) -> list[str]:
+    """The URL and the parts of it that may be a credential on their own (a path like
+    Slack's `/services/T/B/XXXX`, query values like `?token=...`), for scrubbing text a
+    receiver echoes back."""
+    parts = [url]
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return parts
+    if len(split.path) > 1:
+        parts.append(split.path)
+    parts += [value for _, value in parse_qsl(split.query) if len(value) >= _MIN_SECRET_CHARS]
+    if split.password:
+        parts.append(split.password)
+    return parts
+
+
+def delivery_policy(
+    settings: DeliverySettings, *, group_wait_s: float = 0.0, max_batch: int = 1
+) -> DeliveryPolicy:
+    """The policy of a remote sink from its settings."""
+    rate = settings.rate_limit
+    return DeliveryPolicy(
+        backoff=Backoff(
+            initial_s=settings.retry_initial.total_seconds(),
+            max_s=settings.retry_max.total_seconds(),
+        ),
+        max_age_s=settings.max_age.total_seconds(),
+        rate_per_s=None if rate is None else rate.per_second,
+        burst=3.0 if rate is None else max(rate.count, 3.0),
+        group_wait_s=group_wait_s,
+        max_batch=max_batch,
+        timeout_s=settings.timeout.total_seconds(),
+    )
+
+
+class HttpPoster:
+    """POSTs for one sink: no redirects, a whole-request timeout, errors as `SinkError`."""
+
+    def __init__(
+        self,
+        sink: str,
+        *,
+        timeout_s: float,
+        receiver: str,
+        config_path: str,
+        secrets: Sequence[str] = (),
+        now: Callable[[], datetime] = utcnow,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.sink = sink
+        self.timeout_s = timeout_s
+        self._receiver = receiver  # "the webhook receiver", "Slack", ...: for messages
+        self._config_path = config_path
+        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        self._now = now
+        self._http = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout_s),
+            limits=_LIMITS,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """The receiver's 2xx answer, or `SinkError` for anything else."""
+        failure: str | None = None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._http.post(url, content=content, headers=dict(headers))
+        except (httpx.TimeoutException, TimeoutError):
+            failure = f"no answer from {self._receiver} within {self.timeout_s:g}s"
+        except httpx.RequestError as exc:
+            failure = self.scrub(f"cannot reach {self._receiver}: {type(exc).__name__} {exc}")
+        if failure is not None:
+            # Raised outside the handler: the httpx exception holds the URL and headers.
+            raise SinkError(self.sink, failure.rstrip(), retryable=True)
+        self.check(response)
+        return response
+
+    def check(self, response: httpx.Response) -> None:
+        """Raise `SinkError` unless `response` is a 2xx."""
+        status = response.status_code
+        verdict = classify_status(status)
+        if verdict == "ok":
+            return
+        detail = self.detail(response)
+        if verdict == "retry":
+            retry_after_s = parse_retry_after(response.headers.get("retry-after"), now=self._now())
+            raise SinkError(
+                self.sink,
+                f"HTTP {status} from {self._receiver}{detail}; retrying with backoff",
+                retryable=True,
+                retry_after_s=retry_after_s,
+            )
+        if 300 <= status < 400:
+            what = (
+                f"{self._receiver} redirected (HTTP {status}) and redirects are not followed; "
+                f"set {self._config_path} to the final address"
+            )
+        else:
+            what = (
+                f"{self._receiver} refused the message (HTTP {status}{detail}); "
+                f"check {self._config_path}"
+            )
+        raise SinkError(
+            self.sink,
+            f"{what}, then replay with `zaia-relay deliveries retry --sink {self.sink}`",
+            retryable=False,
+        )
+
+    def detail(self, response: httpx.Response) -> str:
+        """`: <start of the body>`, bounded and scrubbed, or "" for an empty body."""
+        try:
+            text = response.text
+        except (UnicodeDecodeError, LookupError):
+            return ""
+        text = " ".join(text[: _DETAIL_CHARS * 2].split())
+        if not text:
+            return ""
+        return f": {self.scrub(text)[:_DETAIL_CHARS]}"
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+__all__ = ["USER_AGENT", "HttpPoster", "Sink", "delivery_policy", "url_secrets", "utcnow"]

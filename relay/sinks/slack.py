@@ -1,0 +1,213 @@
+"""The Slack sink: an incoming webhook, or a bot token posting to a channel.
+
+Invariants:
+- Webhook mode posts each message to the incoming-webhook URL; Slack answers 200 `ok`,
+  or an HTTP error classified like any other receiver's.
+- Bot mode calls the Web API (`api_url`, https://slack.com/api unless a test points it
+  elsewhere) with `Authorization: Bearer <token>`. Slack answers HTTP 200 with
+  `{"ok": false, "error": ...}` for most refusals: transient error codes are retried,
+  every other code (`channel_not_found`, `invalid_auth`, ...) is dead at once.
+- In bot mode the first message about an alert is remembered (`MessageRefs`). When the
+  alert resolves, a message that was about that alert alone is edited in place
+  (`chat.update`) to its resolved form, and a reply is posted in its thread; a reminder
+  is posted in the thread and broadcast to the channel. When the first message is not
+  known (a digest, or the relay restarted with in-memory refs) a new message is posted.
+- The token and webhook URL never appear in an error, a log event or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from relay.domain.alerts import Notification
+from relay.domain.delivery import DeliveryPolicy
+from relay.domain.render_slack import slack_message, slack_thread_reply
+from relay.errors import SinkError
+from relay.settings import SlackSinkSettings
+from relay.sinks.base import HttpPoster, delivery_policy, url_secrets, utcnow
+
+# A digest lists at most `DIGEST_SHOWN` alerts and counts the rest ("and N more"), so
+# one message may acknowledge a large burst.
+SLACK_MAX_BATCH = 1000
+# Web API error codes that say "try again later"; every other code is a refusal.
+RETRYABLE_API_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+_REFS_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where the first message about an alert was posted."""
+
+    channel: str
+    ts: str
+    single: bool  # the message was about this alert alone (not a digest)
+
+
+class MessageRefs(Protocol):
+    """Remembers the first message of each alert (bot mode)."""
+
+    async def get(self, alert_id: str) -> MessageRef | None: ...
+
+    async def put(self, alert_id: str, ref: MessageRef) -> None: ...
+
+
+class MemoryMessageRefs:
+    """The most recent `limit` refs, in memory: lost on restart, after which a resolve
+    is posted as a new message instead of an edit."""
+
+    def __init__(self, *, limit: int = _REFS_KEPT) -> None:
+        self._limit = limit
+        self._refs: OrderedDict[str, MessageRef] = OrderedDict()
+
+    async def get(self, alert_id: str) -> MessageRef | None:
+        return self._refs.get(alert_id)
+
+    async def put(self, alert_id: str, ref: MessageRef) -> None:
+        self._refs[alert_id] = ref
+        self._refs.move_to_end(alert_id)
+        while len(self._refs) > self._limit:
+            self._refs.popitem(last=False)
+
+
+class SlackSink:
+    def __init__(
+        self,
+        name: str,
+        settings: SlackSinkSettings,
+        *,
+        refs: MessageRefs | None = None,
+        now: Callable[[], datetime] = utcnow,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._name = name
+        self._webhook_url = None if settings.webhook_url is None else settings.webhook_url
+        self._token = None if settings.bot_token is None else settings.bot_token
+        self._channel = settings.channel or ""
+        self._api_url = settings.api_url.rstrip("/")
+        self._refs = refs if refs is not None else MemoryMessageRefs()
+        self._policy = delivery_policy(
+            settings, group_wait_s=settings.group_wait.total_seconds(), max_batch=SLACK_MAX_BATCH
+        )
+        secrets = [] if settings.bot_token is None else [settings.bot_token.get_secret_value()]
+        if settings.webhook_url is not None:
+            secrets += url_secrets(settings.webhook_url.get_secret_value())
+        self._poster = HttpPoster(
+            name,
+            timeout_s=settings.timeout.total_seconds(),
+            receiver="Slack",
+            config_path=f"sinks.{name}." + ("webhook_url" if self._webhook_url else "bot_token"),
+            secrets=secrets,
+            now=now,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        mode = "webhook" if self._webhook_url is not None else f"bot, channel {self._channel}"
+        return f"SlackSink({self._name!r}, {mode})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def policy(self) -> DeliveryPolicy:
+        return self._policy
+
+    @property
+    def max_batch(self) -> int:
+        return self._policy.max_batch
+
+    async def aclose(self) -> None:
+        await self._poster.aclose()
+
+    async def send(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            raise ValueError("nothing to send")
+        if self._webhook_url is not None:
+            body = json.dumps(slack_message(notifications)).encode()
+            url = self._webhook_url.get_secret_value()
+            await self._poster.post(url, content=body, headers=_JSON)
+            return
+        if len(notifications) == 1 and await self._follow_up(notifications[0]):
+            return
+        answer = await self._call("chat.postMessage", slack_message(notifications))
+        ref = MessageRef(
+            str(answer.get("channel") or self._channel), str(answer.get("ts", "")), False
+        )
+        if not ref.ts:
+            return
+        single = len(notifications) == 1
+        for n in notifications:
+            if n.kind in ("firing", "test"):
+                await self._refs.put(n.alert.id, MessageRef(ref.channel, ref.ts, single))
+
+    async def _follow_up(self, notification: Notification) -> bool:
+        """Resolve or remind in the thread of the alert's first message; False when there
+        is none to follow up on (the caller then posts a new message)."""
+        if notification.kind not in ("resolved", "reminder"):
+            return False
+        ref = await self._refs.get(notification.alert.id)
+        if ref is None:
+            return False
+        if notification.kind == "resolved" and ref.single:
+            edited = {"channel": ref.channel, "ts": ref.ts, **slack_message([notification])}
+            # The original may be gone (deleted, too old to edit): the reply still says it.
+            await self._call(
+                "chat.update", edited, tolerate=("message_not_found", "cant_update_message")
+            )
+        reply = {"channel": ref.channel, "thread_ts": ref.ts, **slack_thread_reply(notification)}
+        if notification.kind == "reminder":
+            reply["reply_broadcast"] = True
+        await self._call("chat.postMessage", reply)
+        return True
+
+    async def _call(
+        self, method: str, payload: dict[str, Any], *, tolerate: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        assert self._token is not None
+        body = {"channel": self._channel, **payload}
+        headers = {**_JSON, "authorization": f"Bearer {self._token.get_secret_value()}"}
+        response = await self._poster.post(
+            f"{self._api_url}/{method}", content=json.dumps(body).encode(), headers=headers
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise SinkError(
+                self._name,
+                f"Slack's {method} answered something that is not a JSON object; "
+                f"check sinks.{self._name}.api_url",
+                retryable=True,
+            )
+        if answer.get("ok") is True:
+            return answer
+        error = str(answer.get("error") or "unknown_error")[:100]
+        if error in tolerate:
+            return answer
+        if error in RETRYABLE_API_ERRORS:
+            raise SinkError(
+                self._name, f"Slack's {method} failed ({error}); retrying", retryable=True
+            )
+        raise SinkError(
+            self._name,
+            f"Slack's {method} refused the message ({error}); check sinks.{self._name} "
+            f"(bot_token scopes chat:write, channel {self._channel!r} with the bot invited), "
+            f"then replay with `zaia-relay deliveries retry --sink {self._name}`",
+            retryable=False,
+        )
+
+
+_JSON = {"content-type": "application/json; charset=utf-8"}
+
+__all__ = ["SLACK_MAX_BATCH", "MemoryMessageRefs", "MessageRef", "MessageRefs", "SlackSink"]

@@ -1,0 +1,477 @@
+"""Delivery workers: one a sink, moving notifications from the store's outbox to the sink.
+
+Invariants:
+- At least once: a notification leaves the outbox only when the sink accepted it
+  (`mark_delivered`), was refused for good or aged past `max_age` (`mark_dead`). A
+  crash between sending and marking leaves it leased; the lease runs out and it is sent
+  again, under the same `webhook-id`.
+- `step()` never sleeps: it reads the injected clock, decides with the pure functions of
+  `relay.domain.delivery`, and says when it wants to run again. `run()` is the only
+  place that waits (real time), until that moment or until `wake()`.
+- A sink is never hammered: after a retryable failure the whole sink pauses (for its
+  `Retry-After` or its backoff) and, while failing, only one message is tried at a time.
+  Messages of the same step not yet started when a failure comes are put back, due
+  when the pause ends.
+- Notifications about the same alert in one step are sent in order (firing before its
+  resolve); different alerts go concurrently, at most `concurrency` at once.
+- `group_wait`: nothing is sent before the oldest due notification has waited
+  `group_wait`; then everything due goes together, up to `max_batch` a message.
+- A rate limit is a token bucket: one token a message, and a step claims no more
+  notifications than it has tokens to send.
+- `drain(grace_s)` stops taking work, lets the step in flight finish within the grace,
+  then cancels it (what it had leased comes back when the lease runs out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from relay.domain.alerts import Notification
+from relay.domain.delivery import (
+    Outcome,
+    SinkHealth,
+    TokenBucket,
+    after_failure,
+    batches,
+    digest_ready_at,
+)
+from relay.errors import SinkError, StoreError
+from relay.sinks.base import Sink, utcnow
+from relay.store.records import OutboxItem
+
+log = structlog.get_logger("relay.delivery")
+
+DEFAULT_CONCURRENCY = 8
+# Messages one step sends at most: enough that the store's claim and mark (one
+# transaction each) are shared by many deliveries.
+DEFAULT_MESSAGES_PER_STEP = 64
+_LEASE_MARGIN_S = 5.0
+# With nothing pending the worker still looks every so often, for rows that another
+# process enqueued or replayed (`zaia-relay deliveries retry`) without waking it.
+DEFAULT_IDLE_POLL_S = 5.0
+_STORE_RETRY_S = (0.5, 30.0)
+_DEFERRED = "not attempted: the sink paused after another message failed"
+
+
+class Outbox(Protocol):
+    """The store methods a worker uses (`relay.store.Store` has them all)."""
+
+    async def claim_due(
+        self, sink: str, *, now: datetime, limit: int, lease_s: float
+    ) -> list[OutboxItem]: ...
+
+    async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int: ...
+
+    async def mark_retry(
+        self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str
+    ) -> bool: ...
+
+    async def mark_dead(
+        self, sink: str, notification_id: str, *, reason: str, now: datetime
+    ) -> bool: ...
+
+    async def next_due_at(self, sink: str) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What became of some notifications of one message (for metrics and tests)."""
+
+    sink: str
+    outcome: Outcome
+    notifications: tuple[Notification, ...]
+    duration_s: float
+    error: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.notifications)
+
+
+OnResult = Callable[[DeliveryResult], None]
+
+
+@dataclass(slots=True)
+class StepResult:
+    """One step's work, and when the worker wants to step again (None: when woken)."""
+
+    claimed: int = 0
+    messages: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    next_wake_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Sent:
+    items: list[OutboxItem]
+    error: SinkError | None = None
+    duration_s: float = 0.0
+    attempted: bool = True
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        outbox: Outbox,
+        now: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        on_result: OnResult | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        messages_per_step: int = DEFAULT_MESSAGES_PER_STEP,
+        idle_poll_s: float = DEFAULT_IDLE_POLL_S,
+    ) -> None:
+        if concurrency < 1 or messages_per_step < 1:
+            raise ValueError("concurrency and messages_per_step must be at least 1")
+        self.sink = sink
+        self.policy = sink.policy
+        self._outbox = outbox
+        self._now = now
+        self._rng = rng if rng is not None else random.Random()
+        self._on_result = on_result
+        self._concurrency = concurrency
+        self._idle_poll_s = idle_poll_s
+        self._max_messages = messages_per_step
+        self.health = SinkHealth()
+        self._bucket: TokenBucket | None = None
+        self._woken = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"DeliveryWorker({self.sink.name!r})"
+
+    # --- control --------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New notifications may be due: look now rather than at the next planned time."""
+        self._woken.set()
+
+    async def run(self) -> None:
+        """Deliver until `drain()` (or cancellation)."""
+        self._task = asyncio.current_task()
+        store_failures = 0
+        log.info("delivery.started", sink=self.sink.name)
+        while not self._stopping:
+            self._woken.clear()  # before reading the store: a wake during the step counts
+            try:
+                result = await self.step()
+            except StoreError as exc:
+                store_failures += 1
+                delay_s = min(_STORE_RETRY_S[1], _STORE_RETRY_S[0] * 2 ** (store_failures - 1))
+                log.error("delivery.store_failed", sink=self.sink.name, error=str(exc))
+                await self._wait(delay_s)
+                continue
+            store_failures = 0
+            if result.claimed:
+                await asyncio.sleep(0)  # let the engine and the HTTP server in between
+                continue
+            await self._wait(self._seconds_until(result.next_wake_at))
+        log.info("delivery.stopped", sink=self.sink.name)
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking work; wait up to `grace_s` for the step in flight, then cancel it."""
+        self._stopping = True
+        self._woken.set()
+        task = self._task
+        if task is None or task.done() or task is asyncio.current_task():
+            return
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if not done:
+            log.warning("delivery.drain_timeout", sink=self.sink.name, grace_s=grace_s)
+            task.cancel()
+            await asyncio.wait({task})
+
+    def lease_s(self, messages: int) -> float:
+        """How long claimed rows stay ours: longer than a step sending `messages` can
+        last (every round of `concurrency` sends timing out), plus a margin."""
+        rounds = math.ceil(messages / self._concurrency)
+        return self.policy.timeout_s * rounds + _LEASE_MARGIN_S
+
+    def _seconds_until(self, when: datetime | None) -> float:
+        if when is None:
+            return self._idle_poll_s
+        return min(self._idle_poll_s, max(0.0, (when - self._now()).total_seconds()))
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self._woken.wait()
+        except TimeoutError:
+            pass
+
+    # --- one step -------------------------------------------------------------------
+
+    async def step(self) -> StepResult:
+        """Send what is due now, if anything, and say when to look again."""
+        now = self._now()
+        name = self.sink.name
+        if self.health.paused(now):
+            return StepResult(next_wake_at=self.health.paused_until)
+        due = await self._outbox.next_due_at(name)
+        if due is None:
+            return StepResult()
+        if self.policy.group_wait_s > 0:
+            due = digest_ready_at(due, group_wait_s=self.policy.group_wait_s)
+        if due > now:
+            return StepResult(next_wake_at=due)
+        messages = 1 if self.health.failing else self._max_messages
+        if self.policy.rate_per_s is not None:
+            bucket = self._bucket_at(now)
+            available = bucket.available(now)
+            if available < 1:
+                return StepResult(next_wake_at=bucket.ready_at(now))
+            messages = min(messages, available)
+        limit = messages * self.policy.max_batch
+        lease_s = self.lease_s(messages)
+        items = await self._outbox.claim_due(name, now=now, limit=limit, lease_s=lease_s)
+        if not items:
+            return StepResult(next_wake_at=await self._outbox.next_due_at(name))
+        result = StepResult(claimed=len(items))
+        fresh = await self._expire(items, now=now, result=result)
+        planned = batches(fresh, max_batch=self.policy.max_batch)
+        if planned and self._bucket is not None:
+            self._bucket = self._bucket.take(now, len(planned))
+        result.messages = len(planned)
+        sent = await self._send_all(planned)
+        await self._settle(sent, result=result)
+        return result
+
+    def _bucket_at(self, now: datetime) -> TokenBucket:
+        if self._bucket is None:
+            assert self.policy.rate_per_s is not None
+            self._bucket = TokenBucket.full(
+                rate_per_s=self.policy.rate_per_s, capacity=self.policy.burst, now=now
+            )
+        return self._bucket
+
+    async def _expire(
+        self, items: list[OutboxItem], *, now: datetime, result: StepResult
+    ) -> list[OutboxItem]:
+        """Dead-letter what is older than `max_age`; the rest is sent."""
+        max_age = timedelta(seconds=self.policy.max_age_s)
+        fresh: list[OutboxItem] = []
+        for item in items:
+            if now - item.first_enqueued_at <= max_age:
+                fresh.append(item)
+                continue
+            reason = (
+                f"not delivered within max_age ({_human_s(self.policy.max_age_s)}) "
+                f"after {item.attempts} attempt(s); last error: {item.last_error or 'none'}"
+            )
+            await self._outbox.mark_dead(
+                self.sink.name, item.notification.id, reason=reason, now=now
+            )
+            self._report(result, "dead", [item], 0.0, reason)
+        return fresh
+
+    async def _send_all(self, planned: list[list[OutboxItem]]) -> list[_Sent]:
+        """Send each message; messages of one alert in order, others concurrently. After
+        a retryable failure, messages not yet started are not sent."""
+        lanes: dict[str, list[list[OutboxItem]]] = {}
+        for message in planned:
+            lanes.setdefault(message[0].notification.alert.id, []).append(message)
+        sent: list[_Sent] = []
+        gate = asyncio.Semaphore(self._concurrency)
+        halted = asyncio.Event()
+
+        async def lane(messages: list[list[OutboxItem]]) -> None:
+            for message in messages:
+                async with gate:
+                    if halted.is_set():
+                        sent.append(_Sent(message, attempted=False))
+                        continue
+                    outcome = await self._send_one(message)
+                sent.append(outcome)
+                if outcome.error is not None and outcome.error.retryable:
+                    halted.set()
+
+        if len(lanes) == 1:
+            await lane(next(iter(lanes.values())))
+        else:
+            async with asyncio.TaskGroup() as group:
+                for key, messages in lanes.items():
+                    group.create_task(lane(messages), name=f"deliver:{self.sink.name}:{key}")
+        return sent
+
+    async def _send_one(self, message: list[OutboxItem]) -> _Sent:
+        started = time.perf_counter()
+        error: SinkError | None = None
+        try:
+            await self.sink.send([item.notification for item in message])
+        except SinkError as exc:
+            error = exc
+        except Exception as exc:  # a bug in a sink: retried, so a fixed release delivers
+            log.exception("delivery.sink_bug", sink=self.sink.name)
+            error = SinkError(self.sink.name, f"{type(exc).__name__}: {exc}", retryable=True)
+        return _Sent(message, error, time.perf_counter() - started)
+
+    async def _settle(self, sent: list[_Sent], *, result: StepResult) -> None:
+        """Mark what happened in the outbox and update the sink's health."""
+        name = self.sink.name
+        now = self._now()
+        delivered = [s for s in sent if s.attempted and s.error is None]
+        ids = [item.notification.id for s in delivered for item in s.items]
+        if ids:
+            await self._outbox.mark_delivered(name, ids, now=now)
+        for s in delivered:
+            self._report(result, "delivered", s.items, s.duration_s, None)
+        failed = [(s, s.error) for s in sent if s.error is not None]
+        retryable = [error for _, error in failed if error.retryable]
+        if retryable:
+            # One failure of the sink per step, however many messages were in flight:
+            # the pause grows with consecutive failed steps, not with the concurrency.
+            waits = [e.retry_after_s for e in retryable if e.retry_after_s is not None]
+            self.health = self.health.after_failure(
+                retry_after_s=max(waits) if waits else None,
+                now=now,
+                backoff=self.policy.backoff,
+                rng=self._rng,
+            )
+        for s, error in failed:
+            await self._fail(s, error=error, now=now, result=result)
+        if delivered and not retryable:
+            self.health = self.health.after_success()
+        resume_at = self.health.paused_until or now
+        for s in sent:
+            if not s.attempted:
+                for item in s.items:
+                    await self._outbox.mark_retry(
+                        name,
+                        item.notification.id,
+                        next_attempt_at=resume_at,
+                        error=item.last_error or _DEFERRED,
+                    )
+
+    async def _fail(
+        self, sent: _Sent, *, error: SinkError, now: datetime, result: StepResult
+    ) -> None:
+        name = self.sink.name
+        message = str(error)
+        by_outcome: dict[Outcome, list[OutboxItem]] = {}
+        for item in sent.items:
+            decision = after_failure(
+                message,
+                retryable=error.retryable,
+                retry_after_s=error.retry_after_s,
+                failures=item.attempts + 1,
+                first_enqueued_at=item.first_enqueued_at,
+                now=now,
+                policy=self.policy,
+                rng=self._rng,
+            )
+            if decision.outcome == "retry" and decision.next_attempt_at is not None:
+                # Never before the sink's pause ends: the item would only be deferred.
+                next_at = decision.next_attempt_at
+                if self.health.paused_until is not None:
+                    next_at = max(next_at, self.health.paused_until)
+                await self._outbox.mark_retry(
+                    name, item.notification.id, next_attempt_at=next_at, error=message
+                )
+                by_outcome.setdefault("retry", []).append(item)
+            else:
+                await self._outbox.mark_dead(
+                    name, item.notification.id, reason=decision.reason, now=now
+                )
+                by_outcome.setdefault("dead", []).append(item)
+        for outcome, items in by_outcome.items():
+            self._report(result, outcome, items, sent.duration_s, message)
+
+    def _report(
+        self,
+        result: StepResult,
+        outcome: Outcome,
+        items: Sequence[OutboxItem],
+        duration_s: float,
+        error: str | None,
+    ) -> None:
+        result.outcomes[outcome] = result.outcomes.get(outcome, 0) + len(items)
+        notifications = tuple(item.notification for item in items)
+        fields = {
+            "sink": self.sink.name,
+            "count": len(items),
+            "duration_ms": round(duration_s * 1000, 1),
+        }
+        if outcome == "delivered":
+            log.debug("delivery.delivered", **fields)
+        elif outcome == "retry":
+            paused = self.health.paused_until
+            log.warning(
+                "delivery.retry",
+                **fields,
+                error=error,
+                paused_until=None if paused is None else paused.isoformat(),
+                ids=[n.id for n in notifications[:5]],
+            )
+        else:
+            log.error("delivery.dead", **fields, error=error, ids=[n.id for n in notifications[:5]])
+        if self._on_result is not None:
+            self._on_result(
+                DeliveryResult(self.sink.name, outcome, notifications, duration_s, error)
+            )
+
+
+def _human_s(seconds: float) -> str:
+    if seconds >= 3600 and math.isclose(seconds % 3600, 0):
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and math.isclose(seconds % 60, 0):
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+class DeliveryPool:
+    """One worker a sink, for the app: run them, wake them, drain them."""
+
+    def __init__(
+        self,
+        sinks: Mapping[str, Sink],
+        *,
+        outbox: Outbox,
+        now: Callable[[], datetime] = utcnow,
+        on_result: OnResult | None = None,
+    ) -> None:
+        self.workers = {
+            name: DeliveryWorker(
+                sink,
+                outbox=outbox,
+                now=now,
+                on_result=on_result,
+            )
+            for name, sink in sinks.items()
+        }
+
+    def wake(self, sinks: Iterable[str] | None = None) -> None:
+        """Wake the workers of `sinks` (all when None), e.g. after a commit enqueued."""
+        for name in self.workers if sinks is None else sinks:
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.wake()
+
+    async def drain(self, grace_s: float) -> None:
+        """Drain every worker within one shared grace period."""
+        if self.workers:
+            await asyncio.gather(*(w.drain(grace_s) for w in self.workers.values()))
+
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DeliveryPool",
+    "DeliveryResult",
+    "DeliveryWorker",
+    "OnResult",
+    "Outbox",
+    "StepResult",
+]

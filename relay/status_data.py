@@ -1,0 +1,157 @@
+"""What the status page shows, read from the pollers' health and the store.
+
+Invariants:
+- Reading only: nothing here writes to the store.
+- A store that fails or does not answer within the context's timeout leaves its
+  sections marked unknown (counts `None`) with a problem line; the page itself, the
+  sources and the config silences still render.
+- Rendering (and escaping) is `relay.status_page`'s job; this module hands it plain rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay import __version__
+from relay.domain.silences import active
+from relay.errors import StoreError
+from relay.http_common import CONTEXT, HttpContext, source_state
+from relay.status_page import (
+    AlertRow,
+    SilenceRow,
+    SinkRow,
+    SourceRow,
+    StatusView,
+    render_status_page,
+)
+
+if TYPE_CHECKING:
+    from relay.store.base import OutboxCounts
+
+__all__ = ["collect_silence_rows", "gather_status", "source_order", "status_page"]
+
+_RECENT_ALERTS = 25
+
+
+def source_order(context: HttpContext) -> list[str]:
+    configured = [s.name for s in context.settings.sources if s.name in context.health]
+    return configured + sorted(set(context.health) - set(configured))
+
+
+async def status_page(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    view = await gather_status(context)
+    response = web.Response(text=render_status_page(view), content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def gather_status(context: HttpContext) -> StatusView:
+    """What the status page shows; a store that fails leaves its sections marked
+    unknown and a problem line, never a broken page."""
+    now = context.now()
+    problems: list[str] = []
+
+    sources = []
+    for name in source_order(context):
+        health = context.health[name]
+        lag = None if health.last_success_at is None else (now - health.last_success_at)
+        sources.append(
+            SourceRow(
+                name=name,
+                state=source_state(health, now=now),
+                interval_s=health.interval_s,
+                last_success_at=health.last_success_at,
+                last_attempt_at=health.last_attempt_at,
+                lag_s=None if lag is None else lag.total_seconds(),
+                running=health.running,
+                last_error=health.last_error,
+            )
+        )
+
+    alerts: list[AlertRow] = []
+    counts: Mapping[str, OutboxCounts] = {}
+    store_ok = True
+    try:
+        async with asyncio.timeout(context.store_timeout_s):
+            page = await context.store.list_alerts(limit=_RECENT_ALERTS)
+            counts = await context.store.outbox_counts()
+    except (StoreError, TimeoutError) as exc:
+        store_ok = False
+        problems.append(f"the store did not answer: {exc or 'timed out'}")
+    else:
+        for stored in page.alerts:
+            alert = stored.alert
+            alerts.append(
+                AlertRow(
+                    started_at=alert.started_at,
+                    rule=alert.rule,
+                    severity=alert.severity,
+                    state=alert.state,
+                    source=alert.source,
+                    summary=alert.summary,
+                    link=alert.link,
+                    silenced_by=alert.silenced_by,
+                )
+            )
+
+    sinks = []
+    for name, sink in context.settings.sinks.items():
+        count = counts.get(name)
+        pending = (count.pending if count else 0) if store_ok else None
+        dead = (count.dead if count else 0) if store_ok else None
+        sinks.append(SinkRow(name=name, type=sink.type, pending=pending, dead=dead))
+    for name in sorted(set(counts) - set(context.settings.sinks)):
+        # Rows left for a sink removed from the configuration still deserve attention.
+        count = counts[name]
+        sinks.append(SinkRow(name=name, type="(removed)", pending=count.pending, dead=count.dead))
+
+    silences, silence_problem = await collect_silence_rows(context, now=now)
+    if silence_problem and store_ok:
+        problems.append(silence_problem)
+
+    return StatusView(
+        generated_at=now,
+        version=__version__,
+        refresh_s=context.status_refresh_s,
+        sources=sources,
+        alerts=alerts,
+        sinks=sinks,
+        silences=silences,
+        problems=problems,
+    )
+
+
+async def collect_silence_rows(
+    context: HttpContext, *, now: datetime
+) -> tuple[list[SilenceRow], str | None]:
+    """The silences active at `now` for the status page, config ones included; and a
+    problem line when the store could not list its own."""
+    silences = [s for s in context.config_silences if active(s, now)]
+    problem: str | None = None
+    try:
+        async with asyncio.timeout(context.store_timeout_s):
+            stored = await context.store.list_silences(now=now)
+    except (StoreError, TimeoutError) as exc:
+        problem = f"stored silences are unknown: {exc or 'the store timed out'}"
+    else:
+        silences.extend(s for s in stored if active(s, now))
+    silences.sort(key=lambda s: (s.ends_at, s.id))
+    rows = [
+        SilenceRow(
+            id=s.id,
+            matchers=dict(s.matchers),
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            creator=s.creator,
+            comment=s.comment,
+            origin=s.origin,
+        )
+        for s in silences
+    ]
+    return rows, problem

@@ -1,0 +1,273 @@
+"""The status page at `/`: one server-rendered HTML document, no JavaScript, no assets.
+
+Invariants:
+- Pure: `render_status_page(view)` turns a `StatusView` into text; gathering the data
+  (store, poller health) happens in `relay.server`.
+- Every value that came from outside (names, summaries, errors, matchers) goes through
+  `html.escape`; a link is only rendered when it is http(s), so no value can inject
+  markup or script.
+- The page refreshes itself with `<meta http-equiv="refresh">` and reads fine without
+  JavaScript, CSS or images; tables carry `id`s and `data-` attributes so tests (and
+  scrapers) find rows without parsing prose.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+__all__ = [
+    "AlertRow",
+    "SilenceRow",
+    "SinkRow",
+    "SourceRow",
+    "SourceState",
+    "StatusView",
+    "format_age",
+    "render_status_page",
+]
+
+SourceState = Literal["ok", "starting", "stale", "failing", "unauthorized"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    name: str
+    state: SourceState
+    interval_s: float
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    lag_s: float | None  # now - last_success_at
+    running: int
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    started_at: datetime
+    rule: str
+    severity: str
+    state: str
+    source: str
+    summary: str
+    link: str | None = None
+    silenced_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SinkRow:
+    name: str
+    type: str
+    pending: int | None  # None when the store could not say
+    dead: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRow:
+    id: str
+    matchers: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    creator: str
+    comment: str
+    origin: str  # "config" | "api"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    generated_at: datetime
+    version: str
+    refresh_s: int
+    sources: Sequence[SourceRow]
+    alerts: Sequence[AlertRow]
+    sinks: Sequence[SinkRow]
+    silences: Sequence[SilenceRow]
+    # Sections the page could not fill, with why (a store that does not answer).
+    problems: Sequence[str] = field(default=())
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def format_age(seconds: float | None) -> str:
+    """`42s`, `3m 5s`, `2h 10m`, `3d 4h`: short, for a table cell."""
+    if seconds is None:
+        return "never"
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def _time(moment: datetime | None) -> str:
+    if moment is None:
+        return '<span class="muted">never</span>'
+    text = moment.strftime("%Y-%m-%d %H:%M:%SZ")
+    return f'<time datetime="{_e(moment.isoformat())}">{_e(text)}</time>'
+
+
+def _safe_link(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#1d2125}
+h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .6rem;
+border-bottom:1px solid #e3e6ea;vertical-align:top}th{background:#f4f5f7;font-weight:600}
+.muted{color:#6b7280}.problem{background:#fdecea;border:1px solid #f5c2c0;padding:.5rem .8rem}
+.badge{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;
+font-weight:600}.ok,.resolved{background:#e3f4e8;color:#1b6b34}
+.starting,.info{background:#e8eefc;color:#2b4c9a}
+.stale,.warning,.silenced{background:#fff4dc;color:#8a5a00}
+.failing,.unauthorized,.critical,.firing{background:#fdecea;color:#a12622}
+.dead{color:#a12622;font-weight:600}code{font-size:.95em}
+"""
+
+
+def _badge(value: str) -> str:
+    return f'<span class="badge {_e(value)}">{_e(value)}</span>'
+
+
+def _sources(view: StatusView) -> str:
+    if not view.sources:
+        return '<p class="muted">No sources configured.</p>'
+    rows = []
+    for s in view.sources:
+        error = f'<div class="muted">{_e(s.last_error)}</div>' if s.last_error else ""
+        rows.append(
+            f'<tr data-source="{_e(s.name)}" data-state="{_e(s.state)}">'
+            f"<td><strong>{_e(s.name)}</strong>{error}</td>"
+            f"<td>{_badge(s.state)}</td>"
+            f"<td>{_time(s.last_success_at)}</td>"
+            f'<td data-lag-s="{"" if s.lag_s is None else f"{s.lag_s:.0f}"}">'
+            f"{_e(format_age(s.lag_s))}</td>"
+            f'<td data-running="{s.running}">{s.running}</td>'
+            f"<td>{_e(format_age(s.interval_s))}</td></tr>"
+        )
+    return (
+        '<table id="sources"><thead><tr><th>Source</th><th>State</th>'
+        "<th>Last successful poll</th><th>Lag</th><th>Running</th><th>Interval</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _alerts(view: StatusView) -> str:
+    if not view.alerts:
+        return '<p class="muted" id="alerts-empty">No alerts yet.</p>'
+    rows = []
+    for a in view.alerts:
+        link = _safe_link(a.link)
+        summary = _e(a.summary)
+        if link:
+            summary = f'<a href="{_e(link)}" rel="noopener noreferrer">{summary}</a>'
+        state = _badge(a.state)
+        if a.silenced_by:
+            state += f" {_badge('silenced')}"
+        rows.append(
+            f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}">'
+            f"<td>{_time(a.started_at)}</td><td>{_e(a.rule)}</td>"
+            f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
+            f"<td>{summary}</td></tr>"
+        )
+    return (
+        '<table id="alerts"><thead><tr><th>Started</th><th>Rule</th><th>Severity</th>'
+        "<th>State</th><th>Source</th><th>Summary</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _count(value: int | None, *, dead: bool = False) -> str:
+    if value is None:
+        return '<span class="muted">?</span>'
+    css = ' class="dead"' if dead and value else ""
+    return f"<span{css}>{value}</span>"
+
+
+def _sinks(view: StatusView) -> str:
+    if not view.sinks:
+        return '<p class="muted">No sinks configured.</p>'
+    rows = [
+        f'<tr data-sink="{_e(s.name)}" data-pending="{"" if s.pending is None else s.pending}"'
+        f' data-dead="{"" if s.dead is None else s.dead}">'
+        f"<td><strong>{_e(s.name)}</strong></td><td>{_e(s.type)}</td>"
+        f"<td>{_count(s.pending)}</td><td>{_count(s.dead, dead=True)}</td></tr>"
+        for s in view.sinks
+    ]
+    return (
+        '<table id="sinks"><thead><tr><th>Sink</th><th>Type</th><th>Pending</th>'
+        f"<th>Dead letters</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _silences(view: StatusView) -> str:
+    if not view.silences:
+        return '<p class="muted" id="silences-empty">No active silences.</p>'
+    rows = []
+    for s in view.silences:
+        matchers = ", ".join(
+            f"<code>{_e(key)}={_e(value)}</code>" for key, value in sorted(s.matchers.items())
+        )
+        rows.append(
+            f'<tr data-silence="{_e(s.id)}" data-origin="{_e(s.origin)}">'
+            f"<td>{matchers}</td><td>{_time(s.starts_at)}</td><td>{_time(s.ends_at)}</td>"
+            f"<td>{_e(s.creator)}</td><td>{_e(s.comment)}</td><td>{_e(s.origin)}</td></tr>"
+        )
+    return (
+        '<table id="silences"><thead><tr><th>Matchers</th><th>Starts</th><th>Ends</th>'
+        "<th>Creator</th><th>Comment</th><th>Origin</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def render_status_page(view: StatusView) -> str:
+    problems = "".join(f'<p class="problem">{_e(p)}</p>' for p in view.problems)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{int(view.refresh_s)}">
+<title>zaia-relay status</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<header>
+<h1>zaia-relay</h1>
+<p class="muted">version {_e(view.version)} &middot; generated {_time(view.generated_at)}
+&middot; refreshes every {int(view.refresh_s)}s &middot;
+<a href="/metrics">metrics</a> &middot; <a href="/readyz">readiness</a> &middot;
+<a href="/api/v1/alerts">alerts API</a></p>
+</header>
+<main>
+{problems}
+<section aria-labelledby="h-sources"><h2 id="h-sources">Sources</h2>
+{_sources(view)}</section>
+<section aria-labelledby="h-alerts"><h2 id="h-alerts">Recent alerts</h2>
+{_alerts(view)}</section>
+<section aria-labelledby="h-sinks"><h2 id="h-sinks">Sinks</h2>
+{_sinks(view)}</section>
+<section aria-labelledby="h-silences"><h2 id="h-silences">Active silences</h2>
+{_silences(view)}</section>
+</main>
+</body>
+</html>
+"""

@@ -1,0 +1,207 @@
+"""The values the store takes and gives back, whatever the backend.
+
+Invariants:
+- Records are frozen; nothing here knows SQL, rowids or files.
+- A `CycleResult` belongs to one source: every state, transition, alert, notification
+  and group state it carries is of that source (checked when it is built).
+- A cycle that carries alerts, notifications or group states has a time
+  (`cursor.last_success_at`): the store dates what it keeps with it instead of reading
+  a clock of its own.
+- Datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from relay.domain.alerts import Alert, Notification
+from relay.domain.models import Execution
+from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
+
+if TYPE_CHECKING:
+    from relay.domain.windows import GroupState
+
+__all__ = [
+    "AlertDelivery",
+    "AlertPage",
+    "CommitOutcome",
+    "CycleResult",
+    "DeadLetter",
+    "DeliveryStatus",
+    "OutboxCounts",
+    "OutboxItem",
+    "PruneResult",
+    "StoredAlert",
+    "StoredTransition",
+]
+
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Everything one poll cycle of one source persists, in one transaction.
+
+    `alerts` are inserted, except that a per-execution alert already stored is kept as
+    it is (it fires once); a windowed alert (one without `execution`) is upserted, so
+    its state, `ended_at` and `value` follow its group. `notifications` go to the outbox,
+    pending and due at their `created_at`; one already there (same id and sink) is
+    ignored, and so is a notification about a per-execution alert that was stored
+    before this cycle. `group_states` replace the stored ones.
+    """
+
+    source: str
+    states: Sequence[TrackedExecution]
+    transitions: Sequence[Transition]
+    cursor: SourceCursor
+    alerts: Sequence[Alert] = ()
+    notifications: Sequence[Notification] = ()
+    group_states: Sequence[GroupState] = ()
+
+    def __post_init__(self) -> None:
+        # A cycle belongs to exactly one source; a stray record would be stored under
+        # the wrong workspace and silently never match again.
+        sources = {s.source for s in self.states} | {t.source for t in self.transitions}
+        sources |= {a.source for a in self.alerts}
+        sources |= {n.alert.source for n in self.notifications}
+        sources |= {g.source for g in self.group_states}
+        strays = sorted((sources | {self.cursor.source}) - {self.source})
+        if strays:
+            raise ValueError(f"cycle of source {self.source!r} carries records of {strays}")
+        if self.stored_at is None and (self.alerts or self.notifications or self.group_states):
+            raise ValueError(
+                "a cycle that carries alerts, notifications or group states needs "
+                "cursor.last_success_at: the store dates them with it"
+            )
+
+    @property
+    def stored_at(self) -> datetime | None:
+        """The cycle's time, which dates the alerts and group states it stores."""
+        return self.cursor.last_success_at
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    """What `Store.commit_cycle` actually added.
+
+    `new_alert_ids`: alerts stored for the first time by this commit (a windowed alert
+    that was only updated is not among them). `enqueued`: outbox rows inserted
+    (notifications already there, or about an alert that fired before, are not counted).
+    """
+
+    new_alert_ids: frozenset[str] = frozenset()
+    enqueued: int = 0
+
+
+@dataclass(frozen=True)
+class StoredTransition:
+    """A transition as read back from the store.
+
+    `snapshot` is the execution as observed, in API JSON (camelCase), without inputs.
+    """
+
+    key: str
+    source: str
+    execution_id: str
+    kind: TransitionKind
+    from_status: str
+    to_status: str
+    credits_before: float
+    credits_after: float
+    observed_at: datetime
+    alertable: bool
+    snapshot: dict[str, Any] = field(repr=False)
+
+    def execution(self) -> Execution:
+        """The snapshot parsed back; `detail.input` reads as `{}` because it is not kept."""
+        raw = copy.deepcopy(self.snapshot)
+        detail = raw.get("detail")
+        if isinstance(detail, dict):
+            detail.setdefault("input", {})
+        return Execution.model_validate(raw)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """How many rows one `Store.prune` call deleted."""
+
+    states_deleted: int
+    transitions_deleted: int
+    alerts_deleted: int = 0
+    notifications_deleted: int = 0  # delivered outbox rows
+    silences_deleted: int = 0
+    group_states_deleted: int = 0
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """Where one notification about an alert stands, for one sink."""
+
+    notification_id: str
+    sink: str
+    kind: str  # a NotificationKind
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as stored: its latest version, when it was first stored and last
+    changed (cycle times), and its notifications per sink, oldest first."""
+
+    alert: Alert
+    created_at: datetime
+    updated_at: datetime
+    deliveries: tuple[AlertDelivery, ...] = ()
+
+    @property
+    def notified_sinks(self) -> frozenset[str]:
+        """Sinks that received at least one notification about this alert."""
+        return frozenset(d.sink for d in self.deliveries if d.status == "delivered")
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    """One page of `Store.list_alerts`, newest first; `next_cursor` is None on the last."""
+
+    alerts: list[StoredAlert]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed notification, leased to the caller until it marks it (or the lease ends).
+
+    `attempts` counts the attempts made BEFORE this one (0 the first time), so backoff
+    can be computed from it directly. `first_enqueued_at` is when the row entered the
+    outbox, or was last replayed from the dead letters: `max_age` counts from it.
+    """
+
+    notification: Notification
+    attempts: int
+    first_enqueued_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A notification that delivery gave up on, kept until replayed or purged."""
+
+    notification: Notification
+    attempts: int
+    first_enqueued_at: datetime
+    dead_at: datetime
+    reason: str
+
+
+class OutboxCounts(NamedTuple):
+    """Rows of one sink still to deliver, and given up on."""
+
+    pending: int
+    dead: int

@@ -1,0 +1,127 @@
+"""The Alertmanager sink: request shape against a recording receiver, and a round trip
+through a real Alertmanager (Debian package prometheus-alertmanager) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from relay.errors import SinkError
+from relay.settings import AlertmanagerSinkSettings
+from relay.sinks.alertmanager import ALERTMANAGER_MAX_BATCH, AlertmanagerSink
+from tests.delivery_kit import Receiver, Reply, make_alert, make_notification
+from tests.tools import require_tool
+
+
+def am_settings(url: str, **extra: Any) -> AlertmanagerSinkSettings:
+    return AlertmanagerSinkSettings.model_validate({"type": "alertmanager", "url": url, **extra})
+
+
+async def test_posts_alerts_array_with_basic_auth() -> None:
+    async with Receiver() as receiver:
+        settings = am_settings(
+            f"{receiver.url}/am/",
+            basic_auth={"username": "relay", "password": "AMPASSWORD-9"},
+            labels={"team": "ai"},
+        )
+        sink = AlertmanagerSink("am", settings)
+        items = [make_notification() for _ in range(3)]
+        try:
+            assert sink.max_batch == ALERTMANAGER_MAX_BATCH
+            await sink.send(items)
+        finally:
+            await sink.aclose()
+    (request,) = receiver.requests
+    assert request.path == "/am/api/v2/alerts"
+    expected = base64.b64encode(b"relay:AMPASSWORD-9").decode()
+    assert request.headers["authorization"] == f"Basic {expected}"
+    body = request.json()
+    assert [a["labels"]["alert_id"] for a in body] == [n.alert.id for n in items]
+    assert all(a["labels"]["team"] == "ai" for a in body)
+
+
+async def test_bearer_token_and_errors_hide_it() -> None:
+    async with Receiver(lambda _: Reply(400, "bad alert")) as receiver:
+        sink = AlertmanagerSink("am", am_settings(receiver.url, bearer_token="AMTOKEN-77"))
+        try:
+            with pytest.raises(SinkError) as caught:
+                await sink.send([make_notification()])
+        finally:
+            await sink.aclose()
+    assert receiver.requests[0].headers["authorization"] == "Bearer AMTOKEN-77"
+    assert caught.value.retryable is False
+    assert "Alertmanager refused the message (HTTP 400: bad alert)" in str(caught.value)
+    assert "AMTOKEN-77" not in str(caught.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
+    """A real Alertmanager on loopback, clustering off; yields its base URL."""
+    binary = require_tool("prometheus-alertmanager")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client, asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{url}/-/ready")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_round_trip_through_a_real_alertmanager(alertmanager: str) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    firing = make_alert(execution_id="exec-am-1", started_at=now - timedelta(minutes=1))
+    windowed = make_alert(rule="agent-failure-rate", windowed=True, started_at=now)
+    sink = AlertmanagerSink("am", am_settings(alertmanager, labels={"team": "ai"}))
+    try:
+        await sink.send([make_notification(firing), make_notification(windowed)])
+        async with httpx.AsyncClient() as client:
+            stored = (await client.get(f"{alertmanager}/api/v2/alerts")).json()
+        by_id = {a["labels"]["alert_id"]: a for a in stored}
+        assert set(by_id) == {firing.id, windowed.id}
+        am_alert = by_id[firing.id]
+        assert am_alert["labels"]["alertname"] == "execution-failed"
+        assert am_alert["labels"]["severity"] == "critical"
+        assert am_alert["labels"]["team"] == "ai"
+        assert am_alert["annotations"]["execution_id"] == "exec-am-1"
+        assert am_alert["status"]["state"] == "active"
+        # Resolving sets endsAt: Alertmanager no longer lists it as active.
+        resolved = replace(windowed, state="resolved", ended_at=now)
+        await sink.send([make_notification(resolved, kind="resolved")])
+        async with httpx.AsyncClient() as client:
+            active = (await client.get(f"{alertmanager}/api/v2/alerts?active=true")).json()
+        assert {a["labels"]["alert_id"] for a in active} == {firing.id}
+    finally:
+        await sink.aclose()

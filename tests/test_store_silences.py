@@ -1,0 +1,109 @@
+"""Runtime silences in the store: add, read, list, expire, prune."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from relay.domain.silences import Silence
+from relay.store import SqliteStore
+from tests.test_store_sqlite import T0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    async with SqliteStore(tmp_path / "relay.db") as opened:
+        yield opened
+
+
+def make_silence(
+    silence_id: str,
+    *,
+    starts_in: timedelta = timedelta(0),
+    lasts: timedelta = timedelta(hours=1),
+    **fields: object,
+) -> Silence:
+    base = Silence(
+        id=silence_id,
+        matchers={"rule": "execution-failed", "responder_id": "resp-1"},
+        starts_at=T0 + starts_in,
+        ends_at=T0 + starts_in + lasts,
+        creator="ops@example.com",
+        comment="deploying — ünïcødé",
+        created_at=T0 - timedelta(minutes=1),
+    )
+    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+async def test_silences_round_trip(store: SqliteStore) -> None:
+    silence = make_silence("sil_1", expired_at=T0 + timedelta(minutes=5), origin="config")
+
+    assert await store.add_silence(silence) is True
+    assert await store.get_silence("sil_1") == silence
+    assert await store.get_silence("sil_unknown") is None
+    # The same id again changes nothing.
+    assert await store.add_silence(dataclasses.replace(silence, comment="other")) is False
+    assert await store.get_silence("sil_1") == silence
+
+
+async def test_list_shows_active_and_pending_silences(store: SqliteStore) -> None:
+    active = make_silence("sil_active")
+    pending = make_silence("sil_pending", starts_in=timedelta(hours=2))
+    ended = make_silence("sil_ended", starts_in=-timedelta(hours=2))
+    expired = make_silence("sil_expired", expired_at=T0 - timedelta(seconds=1))
+    expiring = make_silence("sil_expiring", expired_at=T0 + timedelta(minutes=10))
+    for silence in (pending, ended, expired, active, expiring):
+        await store.add_silence(silence)
+
+    live = await store.list_silences(now=T0)
+
+    assert [s.id for s in live] == ["sil_active", "sil_expiring", "sil_pending"]
+    every = await store.list_silences(now=T0, include_expired=True)
+    assert [s.id for s in every] == [
+        "sil_ended", "sil_active", "sil_expired", "sil_expiring", "sil_pending",
+    ]  # fmt: skip
+    # An hour later, the active one has ended by itself.
+    later = await store.list_silences(now=T0 + timedelta(hours=1))
+    assert [s.id for s in later] == ["sil_pending"]
+
+
+async def test_expire(store: SqliteStore) -> None:
+    silence = make_silence("sil_1")
+    await store.add_silence(silence)
+    at = T0 + timedelta(minutes=3)
+
+    assert await store.expire_silence("sil_1", now=at) is True
+
+    assert await store.get_silence("sil_1") == dataclasses.replace(silence, expired_at=at)
+    assert await store.list_silences(now=at) == []
+    assert await store.expire_silence("sil_1", now=at + timedelta(minutes=1)) is False
+    assert await store.expire_silence("sil_unknown", now=at) is False
+    # A silence that already ended cannot be expired any more.
+    ended = make_silence("sil_ended", starts_in=-timedelta(hours=2))
+    await store.add_silence(ended)
+    assert await store.expire_silence("sil_ended", now=T0) is False
+    # A pending one can: it will then never start.
+    pending = make_silence("sil_pending", starts_in=timedelta(hours=2))
+    await store.add_silence(pending)
+    assert await store.expire_silence("sil_pending", now=T0) is True
+    assert await store.list_silences(now=T0 + timedelta(hours=2, minutes=1)) == []
+
+
+async def test_prune_deletes_silences_that_ended_long_ago(store: SqliteStore) -> None:
+    old_end = make_silence("sil_old", starts_in=-timedelta(days=10))
+    old_expiry = make_silence(
+        "sil_expired", lasts=timedelta(days=30), expired_at=T0 + timedelta(minutes=1)
+    )
+    current = make_silence("sil_current", lasts=timedelta(days=30))
+    for silence in (old_end, old_expiry, current):
+        await store.add_silence(silence)
+
+    result = await store.prune(before=T0 + timedelta(days=7))
+
+    assert result.silences_deleted == 2
+    every = await store.list_silences(now=T0, include_expired=True)
+    assert [s.id for s in every] == ["sil_current"]

@@ -1,0 +1,30 @@
+"""External tools some tests drive (promtool, prometheus, chromium), found on PATH.
+
+In CI (`CI=true`) a missing tool fails the test: CI installs them with
+`scripts/ensure-tools.sh`, so a missing one is a broken pipeline, not a reason to pass.
+Elsewhere the test is skipped with a reason that says how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+INSTALL_HINT = "run scripts/ensure-tools.sh as root (Debian packages prometheus, chromium)"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_tool(name: str) -> str:
+    """The absolute path of `name`; fails (in CI) or skips (elsewhere) when it is missing."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    message = f"{name} is not installed; {INSTALL_HINT}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: the tool is required)")
+    pytest.skip(message)
