@@ -1,12 +1,14 @@
-"""Composition root: builds clients, engines and pollers from `Settings`, and runs them.
+"""Composition root: builds every part from `Settings`, and runs them.
 
 Invariants:
 - Everything is built here and nowhere else; modules below receive what they need.
-- `run_daemon` runs one named task per source in a TaskGroup, plus housekeeping; a task
-  that dies unexpectedly ends the group, and the error propagates so the process exits
-  non-zero (Kubernetes then restarts it).
-- Signals are handled in one place: SIGTERM/SIGINT set the stop event, the tasks are
-  cancelled and resources are closed under `asyncio.shield`.
+- `run_daemon` runs named tasks in one TaskGroup: a poller per source, a delivery
+  worker per sink, the HTTP server, housekeeping. A task that dies or returns
+  unexpectedly ends the process with a non-zero exit (Kubernetes then restarts it).
+- Signals are handled here only. On SIGTERM/SIGINT polling stops first, so no new
+  alerts are queued; deliveries in flight get `server.shutdown_grace` to finish; then
+  the HTTP server stops and every resource is closed (under `asyncio.shield`).
+  Whatever was not delivered stays in the outbox for the next start.
 """
 
 from __future__ import annotations
@@ -21,11 +23,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
+from relay.alerting import AlertPlanner
+from relay.domain.silences import config_silences
 from relay.engine import CycleReport, ScanLimits, SourceEngine
 from relay.errors import RelayError
-from relay.poller import OnCycle, Poller
-from relay.settings import Settings, SourceSettings
+from relay.metrics import RelayMetrics
+from relay.poller import Poller
+from relay.server import HttpServer, build_app
+from relay.settings import Settings
+from relay.sinks.base import Sink
+from relay.sinks.registry import build_sinks
+from relay.sinks.worker import DeliveryPool, DeliveryWorker
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store import Store, open_store
 
@@ -44,39 +54,73 @@ class Runtime:
 
     settings: Settings
     store: Store
+    metrics: RelayMetrics
     engines: list[SourceEngine]
     pollers: list[Poller]
+    sinks: dict[str, Sink]
+    deliveries: DeliveryPool
+    http: HttpServer
 
 
-def _engine_for(
-    source: SourceSettings, index: int, *, store: Store, now: Callable[[], datetime]
-) -> tuple[SourceEngine, ZaiaClient]:
-    client = ZaiaClient(ClientConfig.from_settings(source, index=index))
-    engine = SourceEngine(ScanLimits.from_settings(source), client=client, store=store, now=now)
-    return engine, client
-
-
-async def _shielded_close(client: ZaiaClient) -> None:
-    await asyncio.shield(client.aclose())
+async def _shielded(close: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    await asyncio.shield(close())
 
 
 @asynccontextmanager
 async def build_runtime(
-    settings: Settings,
-    *,
-    on_cycle: OnCycle | None = None,
-    now: Callable[[], datetime] = _utcnow,
+    settings: Settings, *, now: Callable[[], datetime] = _utcnow
 ) -> AsyncIterator[Runtime]:
-    """Open the store and one client per source; close them all on exit."""
+    """Open the store, one client per source and every sink; close them all on exit."""
     async with AsyncExitStack() as stack:
         store = open_store(settings.store.url)
         await store.open()
-        stack.push_async_callback(lambda: asyncio.shield(store.close()))
+        stack.push_async_callback(_shielded, store.close)
+        metrics = RelayMetrics(
+            CollectorRegistry(),
+            sources=[s.name for s in settings.sources],
+            sinks=list(settings.sinks),
+        )
+        sinks = build_sinks(settings.sinks, now=now)
+        for sink in sinks.values():
+            stack.push_async_callback(_shielded, sink.aclose)
+        deliveries = DeliveryPool(sinks, outbox=store, now=now, on_result=metrics.on_delivery)
+        silences = config_silences(settings.silences)
+
+        def on_cycle(
+            source: str, outcome: str, duration_s: float, report: CycleReport | None
+        ) -> None:
+            metrics.on_cycle(source, outcome, duration_s, report)
+            if report is None:
+                return
+            metrics.alerts_queued(report.new_alerts, queued_at=now())
+            for alert in report.resolved_alerts:
+                metrics.alert(alert.rule, severity=alert.severity, state="resolved")
+            if report.notifications:
+                deliveries.wake({n.sink for n in report.notifications})
+
         engines: list[SourceEngine] = []
         pollers: list[Poller] = []
         for index, source in enumerate(settings.sources):
-            engine, client = _engine_for(source, index, store=store, now=now)
-            stack.push_async_callback(_shielded_close, client)
+            client = ZaiaClient(
+                ClientConfig.from_settings(source, index=index),
+                on_request=metrics.request_counter(source.name),
+            )
+            stack.push_async_callback(_shielded, client.aclose)
+            planner = AlertPlanner(
+                source=source.name,
+                rules=settings.rules,
+                alerts=settings.alerts,
+                config_silences=silences,
+                client=client,
+                store=store,
+            )
+            engine = SourceEngine(
+                ScanLimits.from_settings(source),
+                client=client,
+                store=store,
+                planner=planner,
+                now=now,
+            )
             engines.append(engine)
             pollers.append(
                 Poller(
@@ -86,13 +130,58 @@ async def build_runtime(
                     on_cycle=on_cycle,
                 )
             )
-        yield Runtime(settings=settings, store=store, engines=engines, pollers=pollers)
+        app = build_app(
+            metrics=metrics,
+            store=store,
+            health={p.health.source: p.health for p in pollers},
+            settings=settings,
+            now=now,
+            config_silences=silences,
+            on_deliveries_retried=deliveries.wake,
+        )
+        http = HttpServer(app, host=settings.server.host, port=settings.server.port)
+        yield Runtime(
+            settings=settings,
+            store=store,
+            metrics=metrics,
+            engines=engines,
+            pollers=pollers,
+            sinks=sinks,
+            deliveries=deliveries,
+            http=http,
+        )
 
 
 async def run_once(settings: Settings, *, dry_run: bool) -> list[CycleReport]:
-    """One cycle per source; with `dry_run` nothing is persisted."""
+    """One cycle per source; with `dry_run` nothing is persisted or sent. Notifications a
+    real run queues are delivered before returning (within the shutdown grace)."""
     async with build_runtime(settings) as runtime:
-        return [await engine.run_cycle(commit=not dry_run) for engine in runtime.engines]
+        reports = [await engine.run_cycle(commit=not dry_run) for engine in runtime.engines]
+        if not dry_run and any(r.notifications for r in reports):
+            await _deliver_pending(runtime)
+        return reports
+
+
+async def _deliver_pending(runtime: Runtime) -> None:
+    """Send what the cycle queued, waiting for digests and rate limits at most the
+    shutdown grace; anything left stays in the outbox for the daemon."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + runtime.settings.server.shutdown_grace.total_seconds()
+
+    async def flush(worker: DeliveryWorker) -> None:
+        while True:
+            result = await worker.step()
+            if result.claimed:
+                continue
+            if result.next_wake_at is None:
+                return
+            wait_s = (result.next_wake_at - _utcnow()).total_seconds()
+            if loop.time() + wait_s > deadline:
+                log.info("once.left_in_outbox", sink=worker.sink.name)
+                return
+            await asyncio.sleep(max(0.0, wait_s))
+
+    await asyncio.gather(*(flush(w) for w in runtime.deliveries.workers.values()))
 
 
 async def _prune_forever(runtime: Runtime) -> None:
@@ -110,24 +199,36 @@ async def run_daemon(
     *,
     extra_tasks: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
 ) -> None:
-    """Poll every source until SIGTERM/SIGINT. `extra_tasks` run alongside (the demo's
-    simulated traffic) and are stopped with the rest."""
+    """Poll, alert, deliver and serve until SIGTERM/SIGINT. `extra_tasks` run alongside
+    (the demo's simulated traffic) and stop with the pollers."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         async with build_runtime(settings) as runtime:
-            log.info("relay.started", sources=[e.source for e in runtime.engines])
+            await runtime.http.start()
+            log.info(
+                "relay.started",
+                sources=[e.source for e in runtime.engines],
+                sinks=list(runtime.sinks),
+                http=runtime.http.url,
+            )
             async with asyncio.TaskGroup() as group:
-                tasks = [
+                producers = [
                     group.create_task(poller.run(), name=f"poller:{poller.health.source}")
                     for poller in runtime.pollers
                 ]
-                tasks.append(group.create_task(_prune_forever(runtime), name="prune"))
+                producers.append(group.create_task(_prune_forever(runtime), name="prune"))
                 for name, factory in (extra_tasks or {}).items():
-                    tasks.append(group.create_task(factory(), name=name))
-                await _wait_for_stop(stop, tasks)
+                    producers.append(group.create_task(factory(), name=name))
+                consumers = [
+                    group.create_task(worker.run(), name=f"delivery:{name}")
+                    for name, worker in runtime.deliveries.workers.items()
+                ]
+                http = group.create_task(runtime.http.serve(), name="http")
+                await _wait_for_stop(stop, [*producers, *consumers, http])
+                await _shut_down(runtime, producers=producers, http=http)
             log.info("relay.stopped")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -135,8 +236,9 @@ async def run_daemon(
 
 
 async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Return on the stop signal after cancelling the tasks; a task that ends on its own
-    (it should not) is reported and its error re-raised through the TaskGroup."""
+    """Return on the stop signal. These tasks run until cancelled: one that returns is a
+    bug, and exiting non-zero lets the supervisor restart the relay rather than run it
+    half-dead. (One that raises ends the TaskGroup, which cancels this wait.)"""
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -144,11 +246,18 @@ async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -
         stopper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stopper
-    log.info("relay.stopping")
-    for task in tasks:
-        task.cancel()
     ended = [task.get_name() for task in done if task is not stopper]
     if ended:
-        # These tasks run until cancelled; one that returned is a bug, and exiting
-        # non-zero lets the supervisor restart the relay rather than run it half-dead.
         raise RelayError(f"task(s) {', '.join(ended)} ended unexpectedly")
+
+
+async def _shut_down(
+    runtime: Runtime, *, producers: list[asyncio.Task[None]], http: asyncio.Task[None]
+) -> None:
+    grace_s = runtime.settings.server.shutdown_grace.total_seconds()
+    log.info("relay.stopping", grace_s=grace_s)
+    for task in producers:
+        task.cancel()
+    await asyncio.gather(*producers, return_exceptions=True)
+    await runtime.deliveries.drain(grace_s)
+    http.cancel()

@@ -89,5 +89,8 @@ def background_traffic(workspace: SimWorkspace, rng: random.Random) -> None:
 
 
 def seed_workspace(workspace: SimWorkspace) -> None:
-    """History that already exists when the relay starts: recorded, never alerted."""
-    workspace.seed_history(150, running=8, span_s=6 * 3600)
+    """History that already exists when the relay starts: recorded, never alerted. The
+    runs in progress started moments ago, so none is stuck before the story says so."""
+    workspace.seed_history(150, running=0, span_s=6 * 3600)
+    for seconds_ago in (40, 25, 15, 10, 5, 2):
+        workspace.create_execution(created_at=workspace.now() - timedelta(seconds=seconds_ago))

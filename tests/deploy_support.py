@@ -9,6 +9,7 @@ found beside the interpreter even when the venv's bin directory is not on PATH.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ CHART = ROOT / "helm" / "zaia-relay"
 DATA = Path(__file__).resolve().parent / "data"
 RULES_FILE = ROOT / "config" / "prometheus-rules.yaml"
 DASHBOARD_FILE = ROOT / "config" / "grafana-dashboard.json"
+DOCKERFILE = ROOT / "Dockerfile"
 
 # How to get each Python-packaged tool, for the skip/fail message.
 INSTALL_HINTS = {
@@ -137,3 +139,52 @@ def family_of(series: str) -> str:
         if series.endswith(suffix):
             return series.removesuffix(suffix)
     return series
+
+
+# --- the Dockerfile ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+    stage: int  # index of the FROM it belongs to; -1 before the first FROM
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """Instructions with continuation lines joined and comments dropped."""
+    instructions: list[Instruction] = []
+    stage = -1
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stage += 1
+        instructions.append(Instruction(keyword, args.strip(), stage))
+    return instructions
+
+
+def exec_form(instruction: Instruction) -> list[str]:
+    """The JSON array of an exec-form instruction (fails on shell form)."""
+    args = instruction.args
+    if instruction.keyword == "HEALTHCHECK":
+        args = args[args.index("CMD ") + len("CMD ") :]
+    value = json.loads(args)
+    assert isinstance(value, list), f"{instruction.keyword} is not in exec form: {args}"
+    return [str(part) for part in value]
+
+
+def healthcheck_command() -> list[str]:
+    """The image's HEALTHCHECK command."""
+    (healthcheck,) = [
+        i for i in parse_dockerfile(DOCKERFILE.read_text()) if i.keyword == "HEALTHCHECK"
+    ]
+    return exec_form(healthcheck)

@@ -343,12 +343,12 @@ async def test_a_failure_defers_messages_not_yet_started(
 ) -> None:
     async with Receiver(lambda _: Reply(500)) as receiver:
         sink = webhook(f"{receiver.url}/h", retry_initial="2s")
-        worker, _ = worker_for(sink, store, clock, concurrency=1)
+        worker, _ = worker_for(sink, store, clock, concurrency=1, messages_per_step=2)
         try:
             items = notifications(5)
             await enqueue(store, items, at=T0)
             result = await worker.step()
-            assert result.claimed == 2  # concurrency 1: two messages a step
+            assert result.claimed == 2
             assert result.outcomes == {"retry": 1}
         finally:
             await sink.aclose()
@@ -379,16 +379,18 @@ async def test_a_crashed_claim_comes_back_after_its_lease(
             (item,) = notifications(1)
             await enqueue(store, [item], at=T0)
             # Another worker claimed it and died before marking it.
-            await store.claim_due("hook", now=T0, limit=10, lease_s=worker.lease_s)
+            await store.claim_due("hook", now=T0, limit=10, lease_s=15)
             waiting = await worker.step()
             assert waiting.claimed == 0
-            assert waiting.next_wake_at == T0 + timedelta(seconds=worker.lease_s)
+            assert waiting.next_wake_at == T0 + timedelta(seconds=15)
             clock.set(waiting.next_wake_at)
             assert (await worker.step()).outcomes == {"delivered": 1}
         finally:
             await sink.aclose()
     assert ids_of(receiver.requests) == [item.id]
-    assert worker.lease_s == 2 * 2 + 5
+    # A lease outlasts a step whose every round of sends times out (2 s), plus 5 s.
+    assert worker.lease_s(64) == 8 * 2 + 5
+    assert worker.lease_s(1) == 2 + 5
 
 
 async def test_run_wakes_on_enqueue_and_drains(store: SqliteStore) -> None:

@@ -2,26 +2,33 @@
 
 The relay runs in a private mount namespace (`unshare --mount`) where `/` is remounted
 read-only, `/tmp` is a fresh tmpfs and only the state directory is writable, like the
-container's volume. A poll cycle against the simulator must succeed and leave its state
-in that directory: any other write fails the run with "Read-only file system".
+container's volume. It must poll the simulator, store its state in that directory,
+alert, serve HTTP (the image's HEALTHCHECK passes) and stop cleanly: any other write
+fails with "Read-only file system".
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from relay.sim import SimServer, SimWorkspace
-from tests.deploy_support import require_tool
+from tests.deploy_support import healthcheck_command, require_tool
 
 # The script exits with this code when the namespace cannot be set up (no privileges):
 # the test is then skipped, since it says nothing about the relay.
 NO_NAMESPACE = 97
 STATE = "/mnt"  # an existing mount point; the container's /var/lib/zaia-relay
+API_KEY = "read-only-key"
 
 SCRIPT = f"""
 set -e
@@ -34,62 +41,153 @@ exec "$@"
 """
 
 
-@pytest.mark.slow
-async def test_a_poll_cycle_needs_only_the_state_volume_and_tmp(tmp_path: Path) -> None:
+def write_config(state_dir: Path, *, sim_url: str, port: int) -> None:
+    (state_dir / "relay.yaml").write_text(
+        f"""
+sources:
+  - name: prod
+    base_url: {sim_url}
+    api_key: ${{ZAIA_API_KEY}}
+    poll_interval: 300ms
+store:
+  url: sqlite://{STATE}/state.db
+server:
+  listen: 127.0.0.1:{port}
+log:
+  format: json
+rules:
+  - name: execution-failed
+    when: {{status: [failed]}}
+    severity: critical
+    sinks: [console]
+sinks:
+  console:
+    type: console
+    color: never
+"""
+    )
+
+
+@asynccontextmanager
+async def read_only_relay(
+    state_dir: Path, args: Sequence[str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m relay ARGS` with a read-only root; skips when no namespace can be made."""
     unshare = require_tool("unshare")
     if os.geteuid() != 0:
         pytest.skip("needs root to make a mount namespace with a read-only root")
-    workspace = SimWorkspace(api_key="read-only-key", seed=3)
-    for status in ("running", "completed", "failed"):
-        workspace.create_execution(status=status)
-    state_dir = tmp_path / "state"
-    state_dir.mkdir()
-    async with SimServer(workspace) as sim:
-        (state_dir / "relay.yaml").write_text(
-            f"""
-sources:
-  - name: prod
-    base_url: {sim.url}
-    api_key: ${{ZAIA_API_KEY}}
-store:
-  url: sqlite://{STATE}/state.db
-log:
-  format: json
-"""
-        )
-        process = await asyncio.create_subprocess_exec(
-            unshare,
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            SCRIPT,
-            "sh",
-            sys.executable,
-            "-m",
-            "relay",
-            "once",
-            "-c",
-            f"{STATE}/relay.yaml",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={
-                **os.environ,
-                "STATE_DIR": str(state_dir),
-                "ZAIA_API_KEY": workspace.api_key,
-                "TMPDIR": "/tmp",
-                "HOME": STATE,
-                "PYTHONDONTWRITEBYTECODE": "1",
-            },
-        )
-        async with asyncio.timeout(60):
-            stdout, stderr = await process.communicate()
-    output = stdout.decode() + stderr.decode()
+    process = await asyncio.create_subprocess_exec(
+        *(unshare, "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "sh"),
+        *(sys.executable, "-m", "relay", *args, "-c", f"{STATE}/relay.yaml"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={
+            **os.environ,
+            "STATE_DIR": str(state_dir),
+            "ZAIA_API_KEY": API_KEY,
+            "TMPDIR": "/tmp",
+            "HOME": STATE,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def _skip_without_namespace(process: asyncio.subprocess.Process, output: str) -> None:
     if process.returncode == NO_NAMESPACE:
         pytest.skip(f"cannot make a mount namespace with a read-only root here: {output}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _workspace() -> SimWorkspace:
+    workspace = SimWorkspace(api_key=API_KEY, seed=3)
+    for status in ("running", "completed", "failed"):
+        workspace.create_execution(status=status)
+    return workspace
+
+
+@pytest.mark.slow
+async def test_a_poll_cycle_needs_only_the_state_volume_and_tmp(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    async with SimServer(_workspace()) as sim:
+        write_config(state_dir, sim_url=sim.url, port=_free_port())
+        async with read_only_relay(state_dir, ["once"]) as process, asyncio.timeout(60):
+            stdout, _ = await process.communicate()
+    output = stdout.decode()
+    _skip_without_namespace(process, output)
     assert process.returncode == 0, output
     assert "Read-only file system" not in output
-    # The state landed on the writable volume, and the cycle found the executions.
+    assert "3 execution(s) observed" in output
     assert (state_dir / "state.db").is_file()
-    assert "3 execution(s) observed" in stdout.decode()
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> tuple[int, object]:
+    async with session.get(url) as response:
+        return response.status, await response.json()
+
+
+@pytest.mark.slow
+async def test_the_daemon_alerts_serves_and_stops_on_a_read_only_root(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    workspace = _workspace()
+    async with SimServer(workspace) as sim:
+        write_config(state_dir, sim_url=sim.url, port=port)
+        async with read_only_relay(state_dir, ["run"]) as process:
+            # Read the output all along, so a chatty relay never blocks on a full pipe.
+            assert process.stdout is not None
+            reader = asyncio.create_task(process.stdout.read(), name="read-only-relay-output")
+            failed = ""
+            async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+                # Ready once the store answers and the source was polled.
+                while True:
+                    if process.returncode is not None:
+                        break
+                    try:
+                        status, _ = await _get_json(session, f"{base}/readyz")
+                    except aiohttp.ClientConnectionError:
+                        status = 0
+                    if status == 200:
+                        break
+                    await asyncio.sleep(0.1)  # bounded by the timeout above
+                if process.returncode is None:
+                    # The image's HEALTHCHECK (python + urllib) passes against /healthz.
+                    check = await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        *healthcheck_command()[1:],
+                        env={**os.environ, "ZAIA_RELAY_HEALTHCHECK_URL": f"{base}/healthz"},
+                    )
+                    assert await check.wait() == 0
+                    failed = workspace.create_execution(status="running")
+                    workspace.set_status(failed, "failed", error="step failed")
+                    while True:
+                        status, body = await _get_json(session, f"{base}/api/v1/alerts")
+                        assert status == 200, body
+                        assert isinstance(body, dict)
+                        if body["alerts"]:
+                            break
+                        await asyncio.sleep(0.1)  # bounded by the timeout above
+                    process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(30):
+                output = await reader
+                await process.wait()
+    text = output.decode()
+    _skip_without_namespace(process, text)
+    assert process.returncode == 0, text
+    assert "Read-only file system" not in text
+    assert failed
+    assert failed in text  # the console sink printed the alert
+    assert (state_dir / "state.db").is_file()

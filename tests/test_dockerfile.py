@@ -12,44 +12,22 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.deploy_support import ROOT, require_tool
+from tests.deploy_support import (
+    DOCKERFILE,
+    ROOT,
+    Instruction,
+    exec_form,
+    healthcheck_command,
+    parse_dockerfile,
+    require_tool,
+)
 
-DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 CONFIG_PATH = "/etc/zaia-relay/relay.yaml"
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    args: str
-    stage: int  # index of the FROM it belongs to; -1 before the first FROM
-
-
-def parse_dockerfile(text: str) -> list[Instruction]:
-    """Instructions with continuation lines joined and comments dropped."""
-    instructions: list[Instruction] = []
-    stage = -1
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line, pending = pending + line, ""
-        keyword, _, args = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            stage += 1
-        instructions.append(Instruction(keyword, args.strip(), stage))
-    return instructions
 
 
 INSTRUCTIONS = parse_dockerfile(DOCKERFILE.read_text())
@@ -58,16 +36,6 @@ FINAL_STAGE = max(i.stage for i in INSTRUCTIONS)
 
 def final(keyword: str) -> list[Instruction]:
     return [i for i in INSTRUCTIONS if i.keyword == keyword and i.stage == FINAL_STAGE]
-
-
-def exec_form(instruction: Instruction) -> list[str]:
-    """The JSON array of an exec-form instruction (fails on shell form)."""
-    args = instruction.args
-    if instruction.keyword == "HEALTHCHECK":
-        args = args[args.index("CMD ") + len("CMD ") :]
-    value = json.loads(args)
-    assert isinstance(value, list), f"{instruction.keyword} is not in exec form: {args}"
-    return [str(part) for part in value]
 
 
 def test_hadolint_finds_nothing(tmp_path: Path) -> None:
@@ -166,8 +134,7 @@ def test_healthcheck_asks_healthz_with_python_urllib() -> None:
 
 
 def test_healthcheck_command_fails_when_nothing_answers() -> None:
-    (healthcheck,) = final("HEALTHCHECK")
-    command = exec_form(healthcheck)
+    command = healthcheck_command()
     # Port 9 (discard) on loopback: nothing listens, so the check must exit non-zero.
     result = subprocess.run(
         [sys.executable, *command[1:]],

@@ -35,6 +35,8 @@ sources:
     max_pages: 20
 store:
   url: sqlite:///{tmp_path}/state.db
+server:
+  listen: 127.0.0.1:0
 log:
   format: json
 """

@@ -16,8 +16,6 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-import httpx
-
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
 from relay.domain.render import alertmanager_alert
@@ -34,7 +32,6 @@ class AlertmanagerSink:
         settings: AlertmanagerSinkSettings,
         *,
         now: Callable[[], datetime] = utcnow,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._name = name
         self._url = settings.url.rstrip("/") + "/api/v2/alerts"
@@ -59,7 +56,6 @@ class AlertmanagerSink:
             config_path=f"sinks.{name}.url",
             secrets=secrets,
             now=now,
-            transport=transport,
         )
 
     def __repr__(self) -> str:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
-
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
 from relay.domain.render_slack import slack_message, slack_thread_reply
@@ -86,7 +84,6 @@ class SlackSink:
         *,
         refs: MessageRefs | None = None,
         now: Callable[[], datetime] = utcnow,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._name = name
         self._webhook_url = None if settings.webhook_url is None else settings.webhook_url
@@ -107,7 +104,6 @@ class SlackSink:
             config_path=f"sinks.{name}." + ("webhook_url" if self._webhook_url else "bot_token"),
             secrets=secrets,
             now=now,
-            transport=transport,
         )
 
     def __repr__(self) -> str:
@@ -180,7 +176,7 @@ class SlackSink:
             f"{self._api_url}/{method}", content=json.dumps(body).encode(), headers=headers
         )
         try:
-            answer = response.json()
+            answer = json.loads(response.body)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):

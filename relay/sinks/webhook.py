@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
 from relay.domain.render import batch_id, webhook_batch_body, webhook_body
@@ -56,7 +54,6 @@ class WebhookSink:
         settings: WebhookSinkSettings,
         *,
         now: Callable[[], datetime] = utcnow,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._name = name
         self._url = settings.url.get_secret_value()
@@ -79,7 +76,6 @@ class WebhookSink:
             config_path=f"sinks.{name}.url",
             secrets=secrets,
             now=now,
-            transport=transport,
         )
 
     def __repr__(self) -> str:
