@@ -34,8 +34,9 @@ from relay.poller import Poller
 from relay.server import HttpServer, build_app
 from relay.settings import Settings
 from relay.sinks.base import Sink
+from relay.sinks.pool import DeliveryPool
 from relay.sinks.registry import build_sinks
-from relay.sinks.worker import DeliveryPool, DeliveryWorker
+from relay.sinks.worker import DeliveryWorker
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store import Store, open_store
 

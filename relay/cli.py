@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from relay import __version__
+from relay import __version__, cli_ops
 from relay.app import run_daemon, run_once
 from relay.errors import ConfigError, RelayError
 from relay.logs import configure_logging, secrets_of
@@ -156,6 +156,32 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _with_settings(
+    work: Callable[[Settings, argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A command that needs the configuration: load it (exit 2 on problems), set up logs
+    on stderr, then run."""
+
+    def run(args: argparse.Namespace) -> int:
+        settings = load_or_report(args.config)
+        if settings is None:
+            return EXIT_USAGE
+        _configure_logs(settings, stream=sys.stderr)
+        return work(settings, args)
+
+    return run
+
+
+def _with_config_argument(
+    add: Callable[[argparse.ArgumentParser], None],
+) -> Callable[[argparse.ArgumentParser], None]:
+    def both(parser: argparse.ArgumentParser) -> None:
+        add(parser)
+        add_config_argument(parser)
+
+    return both
+
+
 COMMANDS: dict[str, Command] = {
     "demo": Command(
         help="run a simulated Zaia workspace, the relay and a console sink on this machine",
@@ -170,6 +196,21 @@ COMMANDS: dict[str, Command] = {
         help="run one poll cycle per source, print the transitions found, then exit",
         run=_once,
         add_arguments=_add_once_arguments,
+    ),
+    "test-sink": Command(
+        help="send one clearly marked test alert through a configured sink",
+        run=_with_settings(lambda settings, args: cli_ops.test_sink(settings, args.name)),
+        add_arguments=_with_config_argument(cli_ops.add_test_sink_arguments),
+    ),
+    "deliveries": Command(
+        help="the dead-letter queue: list, retry (ids or --all), purge (ids or --all)",
+        run=_with_settings(cli_ops.deliveries),
+        add_arguments=_with_config_argument(cli_ops.add_deliveries_arguments),
+    ),
+    "silences": Command(
+        help="silences: add --matcher rule=NAME [--duration 2h], list [--all], expire ID",
+        run=_with_settings(cli_ops.silences),
+        add_arguments=_with_config_argument(cli_ops.add_silences_arguments),
     ),
     "check-config": Command(
         help="validate the configuration file; exit 2 listing every problem",

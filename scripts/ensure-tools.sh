@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external tools the test suite drives when they are missing:
 #   prometheus (Debian package `prometheus`: /usr/bin/prometheus and /usr/bin/promtool)
+#   prometheus-alertmanager (Debian package of that name)
 #   chromium   (Debian package `chromium`: /usr/bin/chromium, run headless)
 # Idempotent: a tool already on PATH is left alone, and `apt-get update` runs at most
 # once, only when something has to be installed. Installing needs root; without it the
@@ -8,9 +9,9 @@
 # with a reason; with CI=true a missing tool fails them).
 set -euo pipefail
 
-declare -A package_of=([promtool]=prometheus [prometheus]=prometheus [chromium]=chromium)
+declare -A package_of=([promtool]=prometheus [prometheus]=prometheus [prometheus-alertmanager]=prometheus-alertmanager [chromium]=chromium)
 missing_packages=()
-for tool in promtool prometheus chromium; do
+for tool in promtool prometheus prometheus-alertmanager chromium; do
   if command -v "$tool" >/dev/null 2>&1; then
     echo "ensure-tools: $tool present ($(command -v "$tool"))"
   else
@@ -48,7 +49,7 @@ fi
 trap 'if [[ $created_policy -eq 1 ]]; then rm -f "$policy"; fi' EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${missing_packages[@]}"
-for tool in promtool prometheus chromium; do
+for tool in promtool prometheus prometheus-alertmanager chromium; do
   command -v "$tool" >/dev/null 2>&1 || { echo "ensure-tools: $tool still missing" >&2; exit 1; }
 done
 echo "ensure-tools: installed ${missing_packages[*]}"

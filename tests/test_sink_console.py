@@ -64,7 +64,8 @@ def _settings(tmp_path: Any, sinks: str) -> Settings:
     config = tmp_path / "relay.yaml"
     config.write_text(
         "sources:\n  - name: prod\n    api_key: k\n"
-        "rules:\n  - name: failed\n    when: {status: [failed]}\n    severity: critical\n    sinks: [console]\n"
+        "rules:\n  - name: failed\n    when: {status: [failed]}\n"
+        "    severity: critical\n    sinks: [console]\n"
         f"sinks:\n{sinks}"
     )
     return load_settings(config, environ={})

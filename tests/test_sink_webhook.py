@@ -193,7 +193,7 @@ async def test_receiver_echoing_the_secret_is_scrubbed() -> None:
 
 
 async def test_timeout_is_retryable() -> None:
-    async with Receiver(lambda _: Reply(delay_s=2.0)) as receiver:
+    async with Receiver(lambda _: Reply(delay_s=1.0)) as receiver:
         sink = WebhookSink("hook", settings_for(f"{receiver.url}/h", timeout="200ms"))
         try:
             with pytest.raises(SinkError) as caught:
@@ -224,3 +224,30 @@ async def test_connection_refused_is_retryable() -> None:
 def test_repr_hides_the_url() -> None:
     sink_settings = settings_for(f"https://hooks.example.com/h?token={TOKEN}")
     assert TOKEN not in repr(WebhookSink("hook", sink_settings))
+
+
+async def test_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with Receiver() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        sink = WebhookSink("hook", settings_for("http://hooks.example.invalid/zaia"))
+        try:
+            await sink.send([make_notification()])
+        finally:
+            await sink.aclose()
+    (request,) = proxy.requests
+    assert request.headers["host"] == "hooks.example.invalid"
+    assert request.path == "/zaia"
+
+
+async def test_no_proxy_exempts_a_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with Receiver() as receiver:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        sink = WebhookSink("hook", settings_for(f"{receiver.url}/h"))
+        try:
+            await sink.send([make_notification()])
+        finally:
+            await sink.aclose()
+    assert len(receiver.requests) == 1

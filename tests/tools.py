@@ -12,7 +12,10 @@ import shutil
 
 import pytest
 
-INSTALL_HINT = "run scripts/ensure-tools.sh as root (Debian packages prometheus, chromium)"
+INSTALL_HINT = (
+    "run scripts/ensure-tools.sh as root "
+    "(Debian packages prometheus, prometheus-alertmanager, chromium)"
+)
 
 
 def in_ci() -> bool:

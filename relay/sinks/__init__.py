@@ -13,11 +13,11 @@ from relay.sinks import registry
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink, delivery_policy
 from relay.sinks.console import ConsoleSink
+from relay.sinks.pool import DeliveryPool
 from relay.sinks.registry import build_sink, build_sinks, send_test
 from relay.sinks.slack import MemoryMessageRefs, MessageRef, MessageRefs, SlackSink
 from relay.sinks.webhook import WebhookSink
 from relay.sinks.worker import (
-    DeliveryPool,
     DeliveryResult,
     DeliveryWorker,
     OnResult,

@@ -230,7 +230,7 @@ class HttpPoster:
             )
         raise SinkError(
             self.sink,
-            f"{what}, then replay with `zaia-relay deliveries retry --sink {self.sink}`",
+            f"{what}, then replay with `zaia-relay deliveries retry --all --sink {self.sink}`",
             retryable=False,
         )
 

@@ -199,7 +199,7 @@ class SlackSink:
             self._name,
             f"Slack's {method} refused the message ({error}); check sinks.{self._name} "
             f"(bot_token scopes chat:write, channel {self._channel!r} with the bot invited), "
-            f"then replay with `zaia-relay deliveries retry --sink {self._name}`",
+            f"then replay with `zaia-relay deliveries retry --all --sink {self._name}`",
             retryable=False,
         )
 

@@ -28,7 +28,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -432,43 +432,8 @@ def _human_s(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-class DeliveryPool:
-    """One worker a sink, for the app: run them, wake them, drain them."""
-
-    def __init__(
-        self,
-        sinks: Mapping[str, Sink],
-        *,
-        outbox: Outbox,
-        now: Callable[[], datetime] = utcnow,
-        on_result: OnResult | None = None,
-    ) -> None:
-        self.workers = {
-            name: DeliveryWorker(
-                sink,
-                outbox=outbox,
-                now=now,
-                on_result=on_result,
-            )
-            for name, sink in sinks.items()
-        }
-
-    def wake(self, sinks: Iterable[str] | None = None) -> None:
-        """Wake the workers of `sinks` (all when None), e.g. after a commit enqueued."""
-        for name in self.workers if sinks is None else sinks:
-            worker = self.workers.get(name)
-            if worker is not None:
-                worker.wake()
-
-    async def drain(self, grace_s: float) -> None:
-        """Drain every worker within one shared grace period."""
-        if self.workers:
-            await asyncio.gather(*(w.drain(grace_s) for w in self.workers.values()))
-
-
 __all__ = [
     "DEFAULT_CONCURRENCY",
-    "DeliveryPool",
     "DeliveryResult",
     "DeliveryWorker",
     "OnResult",

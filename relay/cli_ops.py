@@ -1,0 +1,217 @@
+"""Operator commands: `test-sink`, `deliveries list|retry|purge`, `silences add|list|expire`.
+
+They work on the same store as a running relay (and its HTTP API), so an operator can
+inspect and replay dead letters or silence a noisy rule from a shell. A replayed dead
+letter is picked up by the running relay's delivery worker within seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from relay.domain.durations import parse_duration
+from relay.domain.silences import config_silences, new_silence
+from relay.errors import SinkError
+from relay.settings import Settings
+from relay.sinks.registry import build_sink, send_test
+from relay.store import Store, open_store
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+T = TypeVar("T")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with open_store(settings.store.url) as store:
+            return await work(store)
+
+    return asyncio.run(run())
+
+
+# --- test-sink ----------------------------------------------------------------------
+
+
+def test_sink(settings: Settings, name: str) -> int:
+    if name not in settings.sinks:
+        known = ", ".join(sorted(settings.sinks)) or "none"
+        print(f"sinks.{name}: no such sink; configured sinks: {known}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def send() -> str:
+        sink = build_sink(name, settings.sinks[name])
+        try:
+            notification = await send_test(sink, now=_now())
+        finally:
+            await sink.aclose()
+        return notification.id
+
+    try:
+        message_id = asyncio.run(send())
+    except SinkError as exc:
+        print(f"zaia-relay: test alert not delivered: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"sent a test alert through sink {name!r} (webhook-id {message_id})")
+    return EXIT_OK
+
+
+# --- deliveries ---------------------------------------------------------------------
+
+
+def deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    action: str = args.action
+    if action == "list":
+        return _list_dead(settings, sink=args.sink, limit=args.limit)
+    ids = list(args.ids) or None
+    if ids is None and not args.all:
+        print(f"deliveries {action}: give notification ids, or --all", file=sys.stderr)
+        return EXIT_USAGE
+    if action == "retry":
+        count = _with_store(
+            settings, lambda store: store.retry_dead(now=_now(), sink=args.sink, ids=ids)
+        )
+        print(f"{count} dead letter(s) queued for delivery again")
+    else:
+        count = _with_store(settings, lambda store: store.purge_dead(sink=args.sink, ids=ids))
+        print(f"{count} dead letter(s) dropped")
+    return EXIT_OK
+
+
+def _list_dead(settings: Settings, *, sink: str | None, limit: int) -> int:
+    letters = _with_store(settings, lambda store: store.dead_letters(sink=sink, limit=limit))
+    if not letters:
+        print("no dead letters")
+        return EXIT_OK
+    for letter in letters:
+        n = letter.notification
+        print(
+            f"{n.id}  sink={n.sink}  {n.kind}  attempts={letter.attempts}"
+            f"  dead_at={letter.dead_at.isoformat(timespec='seconds')}\n"
+            f"    {n.alert.summary}\n    reason: {letter.reason}"
+        )
+    return EXIT_OK
+
+
+# --- silences -----------------------------------------------------------------------
+
+
+def silences(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _list_silences(settings, include_expired=args.all)
+    if args.action == "expire":
+        if not args.id:
+            print("silences expire: give the silence id", file=sys.stderr)
+            return EXIT_USAGE
+        expired = _with_store(settings, lambda store: store.expire_silence(args.id, now=_now()))
+        if not expired:
+            print(f"no active runtime silence {args.id!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"silence {args.id} expired")
+        return EXIT_OK
+    return _add_silence(settings, args)
+
+
+def _add_silence(settings: Settings, args: argparse.Namespace) -> int:
+    matchers: dict[str, str] = {}
+    for item in args.matcher:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"--matcher {item!r}: use KEY=VALUE, e.g. rule=credit-burn", file=sys.stderr)
+            return EXIT_USAGE
+        matchers[key.strip()] = value.strip()
+    now = _now()
+    try:
+        starts = datetime.fromisoformat(args.starts) if args.starts else now
+        ends = (
+            datetime.fromisoformat(args.ends)
+            if args.ends
+            else starts + parse_duration(args.duration)
+        )
+        silence = new_silence(
+            matchers,
+            starts_at=starts,
+            ends_at=ends,
+            now=now,
+            creator=args.creator,
+            comment=args.comment,
+        )
+    except ValueError as exc:
+        print(f"silences add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _with_store(settings, lambda store: store.add_silence(silence))
+    print(f"silence {silence.id} active until {silence.ends_at.isoformat(timespec='seconds')}")
+    return EXIT_OK
+
+
+def _list_silences(settings: Settings, *, include_expired: bool) -> int:
+    now = _now()
+    stored = _with_store(
+        settings, lambda store: store.list_silences(now=now, include_expired=include_expired)
+    )
+    found = [*config_silences(settings.silences), *stored]
+    if not found:
+        print("no silences")
+    for silence in found:
+        matchers = ",".join(f"{k}={v}" for k, v in sorted(silence.matchers.items()))
+        state = "expired" if silence.expired_at is not None else "active"
+        print(
+            f"{silence.id}  {state}  {silence.origin}  {matchers}"
+            f"  {silence.starts_at.isoformat(timespec='seconds')}"
+            f" -> {silence.ends_at.isoformat(timespec='seconds')}"
+            f"  {silence.creator} {silence.comment}".rstrip()
+        )
+    return EXIT_OK
+
+
+# --- argument parsing -----------------------------------------------------------------
+
+
+def add_test_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the sink's name under `sinks:`")
+
+
+def add_deliveries_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("list", "retry", "purge"))
+    parser.add_argument("ids", nargs="*", help="notification ids (retry/purge)")
+    parser.add_argument("--all", action="store_true", help="every dead letter (retry/purge)")
+    parser.add_argument("--sink", help="only this sink's dead letters")
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (list)")
+
+
+def add_silences_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("add", "list", "expire"))
+    parser.add_argument("id", nargs="?", help="the silence to expire")
+    parser.add_argument(
+        "--matcher",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="rule, severity, responder_id, agent_id, workflow_id or type (repeatable)",
+    )
+    parser.add_argument("--duration", default="2h", help="how long (default 2h)")
+    parser.add_argument("--starts", help="ISO 8601 start (default now)")
+    parser.add_argument("--ends", help="ISO 8601 end (instead of --duration)")
+    parser.add_argument("--creator", default="", help="who is silencing")
+    parser.add_argument("--comment", default="", help="why")
+    parser.add_argument("--all", action="store_true", help="list expired silences too")
+
+
+__all__ = [
+    "add_deliveries_arguments",
+    "add_silences_arguments",
+    "add_test_sink_arguments",
+    "deliveries",
+    "silences",
+    "test_sink",
+]

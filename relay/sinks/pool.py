@@ -1,0 +1,51 @@
+"""The delivery workers of every sink, as the app runs them.
+
+Invariants:
+- One worker a sink, all over the same outbox; a worker only ever claims its own sink's
+  rows, so workers never contend for a notification.
+- `wake()` names sinks; an unknown name is ignored (a notification for a sink removed
+  from the configuration waits in the outbox until it is purged or the sink returns).
+- `drain()` gives every worker the same grace period, concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+
+from relay.sinks.base import Sink, utcnow
+from relay.sinks.worker import DeliveryWorker, OnResult, Outbox
+
+
+class DeliveryPool:
+    """One worker a sink, for the app: run them, wake them, drain them."""
+
+    def __init__(
+        self,
+        sinks: Mapping[str, Sink],
+        *,
+        outbox: Outbox,
+        now: Callable[[], datetime] = utcnow,
+        on_result: OnResult | None = None,
+    ) -> None:
+        self.workers = {
+            name: DeliveryWorker(sink, outbox=outbox, now=now, on_result=on_result)
+            for name, sink in sinks.items()
+        }
+
+    def wake(self, sinks: Iterable[str] | None = None) -> None:
+        """Wake the workers of `sinks` (all when None), e.g. after a commit enqueued; an
+        unknown name is ignored."""
+        for name in self.workers if sinks is None else sinks:
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.wake()
+
+    async def drain(self, grace_s: float) -> None:
+        """Drain every worker within one shared grace period."""
+        if self.workers:
+            await asyncio.gather(*(w.drain(grace_s) for w in self.workers.values()))
+
+
+__all__ = ["DeliveryPool"]
