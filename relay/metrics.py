@@ -150,6 +150,15 @@ class RelayMetrics:
             ["source", "to", "type"],
             registry=registry,
         )
+        # Responder ids are bounded by the agents, squads and workflows of a workspace
+        # (tens, not millions), unlike execution ids, which never become labels.
+        self.responder_ended = Counter(
+            f"{p}_responder_executions_ended",
+            "Executions that ended, by responder (agent, squad or workflow) and final "
+            "status (baseline records of a first start excluded).",
+            ["source", "responder_id", "status"],
+            registry=registry,
+        )
         self.credits = Counter(
             f"{p}_execution_credits",
             "Credits used by executions that ended, by final status; counted once, when "
@@ -253,6 +262,10 @@ class RelayMetrics:
             if transition.kind != "status" or not transition.alertable:
                 continue
             self.transitions.labels(source, transition.to_status, transition.execution.kind).inc()
+            if transition.to_status in TERMINAL_STATUSES:
+                self.responder_ended.labels(
+                    source, transition.execution.responder_id, transition.to_status
+                ).inc()
             if transition.to_status in TERMINAL_STATUSES and transition.credits_after > 0:
                 self.credits.labels(source, transition.to_status).inc(transition.credits_after)
 

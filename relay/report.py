@@ -34,6 +34,15 @@ def format_cycle(report: CycleReport) -> str:
     hidden = len(report.transitions) - len(shown)
     if hidden:
         lines.append(f"  ... and {hidden} baseline transition(s) recorded without alerting")
+    for alert in report.new_alerts:
+        sinks = sorted({n.sink for n in report.notifications if n.alert.id == alert.id})
+        if alert.silenced_by is not None:
+            target = f"silenced by {alert.silenced_by}"
+        else:
+            target = f"-> {', '.join(sinks) or 'no sink'}"
+        lines.append(f"  alert {alert.severity:<8} {alert.rule}: {alert.summary}  {target}")
+    for alert in report.resolved_alerts:
+        lines.append(f"  resolved {alert.rule}: {alert.summary}")
     for problem in report.problems:
         lines.append(
             f"  skipped invalid item #{problem.index}"

@@ -49,6 +49,9 @@ async def test_once_prints_the_transitions_of_one_cycle(
         config.write_text(
             f"sources:\n  - name: prod\n    base_url: {sim.url}\n    api_key: ${{ZAIA_API_KEY}}\n"
             f"store:\n  url: sqlite:///{tmp_path}/state.db\n"
+            "rules:\n  - name: failed\n    when: {status: [failed]}\n    severity: critical\n"
+            "    sinks: [out]\n"
+            "sinks:\n  out:\n    type: console\n"
         )
         code, out, _ = await once(config)
         assert code == 0
@@ -64,11 +67,19 @@ async def test_once_prints_the_transitions_of_one_cycle(
         assert f"{target}  " in dry
         assert "running -> failed" in dry
         assert "dry run: nothing was stored or sent" in dry
+        assert "alert critical failed: " in dry
+        assert "-> out" in dry
 
         code, out, _ = await once(config)
         assert code == 0, "the dry run stored nothing, so the real run finds the same"
-        lines = [line for line in out.splitlines() if target in line or born in line]
+        # Transition lines (the console sink also prints the alert it delivered).
+        lines = [
+            line
+            for line in out.splitlines()
+            if (target in line or born in line) and "responder" in line
+        ]
         assert len(lines) == 2
+        assert "CRITICAL firing   failed [prod]" in out, "the real run delivered the alert"
         assert "running -> failed" in next(line for line in lines if target in line)
         assert "unknown -> cancelled" in next(line for line in lines if born in line)
 

@@ -30,15 +30,34 @@ NO_NAMESPACE = 97
 STATE = "/mnt"  # an existing mount point; the container's /var/lib/zaia-relay
 API_KEY = "read-only-key"
 
+# A clone (and its .venv) may itself live under /tmp, as CI's may: the old /tmp stays
+# reachable at /srv, and the top folders listed in $KEEP_UNDER_TMP are bound back into
+# the fresh tmpfs, read-only like the rest of the root.
 SCRIPT = f"""
 set -e
 mount --bind "$STATE_DIR" {STATE} || exit {NO_NAMESPACE}
 mount -o remount,bind,ro / || exit {NO_NAMESPACE}
+mount --rbind /tmp /srv || exit {NO_NAMESPACE}
 mount -t tmpfs -o size=16m tmpfs /tmp || exit {NO_NAMESPACE}
+for keep in $KEEP_UNDER_TMP; do
+  mkdir -p "/tmp/$keep"
+  mount --bind "/srv/$keep" "/tmp/$keep" || exit {NO_NAMESPACE}
+  mount -o remount,bind,ro "/tmp/$keep" || exit {NO_NAMESPACE}
+done
 if touch /read-only-probe 2>/dev/null; then exit {NO_NAMESPACE}; fi
 cd {STATE}
 exec "$@"
 """
+
+
+def _kept_under_tmp() -> str:
+    """Top folders under /tmp the relay's code lives in (the repo, the venv)."""
+    here = Path(__file__).resolve().parents[1]
+    kept = set()
+    for path in (here, Path(sys.prefix).resolve(), Path(sys.executable).resolve()):
+        if path.parts[:2] == ("/", "tmp") and len(path.parts) > 2:
+            kept.add(path.parts[2])
+    return " ".join(sorted(kept))
 
 
 def write_config(state_dir: Path, *, sim_url: str, port: int) -> None:
@@ -84,6 +103,7 @@ async def read_only_relay(
         env={
             **os.environ,
             "STATE_DIR": str(state_dir),
+            "KEEP_UNDER_TMP": _kept_under_tmp(),
             "ZAIA_API_KEY": API_KEY,
             "TMPDIR": "/tmp",
             "HOME": STATE,

@@ -3,7 +3,7 @@
 Slack's Block Kit lives in `render_slack`. Pure: no I/O, no clock.
 
 Invariants:
-- The webhook body is a public contract (docs/webhook.md): keys are only ever added,
+- The webhook body is a public contract (README, "Webhook payload"): keys are only ever added,
   never renamed or removed, and every value is JSON-safe (non-finite numbers become
   null). A notification renders to the same body on every attempt, so a receiver can
   deduplicate by `id` (also sent as `webhook-id`).
@@ -113,7 +113,7 @@ def _cause_json(cause: FailureCause | None) -> dict[str, Any] | None:
 
 
 def webhook_body(notification: Notification) -> dict[str, Any]:
-    """The JSON body of one notification (see docs/webhook.md)."""
+    """The JSON body of one notification (see README, "Webhook payload")."""
     alert = notification.alert
     return {
         "version": WEBHOOK_BODY_VERSION,

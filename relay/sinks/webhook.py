@@ -12,7 +12,7 @@ Invariants:
   replaced (the settings refuse them).
 - With `max_alerts_per_request: 1` (the default) the body is one notification; above
   one, it is always the batch envelope, even when a batch holds a single notification,
-  so a receiver sees one shape per configuration (docs/webhook.md).
+  so a receiver sees one shape per configuration (README, "Webhook payload").
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""Rules wired into cycles: causes through /nestings, silences, windowed groups, one
+transaction with the outbox. The simulator over loopback, a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from relay.alerting import AlertPlanner
+from relay.config_loader import parse_settings
+from relay.domain.silences import config_silences, new_silence
+from relay.engine import CycleReport, ScanLimits, SourceEngine
+from relay.settings import Settings
+from relay.sim import ManualClock, SimServer, SimWorkspace
+from relay.source.client import ClientConfig, ZaiaClient
+from relay.store.sqlite import SqliteStore
+
+KEY = "alerting-test-key"
+
+RULES = """
+sources:
+  - name: prod
+    api_key: unused
+rules:
+  - name: root-failed
+    when: {status: [failed], root_only: true}
+    severity: critical
+    sinks: [hook]
+  - name: any-failed
+    when: {status: [failed], types: [workflow]}
+    severity: warning
+    sinks: [hook]
+  - name: spike
+    window: 10m
+    group_by: [responder_id]
+    when: {failure_ratio: {gt: 0.5}, min_executions: 4}
+    severity: critical
+    sinks: [hook]
+    repeat_interval: 1h
+sinks:
+  hook:
+    type: webhook
+    url: http://127.0.0.1:9/hook
+"""
+
+
+@dataclass
+class Rig:
+    workspace: SimWorkspace
+    clock: ManualClock
+    store: SqliteStore
+    client: ZaiaClient
+    settings: Settings
+    requests: list[str]
+
+    def engine(self) -> SourceEngine:
+        planner = AlertPlanner(
+            source="prod",
+            rules=self.settings.rules,
+            alerts=self.settings.alerts,
+            config_silences=config_silences(self.settings.silences),
+            client=self.client,
+            store=self.store,
+        )
+        return SourceEngine(
+            ScanLimits(source="prod"),
+            client=self.client,
+            store=self.store,
+            planner=planner,
+            now=self.clock,
+        )
+
+    async def cycle(self) -> CycleReport:
+        self.clock.advance(seconds=15)
+        return await self.engine().run_cycle()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    clock = ManualClock()
+    workspace = SimWorkspace(api_key=KEY, seed=4, now=clock)
+    requests: list[str] = []
+    settings = parse_settings(RULES, environ={})
+    async with SimServer(workspace) as server, SqliteStore(tmp_path / "state.db") as store:
+        config = ClientConfig(name="prod", base_url=server.url, api_key=KEY)
+        async with ZaiaClient(config, on_request=lambda e, _: requests.append(e)) as client:
+            yield Rig(workspace, clock, store, client, settings, requests)
+
+
+async def test_a_failing_child_is_followed_through_nestings_and_named(rig: Rig) -> None:
+    parent = rig.workspace.create_execution(kind="agent")
+    child = rig.workspace.spawn_child(parent, kind="agent")
+    await rig.cycle()  # baseline
+
+    leaked = "bob@example.com"
+    rig.workspace.set_status(child, "failed", error=f"CRM rejected the call for {leaked}")
+    quiet = await rig.cycle()
+    assert [a.rule for a in quiet.new_alerts] == [], "root_only: the child alone is not alerted"
+
+    rig.workspace.set_status(parent, "failed")
+    rig.requests.clear()
+    report = await rig.cycle()
+    [alert] = report.new_alerts
+    assert alert.rule == "root-failed"
+    assert alert.execution is not None
+    assert alert.execution.id == parent
+    assert alert.cause is not None
+    assert alert.cause.chain == (parent, child)
+    assert "CRM rejected the call" in (alert.cause.error_excerpt or "")
+    assert leaked not in (alert.cause.error_excerpt or ""), "e-mail addresses are redacted"
+    assert rig.requests.count("nestings") == 1
+    assert [(n.sink, n.kind) for n in report.notifications] == [("hook", "firing")]
+    assert (await rig.store.outbox_counts())["hook"] == (1, 0)
+
+
+async def test_each_alert_is_queued_once_however_often_it_is_seen(rig: Rig) -> None:
+    target = rig.workspace.create_execution(kind="workflow")
+    await rig.cycle()
+    rig.workspace.set_status(target, "failed", error="node crashed")
+    first = await rig.cycle()
+    assert {a.rule for a in first.new_alerts} == {"root-failed", "any-failed"}
+    for _ in range(3):
+        again = await rig.cycle()
+        assert again.new_alerts == ()
+    assert (await rig.store.outbox_counts())["hook"] == (2, 0)
+
+
+async def test_a_silenced_alert_is_recorded_not_sent_and_never_replayed(rig: Rig) -> None:
+    target = rig.workspace.create_execution(kind="agent")
+    await rig.cycle()
+    silence = new_silence(
+        {"rule": "root-failed"}, ends_at=rig.clock() + timedelta(hours=1), now=rig.clock()
+    )
+    await rig.store.add_silence(silence)
+    rig.workspace.set_status(target, "failed", error="boom")
+    report = await rig.cycle()
+    [alert] = report.new_alerts
+    assert alert.silenced_by == silence.id
+    assert report.notifications == ()
+    assert await rig.store.outbox_counts() == {}
+
+    await rig.store.expire_silence(silence.id, now=rig.clock())
+    await rig.cycle()
+    assert await rig.store.outbox_counts() == {}, "expiring a silence replays nothing"
+    stored = await rig.store.get_alert(alert.id)
+    assert stored is not None
+    assert stored.alert.silenced_by == silence.id
+
+
+async def test_a_windowed_group_fires_then_resolves_across_restarts(rig: Rig) -> None:
+    responder = rig.workspace.responder_ids("agent")[0]
+    await rig.cycle()
+    for index in range(6):
+        execution = rig.workspace.create_execution(responder_id=responder)
+        rig.workspace.set_status(execution, "failed" if index < 4 else "completed")
+    fired = await rig.cycle()
+    [alert] = [a for a in fired.new_alerts if a.rule == "spike"]
+    assert alert.state == "firing"
+    assert alert.group == {"responder_id": responder}
+    assert alert.value == pytest.approx(4 / 6)
+
+    # A new engine (a restart) continues the same episode from the stored group state.
+    for _ in range(10):
+        execution = rig.workspace.create_execution(responder_id=responder)
+        rig.workspace.set_status(execution, "completed")
+    resolved = await rig.cycle()
+    assert [(a.id, a.state) for a in resolved.resolved_alerts] == [(alert.id, "resolved")]
+    kinds = sorted(n.kind for n in resolved.notifications if n.alert.rule == "spike")
+    assert kinds == ["resolved"]
