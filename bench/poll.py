@@ -179,7 +179,12 @@ async def main(args: argparse.Namespace) -> None:
                 ) as client,
             ):
                 engine = SourceEngine(
-                    ScanLimits(source="bench", page_size=100, max_pages=args.max_pages),
+                    ScanLimits(
+                        source="bench",
+                        page_size=100,
+                        max_pages=args.max_pages,
+                        list_order=args.order,
+                    ),
                     client=client,
                     store=store,
                 )

@@ -58,6 +58,7 @@ class ScanLimits:
     page_size: int = 100
     max_pages: int = 20
     max_refreshes_per_cycle: int = 50
+    list_order: Literal["created", "updated"] = "created"
     on_first_start: Literal["baseline", "backfill"] = "baseline"
     backfill_window: timedelta = timedelta(hours=1)
 
@@ -68,6 +69,7 @@ class ScanLimits:
             page_size=source.page_size,
             max_pages=source.max_pages,
             max_refreshes_per_cycle=source.max_refreshes_per_cycle,
+            list_order=source.list_order,
             on_first_start=source.on_first_start,
             backfill_window=source.backfill_window,
         )
@@ -148,8 +150,11 @@ class SourceEngine:
             backfill_window=limits.backfill_window,
         )
         running = await self._store.running_states(limits.source)
+        # Listed by last change, a running execution that changed is at the top and one
+        # that did not needs no look: only a list by creation must cover them all.
+        must_cover = [s.id for s in running if is_live(s)] if limits.list_order == "created" else []
         plan = ScanPlan.start(
-            tracked_running=[s.id for s in running if is_live(s)],
+            tracked_running=must_cover,
             max_pages=limits.max_pages,
             first_poll=first_poll,
         )
@@ -224,23 +229,25 @@ class SourceEngine:
     ) -> set[str]:
         """Observe the page's fresh entries; return the ids that were known and unchanged.
 
-        Only entries that changed are fully validated: on a steady-state page that is a
-        handful of items, not a hundred."""
-        stored = await self._store.load_states(self._limits.source, [e.id for e in entries])
+        Known history is recognised from the stored change markers alone; only entries
+        that changed are fully validated and have their whole state loaded: on a
+        steady-state page that is a handful of items, not a hundred."""
+        source = self._limits.source
+        markers = await self._store.load_markers(source, [e.id for e in entries])
+        unchanged = {e.id for e in entries if is_unchanged(markers.get(e.id), e)}
+        work.observed += len(entries)
+        changed = [e for e in entries if e.id not in unchanged]
+        if not changed:
+            return unchanged
+        stored = await self._store.load_states(source, [e.id for e in changed if e.id in markers])
         now = self._now()
-        unchanged: set[str] = set()
-        for entry in entries:
-            previous = stored.get(entry.id)
-            work.observed += 1
-            if is_unchanged(previous, entry):
-                unchanged.add(entry.id)
-                continue
+        for entry in changed:
             parsed = entry.parse()
             if isinstance(parsed, ItemProblem):
                 work.problems.append(parsed)
                 continue
             work.record(
-                observe(previous, parsed, source=self._limits.source, now=now, policy=policy)
+                observe(stored.get(entry.id), parsed, source=source, now=now, policy=policy)
             )
         return unchanged
 

@@ -167,3 +167,28 @@ async def test_credit_growth_of_a_running_execution_is_observed(rig: Rig) -> Non
     assert [(t.execution_id, t.credits_before, t.credits_after) for t in credits] == [
         (target, 10.0, 610.0)
     ]
+
+
+async def test_listed_by_last_update_a_cycle_reads_only_what_changed(tmp_path: Path) -> None:
+    clock = ManualClock()
+    workspace = SimWorkspace(api_key=KEY, seed=8, now=clock, order="updated")
+    workspace.seed_history(200, running=40, child_ratio=0.0, span_s=3600)
+    requests: list[str] = []
+    async with SimServer(workspace) as server, SqliteStore(tmp_path / "state.db") as store:
+        config = ClientConfig(name="prod", base_url=server.url, api_key=KEY, page_size=10)
+        async with ZaiaClient(config, on_request=lambda e, _: requests.append(e)) as client:
+            engine = SourceEngine(
+                ScanLimits(source="prod", page_size=10, max_pages=50, list_order="updated"),
+                client=client,
+                store=store,
+                now=clock,
+            )
+            await engine.run_cycle()
+            # The oldest running execution changes: listed by update, it moves to the top.
+            oldest = workspace.execution_ids(status="running")[-1]
+            clock.advance(seconds=15)
+            workspace.set_status(oldest, "failed")
+            requests.clear()
+            report = await engine.run_cycle()
+    assert status_changes(report.transitions) == {(oldest, "running", "failed")}
+    assert requests == ["list"], "the change and known history share the first page"

@@ -135,7 +135,7 @@ def live_after(
     return list(live.values())
 
 
-def is_unchanged(previous: TrackedExecution | None, execution: ChangeMarkers) -> bool:
+def is_unchanged(previous: ChangeMarkers | None, execution: ChangeMarkers) -> bool:
     """Known, and the API shows the same status, credits, purge flag and `updated_at`.
 
     This is the pager's "known, unchanged history" test.

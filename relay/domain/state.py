@@ -106,6 +106,17 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class StateMarkers:
+    """The stored fields that say whether an execution changed (see `detect.is_unchanged`);
+    far cheaper to load than a whole `TrackedExecution` for a page of known history."""
+
+    status: str
+    credits_used: float
+    updated_at: datetime
+    is_purged: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SourceCursor:
     """Per-source bookkeeping kept between cycles."""
 

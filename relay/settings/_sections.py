@@ -42,6 +42,11 @@ class SourceSettings(Section):
     on_first_start: Literal["baseline", "backfill"] = "baseline"
     backfill_window: PositiveDuration = timedelta(hours=1)
     max_pages: int = Field(default=20, ge=1)
+    # How the executions list is ordered upstream. "created" (newest started first) is
+    # the safe default: running executions stay where they are, so every cycle must
+    # cover them. "updated" (last changed first) lets a cycle stop at the first known,
+    # unchanged item, since any change moves an execution to the top.
+    list_order: Literal["created", "updated"] = "created"
     max_refreshes_per_cycle: int = Field(default=50, ge=0)
     request_timeout: PositiveDuration = timedelta(seconds=10)
     cycle_timeout: PositiveDuration = timedelta(seconds=60)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from relay.domain.alerts import AlertState
 from relay.domain.models import Execution
-from relay.domain.state import SourceCursor, TrackedExecution
+from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
 from relay.store.records import (
     AlertDelivery,
     AlertPage,
@@ -119,6 +119,11 @@ class Store(Protocol):
 
     async def load_states(self, source: str, ids: Collection[str]) -> dict[str, TrackedExecution]:
         """The stored states among `ids`, by id; unknown ids are absent from the result."""
+        ...
+
+    async def load_markers(self, source: str, ids: Collection[str]) -> dict[str, StateMarkers]:
+        """The change markers of the stored states among `ids`, by id: what a cycle
+        needs to skip known, unchanged history without loading whole states."""
         ...
 
     async def running_states(self, source: str) -> list[TrackedExecution]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from relay.domain.state import SourceCursor, TrackedExecution
+from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
 from relay.store._sqlite_alerts import (
     PRUNE_ALERTS,
     PRUNE_DELIVERED,
@@ -36,6 +36,7 @@ from relay.store._sqlite_rows import (
     chunks,
     cursor_from_row,
     cursor_to_row,
+    decode_time,
     encode_time,
     marks,
     state_from_row,
@@ -125,6 +126,27 @@ class SqliteStore(SqliteAlerts, SqliteOutbox, SqliteRules):
                 for row in rows:
                     state = state_from_row(row)
                     found[state.id] = state
+        return found
+
+    async def load_markers(self, source: str, ids: Collection[str]) -> dict[str, StateMarkers]:
+        if isinstance(ids, str):
+            raise TypeError("load_markers takes a collection of ids, not one id")
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, StateMarkers] = {}
+        async with self._reading("load execution markers") as conn:
+            for chunk in chunks(wanted):
+                rows = await conn.execute_fetchall(
+                    "SELECT id, status, credits_used, updated_at, is_purged FROM executions "
+                    f"WHERE source = ? AND id IN ({marks(len(chunk))})",
+                    (source, *chunk),
+                )
+                for row in rows:
+                    found[row[0]] = StateMarkers(
+                        status=row[1],
+                        credits_used=float(row[2]),
+                        updated_at=decode_time(row[3]),
+                        is_purged=bool(row[4]),
+                    )
         return found
 
     async def running_states(self, source: str) -> list[TrackedExecution]:
