@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.source.retry import RetryPolicy, parse_retry_after
+from relay.domain.delivery import parse_retry_after
+from relay.source.retry import RetryPolicy
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 POLICY = RetryPolicy(max_retries=3, backoff_s=0.5, backoff_max_s=30.0)

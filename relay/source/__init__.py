@@ -5,6 +5,7 @@ the implementation. Errors raised are those of `relay.errors` (SourceError and i
 subclasses, re-exported here for convenience).
 """
 
+from relay.domain.delivery import parse_retry_after
 from relay.errors import SourceInvalidResponse, SourceRateLimited
 from relay.source.client import (
     ClientConfig,
@@ -14,7 +15,7 @@ from relay.source.client import (
     ZaiaClient,
 )
 from relay.source.pages import ExecutionPage, ItemProblem
-from relay.source.retry import RetryPolicy, parse_retry_after
+from relay.source.retry import RetryPolicy
 
 __all__ = [
     "ClientConfig",

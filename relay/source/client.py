@@ -35,6 +35,7 @@ import structlog
 from pydantic import ValidationError
 
 from relay import __version__
+from relay.domain.delivery import parse_retry_after
 from relay.domain.models import ApiErrorBody, Execution, ExecutionTree
 from relay.errors import (
     SourceError,
@@ -51,7 +52,7 @@ from relay.source.pages import (
     json_type,
     parse_entries,
 )
-from relay.source.retry import RetryPolicy, parse_retry_after
+from relay.source.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from relay.settings import SourceSettings

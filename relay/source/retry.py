@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
-# RFC 9110 says delta-seconds is a non-negative integer; a decimal is accepted too
-# because some proxies send one, and refusing it would only make us retry sooner.
-_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+# `Retry-After` itself is parsed by `relay.domain.delivery.parse_retry_after`, the one
+# parser for the Zaia API's answers and the sinks'.
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +59,3 @@ class RetryPolicy:
         if retry_after_s is not None:
             return retry_after_s if retry_after_s <= self.backoff_max_s else None
         return self.backoff_delay_s(attempt, rng=rng)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait according to a `Retry-After` header, or None if absent or unreadable.
-
-    Accepts delta-seconds (`120`) and an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`); a
-    date in the past means "now" (0 seconds).
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if _DELTA_SECONDS.fullmatch(text):
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    # `-0000` yields a naive datetime: RFC 5322 calls that UTC with unknown local zone.
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
