@@ -11,22 +11,23 @@ Invariants:
 - Deleted executions vanish from every answer; purged ones stay, without data.
 - Listing is newest first by `createdAt` (or `updatedAt` with `order="updated"`); the
   index is kept sorted on every change, so a page costs O(page size).
+
+The reads, and the errors of a lookup, are in `relay.sim.queries`; the errors are
+importable from here too.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from relay.sim import history
 from relay.sim.catalog import (
     AGENT_ORIGINS,
     DEFAULT_RESPONDERS,
-    STATUSES,
     TERMINAL,
     WORKFLOW_ORIGINS,
     ExecutionKind,
@@ -38,22 +39,19 @@ from relay.sim.catalog import (
 )
 from relay.sim.clock import to_ms, utcnow
 from relay.sim.faults import ENDPOINTS, Endpoint, Fault, FaultQueue
-from relay.sim.payloads import JsonRenderer, failure_of, render_execution
+from relay.sim.payloads import JsonRenderer, failure_of
+from relay.sim.queries import FollowUpMessageError, UnknownExecutionError, WorkspaceQueries
 from relay.sim.records import ChildLink, ExecRecord, IndexEntry, OrderIndex
+
+__all__ = ["FollowUpMessageError", "Order", "SimWorkspace", "UnknownExecutionError"]
 
 Order = Literal["created", "updated"]
 
 
-class UnknownExecutionError(LookupError):
-    """No such execution (never created, or deleted): the API answers 404."""
+class SimWorkspace(WorkspaceQueries):
+    """A Zaia workspace whose executions tests and benches create and move at will.
 
-
-class FollowUpMessageError(LookupError):
-    """The chat message is a follow-up without executions: the API answers 412."""
-
-
-class SimWorkspace:
-    """A Zaia workspace whose executions tests and benches create and move at will."""
+    The mutations are here; the reads are inherited from `WorkspaceQueries`."""
 
     def __init__(
         self,
@@ -83,19 +81,6 @@ class SimWorkspace:
         self._tick = 0
         self._json = JsonRenderer(workspace_id=self._workspace_id, lookup=self._records.get)
         self.requests: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
-
-    # --- catalogue ----------------------------------------------------------------------
-
-    @property
-    def workspace_id(self) -> str:
-        return self._workspace_id
-
-    @property
-    def responders(self) -> tuple[Responder, ...]:
-        return tuple(self._responders.values())
-
-    def responder_ids(self, kind: ExecutionKind | None = None) -> list[str]:
-        return [r.responder_id for r in self._responders.values() if kind in (None, r.kind)]
 
     # --- mutations ----------------------------------------------------------------------
 
@@ -288,93 +273,10 @@ class SimWorkspace:
             self._insert(rec)
         self._index.bulk_add(self._entry(rec) for rec in records)
 
-    # --- queries ------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __contains__(self, execution_id: object) -> bool:
-        return execution_id in self._records
-
-    def raw(self, execution_id: str) -> dict[str, Any]:
-        """The JSON the API would return for this execution (a fresh copy)."""
-        return self._render(self._get(execution_id))
-
-    def raw_tree(self, execution_id: str) -> dict[str, Any]:
-        """The JSON `/nestings?executionId=` would return (a fresh copy)."""
-        result: dict[str, Any] = json.loads(self.tree_json(execution_id=execution_id))
-        return result
-
-    def status_of(self, execution_id: str) -> str:
-        return self._get(execution_id).status
-
-    def children_of(self, execution_id: str) -> list[str]:
-        links = self._get(execution_id).children or ()
-        return [link.child_id for link in links if link.child_id in self._records]
-
-    def execution_ids(
-        self,
-        *,
-        status: str | None = None,
-        kind: ExecutionKind | None = None,
-        roots_only: bool = False,
-        with_children: bool = False,
-    ) -> list[str]:
-        """Ids in list order (newest first), filtered; for tests, O(n)."""
-        return [
-            rec.id
-            for rec in self._index.newest_first()
-            if status in (None, rec.status)
-            and kind in (None, rec.kind)
-            and not (roots_only and rec.parent_id is not None)
-            and not (with_children and not rec.children)
-        ]
-
-    def counts_by_status(self) -> dict[str, int]:
-        return {status: self._status_counts[status] for status in STATUSES}
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "executions": len(self._records),
-            "statuses": self.counts_by_status(),
-            "requests": dict(self.requests),
-            "faults_pending": len(self._faults),
-        }
-
-    def page_json(
-        self, *, page_number: int, page_size: int, responder_ids: Sequence[str] = ()
-    ) -> bytes:
-        """One page of the list endpoint, as the JSON array it answers."""
-        records = self._index.page(
-            offset=(page_number - 1) * page_size, limit=page_size, responder_ids=responder_ids
-        )
-        return b"[" + b",".join(self._json.item(rec) for rec in records) + b"]"
-
-    def execution_json(self, execution_id: str) -> bytes:
-        return self._json.item(self._get(execution_id))
-
-    def tree_json(
-        self, *, execution_id: str | None = None, chat_message_id: str | None = None
-    ) -> bytes:
-        """`/nestings`: the execution with its `children`, recursively."""
-        if execution_id is None:
-            if chat_message_id in self._follow_ups:
-                raise FollowUpMessageError(chat_message_id)
-            execution_id = self._chat_messages.get(chat_message_id or "")
-            if execution_id is None:
-                raise UnknownExecutionError(chat_message_id)
-        return self._json.tree(self._get(execution_id))
-
     # --- internals ----------------------------------------------------------------------
 
     def _now_ms(self) -> int:
         return to_ms(self.now())
-
-    def _get(self, execution_id: str | None) -> ExecRecord:
-        rec = self._records.get(execution_id or "")
-        if rec is None:
-            raise UnknownExecutionError(execution_id)
-        return rec
 
     def _entry(self, rec: ExecRecord) -> IndexEntry:
         if self.order == "created":
@@ -422,6 +324,3 @@ class SimWorkspace:
         return origin_type, history.origin_ref(
             self._rng, origin_type, responder, parent, api_key_ids=self.api_key_ids
         )
-
-    def _render(self, rec: ExecRecord) -> dict[str, Any]:
-        return render_execution(rec, workspace_id=self.workspace_id, lookup=self._records.get)

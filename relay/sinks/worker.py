@@ -20,6 +20,9 @@ Invariants:
   notifications than it has tokens to send.
 - `drain(grace_s)` stops taking work, lets the step in flight finish within the grace,
   then cancels it (what it had leased comes back when the lease runs out).
+
+The sending itself (lanes by alert, bounded concurrency) is in `relay.sinks.worker_send`;
+the protocol and result types are in `relay.sinks.worker_types` and importable from here.
 """
 
 from __future__ import annotations
@@ -27,15 +30,11 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import structlog
 
-from relay.domain.alerts import Notification
 from relay.domain.delivery import (
     Outcome,
     SinkHealth,
@@ -46,6 +45,8 @@ from relay.domain.delivery import (
 )
 from relay.errors import SinkError, StoreError
 from relay.sinks.base import Sink, utcnow
+from relay.sinks.worker_send import Sent, send_in_lanes
+from relay.sinks.worker_types import DeliveryResult, OnResult, Outbox, StepResult
 from relay.store.records import OutboxItem
 
 log = structlog.get_logger("relay.delivery")
@@ -60,62 +61,6 @@ _LEASE_MARGIN_S = 5.0
 DEFAULT_IDLE_POLL_S = 5.0
 _STORE_RETRY_S = (0.5, 30.0)
 _DEFERRED = "not attempted: the sink paused after another message failed"
-
-
-class Outbox(Protocol):
-    """The store methods a worker uses (`relay.store.Store` has them all)."""
-
-    async def claim_due(
-        self, sink: str, *, now: datetime, limit: int, lease_s: float
-    ) -> list[OutboxItem]: ...
-
-    async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int: ...
-
-    async def mark_retry(
-        self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str
-    ) -> bool: ...
-
-    async def mark_dead(
-        self, sink: str, notification_id: str, *, reason: str, now: datetime
-    ) -> bool: ...
-
-    async def next_due_at(self, sink: str) -> datetime | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """What became of some notifications of one message (for metrics and tests)."""
-
-    sink: str
-    outcome: Outcome
-    notifications: tuple[Notification, ...]
-    duration_s: float
-    error: str | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.notifications)
-
-
-OnResult = Callable[[DeliveryResult], None]
-
-
-@dataclass(slots=True)
-class StepResult:
-    """One step's work, and when the worker wants to step again (None: when woken)."""
-
-    claimed: int = 0
-    messages: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    next_wake_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class _Sent:
-    items: list[OutboxItem]
-    error: SinkError | None = None
-    duration_s: float = 0.0
-    attempted: bool = True
 
 
 class DeliveryWorker:
@@ -246,7 +191,7 @@ class DeliveryWorker:
         if planned and self._bucket is not None:
             self._bucket = self._bucket.take(now, len(planned))
         result.messages = len(planned)
-        sent = await self._send_all(planned)
+        sent = await send_in_lanes(self.sink, planned, concurrency=self._concurrency)
         await self._settle(sent, result=result)
         return result
 
@@ -278,48 +223,7 @@ class DeliveryWorker:
             self._report(result, "dead", [item], 0.0, reason)
         return fresh
 
-    async def _send_all(self, planned: list[list[OutboxItem]]) -> list[_Sent]:
-        """Send each message; messages of one alert in order, others concurrently. After
-        a retryable failure, messages not yet started are not sent."""
-        lanes: dict[str, list[list[OutboxItem]]] = {}
-        for message in planned:
-            lanes.setdefault(message[0].notification.alert.id, []).append(message)
-        sent: list[_Sent] = []
-        gate = asyncio.Semaphore(self._concurrency)
-        halted = asyncio.Event()
-
-        async def lane(messages: list[list[OutboxItem]]) -> None:
-            for message in messages:
-                async with gate:
-                    if halted.is_set():
-                        sent.append(_Sent(message, attempted=False))
-                        continue
-                    outcome = await self._send_one(message)
-                sent.append(outcome)
-                if outcome.error is not None and outcome.error.retryable:
-                    halted.set()
-
-        if len(lanes) == 1:
-            await lane(next(iter(lanes.values())))
-        else:
-            async with asyncio.TaskGroup() as group:
-                for key, messages in lanes.items():
-                    group.create_task(lane(messages), name=f"deliver:{self.sink.name}:{key}")
-        return sent
-
-    async def _send_one(self, message: list[OutboxItem]) -> _Sent:
-        started = time.perf_counter()
-        error: SinkError | None = None
-        try:
-            await self.sink.send([item.notification for item in message])
-        except SinkError as exc:
-            error = exc
-        except Exception as exc:  # a bug in a sink: retried, so a fixed release delivers
-            log.exception("delivery.sink_bug", sink=self.sink.name)
-            error = SinkError(self.sink.name, f"{type(exc).__name__}: {exc}", retryable=True)
-        return _Sent(message, error, time.perf_counter() - started)
-
-    async def _settle(self, sent: list[_Sent], *, result: StepResult) -> None:
+    async def _settle(self, sent: list[Sent], *, result: StepResult) -> None:
         """Mark what happened in the outbox and update the sink's health."""
         name = self.sink.name
         now = self._now()
@@ -357,7 +261,7 @@ class DeliveryWorker:
                     )
 
     async def _fail(
-        self, sent: _Sent, *, error: SinkError, now: datetime, result: StepResult
+        self, sent: Sent, *, error: SinkError, now: datetime, result: StepResult
     ) -> None:
         name = self.sink.name
         message = str(error)
