@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from relay.store.base import Store
 log = structlog.get_logger("relay.alerting")
 
 DEFAULT_MAX_NESTINGS_PER_CYCLE = 10
+DEFAULT_NESTINGS_BUDGET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class AlertPlanner:
         client: ZaiaClient,
         store: Store,
         max_nestings_per_cycle: int = DEFAULT_MAX_NESTINGS_PER_CYCLE,
+        nestings_budget_s: float = DEFAULT_NESTINGS_BUDGET_S,
     ) -> None:
         self._source = source
         self._rules = list(rules)
@@ -75,6 +78,7 @@ class AlertPlanner:
         self._client = client
         self._store = store
         self._max_nestings = max_nestings_per_cycle
+        self._nestings_budget_s = nestings_budget_s
         windows = [rule.window for rule in self._rules if rule.window is not None]
         self._longest_window: timedelta | None = max(windows) if windows else None
 
@@ -123,35 +127,36 @@ class AlertPlanner:
         )
 
     async def _causes(self, transitions: Sequence[Transition]) -> dict[str, FailureCause]:
-        """Failure causes that need a child execution: followed through `/nestings`."""
+        """Failure causes that need a child execution: followed through `/nestings`.
+
+        Best effort within a budget: one attempt per call, at most `max_nestings` calls
+        and `nestings_budget_s` in all, and none after the API said it is unavailable
+        or busy. Whatever is not followed keeps the cause found in the execution itself,
+        so a slow `/nestings` can delay no alert."""
+        wanted = [
+            t.execution
+            for t in transitions
+            if t.alertable
+            and t.to_status == "failed"
+            and needs_nestings(failure_cause(t.execution, redactor=self._redactor), t.execution)
+        ][: self._max_nestings]
         causes: dict[str, FailureCause] = {}
-        budget = self._max_nestings
-        for transition in transitions:
-            if not transition.alertable or transition.to_status != "failed":
-                continue
-            execution = transition.execution
-            own = failure_cause(execution, redactor=self._redactor)
-            if needs_nestings(own, execution) is None:
-                continue
-            if budget <= 0:
-                log.info(
-                    "cause.nestings_budget_spent", source=self._source, execution_id=execution.id
-                )
-                continue
-            budget -= 1
-            try:
-                tree = await self._client.get_nestings(execution.id)
-            except SourceError as exc:
-                log.warning(
-                    "cause.nestings_failed",
-                    source=self._source,
-                    execution_id=execution.id,
-                    error=str(exc),
-                )
-                continue
-            deeper = deepest_cause(tree, redactor=self._redactor)
-            if deeper is not None:
-                causes[execution.id] = deeper
+        try:
+            async with asyncio.timeout(self._nestings_budget_s):
+                for execution in wanted:
+                    tree = await self._client.get_nestings(execution.id, retry=False)
+                    deeper = deepest_cause(tree, redactor=self._redactor)
+                    if deeper is not None:
+                        causes[execution.id] = deeper
+        except (SourceError, TimeoutError) as exc:
+            log.warning(
+                "cause.nestings_stopped",
+                source=self._source,
+                followed=len(causes),
+                wanted=len(wanted),
+                error=str(exc) or "took longer than its budget",
+                hint="alerts keep the cause found in the execution itself",
+            )
         return causes
 
     async def _window_executions(

@@ -25,10 +25,10 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from relay.alerting import AlertPlanner
+from relay.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
 from relay.domain.silences import config_silences
 from relay.engine import CycleReport, ScanLimits, SourceEngine
-from relay.errors import RelayError
+from relay.errors import RelayError, StoreError
 from relay.metrics import RelayMetrics
 from relay.poller import Poller
 from relay.server import HttpServer, build_app
@@ -43,6 +43,7 @@ from relay.store import Store, open_store
 log = structlog.get_logger("relay.app")
 
 PRUNE_INTERVAL_S = 3600.0
+PRUNE_RETRY_S = 60.0
 
 
 def _utcnow() -> datetime:
@@ -114,6 +115,11 @@ async def build_runtime(
                 config_silences=silences,
                 client=client,
                 store=store,
+                # Following child executions is best effort: it may use a quarter of a
+                # cycle's time at most, never the whole of it.
+                nestings_budget_s=min(
+                    DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4
+                ),
             )
             engine = SourceEngine(
                 ScanLimits.from_settings(source),
@@ -188,7 +194,14 @@ async def _deliver_pending(runtime: Runtime) -> None:
 async def _prune_forever(runtime: Runtime) -> None:
     retention = runtime.settings.store.retention
     while True:
-        result = await runtime.store.prune(before=_utcnow() - retention)
+        try:
+            result = await runtime.store.prune(before=_utcnow() - retention)
+        except StoreError as exc:
+            # Housekeeping can wait (a backup or a CLI command may hold the write lock);
+            # it must never take the relay down.
+            log.warning("store.prune_failed", error=str(exc), retry_in_s=PRUNE_RETRY_S)
+            await asyncio.sleep(PRUNE_RETRY_S)
+            continue
         log.info(
             "store.pruned", states=result.states_deleted, transitions=result.transitions_deleted
         )

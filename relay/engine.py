@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -35,7 +35,12 @@ from relay.domain.detect import (
 )
 from relay.domain.paging import ScanPlan, StopReason, pick_refreshes
 from relay.domain.state import SourceCursor, TrackedExecution, Transition
-from relay.errors import SourceNotFound
+from relay.errors import (
+    SourceInvalidResponse,
+    SourceNotFound,
+    SourceRejected,
+    SourceUnauthorized,
+)
 from relay.source.client import ZaiaClient
 from relay.source.pages import ItemProblem, PageEntry
 from relay.store.base import CycleResult, Store
@@ -254,12 +259,22 @@ class SourceEngine:
     async def _refresh(
         self, previous: TrackedExecution, *, policy: FirstSeenPolicy, work: _CycleWork
     ) -> None:
+        problem: str | None = None
         try:
             execution = await self._client.get_execution(previous.id)
         except SourceNotFound:
             work.vanished += 1
             work.states[previous.id] = vanished(previous, now=self._now())
             log.info("execution.vanished", source=self._limits.source, execution_id=previous.id)
+            return
+        except (SourceInvalidResponse, SourceRejected, SourceUnauthorized) as exc:
+            # One execution the API will not show us (a shape we do not know, or no
+            # access to it) must not fail every cycle: count it, and move it to the back
+            # of the round-robin so the others still get their turn.
+            problem = str(exc)
+        if problem is not None:
+            work.problems.append(ItemProblem(-1, previous.id, problem))
+            work.states[previous.id] = replace(previous, last_seen_at=self._now())
             return
         work.observed += 1
         work.record(

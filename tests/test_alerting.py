@@ -15,7 +15,7 @@ from relay.config_loader import parse_settings
 from relay.domain.silences import config_silences, new_silence
 from relay.engine import CycleReport, ScanLimits, SourceEngine
 from relay.settings import Settings
-from relay.sim import ManualClock, SimServer, SimWorkspace
+from relay.sim import Fault, ManualClock, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 
@@ -57,8 +57,9 @@ class Rig:
     settings: Settings
     requests: list[str]
 
-    def engine(self) -> SourceEngine:
+    def engine(self, *, nestings_budget_s: float = 10.0) -> SourceEngine:
         planner = AlertPlanner(
+            nestings_budget_s=nestings_budget_s,
             source="prod",
             rules=self.settings.rules,
             alerts=self.settings.alerts,
@@ -171,3 +172,19 @@ async def test_a_windowed_group_fires_then_resolves_across_restarts(rig: Rig) ->
     assert [(a.id, a.state) for a in resolved.resolved_alerts] == [(alert.id, "resolved")]
     kinds = sorted(n.kind for n in resolved.notifications if n.alert.rule == "spike")
     assert kinds == ["resolved"]
+
+
+async def test_a_slow_nestings_endpoint_delays_no_alert(rig: Rig) -> None:
+    parent = rig.workspace.create_execution(kind="agent")
+    child = rig.workspace.spawn_child(parent, kind="agent")
+    await rig.cycle()
+    rig.workspace.set_status(child, "failed", error="child broke")
+    rig.workspace.set_status(parent, "failed")
+    rig.workspace.inject_fault(Fault("delay", endpoint="nestings", delay_s=30, times=10))
+    rig.clock.advance(seconds=15)
+    report = await rig.engine(nestings_budget_s=0.3).run_cycle()
+    [alert] = [a for a in report.new_alerts if a.rule == "root-failed"]
+    assert alert.execution is not None
+    assert alert.execution.id == parent
+    assert alert.cause is not None, "the cause found in the execution itself is kept"
+    assert rig.workspace.requests["nestings"] == 1, "one attempt, then the budget is spent"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from relay.domain.state import Transition
@@ -192,3 +194,50 @@ async def test_listed_by_last_update_a_cycle_reads_only_what_changed(tmp_path: P
             report = await engine.run_cycle()
     assert status_changes(report.transitions) == {(oldest, "running", "failed")}
     assert requests == ["list"], "the change and known history share the first page"
+
+
+class CorruptOne(httpx.AsyncBaseTransport):
+    """Real HTTP to the simulator, except that one execution comes back in a shape the
+    relay does not know (as an API that grew a new detail type would send it)."""
+
+    def __init__(self, execution_id: str) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._execution_id = execution_id
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path.endswith(f"/executions/{self._execution_id}"):
+            await response.aread()
+            body = json.loads(response.content)
+            body["detail"]["type"] = "teleport-execution"
+            return httpx.Response(200, json=body)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_one_unreadable_execution_never_blocks_the_source(tmp_path: Path) -> None:
+    clock = ManualClock()
+    workspace = SimWorkspace(api_key=KEY, seed=12, now=clock)
+    old = workspace.create_execution(created_at=clock() - timedelta(hours=2))
+    async with SimServer(workspace) as server, SqliteStore(tmp_path / "state.db") as store:
+        config = ClientConfig(name="prod", base_url=server.url, api_key=KEY, page_size=5)
+        async with ZaiaClient(config, transport=CorruptOne(old)) as client:
+            engine = SourceEngine(
+                ScanLimits(source="prod", page_size=5, max_pages=2),
+                client=client,
+                store=store,
+                now=clock,
+            )
+            await engine.run_cycle()
+            for _ in range(12):  # bury it beyond the two pages a cycle reads
+                workspace.create_execution(status="completed")
+            clock.advance(seconds=15)
+            await engine.run_cycle()
+            fresh = workspace.create_execution(status="failed")
+            clock.advance(seconds=15)
+            report = await engine.run_cycle()
+    assert (fresh, "unknown", "failed") in status_changes(report.transitions)
+    assert [p.execution_id for p in report.problems] == [old]
+    assert "does not match the documented schema" in report.problems[0].message

@@ -68,3 +68,9 @@ def test_next_start_after_success_is_the_next_tick() -> None:
         rng=random.Random(1),
     )
     assert start == 15.0
+
+
+def test_a_source_failing_for_days_still_gets_a_bounded_delay() -> None:
+    rng = random.Random(0)
+    delay = failure_delay_s(consecutive_failures=5000, interval_s=15, max_delay_s=300, rng=rng)
+    assert 15 <= delay <= 300

@@ -37,7 +37,9 @@ def failure_delay_s(
     """How long to wait after the `consecutive_failures`-th failure in a row (>= 1)."""
     if consecutive_failures < 1:
         return 0.0
-    ceiling = min(max_delay_s, interval_s * 2 ** (consecutive_failures - 1))
+    # The exponent is capped: 2**1024 does not fit a float, and a source that has been
+    # failing for days must keep being retried, not crash the relay.
+    ceiling = min(max_delay_s, interval_s * 2 ** min(consecutive_failures - 1, 30))
     # Full jitter, but never below one regular interval.
     return max(interval_s, rng.uniform(0.0, ceiling))
 

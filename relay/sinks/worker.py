@@ -113,7 +113,9 @@ class DeliveryWorker:
                 result = await self.step()
             except StoreError as exc:
                 store_failures += 1
-                delay_s = min(_STORE_RETRY_S[1], _STORE_RETRY_S[0] * 2 ** (store_failures - 1))
+                delay_s = min(
+                    _STORE_RETRY_S[1], _STORE_RETRY_S[0] * 2 ** min(store_failures - 1, 30)
+                )
                 log.error("delivery.store_failed", sink=self.sink.name, error=str(exc))
                 await self._wait(delay_s)
                 continue

@@ -224,12 +224,17 @@ class ZaiaClient:
         body = await self._get_json("get", path, params={}, subject=subject)
         return self._parse_one(Execution, body, subject=subject)
 
-    async def get_nestings(self, execution_id: str) -> ExecutionTree:
-        """An execution with its descendants."""
+    async def get_nestings(self, execution_id: str, *, retry: bool = True) -> ExecutionTree:
+        """An execution with its descendants. `retry=False` makes one attempt only, for
+        callers (failure causes) that have something to fall back on."""
         subject = f"nestings of execution {execution_id}"
         params: _Params = {"executionId": execution_id}
         body = await self._get_json(
-            "nestings", "/api/v1/executions/nestings", params=params, subject=subject
+            "nestings",
+            "/api/v1/executions/nestings",
+            params=params,
+            subject=subject,
+            retry=retry,
         )
         return self._parse_one(ExecutionTree, body, subject=subject)
 
@@ -250,7 +255,13 @@ class ZaiaClient:
         )
 
     async def _get_json(
-        self, endpoint: Endpoint, path: str, *, params: _Params, subject: str
+        self,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        params: _Params,
+        subject: str,
+        retry: bool = True,
     ) -> Any:
         attempt = 0
         while True:
@@ -259,8 +270,12 @@ class ZaiaClient:
                 return result.body
             if result.error is not None:
                 raise result.error
-            delay_s = self._policy.next_delay_s(
-                attempt, retry_after_s=result.retry_after_s, rng=self._rng
+            delay_s = (
+                self._policy.next_delay_s(
+                    attempt, retry_after_s=result.retry_after_s, rng=self._rng
+                )
+                if retry
+                else None
             )
             if delay_s is None:
                 raise self._gave_up(result, subject=subject, attempts=attempt + 1)

@@ -158,6 +158,9 @@ class SqliteBase:
         async with self._lock:
             conn = self._require_open()
             with self._mapped(action):
+                # Never read another task's unfinished transaction as if it were stored.
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
                 yield conn
 
     @asynccontextmanager
@@ -174,7 +177,8 @@ class SqliteBase:
                     yield conn
                     await conn.execute("COMMIT")
                 except BaseException:
-                    await _rollback_quietly(conn)
+                    # Shielded: a second cancellation must not leave the transaction open.
+                    await asyncio.shield(_rollback_quietly(conn))
                     raise
 
     @contextmanager
