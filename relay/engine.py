@@ -198,10 +198,16 @@ class SourceEngine:
             notifications=alert_plan.notifications,
             group_states=alert_plan.group_states,
         )
-        new_alert_ids = {a.id for a in alert_plan.alerts}
         if commit:
             outcome = await self._store.commit_cycle(result)
             new_alert_ids = set(outcome.new_alert_ids)
+        else:
+            new_alert_ids = await self._not_yet_stored(alert_plan.alerts)
+        notifications = tuple(
+            n
+            for n in alert_plan.notifications
+            if n.alert.id in new_alert_ids or not n.alert.execution
+        )
         return CycleReport(
             source=limits.source,
             started_at=started_at,
@@ -216,8 +222,17 @@ class SourceEngine:
             vanished=work.vanished,
             new_alerts=tuple(a for a in alert_plan.alerts if a.id in new_alert_ids),
             resolved_alerts=alert_plan.resolved,
-            notifications=alert_plan.notifications,
+            notifications=notifications,
         )
+
+    async def _not_yet_stored(self, alerts: Sequence[Alert]) -> set[str]:
+        """For a dry run: the alerts a commit would store as new (a per-execution alert
+        fires once, so one already stored would send nothing)."""
+        fresh: set[str] = set()
+        for alert in alerts:
+            if alert.execution is None or await self._store.get_alert(alert.id) is None:
+                fresh.add(alert.id)
+        return fresh
 
     @staticmethod
     def _fresh_entries(plan: ScanPlan, entries: Sequence[PageEntry]) -> list[PageEntry]:

@@ -188,3 +188,26 @@ async def test_a_slow_nestings_endpoint_delays_no_alert(rig: Rig) -> None:
     assert alert.execution.id == parent
     assert alert.cause is not None, "the cause found in the execution itself is kept"
     assert rig.workspace.requests["nestings"] == 1, "one attempt, then the budget is spent"
+
+
+async def test_a_dry_run_lists_only_what_a_real_run_would_send(rig: Rig) -> None:
+    rig.settings = parse_settings(
+        """
+sources: [{name: prod, api_key: unused}]
+rules:
+  - name: stuck
+    when: {running_for: {gt: 1m}}
+    severity: warning
+    sinks: [hook]
+sinks: {hook: {type: webhook, url: "http://127.0.0.1:9/hook"}}
+""",
+        environ={},
+    )
+    rig.workspace.create_execution(created_at=rig.clock() - timedelta(minutes=5))
+    first = await rig.cycle()
+    [alert] = first.new_alerts
+    assert [n.alert.id for n in first.notifications] == [alert.id]
+
+    rig.clock.advance(seconds=15)
+    dry = await rig.engine().run_cycle(commit=False)
+    assert (dry.new_alerts, dry.notifications) == ((), ()), "already sent: nothing to show"

@@ -221,7 +221,8 @@ async def test_a_per_execution_alert_fires_once(store: SqliteStore, db_path: Pat
     stored = await store.get_alert(first.id)
     assert stored is not None
     assert stored.alert.summary == "first"
-    assert stored.updated_at == T0
+    # Raised again means still live: only its last-seen time moves (see prune).
+    assert (stored.created_at, stored.updated_at) == (T0, later)
     assert stored.notified_sinks == {"oncall"}
     assert _outbox_rows(db_path) == [(item.notification.id, "oncall", "delivered")]
 
@@ -524,3 +525,26 @@ async def test_prune_keeps_group_states_that_fired(store: SqliteStore) -> None:
     assert result.group_states_deleted == 1
     left = await store.load_group_states("prod")
     assert sorted(key for _, key in left) == ["responder_id=a", "responder_id=b", "responder_id=d"]
+
+
+async def test_an_alert_raised_again_is_not_pruned_so_it_never_fires_anew(
+    store: SqliteStore,
+) -> None:
+    # A stuck execution: `running_for` raises the same alert every cycle for days.
+    stuck = make_alert("exec-stuck", rule="stuck-execution")
+    first = await store.commit_cycle(alert_cycle([stuck], notify(stuck, "oncall")))
+    assert first.enqueued == 1
+    later = T0 + timedelta(days=9)
+    again = await store.commit_cycle(
+        alert_cycle([stuck], notify(stuck, "oncall", at=later), at=later)
+    )
+    assert again.enqueued == 0
+    await store.claim_due("oncall", now=later, limit=10, lease_s=30)
+    await store.mark_delivered("oncall", [notify(stuck, "oncall")[0].id], now=later)
+
+    await store.prune(before=later - timedelta(days=7))
+    after = T0 + timedelta(days=9, minutes=1)
+    still = await store.commit_cycle(
+        alert_cycle([stuck], notify(stuck, "oncall", at=after), at=after)
+    )
+    assert (still.new_alert_ids, still.enqueued) == (frozenset(), 0)

@@ -44,6 +44,7 @@ _ALERT_INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _ALERT_UPDATE = "UPDATE alerts SET state = ?, updated_at = ?, body = ? WHERE id = ?"
+_ALERT_TOUCH = "UPDATE alerts SET updated_at = ? WHERE id = ?"
 # Pending, due at once; a known (id, sink) is left alone, so replays enqueue nothing.
 _OUTBOX_INSERT = (
     "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, body) "
@@ -118,6 +119,10 @@ async def store_alerts(
     if updates:
         await conn.executemany(_ALERT_UPDATE, updates)
     kept = frozenset(alert_id for alert_id, windowed in existing.items() if not windowed)
+    if kept:
+        # A per-execution alert raised again (an execution still stuck) is still live:
+        # touching it keeps prune from forgetting it, which would let it fire anew.
+        await conn.executemany(_ALERT_TOUCH, [(batch[alert_id][6], alert_id) for alert_id in kept])
     return frozenset(row[0] for row in new), kept
 
 
