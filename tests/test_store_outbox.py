@@ -281,3 +281,27 @@ async def test_outbox_queries_use_indexes(tmp_path: Path) -> None:
             assert "TEMP B-TREE" not in plan, (sql, plan)
     finally:
         conn.close()
+
+
+async def test_a_resolve_never_overtakes_its_firing(store: SqliteStore) -> None:
+    firing_alert = make_window_alert(group_key="responder_id=r1")
+    [firing] = notify(firing_alert, "oncall")
+    await store.commit_cycle(alert_cycle([firing_alert], [firing]))
+    [claimed] = await store.claim_due("oncall", now=T0, limit=10, lease_s=LEASE_S)
+    # The sink is down: the firing is retried later and later...
+    await store.mark_retry(
+        "oncall", firing.id, next_attempt_at=T0 + timedelta(minutes=5), error="HTTP 503"
+    )
+    # ... while the group clears and its resolve is queued, due at once.
+    resolved_at = T0 + timedelta(minutes=1)
+    resolved_alert = make_window_alert(group_key="responder_id=r1", state="resolved")
+    [resolved] = notify(resolved_alert, "oncall", kind="resolved", at=resolved_at)
+    await store.commit_cycle(alert_cycle([resolved_alert], [resolved], at=resolved_at))
+
+    assert await store.claim_due("oncall", now=resolved_at, limit=10, lease_s=LEASE_S) == []
+    back = T0 + timedelta(minutes=5)
+    [retried] = await store.claim_due("oncall", now=back, limit=10, lease_s=LEASE_S)
+    assert retried.notification.id == claimed.notification.id == firing.id
+    await store.mark_delivered("oncall", [firing.id], now=back)
+    [after] = await store.claim_due("oncall", now=back, limit=10, lease_s=LEASE_S)
+    assert after.notification.id == resolved.id

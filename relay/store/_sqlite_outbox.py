@@ -28,9 +28,13 @@ from relay.store.records import DeadLetter, OutboxCounts, OutboxItem
 # A sink's error can quote a whole response body; the outbox keeps its head.
 MAX_ERROR_CHARS = 2000
 
+# A notification waits while an earlier one about the same alert is still pending for
+# the sink (being retried, say): a resolve never overtakes its firing.
 DUE_SELECT = (
     "SELECT seq, attempts, enqueued_at, last_error, body FROM outbox "
     "WHERE sink = ? AND status = 'pending' AND next_attempt_at <= ? "
+    "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE earlier.alert_id = outbox.alert_id "
+    "AND earlier.sink = outbox.sink AND earlier.status = 'pending' AND earlier.seq < outbox.seq) "
     "ORDER BY next_attempt_at, seq LIMIT ?"
 )
 _LEASE = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?"
