@@ -208,3 +208,27 @@ def test_format_seconds(seconds: float | None, text: str) -> None:
 )
 def test_format_credits(credits: float, text: str) -> None:
     assert format_credits(credits) == text
+
+
+def test_a_firing_windowed_alert_stays_firing_in_alertmanager_until_its_reminder() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from relay.domain.alerts import Alert, Notification
+    from relay.domain.render import alertmanager_alert
+
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    alert = Alert(
+        id="alert_1",
+        rule="agent-failure-rate",
+        severity="critical",
+        state="firing",
+        source="prod",
+        summary="s",
+        description="d",
+        started_at=now,
+        group={"responder_id": "r1"},
+        renew_by=now + timedelta(hours=4),
+    )
+    body = alertmanager_alert(Notification.about(alert, sink="am", kind="firing", created_at=now))
+    ends = datetime.fromisoformat(body["endsAt"].replace("Z", "+00:00"))
+    assert now + timedelta(hours=4) < ends <= now + timedelta(hours=5)

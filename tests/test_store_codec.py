@@ -69,6 +69,7 @@ def full_alert() -> Alert:
         group={"responder_id": "resp-1"},
         value=1 / 3,
         ended_at=T0 + timedelta(minutes=5),
+        renew_by=T0 + timedelta(hours=4, microseconds=7),
         silenced_by="sil_123",
     )
 
@@ -261,6 +262,7 @@ _alerts = st.builds(
     group=st.none() | _labels,
     value=st.none() | st.floats(allow_nan=False),
     ended_at=st.none() | _times,
+    renew_by=st.none() | _times,
     silenced_by=_opt_text,
 )
 

@@ -104,6 +104,9 @@ class Alert:
     group: Mapping[str, str] | None = None  # windowed rules: the group_by values
     value: float | None = None  # windowed rules: the measured ratio, sum or count
     ended_at: datetime | None = None  # when a windowed alert resolved
+    # A firing windowed alert is notified again (a reminder) by this time at the latest;
+    # receivers that expire alerts (Alertmanager) keep it firing until then.
+    renew_by: datetime | None = None
     silenced_by: str | None = None  # id of the silence that matched, if any
 
 

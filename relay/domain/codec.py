@@ -110,6 +110,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "group": None if alert.group is None else dict(alert.group),
         "value": None if alert.value is None else _number(alert.value),
         "ended_at": _opt_time(alert.ended_at),
+        "renew_by": _opt_time(alert.renew_by),
         "silenced_by": alert.silenced_by,
     }
 
@@ -269,6 +270,7 @@ def alert_from_dict(raw: Mapping[str, Any]) -> Alert:
         group=f.opt_labels("group"),
         value=f.opt_number("value"),
         ended_at=f.opt_time("ended_at"),
+        renew_by=f.opt_time("renew_by"),
         silenced_by=f.opt_text("silenced_by"),
     )
 

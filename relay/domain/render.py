@@ -150,6 +150,9 @@ def webhook_batch_body(notifications: Sequence[Notification]) -> dict[str, Any]:
 
 # A test alert shows in Alertmanager for this long, then resolves by itself.
 _TEST_ALERT_LIFETIME = timedelta(minutes=5)
+# How late a reminder may be (a slow cycle, a retried delivery) before Alertmanager
+# would let a still-firing windowed alert expire.
+_RENEWAL_MARGIN = timedelta(minutes=15)
 
 
 def alertmanager_alert(
@@ -158,9 +161,11 @@ def alertmanager_alert(
     """One element of the `POST /api/v2/alerts` array.
 
     Alertmanager identifies an alert by its label set, so `alert_id` is a label: two
-    executions failing under the same rule stay two alerts. A firing alert carries no
-    `endsAt` (Alertmanager resolves it after its `resolve_timeout` unless reminded); a
-    resolved one ends when it resolved.
+    executions failing under the same rule stay two alerts. A firing windowed alert ends
+    a margin after its next reminder is due (`renew_by`), so Alertmanager keeps it firing
+    between reminders yet expires it if the relay goes away; a per-execution alert, an
+    event, carries no `endsAt` (Alertmanager's `resolve_timeout` applies); a resolved
+    one ends when it resolved.
     """
     alert = notification.alert
     labels = {**extra_labels, **alert.labels}
@@ -188,6 +193,8 @@ def alertmanager_alert(
         body["endsAt"] = iso(alert.ended_at or notification.created_at)
     elif notification.kind == "test":
         body["endsAt"] = iso(notification.created_at + _TEST_ALERT_LIFETIME)
+    elif alert.renew_by is not None:
+        body["endsAt"] = iso(alert.renew_by + _RENEWAL_MARGIN)
     if alert.link and alert.link.startswith(("http://", "https://")):
         body["generatorURL"] = alert.link
     return body

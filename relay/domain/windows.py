@@ -179,4 +179,5 @@ def _group_alert(
         group=dict(state.group),
         value=state.value,
         ended_at=None if firing else state.resolved_at,
+        renew_by=ctx.now + rule.repeat_interval if firing else None,
     )
