@@ -460,3 +460,18 @@ async def test_run_survives_a_store_outage(tmp_path: Path) -> None:
             await asyncio.gather(task, return_exceptions=True)
             await sink.aclose()
             await store.close()
+
+
+async def test_a_retried_batch_keeps_its_webhook_id(store: SqliteStore, clock: ManualClock) -> None:
+    answers = iter([Reply(503), Reply(503), Reply(200)])
+    async with Receiver(lambda _: next(answers)) as receiver:
+        sink = webhook(f"{receiver.url}/h", max_alerts_per_request=10)
+        worker, _ = worker_for(sink, store, clock)
+        try:
+            await enqueue(store, notifications(5), at=T0)
+            await step_until_idle(worker, clock)
+        finally:
+            await sink.aclose()
+    ids = ids_of(receiver.requests)
+    assert len(ids) == 3
+    assert len(set(ids)) == 1, "every attempt at the same batch carries the same webhook-id"

@@ -268,8 +268,8 @@ class DeliveryWorker:
         name = self.sink.name
         message = str(error)
         by_outcome: dict[Outcome, list[OutboxItem]] = {}
-        for item in sent.items:
-            decision = after_failure(
+        decisions = [
+            after_failure(
                 message,
                 retryable=error.retryable,
                 retry_after_s=error.retry_after_s,
@@ -279,11 +279,17 @@ class DeliveryWorker:
                 policy=self.policy,
                 rng=self._rng,
             )
-            if decision.outcome == "retry" and decision.next_attempt_at is not None:
-                # Never before the sink's pause ends: the item would only be deferred.
-                next_at = decision.next_attempt_at
-                if self.health.paused_until is not None:
-                    next_at = max(next_at, self.health.paused_until)
+            for item in sent.items
+        ]
+        # One time for the whole message: its notifications come due together and are
+        # batched together again, so a retried batch keeps its `webhook-id`.
+        retry_times = [d.next_attempt_at for d in decisions if d.outcome == "retry"]
+        next_at = max((t for t in retry_times if t is not None), default=None)
+        if next_at is not None and self.health.paused_until is not None:
+            # Never before the sink's pause ends: the items would only be deferred.
+            next_at = max(next_at, self.health.paused_until)
+        for item, decision in zip(sent.items, decisions, strict=True):
+            if decision.outcome == "retry" and next_at is not None:
                 await self._outbox.mark_retry(
                     name, item.notification.id, next_attempt_at=next_at, error=message
                 )
