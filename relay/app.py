@@ -26,7 +26,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from relay.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
-from relay.domain.silences import config_silences
+from relay.domain.silences import Silence, config_silences
 from relay.engine import CycleReport, ScanLimits, SourceEngine
 from relay.errors import RelayError, StoreError
 from relay.metrics import RelayMetrics
@@ -85,8 +85,18 @@ async def build_runtime(
         sinks = build_sinks(settings.sinks, now=now)
         for sink in sinks.values():
             stack.push_async_callback(_shielded, sink.aclose)
-        deliveries = DeliveryPool(sinks, outbox=store, now=now, on_result=metrics.on_delivery)
         silences = config_silences(settings.silences)
+
+        async def active_silences(at: datetime) -> list[Silence]:
+            return [*silences, *await store.list_silences(now=at)]
+
+        deliveries = DeliveryPool(
+            sinks,
+            outbox=store,
+            now=now,
+            on_result=metrics.on_delivery,
+            silences=active_silences,
+        )
 
         def on_cycle(
             source: str, outcome: str, duration_s: float, report: CycleReport | None

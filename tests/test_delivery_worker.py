@@ -475,3 +475,31 @@ async def test_a_retried_batch_keeps_its_webhook_id(store: SqliteStore, clock: M
     ids = ids_of(receiver.requests)
     assert len(ids) == 3
     assert len(set(ids)) == 1, "every attempt at the same batch carries the same webhook-id"
+
+
+async def test_a_silence_added_while_notifications_wait_keeps_them_quiet(
+    store: SqliteStore, clock: ManualClock
+) -> None:
+    from relay.domain.silences import Silence, new_silence
+
+    noisy = [make_notification(make_alert(rule="credit-burn")) for _ in range(2)]
+    other = make_notification(make_alert(rule="execution-failed"))
+    silence = new_silence(
+        {"rule": "credit-burn"}, ends_at=T0 + timedelta(hours=1), now=T0 - timedelta(seconds=1)
+    )
+
+    async def active(_at: datetime) -> list[Silence]:
+        return [silence]
+
+    async with Receiver() as receiver:
+        sink = webhook(f"{receiver.url}/h")
+        worker, results = worker_for(sink, store, clock, silences=active)
+        try:
+            await enqueue(store, [*noisy, other], at=T0)
+            outcome = await worker.step()
+        finally:
+            await sink.aclose()
+    assert outcome.outcomes == {"silenced": 2, "delivered": 1}
+    assert ids_of(receiver.requests) == [other.id]
+    assert await counts(store) == OutboxCounts(0, 0), "settled, not pending and not dead"
+    assert {r.outcome for r in results} == {"silenced", "delivered"}

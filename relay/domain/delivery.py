@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
 
 Verdict = Literal["ok", "retry", "dead"]
-Outcome = Literal["delivered", "retry", "dead"]
+Outcome = Literal["delivered", "retry", "dead", "silenced"]
 
 # Slack's documented limit is 1 message a second "with short bursts allowed"; a bucket of
 # three absorbs a firing and its resolve arriving together without a second of delay.

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from relay.sinks.base import Sink, utcnow
 from relay.sinks.worker import DeliveryWorker, OnResult, Outbox
+from relay.sinks.worker_types import ActiveSilences
 
 
 class DeliveryPool:
@@ -28,9 +29,12 @@ class DeliveryPool:
         outbox: Outbox,
         now: Callable[[], datetime] = utcnow,
         on_result: OnResult | None = None,
+        silences: ActiveSilences | None = None,
     ) -> None:
         self.workers = {
-            name: DeliveryWorker(sink, outbox=outbox, now=now, on_result=on_result)
+            name: DeliveryWorker(
+                sink, outbox=outbox, now=now, on_result=on_result, silences=silences
+            )
             for name, sink in sinks.items()
         }
 

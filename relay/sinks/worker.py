@@ -43,10 +43,11 @@ from relay.domain.delivery import (
     batches,
     digest_ready_at,
 )
+from relay.domain.silences import matching_silence
 from relay.errors import SinkError, StoreError
 from relay.sinks.base import Sink, utcnow
 from relay.sinks.worker_send import Sent, send_in_lanes
-from relay.sinks.worker_types import DeliveryResult, OnResult, Outbox, StepResult
+from relay.sinks.worker_types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
 from relay.store.records import OutboxItem
 
 log = structlog.get_logger("relay.delivery")
@@ -75,6 +76,7 @@ class DeliveryWorker:
         concurrency: int = DEFAULT_CONCURRENCY,
         messages_per_step: int = DEFAULT_MESSAGES_PER_STEP,
         idle_poll_s: float = DEFAULT_IDLE_POLL_S,
+        silences: ActiveSilences | None = None,
     ) -> None:
         if concurrency < 1 or messages_per_step < 1:
             raise ValueError("concurrency and messages_per_step must be at least 1")
@@ -87,6 +89,7 @@ class DeliveryWorker:
         self._concurrency = concurrency
         self._idle_poll_s = idle_poll_s
         self._max_messages = messages_per_step
+        self._silences = silences
         self.health = SinkHealth()
         self._bucket: TokenBucket | None = None
         self._woken = asyncio.Event()
@@ -188,6 +191,7 @@ class DeliveryWorker:
         if not items:
             return StepResult(next_wake_at=await self._outbox.next_due_at(name))
         result = StepResult(claimed=len(items))
+        items = await self._drop_silenced(items, now=now, result=result)
         fresh = await self._expire(items, now=now, result=result)
         planned = batches(fresh, max_batch=self.policy.max_batch)
         if planned and self._bucket is not None:
@@ -204,6 +208,41 @@ class DeliveryWorker:
                 rate_per_s=self.policy.rate_per_s, capacity=self.policy.burst, now=now
             )
         return self._bucket
+
+    async def _drop_silenced(
+        self, items: list[OutboxItem], *, now: datetime, result: StepResult
+    ) -> list[OutboxItem]:
+        """Settle without sending what a silence now matches: one added while these
+        waited (a digest, a retry, a sink outage) still keeps them quiet. Test alerts
+        are never silenced."""
+        if self._silences is None:
+            return items
+        active = await self._silences(now)
+        if not active:
+            return items
+        keep: list[OutboxItem] = []
+        muted: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            notification = item.notification
+            silence = (
+                None
+                if notification.kind == "test"
+                else matching_silence(notification.alert, active, now)
+            )
+            if silence is None:
+                keep.append(item)
+            else:
+                muted.setdefault(silence.id, []).append(item)
+        for silence_id, silenced in muted.items():
+            reason = f"silenced by {silence_id}"
+            await self._outbox.mark_silenced(
+                self.sink.name, [i.notification.id for i in silenced], reason=reason, now=now
+            )
+            log.info(
+                "delivery.silenced", sink=self.sink.name, silence=silence_id, count=len(silenced)
+            )
+            self._report(result, "silenced", silenced, 0.0, reason)
+        return keep
 
     async def _expire(
         self, items: list[OutboxItem], *, now: datetime, result: StepResult
@@ -328,7 +367,7 @@ class DeliveryWorker:
                 paused_until=None if paused is None else paused.isoformat(),
                 ids=[n.id for n in notifications[:5]],
             )
-        else:
+        elif outcome == "dead":
             log.error("delivery.dead", **fields, error=error, ids=[n.id for n in notifications[:5]])
         if self._on_result is not None:
             self._on_result(

@@ -11,13 +11,14 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from relay.domain.alerts import Notification
 from relay.domain.delivery import Outcome
+from relay.domain.silences import Silence
 from relay.store.records import OutboxItem
 
 
@@ -30,6 +31,10 @@ class Outbox(Protocol):
 
     async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int: ...
 
+    async def mark_silenced(
+        self, sink: str, ids: Collection[str], *, reason: str, now: datetime
+    ) -> int: ...
+
     async def mark_retry(
         self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str
     ) -> bool: ...
@@ -39,6 +44,11 @@ class Outbox(Protocol):
     ) -> bool: ...
 
     async def next_due_at(self, sink: str) -> datetime | None: ...
+
+
+# The silences in force at a time (config ones and stored ones): a notification that
+# falls due while one matches is settled without being sent.
+ActiveSilences = Callable[[datetime], Awaitable[Sequence[Silence]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,4 +79,4 @@ class StepResult:
     next_wake_at: datetime | None = None
 
 
-__all__ = ["DeliveryResult", "OnResult", "Outbox", "StepResult"]
+__all__ = ["ActiveSilences", "DeliveryResult", "OnResult", "Outbox", "StepResult"]

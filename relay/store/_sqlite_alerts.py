@@ -60,7 +60,9 @@ PRUNE_ALERTS = (
     "AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.alert_id = alerts.id "
     "AND outbox.status IN ('pending', 'dead'))"
 )
-PRUNE_DELIVERED = "DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < ?"
+PRUNE_DELIVERED = (
+    "DELETE FROM outbox WHERE status IN ('delivered', 'silenced') AND delivered_at < ?"
+)
 
 
 def is_windowed(alert: Alert) -> bool:

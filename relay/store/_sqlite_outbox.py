@@ -8,7 +8,8 @@ Invariants:
   due, so lease expiry needs no sweeper and a crashed claimer's rows come back alone.
 - Only pending rows are leased, retried or killed; delivered is final (a dead row may
   still become delivered, when a slow attempt succeeded after all).
-- Row statuses are 'pending', 'delivered' and 'dead'; nothing else is ever written.
+- Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without
+  sending: a silence matched when it fell due); nothing else is ever written.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ _LEASE = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE s
 _DELIVERED = (
     "UPDATE outbox SET status = 'delivered', delivered_at = ?, dead_at = NULL "
     "WHERE sink = ? AND id = ? AND status <> 'delivered'"
+)
+_SILENCED = (
+    "UPDATE outbox SET status = 'silenced', delivered_at = ?, last_error = ? "
+    "WHERE sink = ? AND id = ? AND status = 'pending'"
 )
 _RETRY = (
     "UPDATE outbox SET next_attempt_at = ?, last_error = ? "
@@ -80,6 +85,14 @@ async def mark_delivered(
     conn: aiosqlite.Connection, sink: str, ids: Sequence[str], *, now: str
 ) -> int:
     async with conn.executemany(_DELIVERED, [(now, sink, i) for i in ids]) as cursor:
+        return max(cursor.rowcount, 0)
+
+
+async def mark_silenced(
+    conn: aiosqlite.Connection, sink: str, ids: Sequence[str], *, reason: str, now: str
+) -> int:
+    params = [(now, reason[:MAX_ERROR_CHARS], sink, i) for i in ids]
+    async with conn.executemany(_SILENCED, params) as cursor:
         return max(cursor.rowcount, 0)
 
 
@@ -207,6 +220,17 @@ class SqliteOutbox(SqliteBase):
             return 0
         async with self._writing("mark notifications delivered") as conn:
             return await mark_delivered(conn, sink, wanted, now=at)
+
+    async def mark_silenced(
+        self, sink: str, ids: Collection[str], *, reason: str, now: datetime
+    ) -> int:
+        if isinstance(ids, str):
+            raise TypeError("mark_silenced takes a collection of ids, not one id")
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+        async with self._writing("mark notifications silenced") as conn:
+            return await mark_silenced(conn, sink, wanted, reason=reason, now=encode_time(now))
 
     async def mark_retry(
         self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str

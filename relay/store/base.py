@@ -230,6 +230,13 @@ class Store(Protocol):
         that a slow attempt delivered after all counts as delivered."""
         ...
 
+    async def mark_silenced(
+        self, sink: str, ids: Collection[str], *, reason: str, now: datetime
+    ) -> int:
+        """Settle pending notifications without sending them (a silence matched when
+        they fell due); kept, like delivered ones, until pruned. Returns how many."""
+        ...
+
     async def mark_retry(
         self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str
     ) -> bool:

@@ -201,6 +201,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=4,
+        name="silenced notifications",
+        statements=(
+            # Notifications a silence settled at delivery time ('silenced') are kept and
+            # pruned like delivered ones, so the prune index covers both.
+            "DROP INDEX outbox_delivered",
+            """
+            CREATE INDEX outbox_settled ON outbox (delivered_at)
+                WHERE status IN ('delivered', 'silenced')
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -39,7 +39,7 @@ __all__ = [
     "StoredTransition",
 ]
 
-DeliveryStatus = Literal["pending", "delivered", "dead"]
+DeliveryStatus = Literal["pending", "delivered", "dead", "silenced"]
 
 
 @dataclass(frozen=True)
