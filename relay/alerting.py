@@ -49,6 +49,8 @@ class AlertPlan:
     notifications: tuple[Notification, ...] = ()
     group_states: tuple[GroupState, ...] = ()
     kinds: Mapping[str, NotificationKind] = field(default_factory=dict)
+    # The API asked us to slow down while following child executions (429).
+    retry_after_s: float | None = None
 
     @property
     def resolved(self) -> tuple[Alert, ...]:
@@ -98,7 +100,7 @@ class AlertPlanner:
             link_template=self._alerts_settings.link_template,
             redactor=self._redactor,
         )
-        causes = await self._causes(transitions)
+        causes, retry_after_s = await self._causes(transitions)
         per_execution = evaluate_transitions(self._rules, transitions, ctx=ctx, causes=causes)
         running_now = live_after(running_before, changed)
         per_execution += evaluate_running(self._rules, running_now, ctx=ctx)
@@ -124,9 +126,12 @@ class AlertPlanner:
             notifications=tuple(dispatch.notifications),
             group_states=tuple(group_states),
             kinds={alert.id: kind for alert, kind, _ in triples},
+            retry_after_s=retry_after_s,
         )
 
-    async def _causes(self, transitions: Sequence[Transition]) -> dict[str, FailureCause]:
+    async def _causes(
+        self, transitions: Sequence[Transition]
+    ) -> tuple[dict[str, FailureCause], float | None]:
         """Failure causes that need a child execution: followed through `/nestings`.
 
         Best effort within a budget: one attempt per call, at most `max_nestings` calls
@@ -141,6 +146,7 @@ class AlertPlanner:
             and needs_nestings(failure_cause(t.execution, redactor=self._redactor), t.execution)
         ][: self._max_nestings]
         causes: dict[str, FailureCause] = {}
+        retry_after_s: float | None = None
         try:
             async with asyncio.timeout(self._nestings_budget_s):
                 for execution in wanted:
@@ -149,6 +155,7 @@ class AlertPlanner:
                     if deeper is not None:
                         causes[execution.id] = deeper
         except (SourceError, TimeoutError) as exc:
+            retry_after_s = getattr(exc, "retry_after_s", None)
             log.warning(
                 "cause.nestings_stopped",
                 source=self._source,
@@ -157,7 +164,7 @@ class AlertPlanner:
                 error=str(exc) or "took longer than its budget",
                 hint="alerts keep the cause found in the execution itself",
             )
-        return causes
+        return causes, retry_after_s
 
     async def _window_executions(
         self,

@@ -100,6 +100,8 @@ class CycleReport:
     new_alerts: tuple[Alert, ...] = ()
     resolved_alerts: tuple[Alert, ...] = ()
     notifications: tuple[Notification, ...] = ()
+    # A `Retry-After` the API sent during an otherwise successful cycle (/nestings).
+    retry_after_s: float | None = None
 
     @property
     def alertable(self) -> tuple[Transition, ...]:
@@ -223,6 +225,7 @@ class SourceEngine:
             new_alerts=tuple(a for a in alert_plan.alerts if a.id in new_alert_ids),
             resolved_alerts=alert_plan.resolved,
             notifications=notifications,
+            retry_after_s=alert_plan.retry_after_s,
         )
 
     async def _not_yet_stored(self, alerts: Sequence[Alert]) -> set[str]:

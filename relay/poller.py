@@ -149,6 +149,8 @@ class Poller:
         else:
             outcome = "ok"
             self._succeeded(report)
+            if report is not None:
+                retry_after_s = report.retry_after_s
         duration_s = self._clock() - began
         if self._on_cycle is not None:
             self._on_cycle(source, outcome, duration_s, report)
