@@ -36,6 +36,7 @@ from relay.settings import Settings
 from relay.sinks.base import Sink
 from relay.sinks.pool import DeliveryPool
 from relay.sinks.registry import build_sinks
+from relay.sinks.slack_refs import StoredMessageRefs
 from relay.sinks.worker import DeliveryWorker
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store import Store, open_store
@@ -82,7 +83,11 @@ async def build_runtime(
             sources=[s.name for s in settings.sources],
             sinks=list(settings.sinks),
         )
-        sinks = build_sinks(settings.sinks, now=now)
+        sinks = build_sinks(
+            settings.sinks,
+            now=now,
+            slack_refs=lambda name: StoredMessageRefs(store, name, now=now),
+        )
         for sink in sinks.values():
             stack.push_async_callback(_shielded, sink.aclose)
         silences = config_silences(settings.silences)

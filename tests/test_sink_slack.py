@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from relay.errors import SinkError
 from relay.settings import SlackSinkSettings
 from relay.sinks.slack import MemoryMessageRefs, MessageRef, SlackSink
+from relay.sinks.slack_refs import StoredMessageRefs
+from relay.store import SqliteStore
 from tests.delivery_kit import FakeSlack, Receiver, Reply, make_alert, make_notification
 from tests.test_render_slack import assert_within_slack_limits
 
@@ -236,3 +239,37 @@ def test_repr_hides_secrets() -> None:
     bot = SlackSink("oncall", bot_settings("https://slack.com/api"))
     assert "HOOKSECRET" not in repr(webhook)
     assert TOKEN not in repr(bot)
+
+
+async def test_bot_resolve_edits_the_original_even_after_a_restart(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    firing = make_alert(rule="agent-failure-rate", windowed=True)
+    resolved = replace(
+        make_alert(rule="agent-failure-rate", windowed=True, state="resolved"),
+        id=firing.id,
+        group=firing.group,
+    )
+    async with SqliteStore(tmp_path / "state.db") as store:
+        before = SlackSink(
+            "oncall", bot_settings(slack.api_url), refs=StoredMessageRefs(store, "oncall")
+        )
+        try:
+            await before.send([make_notification(firing)])
+        finally:
+            await before.aclose()
+    original_ts = slack.calls[0].ts
+    # A new process, the same store: the resolve still edits the original message.
+    async with SqliteStore(tmp_path / "state.db") as store:
+        after = SlackSink(
+            "oncall", bot_settings(slack.api_url), refs=StoredMessageRefs(store, "oncall")
+        )
+        try:
+            await after.send([make_notification(resolved, kind="resolved")])
+        finally:
+            await after.aclose()
+    assert [(c.method, c.ts) for c in slack.calls[:2]] == [
+        ("chat.postMessage", original_ts),
+        ("chat.update", original_ts),
+    ]
+    assert slack.messages[original_ts]["text"].startswith("RESOLVED")

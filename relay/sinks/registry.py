@@ -57,10 +57,19 @@ def build_sinks(
     *,
     now: Callable[[], datetime] = utcnow,
     console_stream: TextIO | None = None,
+    slack_refs: Callable[[str], MessageRefs] | None = None,
 ) -> dict[str, Sink]:
-    """Every configured sink by name (pass `settings.sinks`). Close each with `aclose()`."""
+    """Every configured sink by name (pass `settings.sinks`). Close each with `aclose()`.
+    `slack_refs(name)` gives a Slack sink where to remember its messages (the daemon
+    passes the store; by default they are kept in memory)."""
     return {
-        name: build_sink(name, sink, now=now, console_stream=console_stream)
+        name: build_sink(
+            name,
+            sink,
+            now=now,
+            console_stream=console_stream,
+            slack_refs=slack_refs(name) if slack_refs is not None else None,
+        )
         for name, sink in sinks.items()
     }
 

@@ -44,6 +44,7 @@ from relay.store.records import (
     CycleResult,
     DeadLetter,
     DeliveryStatus,
+    MessageRefRecord,
     OutboxCounts,
     OutboxItem,
     PruneResult,
@@ -62,6 +63,7 @@ __all__ = [
     "CycleResult",
     "DeadLetter",
     "DeliveryStatus",
+    "MessageRefRecord",
     "OutboxCounts",
     "OutboxItem",
     "PruneResult",
@@ -279,6 +281,16 @@ class Store(Protocol):
         ...
 
     # --- housekeeping -------------------------------------------------------------
+
+    async def get_message_ref(self, sink: str, alert_id: str) -> MessageRefRecord | None:
+        """Where `sink` posted the first message about `alert_id`, if it said."""
+        ...
+
+    async def put_message_ref(
+        self, sink: str, alert_id: str, ref: MessageRefRecord, *, now: datetime
+    ) -> None:
+        """Remember (or replace) where `sink` posted about `alert_id`; pruned with age."""
+        ...
 
     async def prune(self, *, before: datetime) -> PruneResult:
         """Delete what is older than `before` and no longer needed: non-running states

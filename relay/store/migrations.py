@@ -214,6 +214,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=5,
+        name="message references of sinks",
+        statements=(
+            # Where a sink posted the first message about an alert (Slack: channel and
+            # ts), so a resolve can edit it even after a restart.
+            """
+            CREATE TABLE message_refs (
+                sink       TEXT    NOT NULL,
+                alert_id   TEXT    NOT NULL,
+                channel    TEXT    NOT NULL,
+                ts         TEXT    NOT NULL,
+                single     INTEGER NOT NULL,
+                created_at TEXT    NOT NULL,
+                PRIMARY KEY (sink, alert_id)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX message_refs_by_age ON message_refs (created_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

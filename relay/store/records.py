@@ -32,6 +32,7 @@ __all__ = [
     "CycleResult",
     "DeadLetter",
     "DeliveryStatus",
+    "MessageRefRecord",
     "OutboxCounts",
     "OutboxItem",
     "PruneResult",
@@ -123,6 +124,15 @@ class StoredTransition:
         if isinstance(detail, dict):
             detail.setdefault("input", {})
         return Execution.model_validate(raw)
+
+
+@dataclass(frozen=True)
+class MessageRefRecord:
+    """Where a sink posted the first message about an alert (Slack: channel and ts)."""
+
+    channel: str
+    ts: str
+    single: bool  # the message was about this alert alone, not a digest
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,13 @@ from relay.store._sqlite_rules import (
     SqliteRules,
     group_to_row,
 )
-from relay.store.records import CommitOutcome, CycleResult, PruneResult, StoredTransition
+from relay.store.records import (
+    CommitOutcome,
+    CycleResult,
+    MessageRefRecord,
+    PruneResult,
+    StoredTransition,
+)
 
 __all__ = ["SqliteStore"]
 
@@ -78,6 +84,7 @@ _PRUNE_STATES = (
     "DELETE FROM executions WHERE status <> 'running' AND coalesce(ended_at, last_seen_at) < ?"
 )
 _PRUNE_TRANSITIONS = "DELETE FROM transitions WHERE observed_at < ?"
+_PRUNE_MESSAGE_REFS = "DELETE FROM message_refs WHERE created_at < ?"
 _RUNNING_SELECT = (
     f"{_STATE_SELECT} WHERE source = ? AND status = 'running' ORDER BY last_seen_at, id"
 )
@@ -206,6 +213,30 @@ class SqliteStore(SqliteAlerts, SqliteOutbox, SqliteRules):
             await conn.execute(_CURSOR_UPSERT, cursor_row)
         return CommitOutcome(new_alert_ids=new_ids, enqueued=enqueued)
 
+    async def get_message_ref(self, sink: str, alert_id: str) -> MessageRefRecord | None:
+        async with self._reading("read a message reference") as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT channel, ts, single FROM message_refs WHERE sink = ? AND alert_id = ?",
+                    (sink, alert_id),
+                )
+            )
+        if not rows:
+            return None
+        channel, ts, single = rows[0]
+        return MessageRefRecord(channel=channel, ts=ts, single=bool(single))
+
+    async def put_message_ref(
+        self, sink: str, alert_id: str, ref: MessageRefRecord, *, now: datetime
+    ) -> None:
+        async with self._writing("remember a message reference") as conn:
+            await conn.execute(
+                "INSERT INTO message_refs (sink, alert_id, channel, ts, single, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sink, alert_id) DO UPDATE SET "
+                "channel = excluded.channel, ts = excluded.ts, single = excluded.single",
+                (sink, alert_id, ref.channel, ref.ts, int(ref.single), encode_time(now)),
+            )
+
     async def prune(self, *, before: datetime) -> PruneResult:
         cutoff = encode_time(before)
         deleted: list[int] = []
@@ -219,10 +250,11 @@ class SqliteStore(SqliteAlerts, SqliteOutbox, SqliteRules):
                 PRUNE_ALERTS,
                 PRUNE_SILENCES,
                 PRUNE_GROUPS,
+                _PRUNE_MESSAGE_REFS,
             ):
                 async with conn.execute(statement, (cutoff,)) as cur:
                     deleted.append(max(cur.rowcount, 0))
-        states, transitions, delivered, alerts, silences, groups = deleted
+        states, transitions, delivered, alerts, silences, groups, _refs = deleted
         return PruneResult(
             states_deleted=states,
             transitions_deleted=transitions,
