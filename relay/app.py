@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -150,6 +151,7 @@ async def build_runtime(
                     interval_s=source.poll_interval.total_seconds(),
                     cycle_timeout_s=source.cycle_timeout.total_seconds(),
                     on_cycle=on_cycle,
+                    lead=partial(store.try_lead, source.name),
                 )
             )
         app = build_app(

@@ -136,7 +136,10 @@ def check_admin(request: web.Request, *, token: str | None) -> None:
 
 
 def source_state(health: SourceHealth, *, now: datetime) -> SourceState:
-    """One word for a source's health: unauthorized, starting, failing, stale or ok."""
+    """One word for a source's health: standby, unauthorized, starting, failing, stale
+    or ok."""
+    if health.standby:
+        return "standby"
     if health.unauthorized:
         return "unauthorized"
     if health.last_success_at is None:

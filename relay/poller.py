@@ -7,6 +7,8 @@ Invariants:
 - A source's failures stay in its own loop: they are logged, recorded in its
   `SourceHealth` and backed off, and never raised to the caller, so one source's
   trouble never stalls another. Only cancellation ends the loop.
+- With a shared store (PostgreSQL), one replica polls each source at a time: `lead`
+  asks the store before each cycle, and a replica on standby skips the cycle.
 - 401/403 marks the source unauthorized (unready) with a message naming the source;
   the loop keeps trying at a slow pace so a rotated key is picked up without a restart.
 """
@@ -45,9 +47,13 @@ class SourceHealth:
     unauthorized: bool = False
     consecutive_failures: int = 0
     running: int = 0
+    # Another replica polls this source (it holds the source's lock in the store).
+    standby: bool = False
 
     def is_stale(self, *, now: datetime, intervals: int = 3) -> bool:
-        """No successful poll within `intervals` poll intervals."""
+        """No successful poll within `intervals` poll intervals (never, on standby)."""
+        if self.standby:
+            return False
         if self.last_success_at is None:
             return True
         return (now - self.last_success_at).total_seconds() > intervals * self.interval_s
@@ -75,6 +81,7 @@ class Poller:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        lead: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._engine = engine
         self._interval_s = interval_s
@@ -85,6 +92,7 @@ class Poller:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._lead = lead
         self.health = SourceHealth(source=engine.source, interval_s=interval_s)
 
     async def run(self, *, max_cycles: int | None = None) -> None:
@@ -112,6 +120,10 @@ class Poller:
         """One guarded cycle; returns a `Retry-After` to honour, if the API sent one."""
         source = self._engine.source
         began = self._clock()
+        if self._lead is not None and not await self._leads():
+            if self._on_cycle is not None:
+                self._on_cycle(source, "standby", 0.0, None)
+            return None
         self.health.last_attempt_at = self._wall_clock()
         report: CycleReport | None = None
         retry_after_s: float | None = None
@@ -155,6 +167,21 @@ class Poller:
         if self._on_cycle is not None:
             self._on_cycle(source, outcome, duration_s, report)
         return retry_after_s
+
+    async def _leads(self) -> bool:
+        """Whether this replica polls the source now; a store that cannot say counts as
+        a failed cycle (the next one asks again)."""
+        assert self._lead is not None
+        try:
+            leading = await self._lead()
+        except StoreError as exc:
+            self._failed(str(exc))
+            log.error("poll.lead_failed", source=self._engine.source, error=str(exc))
+            return False
+        if leading != (not self.health.standby):
+            log.info("poll.leader" if leading else "poll.standby", source=self._engine.source)
+        self.health.standby = not leading
+        return leading
 
     def _failed(self, message: str, *, unauthorized: bool = False) -> None:
         self.health.consecutive_failures += 1

@@ -31,7 +31,7 @@ __all__ = [
     "render_status_page",
 ]
 
-SourceState = Literal["ok", "starting", "stale", "failing", "unauthorized"]
+SourceState = Literal["ok", "starting", "stale", "failing", "unauthorized", "standby"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,3 +179,32 @@ async def test_one_source_in_trouble_never_stalls_another(
     assert set(outcomes["slow"]) <= {"timeout"}
     assert pollers[1].health.last_success_at is not None
     assert pollers[0].health.last_success_at is None
+
+
+async def test_a_replica_on_standby_skips_cycles_and_is_not_stale() -> None:
+    time = FakeTime()
+    cycles = ScriptedCycles(time, [(0.1, None)])
+    leading = iter([False, False, True])
+    outcomes: list[str] = []
+
+    async def lead() -> bool:
+        return next(leading)
+
+    poller = Poller(
+        cycles,
+        interval_s=10.0,
+        cycle_timeout_s=60.0,
+        clock=time.clock,
+        sleep=time.sleep,
+        rng=random.Random(0),
+        lead=lead,
+        on_cycle=lambda _s, outcome, _d, _r: outcomes.append(outcome),
+    )
+    await poller.run(max_cycles=2)
+    assert outcomes == ["standby", "standby"]
+    assert cycles.starts == [], "another replica polls this source"
+    assert poller.health.standby
+    assert not poller.health.is_stale(now=datetime(2030, 1, 1, tzinfo=UTC))
+    await poller.run(max_cycles=1)
+    assert outcomes[-1] == "ok"
+    assert not poller.health.standby

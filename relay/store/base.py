@@ -282,6 +282,13 @@ class Store(Protocol):
 
     # --- housekeeping -------------------------------------------------------------
 
+    async def try_lead(self, source: str) -> bool:
+        """Whether this process is (or just became) the one that polls `source`. Several
+        replicas share a PostgreSQL store and only the holder of a source's lock polls
+        it, the lock passing on within seconds when its holder dies; a SQLite store
+        serves one replica, which always leads."""
+        ...
+
     async def get_message_ref(self, sink: str, alert_id: str) -> MessageRefRecord | None:
         """Where `sink` posted the first message about `alert_id`, if it said."""
         ...
