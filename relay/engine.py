@@ -166,18 +166,7 @@ class SourceEngine:
             first_poll=first_poll,
         )
         work = _CycleWork()
-        while plan.should_read_next:
-            page = await self._client.list_page(plan.next_page, page_size=limits.page_size)
-            work.problems.extend(page.header_problems)
-            fresh = self._fresh_entries(plan, page.entries)
-            unchanged = await self._observe_page(fresh, policy=policy, work=work)
-            plan = plan.after_page(
-                ids=page.ids,
-                raw_count=page.raw_count,
-                page_size=limits.page_size,
-                unchanged_ids=unchanged,
-            )
-
+        plan = await self._scan(plan, policy=policy, work=work)
         refresh_ids = pick_refreshes(
             running, uncovered=plan.uncovered_running, limit=limits.max_refreshes_per_cycle
         )
@@ -227,6 +216,23 @@ class SourceEngine:
             notifications=notifications,
             retry_after_s=alert_plan.retry_after_s,
         )
+
+    async def _scan(self, plan: ScanPlan, *, policy: FirstSeenPolicy, work: _CycleWork) -> ScanPlan:
+        """Read pages newest first for as long as the plan says; return the plan as it
+        ended (what it covered, and why it stopped)."""
+        page_size = self._limits.page_size
+        while plan.should_read_next:
+            page = await self._client.list_page(plan.next_page, page_size=page_size)
+            work.problems.extend(page.header_problems)
+            fresh = self._fresh_entries(plan, page.entries)
+            unchanged = await self._observe_page(fresh, policy=policy, work=work)
+            plan = plan.after_page(
+                ids=page.ids,
+                raw_count=page.raw_count,
+                page_size=page_size,
+                unchanged_ids=unchanged,
+            )
+        return plan
 
     async def _not_yet_stored(self, alerts: Sequence[Alert]) -> set[str]:
         """For a dry run: the alerts a commit would store as new (a per-execution alert
