@@ -21,6 +21,7 @@ from relay.domain.state import SourceCursor, TrackedExecution, Transition
 from relay.errors import ConfigError, StoreError
 from relay.store import (
     CycleResult,
+    PostgresStore,
     PruneResult,
     SqliteStore,
     execution_snapshot,
@@ -715,7 +716,9 @@ def test_open_store_refuses_urls(url: str) -> None:
     assert "sqlite:///" in str(caught.value)  # it shows a URL that works
 
 
-@pytest.mark.parametrize("url", ["postgresql://relay@db/relay", "postgres://db/relay"])
-def test_open_store_postgres_is_for_later(url: str) -> None:
-    with pytest.raises(StoreError, match=r"PostgreSQL .* later version"):
-        open_store(url)
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://relay@db/relay", "postgres://db/relay", "postgresql+asyncpg://db/relay"],
+)
+def test_open_store_picks_postgres_for_its_urls(url: str) -> None:
+    assert isinstance(open_store(url), PostgresStore)

@@ -6,7 +6,7 @@ that is not yet opened (call `await store.open()`, or use `async with`).
 
     sqlite:///var/lib/zaia-relay/state.db   absolute path /var/lib/zaia-relay/state.db
     sqlite:state.db, sqlite://data/state.db relative to the working directory
-    postgresql://user@host/db               a later version
+    postgresql://user@host/db               PostgreSQL: several replicas share it
 
 Everything after `sqlite:` (and an optional `//`) is the file path, so the documented
 default `sqlite:///var/lib/zaia-relay/state.db` names an absolute path. An in-memory
@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from relay.errors import ConfigError, ConfigProblem, StoreError
+from relay.errors import ConfigError, ConfigProblem
 from relay.store.base import Store, execution_snapshot
+from relay.store.postgres import PostgresStore
 from relay.store.records import (
     AlertDelivery,
     AlertPage,
@@ -47,6 +48,7 @@ __all__ = [
     "MessageRefRecord",
     "OutboxCounts",
     "OutboxItem",
+    "PostgresStore",
     "PruneResult",
     "SqliteStore",
     "Store",
@@ -88,8 +90,8 @@ def sqlite_path(url: str) -> Path:
 
 
 def open_store(url: str) -> Store:
-    """A store for `url` (not yet opened). Raises `ConfigError` for a malformed URL and
-    `StoreError` for a backend this version does not provide."""
+    """A store for `url` (not yet opened): a SQLite file, or a PostgreSQL database.
+    Raises `ConfigError` for a malformed or unsupported URL."""
     scheme, sep, _ = url.partition(":")
     scheme = scheme.lower()
     if not sep:
@@ -97,8 +99,6 @@ def open_store(url: str) -> Store:
     if scheme == "sqlite":
         return SqliteStore(sqlite_path(url))
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise StoreError(
-            "store.url: PostgreSQL stores arrive in a later version of zaia-relay; "
-            f"use a SQLite file for now, as in {_EXAMPLE}"
-        )
+        # `postgresql+asyncpg://` (the SQLAlchemy spelling) means the same database.
+        return PostgresStore("postgresql" + url[len(scheme) :])
     raise _url_problem(f"unsupported scheme {scheme!r}; use for example {_EXAMPLE}")

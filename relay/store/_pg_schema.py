@@ -1,0 +1,248 @@
+"""Versioned schema of the PostgreSQL store.
+
+The PostgreSQL schema has its OWN version numbers, independent of the SQLite ones in
+`relay.store.migrations`: no PostgreSQL store existed before SQLite's version 5, so
+PostgreSQL's version 1 is the whole schema SQLite reached at its version 5 (states,
+cursors, transitions, alerts, outbox, silences, group states, message references).
+
+Invariants:
+- `MIGRATIONS` is append-only: a released migration is never edited, a change is a new
+  migration with the next version. Versions start at 1 and have no gaps.
+- The version of a database is the highest `version` in `schema_migrations` of the
+  schema the connection's `search_path` selects; no such table means version 0.
+- `migrate` applies every pending migration in ONE transaction that first takes a
+  transaction-level advisory lock, so replicas starting together queue: the first one
+  migrates, the others then find nothing left to do. A failure leaves the old version.
+- A database at a version newer than this code knows is refused, never touched.
+
+Types: datetimes are `timestamptz` (microsecond precision, UTC on the way out);
+booleans are `boolean`; floats `double precision` (bit-exact round trips); JSON bodies
+are `text` holding the same compact JSON the SQLite store writes (`relay.domain.codec`),
+so both backends store byte-identical bodies. Text columns that are sorted or paged on
+are `COLLATE "C"`, so ids order bytewise, as in SQLite, whatever the database's locale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from relay.errors import StoreError
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "PgMigration", "migrate", "schema_version"]
+
+
+@dataclass(frozen=True)
+class PgMigration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[PgMigration, ...] = (
+    PgMigration(
+        version=1,
+        name="the schema of SQLite version 5: states, transitions, alerts, outbox, rules",
+        statements=(
+            """
+            CREATE TABLE executions (
+                source            text COLLATE "C" NOT NULL,
+                id                text COLLATE "C" NOT NULL,
+                status            text             NOT NULL,
+                credits_used      double precision NOT NULL,
+                kind              text             NOT NULL,
+                responder_id      text             NOT NULL,
+                parent_id         text,
+                agent_id          text,
+                workflow_id       text,
+                created_at        timestamptz      NOT NULL,
+                updated_at        timestamptz      NOT NULL,
+                started_at        timestamptz      NOT NULL,
+                ended_at          timestamptz,
+                is_purged         boolean          NOT NULL,
+                last_seen_at      timestamptz      NOT NULL,
+                reported_statuses text             NOT NULL DEFAULT '[]',
+                origin_type       text,
+                is_agentic        boolean          NOT NULL DEFAULT false,
+                PRIMARY KEY (source, id)
+            )
+            """,
+            # The round-robin refresh reads running states in last-seen order.
+            "CREATE INDEX executions_by_status ON executions (source, status, last_seen_at, id)",
+            # Pruning looks only at finished states (the expression matches the DELETE).
+            """
+            CREATE INDEX executions_prunable ON executions ((coalesce(ended_at, last_seen_at)))
+                WHERE status <> 'running'
+            """,
+            # Windowed rules read what ended within their window, each cycle.
+            "CREATE INDEX executions_by_end ON executions (source, ended_at)",
+            """
+            CREATE TABLE source_cursors (
+                source          text COLLATE "C" NOT NULL PRIMARY KEY,
+                first_poll_done boolean          NOT NULL,
+                last_success_at timestamptz
+            )
+            """,
+            # `seq` only orders transitions observed in the same microsecond; `key` is the
+            # identity and its uniqueness is what makes a replayed cycle harmless.
+            """
+            CREATE TABLE transitions (
+                seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                key            text COLLATE "C" NOT NULL UNIQUE,
+                source         text COLLATE "C" NOT NULL,
+                execution_id   text             NOT NULL,
+                kind           text             NOT NULL,
+                from_status    text             NOT NULL,
+                to_status      text             NOT NULL,
+                credits_before double precision NOT NULL,
+                credits_after  double precision NOT NULL,
+                observed_at    timestamptz      NOT NULL,
+                alertable      boolean          NOT NULL,
+                snapshot       text             NOT NULL
+            )
+            """,
+            "CREATE INDEX transitions_by_time ON transitions (observed_at, seq)",
+            "CREATE INDEX transitions_by_source ON transitions (source, observed_at, seq)",
+            # `body` is the alert as JSON (relay.domain.codec); the other columns are what
+            # listing, paging and pruning filter on.
+            """
+            CREATE TABLE alerts (
+                id         text COLLATE "C" NOT NULL PRIMARY KEY,
+                source     text COLLATE "C" NOT NULL,
+                rule       text COLLATE "C" NOT NULL,
+                state      text             NOT NULL,
+                windowed   boolean          NOT NULL,
+                created_at timestamptz      NOT NULL,
+                updated_at timestamptz      NOT NULL,
+                body       text             NOT NULL
+            )
+            """,
+            "CREATE INDEX alerts_by_created ON alerts (created_at, id)",
+            "CREATE INDEX alerts_by_rule ON alerts (rule, created_at, id)",
+            "CREATE INDEX alerts_by_state ON alerts (state, created_at, id)",
+            "CREATE INDEX alerts_by_update ON alerts (updated_at)",
+            # One row per (notification, sink), ever: the unique pair makes enqueueing the
+            # same notification twice a no-op. `seq` keeps enqueue order among equals.
+            """
+            CREATE TABLE outbox (
+                seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id              text COLLATE "C" NOT NULL,
+                sink            text COLLATE "C" NOT NULL,
+                alert_id        text COLLATE "C" NOT NULL,
+                kind            text             NOT NULL,
+                status          text             NOT NULL,
+                enqueued_at     timestamptz      NOT NULL,
+                next_attempt_at timestamptz      NOT NULL,
+                attempts        integer          NOT NULL DEFAULT 0,
+                last_error      text,
+                delivered_at    timestamptz,
+                dead_at         timestamptz,
+                body            text             NOT NULL,
+                UNIQUE (id, sink),
+                CHECK (status IN ('pending', 'delivered', 'dead', 'silenced'))
+            )
+            """,
+            "CREATE INDEX outbox_due ON outbox (sink, next_attempt_at, seq) "
+            "WHERE status = 'pending'",
+            "CREATE INDEX outbox_dead ON outbox (sink, dead_at, seq) WHERE status = 'dead'",
+            "CREATE INDEX outbox_settled ON outbox (delivered_at) "
+            "WHERE status IN ('delivered', 'silenced')",
+            "CREATE INDEX outbox_by_alert ON outbox (alert_id, status)",
+            """
+            CREATE TABLE silences (
+                id         text COLLATE "C" NOT NULL PRIMARY KEY,
+                matchers   text             NOT NULL,
+                starts_at  timestamptz      NOT NULL,
+                ends_at    timestamptz      NOT NULL,
+                creator    text             NOT NULL,
+                comment    text             NOT NULL,
+                created_at timestamptz      NOT NULL,
+                expired_at timestamptz,
+                origin     text             NOT NULL
+            )
+            """,
+            "CREATE INDEX silences_by_end ON silences (ends_at)",
+            """
+            CREATE TABLE group_states (
+                source           text COLLATE "C" NOT NULL,
+                rule             text COLLATE "C" NOT NULL,
+                group_key        text COLLATE "C" NOT NULL,
+                group_labels     text             NOT NULL,
+                firing           boolean          NOT NULL,
+                episode          integer          NOT NULL,
+                fired_at         timestamptz,
+                last_notified_at timestamptz,
+                reminders_sent   integer          NOT NULL,
+                value            double precision,
+                resolved_at      timestamptz,
+                updated_at       timestamptz      NOT NULL,
+                PRIMARY KEY (source, rule, group_key)
+            )
+            """,
+            """
+            CREATE TABLE message_refs (
+                sink       text COLLATE "C" NOT NULL,
+                alert_id   text COLLATE "C" NOT NULL,
+                channel    text             NOT NULL,
+                ts         text             NOT NULL,
+                single     boolean          NOT NULL,
+                created_at timestamptz      NOT NULL,
+                PRIMARY KEY (sink, alert_id)
+            )
+            """,
+            "CREATE INDEX message_refs_by_age ON message_refs (created_at)",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_CREATE_BOOKKEEPING = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer     NOT NULL PRIMARY KEY,
+        name       text        NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )
+"""
+# Serialises migrations of every replica (transaction-scoped: released at COMMIT). The
+# two-key form lives in another key space than the one-key locks of source leadership
+# (`_pg_base.try_lead`), so a source named "migrate" cannot block every replica's start.
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('zaia-relay'), hashtext('migrate'))"
+
+
+async def schema_version(conn: Any) -> int:
+    """The version of the schema `conn` sees; 0 when it was never migrated."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+
+async def migrate(conn: Any, *, location: str, target: int | None = None) -> tuple[int, int]:
+    """Bring the schema to `target` (default: the latest); return (before, after).
+
+    `conn` is an asyncpg connection outside any transaction; `location` names the
+    database in error messages (without its password)."""
+    goal = LATEST_VERSION if target is None else target
+    if not 0 <= goal <= LATEST_VERSION:
+        raise ValueError(f"target version {goal} is not between 0 and {LATEST_VERSION}")
+    async with conn.transaction():
+        await conn.execute(_MIGRATION_LOCK)
+        await conn.execute(_CREATE_BOOKKEEPING)
+        current = await schema_version(conn)
+        if current > LATEST_VERSION:
+            raise StoreError(
+                f"postgresql store {location} has schema version {current}, written by a "
+                f"newer zaia-relay (this one knows up to {LATEST_VERSION}); upgrade "
+                "zaia-relay or point store.url elsewhere"
+            )
+        for migration in MIGRATIONS:
+            if current < migration.version <= goal:
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+    return current, max(current, goal)
