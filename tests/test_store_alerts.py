@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -23,19 +21,13 @@ from relay.domain.alerts import (
 from relay.domain.state import SourceCursor, TrackedExecution, Transition
 from relay.domain.windows import GroupState
 from relay.errors import StoreError
-from relay.store import CommitOutcome, CycleResult, OutboxCounts, SqliteStore
+from relay.store import CommitOutcome, CycleResult, OutboxCounts, Store
+from tests import store_backends
+from tests.store_backends import Backend
 from tests.test_store_sqlite import T0, make_execution, make_state, make_transition
 
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "relay.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore(db_path) as opened:
-        yield opened
+# Every test taking `store` runs on SQLite and on PostgreSQL.
+backend, store = store_backends.backend, store_backends.store
 
 
 def make_alert(
@@ -158,18 +150,10 @@ def group_state(
     )
 
 
-def _outbox_rows(path: Path) -> list[tuple[str, str, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT id, sink, status FROM outbox ORDER BY seq").fetchall()
-    finally:
-        conn.close()
-
-
 # --- commit_cycle -----------------------------------------------------------------------
 
 
-async def test_alert_and_its_notifications_commit_together(store: SqliteStore) -> None:
+async def test_alert_and_its_notifications_commit_together(store: Store) -> None:
     alert = make_alert()
     failed = make_execution("exec-1", status="failed", ended_at=T0, error="boom")
     state = TrackedExecution.from_execution(failed, source="prod", now=T0)
@@ -202,9 +186,10 @@ async def test_alert_and_its_notifications_commit_together(store: SqliteStore) -
     assert await store.get_alert("alert_unknown") is None
 
 
-async def test_a_per_execution_alert_fires_once(store: SqliteStore, db_path: Path) -> None:
+async def test_a_per_execution_alert_fires_once(store: Store, backend: Backend) -> None:
     first = make_alert(summary="first")
-    await store.commit_cycle(alert_cycle([first], notify(first, "oncall")))
+    outcome = await store.commit_cycle(alert_cycle([first], notify(first, "oncall")))
+    assert outcome == CommitOutcome(new_alert_ids=frozenset({first.id}), enqueued=1)
     [item] = await store.claim_due("oncall", now=T0, limit=10, lease_s=30)
     await store.mark_delivered("oncall", [item.notification.id], now=T0)
 
@@ -220,14 +205,15 @@ async def test_a_per_execution_alert_fires_once(store: SqliteStore, db_path: Pat
     assert outcome == CommitOutcome(new_alert_ids=frozenset(), enqueued=0)
     stored = await store.get_alert(first.id)
     assert stored is not None
-    assert stored.alert.summary == "first"
+    assert stored.alert == first
     # Raised again means still live: only its last-seen time moves (see prune).
     assert (stored.created_at, stored.updated_at) == (T0, later)
     assert stored.notified_sinks == {"oncall"}
-    assert _outbox_rows(db_path) == [(item.notification.id, "oncall", "delivered")]
+    assert await backend.outbox_rows() == [(item.notification.id, "oncall", "delivered")]
+    assert await store.get_alert("alert_unknown") is None
 
 
-async def test_a_windowed_alert_follows_its_group(store: SqliteStore) -> None:
+async def test_a_windowed_alert_follows_its_group(store: Store) -> None:
     firing = make_window_alert(value=0.4)
     await store.commit_cycle(alert_cycle([firing], notify(firing, "oncall")))
     reminder_at = T0 + timedelta(minutes=30)
@@ -257,7 +243,7 @@ async def test_a_windowed_alert_follows_its_group(store: SqliteStore) -> None:
     assert outcome.new_alert_ids == {next_episode.id} != {firing.id}
 
 
-async def test_notifications_are_deduped_by_id_and_sink(store: SqliteStore, db_path: Path) -> None:
+async def test_notifications_are_deduped_by_id_and_sink(store: Store, backend: Backend) -> None:
     alert = make_window_alert()
     twice = notify(alert, "oncall", "finops") + notify(alert, "oncall")
     outcome = await store.commit_cycle(alert_cycle([alert], twice))
@@ -267,10 +253,13 @@ async def test_notifications_are_deduped_by_id_and_sink(store: SqliteStore, db_p
     outcome = await store.commit_cycle(alert_cycle([alert], replayed))
     assert outcome == CommitOutcome(new_alert_ids=frozenset(), enqueued=0)
     message = twice[0].id
-    assert _outbox_rows(db_path) == [(message, "oncall", "pending"), (message, "finops", "pending")]
+    assert await backend.outbox_rows() == [
+        (message, "oncall", "pending"),
+        (message, "finops", "pending"),
+    ]
 
 
-async def test_a_notification_brings_its_alert(store: SqliteStore) -> None:
+async def test_a_notification_brings_its_alert(store: Store) -> None:
     # The outbox never holds a notification whose alert is unknown, even when the
     # caller forgot to list the alert itself.
     alert = make_alert("exec-9")
@@ -281,7 +270,7 @@ async def test_a_notification_brings_its_alert(store: SqliteStore) -> None:
     assert stored.alert == alert
 
 
-async def test_silenced_alerts_are_recorded_without_notifications(store: SqliteStore) -> None:
+async def test_silenced_alerts_are_recorded_without_notifications(store: Store) -> None:
     silenced = replace(make_alert(), silenced_by="sil_1")
     outcome = await store.commit_cycle(alert_cycle([silenced]))
     assert outcome == CommitOutcome(new_alert_ids=frozenset({silenced.id}), enqueued=0)
@@ -291,7 +280,7 @@ async def test_silenced_alerts_are_recorded_without_notifications(store: SqliteS
     assert stored.deliveries == ()
 
 
-async def test_a_failing_commit_stores_nothing(store: SqliteStore, db_path: Path) -> None:
+async def test_a_failing_commit_stores_nothing(store: Store, backend: Backend) -> None:
     alert = make_alert()
     broken = replace(make_state("exec-broken"), responder_id=None)  # violates NOT NULL
     bad = alert_cycle(
@@ -310,13 +299,16 @@ async def test_a_failing_commit_stores_nothing(store: SqliteStore, db_path: Path
     assert await store.get_cursor("prod") is None
     assert (await store.list_alerts()).alerts == []
     assert await store.outbox_counts() == {}
-    assert _outbox_rows(db_path) == []
+    assert await backend.outbox_rows() == []
     assert await store.load_group_states("prod") == {}
     # Nothing half-done either: the same cycle, repaired, stores everything once.
     good = replace(bad, states=[make_state("exec-good")])
     outcome = await store.commit_cycle(good)
     assert outcome.enqueued == 2
     assert len(outcome.new_alert_ids) == 2
+    naive = replace(make_state("exec-2"), last_seen_at=datetime(2026, 3, 1, 12, 0))
+    with pytest.raises(ValueError, match="naive datetime"):
+        await store.commit_cycle(alert_cycle(states=[naive]))
 
 
 def test_cycle_results_check_sources_and_time() -> None:
@@ -338,7 +330,7 @@ def test_cycle_results_check_sources_and_time() -> None:
 # --- group states -----------------------------------------------------------------------
 
 
-async def test_group_states_round_trip_and_replace(store: SqliteStore) -> None:
+async def test_group_states_round_trip_and_replace(store: Store) -> None:
     fields = {f.name for f in dataclasses.fields(GroupState)}
     assert fields == {
         "rule", "source", "group_key", "group", "firing", "episode", "fired_at",
@@ -371,7 +363,7 @@ async def test_group_states_round_trip_and_replace(store: SqliteStore) -> None:
 # --- ended_since ------------------------------------------------------------------------
 
 
-async def test_ended_since(store: SqliteStore) -> None:
+async def test_ended_since(store: Store) -> None:
     states = [
         make_state("old", status="failed", ended_at=T0 - timedelta(minutes=20)),
         make_state("edge", status="completed", ended_at=T0 - timedelta(minutes=15)),
@@ -395,7 +387,7 @@ async def test_ended_since(store: SqliteStore) -> None:
 
 
 async def _commit_alerts(
-    store: SqliteStore, count: int, *, start: datetime = T0, prefix: str = "exec"
+    store: Store, count: int, *, start: datetime = T0, prefix: str = "exec"
 ) -> list[Alert]:
     # Two alerts a cycle, so pages must break ties between alerts stored together.
     alerts: list[Alert] = []
@@ -407,7 +399,7 @@ async def _commit_alerts(
     return alerts
 
 
-async def test_list_alerts_pages_newest_first(store: SqliteStore) -> None:
+async def test_list_alerts_pages_newest_first(store: Store) -> None:
     alerts = await _commit_alerts(store, 25)
     expected = sorted(alerts, key=lambda a: (a.started_at, a.id), reverse=True)
 
@@ -431,7 +423,7 @@ async def test_list_alerts_pages_newest_first(store: SqliteStore) -> None:
     assert (await store.list_alerts(limit=0)).alerts == []
 
 
-async def test_list_alerts_filters(store: SqliteStore) -> None:
+async def test_list_alerts_filters(store: Store) -> None:
     await _commit_alerts(store, 4)
     other_rule = make_alert("exec-x", rule="expensive-execution", at=T0 + timedelta(hours=1))
     staging = make_alert("exec-s", source="staging", at=T0 + timedelta(hours=1))
@@ -463,7 +455,7 @@ async def test_list_alerts_filters(store: SqliteStore) -> None:
 
 
 @pytest.mark.parametrize("cursor", ["nonsense!", "", "WyJ4Il0", "WyJub3QgYSB0aW1lIiwieCJd"])
-async def test_malformed_cursors_are_refused(store: SqliteStore, cursor: str) -> None:
+async def test_malformed_cursors_are_refused(store: Store, cursor: str) -> None:
     with pytest.raises(ValueError, match="malformed alert cursor"):
         await store.list_alerts(before=cursor)
 
@@ -471,7 +463,7 @@ async def test_malformed_cursors_are_refused(store: SqliteStore, cursor: str) ->
 # --- prune ------------------------------------------------------------------------------
 
 
-async def test_prune_keeps_alerts_still_to_deliver(store: SqliteStore) -> None:
+async def test_prune_keeps_alerts_still_to_deliver(store: Store) -> None:
     delivered, pending, dead, silenced = (make_alert(f"exec-{n}") for n in range(4))
     firing_window = make_window_alert(group_key="responder_id=resp-1")
     resolved_window = make_window_alert(group_key="responder_id=resp-2", state="resolved")
@@ -510,7 +502,7 @@ async def test_prune_keeps_alerts_still_to_deliver(store: SqliteStore) -> None:
     assert left == {firing_window.id, recent.id}
 
 
-async def test_prune_keeps_group_states_that_fired(store: SqliteStore) -> None:
+async def test_prune_keeps_group_states_that_fired(store: Store) -> None:
     states = [
         group_state("responder_id=a", firing=True, episode=3),
         group_state("responder_id=b", firing=False, episode=2),
@@ -528,7 +520,7 @@ async def test_prune_keeps_group_states_that_fired(store: SqliteStore) -> None:
 
 
 async def test_an_alert_raised_again_is_not_pruned_so_it_never_fires_anew(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     # A stuck execution: `running_for` raises the same alert every cycle for days.
     stuck = make_alert("exec-stuck", rule="stuck-execution")

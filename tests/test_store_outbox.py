@@ -4,34 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from relay.domain.alerts import Notification
-from relay.store import OutboxCounts, SqliteStore
+from relay.store import OutboxCounts, SqliteStore, Store
 from relay.store import _sqlite_outbox as outbox_sql
+from tests import store_backends
+from tests.store_backends import Backend
 from tests.test_store_alerts import alert_cycle, make_alert, make_window_alert, notify
 from tests.test_store_sqlite import T0
 
 LEASE_S = 30.0
 
+# Every test taking `store` runs on SQLite and on PostgreSQL.
+backend, store = store_backends.backend, store_backends.store
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """A SQLite file, for the tests that are about SQLite only."""
     return tmp_path / "relay.db"
 
 
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore(db_path) as opened:
-        yield opened
-
-
 async def _enqueue(
-    store: SqliteStore, count: int, *sinks: str, at: datetime = T0, prefix: str = "exec"
+    store: Store, count: int, *sinks: str, at: datetime = T0, prefix: str = "exec"
 ) -> list[Notification]:
     alerts = [make_alert(f"{prefix}-{n:04d}", at=at) for n in range(count)]
     notifications = [n for a in alerts for n in notify(a, *sinks, at=at)]
@@ -40,7 +39,7 @@ async def _enqueue(
     return notifications
 
 
-async def test_claim_leases_due_rows_in_enqueue_order(store: SqliteStore) -> None:
+async def test_claim_leases_due_rows_in_enqueue_order(store: Store) -> None:
     first = await _enqueue(store, 3, "oncall", "finops")
     later = await _enqueue(store, 1, "oncall", at=T0 + timedelta(seconds=10), prefix="late")
     oncall = [n for n in first if n.sink == "oncall"]
@@ -60,7 +59,7 @@ async def test_claim_leases_due_rows_in_enqueue_order(store: SqliteStore) -> Non
     assert await store.next_due_at("oncall") == T0 + timedelta(seconds=LEASE_S)
 
 
-async def test_an_expired_lease_makes_the_row_claimable_again(store: SqliteStore) -> None:
+async def test_an_expired_lease_makes_the_row_claimable_again(store: Store) -> None:
     [notification] = await _enqueue(store, 1, "oncall")
     [first] = await store.claim_due("oncall", now=T0, limit=1, lease_s=LEASE_S)
     # The claimer died: nobody marks the row. Just before the lease ends it is still
@@ -74,7 +73,7 @@ async def test_an_expired_lease_makes_the_row_claimable_again(store: SqliteStore
     assert (first.attempts, second.attempts) == (0, 1)
 
 
-async def test_limit_and_arguments(store: SqliteStore) -> None:
+async def test_limit_and_arguments(store: Store) -> None:
     await _enqueue(store, 5, "oncall")
     assert len(await store.claim_due("oncall", now=T0, limit=2, lease_s=LEASE_S)) == 2
     assert await store.claim_due("oncall", now=T0, limit=0, lease_s=LEASE_S) == []
@@ -89,7 +88,7 @@ async def test_limit_and_arguments(store: SqliteStore) -> None:
         await store.claim_due("oncall", now=datetime(2026, 3, 1), limit=1, lease_s=LEASE_S)
 
 
-async def test_not_due_before_it_was_created(store: SqliteStore) -> None:
+async def test_not_due_before_it_was_created(store: Store) -> None:
     future = T0 + timedelta(seconds=10)
     await _enqueue(store, 1, "oncall", at=future)
     assert await store.claim_due("oncall", now=T0, limit=1, lease_s=LEASE_S) == []
@@ -97,13 +96,15 @@ async def test_not_due_before_it_was_created(store: SqliteStore) -> None:
     assert await store.next_due_at("nowhere") is None
 
 
-async def test_retry_reschedules_with_the_error(store: SqliteStore) -> None:
+async def test_retry_reschedules_with_the_error(store: Store) -> None:
     [notification] = await _enqueue(store, 1, "oncall")
     await store.claim_due("oncall", now=T0, limit=1, lease_s=LEASE_S)
     retry_at = T0 + timedelta(seconds=2)  # sooner than the lease: the worker decides
 
+    # A long error is kept to its head; a NUL byte (PostgreSQL text refuses it) is no failure.
+    error = "HTTP 503\x00" + "!" * 5000
     marked = await store.mark_retry(
-        "oncall", notification.id, next_attempt_at=retry_at, error="HTTP 503" + "!" * 5000
+        "oncall", notification.id, next_attempt_at=retry_at, error=error
     )
 
     assert marked is True
@@ -122,7 +123,7 @@ async def test_retry_reschedules_with_the_error(store: SqliteStore) -> None:
     assert item.first_enqueued_at == T0  # max_age counts from the first enqueue
 
 
-async def test_delivered_is_final(store: SqliteStore) -> None:
+async def test_delivered_is_final(store: Store) -> None:
     notifications = await _enqueue(store, 2, "oncall")
     ids = [n.id for n in notifications]
     await store.claim_due("oncall", now=T0, limit=10, lease_s=LEASE_S)
@@ -143,7 +144,7 @@ async def test_delivered_is_final(store: SqliteStore) -> None:
     assert (delivery.status, delivery.delivered_at, delivery.attempts) == ("delivered", T0, 1)
 
 
-async def test_dead_letters_retry_and_purge(store: SqliteStore) -> None:
+async def test_dead_letters_retry_and_purge(store: Store) -> None:
     notifications = await _enqueue(store, 3, "oncall", "finops")
     await store.claim_due("oncall", now=T0, limit=10, lease_s=LEASE_S)
     await store.claim_due("finops", now=T0, limit=10, lease_s=LEASE_S)
@@ -201,7 +202,7 @@ async def test_dead_letters_retry_and_purge(store: SqliteStore) -> None:
     # only because the row is gone, which is what purging means.
 
 
-async def test_a_late_success_rescues_a_dead_letter(store: SqliteStore) -> None:
+async def test_a_late_success_rescues_a_dead_letter(store: Store) -> None:
     [notification] = await _enqueue(store, 1, "oncall")
     await store.claim_due("oncall", now=T0, limit=1, lease_s=LEASE_S)
     await store.mark_dead("oncall", notification.id, reason="max_age", now=T0)
@@ -209,7 +210,29 @@ async def test_a_late_success_rescues_a_dead_letter(store: SqliteStore) -> None:
     assert await store.dead_letters() == []
 
 
-async def test_many_rows_and_windowed_notifications(store: SqliteStore) -> None:
+async def test_mark_silenced_settles_pending_rows(store: Store, backend: Backend) -> None:
+    notifications = await _enqueue(store, 2, "oncall")
+    ids = [n.id for n in notifications]
+    assert await store.mark_silenced("oncall", ids, reason="sil_1 matched", now=T0) == 2
+    assert await store.mark_silenced("oncall", ids, reason="again", now=T0) == 0
+    assert await store.mark_silenced("oncall", [], reason="x", now=T0) == 0
+    assert await store.claim_due("oncall", now=T0, limit=10, lease_s=LEASE_S) == []
+    assert await store.outbox_counts() == {}
+    assert [r[2] for r in await backend.outbox_rows()] == ["silenced", "silenced"]
+    stored = await store.get_alert(notifications[0].alert.id)
+    assert stored is not None
+    [delivery] = stored.deliveries
+    assert (delivery.status, delivery.last_error, delivery.delivered_at) == (
+        "silenced",
+        "sil_1 matched",
+        T0,
+    )
+    # Settled rows are pruned like delivered ones.
+    result = await store.prune(before=T0 + timedelta(seconds=1))
+    assert result.notifications_deleted == 2
+
+
+async def test_many_rows_and_windowed_notifications(store: Store) -> None:
     await _enqueue(store, 600, "oncall")  # more than one statement binds at once
     window = make_window_alert()
     await store.commit_cycle(
@@ -224,7 +247,7 @@ async def test_many_rows_and_windowed_notifications(store: SqliteStore) -> None:
 
 
 async def _claim_rounds(
-    store: SqliteStore, *, rounds: int, limit: int, barrier: asyncio.Barrier
+    store: Store, *, rounds: int, limit: int, barrier: asyncio.Barrier
 ) -> list[str]:
     got: list[str] = []
     for _ in range(rounds):
@@ -283,7 +306,7 @@ async def test_outbox_queries_use_indexes(tmp_path: Path) -> None:
         conn.close()
 
 
-async def test_a_resolve_never_overtakes_its_firing(store: SqliteStore) -> None:
+async def test_a_resolve_never_overtakes_its_firing(store: Store) -> None:
     firing_alert = make_window_alert(group_key="responder_id=r1")
     [firing] = notify(firing_alert, "oncall")
     await store.commit_cycle(alert_cycle([firing_alert], [firing]))

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from relay.domain.silences import Silence
-from relay.store import SqliteStore
+from relay.store import Store
+from tests import store_backends
 from tests.test_store_sqlite import T0
 
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore(tmp_path / "relay.db") as opened:
-        yield opened
+# Every test taking `store` runs on SQLite and on PostgreSQL.
+backend, store = store_backends.backend, store_backends.store
 
 
 def make_silence(
@@ -39,7 +33,7 @@ def make_silence(
     return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
 
 
-async def test_silences_round_trip(store: SqliteStore) -> None:
+async def test_silences_round_trip(store: Store) -> None:
     silence = make_silence("sil_1", expired_at=T0 + timedelta(minutes=5), origin="config")
 
     assert await store.add_silence(silence) is True
@@ -50,7 +44,7 @@ async def test_silences_round_trip(store: SqliteStore) -> None:
     assert await store.get_silence("sil_1") == silence
 
 
-async def test_list_shows_active_and_pending_silences(store: SqliteStore) -> None:
+async def test_list_shows_active_and_pending_silences(store: Store) -> None:
     active = make_silence("sil_active")
     pending = make_silence("sil_pending", starts_in=timedelta(hours=2))
     ended = make_silence("sil_ended", starts_in=-timedelta(hours=2))
@@ -71,7 +65,7 @@ async def test_list_shows_active_and_pending_silences(store: SqliteStore) -> Non
     assert [s.id for s in later] == ["sil_pending"]
 
 
-async def test_expire(store: SqliteStore) -> None:
+async def test_expire(store: Store) -> None:
     silence = make_silence("sil_1")
     await store.add_silence(silence)
     at = T0 + timedelta(minutes=3)
@@ -93,7 +87,7 @@ async def test_expire(store: SqliteStore) -> None:
     assert await store.list_silences(now=T0 + timedelta(hours=2, minutes=1)) == []
 
 
-async def test_prune_deletes_silences_that_ended_long_ago(store: SqliteStore) -> None:
+async def test_prune_deletes_silences_that_ended_long_ago(store: Store) -> None:
     old_end = make_silence("sil_old", starts_in=-timedelta(days=10))
     old_expiry = make_silence(
         "sil_expired", lasts=timedelta(days=30), expired_at=T0 + timedelta(minutes=1)
