@@ -20,6 +20,7 @@ from relay.domain.codec import alert_from_dict, alert_to_dict, notification_to_d
 from relay.domain.silences import Silence, SilenceOrigin
 from relay.domain.windows import GroupState
 from relay.store._pg_base import PgBase, out, out_or_none, row_count, utc, utc_or_none
+from relay.store._row_decode import group_from_row
 from relay.store._sqlite_alerts import decode_cursor, encode_cursor, is_windowed
 from relay.store._sqlite_rows import compact_json, decode_time, encode_time
 from relay.store.records import AlertDelivery, AlertPage, DeliveryStatus, StoredAlert
@@ -231,22 +232,6 @@ def _silence_from_row(row: Any) -> Silence:
     )
 
 
-def _group_from_row(row: Any) -> GroupState:
-    return GroupState(
-        source=row[0],
-        rule=row[1],
-        group_key=row[2],
-        group=json.loads(row[3]),
-        firing=bool(row[4]),
-        episode=int(row[5]),
-        fired_at=out_or_none(row[6]),
-        last_notified_at=out_or_none(row[7]),
-        reminders_sent=int(row[8]),
-        value=None if row[9] is None else float(row[9]),
-        resolved_at=out_or_none(row[10]),
-    )
-
-
 class PgAlerts(PgBase):
     """Alert listing, silences and group states of `PostgresStore`."""
 
@@ -335,5 +320,5 @@ class PgAlerts(PgBase):
     async def load_group_states(self, source: str) -> dict[tuple[str, str], GroupState]:
         async with self._tx("load group states") as conn:
             rows = await conn.fetch(_GROUP_SELECT, source)
-        states = (_group_from_row(row) for row in rows)
+        states = (group_from_row(row, read_time=out) for row in rows)
         return {(s.rule, s.group_key): s for s in states}

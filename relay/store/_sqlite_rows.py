@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from relay.domain.models import ExecutionKind
 from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
 from relay.errors import StoreError
+from relay.store._row_decode import state_from_row as decode_state
 from relay.store.base import StoredTransition, execution_snapshot
 
 T = TypeVar("T")
@@ -137,29 +137,6 @@ def state_to_row(state: TrackedExecution) -> tuple[Any, ...]:
     )
 
 
-def state_from_row(row: Any) -> TrackedExecution:
-    return TrackedExecution(
-        source=row[0],
-        id=row[1],
-        status=row[2],
-        credits_used=float(row[3]),
-        kind=cast(ExecutionKind, row[4]),
-        responder_id=row[5],
-        parent_id=row[6],
-        agent_id=row[7],
-        workflow_id=row[8],
-        created_at=decode_time(row[9]),
-        updated_at=decode_time(row[10]),
-        started_at=decode_time(row[11]),
-        ended_at=time_or_none(row[12]),
-        is_purged=bool(row[13]),
-        last_seen_at=decode_time(row[14]),
-        reported_statuses=frozenset(json.loads(row[15])),
-        origin_type=row[16],
-        is_agentic=bool(row[17]),
-    )
-
-
 def transition_from_row(row: Any) -> StoredTransition:
     return StoredTransition(
         key=row[0],
@@ -218,3 +195,7 @@ def chunks(items: Sequence[T], size: int = IDS_PER_QUERY) -> Iterator[Sequence[T
 def marks(count: int) -> str:
     """`?, ?, ...`: `count` placeholders for an `IN (...)` list."""
     return ", ".join("?" for _ in range(count))
+
+
+def state_from_row(row: Any) -> TrackedExecution:
+    return decode_state(row, read_time=decode_time)

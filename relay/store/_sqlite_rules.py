@@ -20,6 +20,7 @@ from typing import Any, cast, get_args
 
 from relay.domain.silences import Silence, SilenceOrigin
 from relay.domain.windows import GroupState
+from relay.store._row_decode import group_from_row
 from relay.store._sqlite_base import SqliteBase
 from relay.store._sqlite_rows import compact_json, decode_time, encode_time, time_or_none
 
@@ -134,22 +135,6 @@ def group_to_row(state: GroupState, *, at: datetime) -> tuple[Any, ...]:
     )
 
 
-def group_from_row(row: Any) -> GroupState:
-    return GroupState(
-        source=row[0],
-        rule=row[1],
-        group_key=row[2],
-        group=json.loads(row[3]),
-        firing=bool(row[4]),
-        episode=int(row[5]),
-        fired_at=time_or_none(row[6]),
-        last_notified_at=time_or_none(row[7]),
-        reminders_sent=int(row[8]),
-        value=None if row[9] is None else float(row[9]),
-        resolved_at=time_or_none(row[10]),
-    )
-
-
 class SqliteRules(SqliteBase):
     """Silences and group states of `SqliteStore` (see `relay.store.base.Store`)."""
 
@@ -188,5 +173,5 @@ class SqliteRules(SqliteBase):
     async def load_group_states(self, source: str) -> dict[tuple[str, str], GroupState]:
         async with self._reading("load group states") as conn:
             rows = await conn.execute_fetchall(GROUP_SELECT, (source,))
-        states = (group_from_row(row) for row in rows)
+        states = (group_from_row(row, read_time=decode_time) for row in rows)
         return {(s.rule, s.group_key): s for s in states}

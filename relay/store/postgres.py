@@ -33,7 +33,6 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from relay.domain.models import ExecutionKind
 from relay.domain.state import (
     SourceCursor,
     StateMarkers,
@@ -56,6 +55,7 @@ from relay.store._pg_alerts import (
 )
 from relay.store._pg_base import id_list, out, out_or_none, row_count, utc, utc_or_none
 from relay.store._pg_outbox import PgOutbox
+from relay.store._row_decode import alerts_to_store, state_from_row
 from relay.store._sqlite_rows import STATE_COLUMNS, TRANSITION_COLUMNS
 from relay.store.base import Store, execution_snapshot
 from relay.store.records import (
@@ -128,29 +128,6 @@ def _state_to_row(state: TrackedExecution) -> tuple[Any, ...]:
     )
 
 
-def _state_from_row(row: Any) -> TrackedExecution:
-    return TrackedExecution(
-        source=row[0],
-        id=row[1],
-        status=row[2],
-        credits_used=float(row[3]),
-        kind=cast(ExecutionKind, row[4]),
-        responder_id=row[5],
-        parent_id=row[6],
-        agent_id=row[7],
-        workflow_id=row[8],
-        created_at=out(row[9]),
-        updated_at=out(row[10]),
-        started_at=out(row[11]),
-        ended_at=out_or_none(row[12]),
-        is_purged=bool(row[13]),
-        last_seen_at=out(row[14]),
-        reported_statuses=frozenset(json.loads(row[15])),
-        origin_type=row[16],
-        is_agentic=bool(row[17]),
-    )
-
-
 def _transition_to_row(transition: Transition) -> tuple[Any, ...]:
     t = transition
     return (
@@ -210,7 +187,7 @@ class PostgresStore(PgAlerts, PgOutbox):
             rows = await conn.fetch(
                 f"{_STATE_SELECT} WHERE source = $1 AND id = ANY($2::text[])", source, wanted
             )
-        states = (_state_from_row(row) for row in rows)
+        states = (state_from_row(row, read_time=out) for row in rows)
         return {s.id: s for s in states}
 
     async def load_markers(self, source: str, ids: Collection[str]) -> dict[str, StateMarkers]:
@@ -237,13 +214,13 @@ class PostgresStore(PgAlerts, PgOutbox):
     async def running_states(self, source: str) -> list[TrackedExecution]:
         async with self._tx("list running executions") as conn:
             rows = await conn.fetch(_RUNNING_SELECT, source)
-        return [_state_from_row(row) for row in rows]
+        return [state_from_row(row, read_time=out) for row in rows]
 
     async def ended_since(self, source: str, since: datetime) -> list[TrackedExecution]:
         at = utc(since)
         async with self._tx("list ended executions") as conn:
             rows = await conn.fetch(_ENDED_SELECT, source, at)
-        return [_state_from_row(row) for row in rows]
+        return [state_from_row(row, read_time=out) for row in rows]
 
     async def recent_transitions(
         self, *, source: str | None = None, limit: int = 100
@@ -276,10 +253,7 @@ class PostgresStore(PgAlerts, PgOutbox):
         last = result.cursor.last_success_at
         cursor_row = (result.cursor.source, result.cursor.first_poll_done, utc_or_none(last))
         at = result.stored_at
-        # A notification's alert is stored with it even when the caller left it out.
-        alerts = list(result.alerts)
-        listed = {a.id for a in alerts}
-        alerts += [n.alert for n in result.notifications if n.alert.id not in listed]
+        alerts = alerts_to_store(result)
         alert_rows = [alert_row(a, at=at) for a in alerts] if at is not None else []
         outbox_rows = [outbox_row(n) for n in result.notifications]
         groups = [group_to_row(g, at=at) for g in result.group_states] if at is not None else []

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
+from relay.store._row_decode import alerts_to_store
 from relay.store._sqlite_alerts import (
     PRUNE_ALERTS,
     PRUNE_DELIVERED,
@@ -193,11 +194,7 @@ class SqliteStore(SqliteAlerts, SqliteOutbox, SqliteRules):
         transitions = [transition_to_row(t) for t in result.transitions]
         cursor_row = cursor_to_row(result.cursor)
         at = result.stored_at
-        # A notification's alert is stored with it even when the caller left it out of
-        # `alerts`: the outbox never holds a notification whose alert is unknown.
-        alerts = list(result.alerts)
-        listed = {a.id for a in alerts}
-        alerts += [n.alert for n in result.notifications if n.alert.id not in listed]
+        alerts = alerts_to_store(result)
         alert_rows = [alert_row(a, at=at) for a in alerts] if at is not None else []
         outbox_rows = [outbox_row(n) for n in result.notifications]
         groups = [group_to_row(g, at=at) for g in result.group_states] if at is not None else []
