@@ -19,6 +19,7 @@ tools:
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check relay tests bench
 	$(BIN)/ruff check relay tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy --strict relay

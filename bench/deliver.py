@@ -25,14 +25,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from relay.delivery.worker import DeliveryResult, DeliveryWorker
 from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
 from relay.domain.alerts import execution_alert_id as alert_id_for
 from relay.domain.state import SourceCursor
-from relay.logs import configure_logging
 from relay.settings import WebhookSinkSettings
 from relay.sinks.webhook import WebhookSink
-from relay.sinks.worker import DeliveryResult, DeliveryWorker
 from relay.store import CycleResult, SqliteStore
+from relay.telemetry.logs import configure_logging
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import httpx
 
-from relay.engine import CycleReport, ScanLimits, SourceEngine
-from relay.poller import Poller
+from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.poller import Poller
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 

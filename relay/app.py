@@ -26,21 +26,21 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from relay.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
+from relay.delivery.pool import DeliveryPool
+from relay.delivery.worker import DeliveryWorker
 from relay.domain.silences import Silence, config_silences
-from relay.engine import CycleReport, ScanLimits, SourceEngine
 from relay.errors import RelayError, StoreError
-from relay.metrics import RelayMetrics
-from relay.poller import Poller
-from relay.server import HttpServer, build_app
+from relay.http.server import HttpServer, build_app
+from relay.pipeline.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
+from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.poller import Poller
 from relay.settings import Settings
 from relay.sinks.base import Sink
-from relay.sinks.pool import DeliveryPool
 from relay.sinks.registry import build_sinks
 from relay.sinks.slack_refs import StoredMessageRefs
-from relay.sinks.worker import DeliveryWorker
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store import Store, open_store
+from relay.telemetry.metrics import RelayMetrics
 
 log = structlog.get_logger("relay.app")
 

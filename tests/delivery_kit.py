@@ -17,17 +17,15 @@ from aiohttp import web
 
 from relay.domain.alerts import (
     Alert,
-    AlertState,
     ExecutionFacts,
     FailureCause,
     Notification,
-    NotificationKind,
-    Severity,
     execution_alert_id,
     group_alert_id,
 )
 from relay.domain.state import SourceCursor
 from relay.store import CycleResult, SqliteStore
+from relay.vocab import AlertState, NotificationKind, Severity
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _counter = itertools.count(1)

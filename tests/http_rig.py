@@ -26,12 +26,12 @@ from relay.domain.alerts import (
     execution_alert_id,
 )
 from relay.domain.state import SourceCursor
-from relay.metrics import RelayMetrics
-from relay.poller import SourceHealth
-from relay.server import HttpServer, build_app
+from relay.http.server import HttpServer, build_app
+from relay.pipeline.poller import SourceHealth
 from relay.settings import Settings
 from relay.sim import ManualClock
 from relay.store import CycleResult, SqliteStore
+from relay.telemetry.metrics import RelayMetrics
 
 SOURCE_KEY = "zk_live_SOURCEKEY_prod_6f1d2e3c4b5a69788796a5b4"
 SOURCE_KEY_2 = "zk_live_SOURCEKEY_stag_0a1b2c3d4e5f60718293a4b5"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.alerting import AlertPlanner
-from relay.config_loader import parse_settings
 from relay.domain.silences import config_silences, new_silence
-from relay.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.alerting import AlertPlanner
+from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
 from relay.settings import Settings
+from relay.settings.loader import parse_settings
 from relay.sim import Fault, ManualClock, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore

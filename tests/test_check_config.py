@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.cli import COMMANDS, main
+from relay.cli.main import COMMANDS, main
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "zaia-relay"

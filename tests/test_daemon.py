@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from relay.app import run_daemon
-from relay.config_loader import parse_settings
 from relay.errors import RelayError
+from relay.settings.loader import parse_settings
 from relay.sim import SimServer, SimWorkspace
 from relay.store.sqlite import SqliteStore
 from tests.relay_process import RelayProcess

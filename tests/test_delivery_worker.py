@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from relay.delivery.pool import DeliveryPool
+from relay.delivery.worker import DeliveryResult, DeliveryWorker, StepResult
 from relay.domain.alerts import Notification
 from relay.settings import SlackSinkSettings, WebhookSinkSettings
 from relay.sim import ManualClock
 from relay.sim.clock import utcnow
-from relay.sinks.pool import DeliveryPool
 from relay.sinks.slack import SlackSink
 from relay.sinks.webhook import WebhookSink
-from relay.sinks.worker import DeliveryResult, DeliveryWorker, StepResult
 from relay.store import OutboxCounts, SqliteStore
 from tests.delivery_kit import T0, Received, Receiver, Reply, enqueue, make_alert, make_notification
 

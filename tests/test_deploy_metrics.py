@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from relay.metrics import RelayMetrics
 from relay.sim import SimServer, SimWorkspace
+from relay.telemetry.metrics import RelayMetrics
 from tests.deploy_support import DASHBOARD_FILE, RULES_FILE, family_of, metric_names
 from tests.relay_process import RelayProcess
 

@@ -32,9 +32,10 @@ from relay.domain.detect import (
     observe,
     vanished,
 )
-from relay.domain.models import TERMINAL_STATUSES, Execution
+from relay.domain.models import Execution
 from relay.domain.paging import ScanPlan, StopReason, pick_refreshes
 from relay.domain.state import TrackedExecution, Transition
+from relay.vocab import TERMINAL_STATUSES
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SOURCE = "prod"

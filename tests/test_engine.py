@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from relay.domain.state import Transition
-from relay.engine import ScanLimits, SourceEngine
+from relay.pipeline.engine import ScanLimits, SourceEngine
 from relay.sim import ManualClock, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore

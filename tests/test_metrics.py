@@ -14,14 +14,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from relay.delivery.worker import DeliveryResult, OnResult
 from relay.domain.alerts import Notification
-from relay.engine import ScanLimits, SourceEngine
-from relay.metrics import RelayMetrics
-from relay.poller import Poller
+from relay.pipeline.engine import ScanLimits, SourceEngine
+from relay.pipeline.poller import Poller
 from relay.sim import ManualClock, SimServer, SimWorkspace
-from relay.sinks.worker import DeliveryResult, OnResult
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
+from relay.telemetry.metrics import RelayMetrics
 from tests.conftest import SIM_API_KEY
 from tests.http_rig import START, commit_alerts, http_rig, make_alert
 from tests.tools import require_tool

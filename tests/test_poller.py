@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.engine import CycleReport, ScanLimits, SourceEngine
 from relay.errors import SourceRateLimited, SourceUnauthorized, SourceUnavailable
-from relay.poller import Poller
+from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.poller import Poller
 from relay.sim import Fault, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore

@@ -13,7 +13,7 @@ from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block
 
 from relay.domain.alerts import FailureCause, Notification
-from relay.domain.render_slack import (
+from relay.sinks.slack_blocks import (
     DIGEST_SHOWN,
     clip,
     escape,

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from relay.config_loader import parse_settings
 from relay.errors import ConfigError
 from relay.settings import (
     ConsoleSinkSettings,
@@ -19,9 +18,9 @@ from relay.settings import (
     Settings,
     SlackSinkSettings,
     WebhookSinkSettings,
-    load_settings,
     parse_rate_limit,
 )
+from relay.settings.loader import load_settings, parse_settings
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "zk-live-5f8a7c1e9b3d"

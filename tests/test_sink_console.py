@@ -10,7 +10,8 @@ import pytest
 from pydantic import TypeAdapter
 
 from relay.errors import SinkError
-from relay.settings import ConsoleSinkSettings, Settings, SinkSettings, load_settings
+from relay.settings import ConsoleSinkSettings, Settings, SinkSettings
+from relay.settings.loader import load_settings
 from relay.sinks import registry
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.console import ConsoleSink

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from relay.domain.alerts import group_alert_id
-from relay.status_page import (
+from relay.http.status_page import (
     AlertRow,
     SilenceRow,
     SinkRow,

@@ -11,10 +11,8 @@ import pytest
 
 from relay.domain.alerts import (
     Alert,
-    AlertState,
     ExecutionFacts,
     Notification,
-    NotificationKind,
     execution_alert_id,
     group_alert_id,
 )
@@ -22,6 +20,7 @@ from relay.domain.state import SourceCursor, TrackedExecution, Transition
 from relay.domain.windows import GroupState
 from relay.errors import StoreError
 from relay.store import CommitOutcome, CycleResult, OutboxCounts, Store
+from relay.vocab import AlertState, NotificationKind
 from tests import store_backends
 from tests.store_backends import Backend
 from tests.test_store_sqlite import T0, make_execution, make_state, make_transition

@@ -23,11 +23,12 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.domain.alerts import Alert, NotificationKind
+from relay.domain.alerts import Alert
 from relay.domain.rules import notifications_for
 from relay.domain.state import TrackedExecution
 from relay.domain.windows import GroupState, evaluate_windows
 from relay.settings import RuleSettings
+from relay.vocab import NotificationKind
 from tests.rules_builders import at, context, execution, rule, tracked
 
 RULES = [

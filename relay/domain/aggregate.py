@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from relay.domain.matching import matches_filters
-from relay.domain.models import TERMINAL_STATUSES
 from relay.domain.state import TrackedExecution
+from relay.vocab import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from relay.settings import RuleSettings, WhenSettings

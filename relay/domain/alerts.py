@@ -16,11 +16,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-Severity = Literal["critical", "warning", "info"]
-AlertState = Literal["firing", "resolved"]
-NotificationKind = Literal["firing", "reminder", "resolved", "test"]
+from relay.vocab import AlertState, NotificationKind, Severity
 
 
 def alert_id(*parts: str) -> str:

@@ -25,15 +25,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
-from relay.domain.alerts import (
-    Alert,
-    AlertState,
-    ExecutionFacts,
-    FailureCause,
-    Notification,
-    NotificationKind,
-    Severity,
-)
+from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
+from relay.vocab import AlertState, NotificationKind, Severity
 
 __all__ = [
     "alert_from_dict",

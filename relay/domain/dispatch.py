@@ -16,8 +16,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from relay.domain.alerts import Alert, Notification, NotificationKind
+from relay.domain.alerts import Alert, Notification
 from relay.domain.silences import Silence, matching_silence
+from relay.vocab import NotificationKind
 
 if TYPE_CHECKING:
     from relay.settings import RuleSettings

@@ -16,11 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 
-ExecutionStatus = Literal["running", "completed", "failed", "cancelled"]
-EventStatus = Literal["running", "completed", "failed"]
-ExecutionKind = Literal["agent", "squad", "workflow"]
-
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+from relay.vocab import TERMINAL_STATUSES, EventStatus, ExecutionKind, ExecutionStatus
 
 
 def _as_utc(value: datetime) -> datetime:

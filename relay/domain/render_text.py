@@ -21,9 +21,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from relay.domain.aggregate import WindowMeasure
-from relay.domain.alerts import AlertState, ExecutionFacts, FailureCause
-from relay.domain.durations import format_duration
+from relay.domain.alerts import ExecutionFacts, FailureCause
 from relay.domain.redact import bound
+from relay.durations import format_duration
+from relay.vocab import AlertState
 
 if TYPE_CHECKING:
     from relay.settings import RuleSettings, Threshold

@@ -40,7 +40,7 @@ from relay.domain.alerts import Alert, FailureCause, execution_alert_id
 from relay.domain.cause import compact_json, failure_cause
 from relay.domain.dispatch import Dispatch, as_firing, notifications_for
 from relay.domain.matching import facts_of, matches_filters
-from relay.domain.models import TERMINAL_STATUSES, Execution
+from relay.domain.models import Execution
 from relay.domain.noise import FAILURE_STATUSES, Cascade, fold_cascades
 from relay.domain.redact import Redactor
 from relay.domain.render_text import (
@@ -56,6 +56,7 @@ from relay.domain.render_text import (
 )
 from relay.domain.state import TrackedExecution, Transition
 from relay.settings import DEFAULT_LINK_TEMPLATE
+from relay.vocab import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from relay.settings import AlertsSettings, RuleSettings

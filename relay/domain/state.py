@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from relay.domain.models import Execution, ExecutionKind
+from relay.domain.models import Execution
+from relay.vocab import ExecutionKind
 
 UNKNOWN_STATUS = "unknown"
 TransitionKind = Literal["status", "credits"]

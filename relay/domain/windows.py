@@ -32,7 +32,7 @@ from relay.domain.aggregate import (
     measure_groups,
     primary_value,
 )
-from relay.domain.alerts import Alert, NotificationKind, group_alert_id
+from relay.domain.alerts import Alert, group_alert_id
 from relay.domain.render_text import (
     WindowFinding,
     build_link,
@@ -41,6 +41,7 @@ from relay.domain.render_text import (
     window_summary,
 )
 from relay.domain.state import TrackedExecution
+from relay.vocab import NotificationKind
 
 if TYPE_CHECKING:
     from relay.domain.rules import RuleContext

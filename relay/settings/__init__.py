@@ -1,25 +1,22 @@
 """The configuration of zaia-relay, as validated pydantic models.
 
-`load_settings(path)` reads the YAML file (with `${VAR}` interpolation, `RELAY_*__*`
-environment overrides and `*_file` secrets) and returns a `Settings`, or raises
-`ConfigError` listing every problem as `path.to.field: message`.
+`relay.settings.loader.load_settings(path)` reads the YAML file (with `${VAR}`
+interpolation, `RELAY_*__*` environment overrides and `*_file` secrets) and returns a
+`Settings`, or raises `ConfigError` listing every problem as `path.to.field: message`.
 
 Invariants: a `Settings` value is frozen and fully cross-checked (see `_root`); every
 secret is a `SecretStr`, so printing a model never shows one.
 """
 
-from relay.config_loader import load_settings
 from relay.settings._base import RateLimit, Section, parse_rate_limit
 from relay.settings._root import Settings, reference_problems
 from relay.settings._rules import (
     CountThreshold,
     DurationThreshold,
-    FromStatus,
     GroupKey,
     OriginType,
     RatioThreshold,
     RuleSettings,
-    Severity,
     SilenceMatchers,
     SilenceSettings,
     Threshold,
@@ -56,7 +53,6 @@ __all__ = [
     "CountThreshold",
     "DeliverySettings",
     "DurationThreshold",
-    "FromStatus",
     "GroupKey",
     "LogSettings",
     "OriginType",
@@ -66,7 +62,6 @@ __all__ = [
     "Section",
     "ServerSettings",
     "Settings",
-    "Severity",
     "SilenceMatchers",
     "SilenceSettings",
     "SinkSettings",
@@ -76,7 +71,6 @@ __all__ = [
     "Threshold",
     "WebhookSinkSettings",
     "WhenSettings",
-    "load_settings",
     "parse_rate_limit",
     "reference_problems",
 ]

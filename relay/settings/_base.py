@@ -37,7 +37,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from relay.domain.durations import format_duration, parse_duration
+from relay.durations import format_duration, parse_duration
 
 # Field names that hold a secret in some section, and names that are plain somewhere;
 # the loader uses them to hint at `X_file` and to keep secrets out of its messages.

@@ -17,7 +17,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from relay.domain.models import ExecutionKind, ExecutionStatus
 from relay.settings._base import (
     Name,
     OneOrMany,
@@ -27,10 +26,8 @@ from relay.settings._base import (
     UtcDatetime,
     raise_problems,
 )
+from relay.vocab import ExecutionKind, ExecutionStatus, FromStatus, Severity
 
-Severity = Literal["critical", "warning", "info"]
-# "unknown" is the status of an execution the relay sees for the first time.
-FromStatus = Literal["unknown", "running", "completed", "failed", "cancelled"]
 OriginType = Literal[
     "api",
     "chat-message",

@@ -26,10 +26,10 @@ from typing import Any, Protocol
 
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
-from relay.domain.render_slack import slack_message, slack_thread_reply
 from relay.errors import SinkError
 from relay.settings import SlackSinkSettings
 from relay.sinks.base import HttpPoster, delivery_policy, url_secrets, utcnow
+from relay.sinks.slack_blocks import slack_message, slack_thread_reply
 
 # A digest lists at most `DIGEST_SHOWN` alerts and counts the rest ("and N more"), so
 # one message may acknowledge a large burst.

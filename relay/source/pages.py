@@ -24,7 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from relay.domain.models import Execution, ExecutionStatus
+from relay.domain.models import Execution
+from relay.vocab import ExecutionStatus
 
 _STATUSES = frozenset({"running", "completed", "failed", "cancelled"})
 

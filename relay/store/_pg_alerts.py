@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast, get_args
 
-from relay.domain.alerts import Alert, AlertState, Notification
+from relay.domain.alerts import Alert, Notification
 from relay.domain.codec import alert_from_dict, alert_to_dict, notification_to_dict
 from relay.domain.silences import Silence, SilenceOrigin
 from relay.domain.windows import GroupState
@@ -24,6 +24,7 @@ from relay.store._row_decode import group_from_row
 from relay.store._sqlite_alerts import decode_cursor, encode_cursor, is_windowed
 from relay.store._sqlite_rows import compact_json, decode_time, encode_time
 from relay.store.records import AlertDelivery, AlertPage, DeliveryStatus, StoredAlert
+from relay.vocab import AlertState
 
 # (id, source, rule, state, windowed, created_at, updated_at, body)
 AlertRow = tuple[str, str, str, str, bool, datetime, datetime, str]

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from relay.domain.alerts import Alert
-from relay.domain.models import ExecutionKind
 from relay.domain.state import TrackedExecution
 from relay.domain.windows import GroupState
 from relay.store.records import CycleResult
+from relay.vocab import ExecutionKind
 
 ReadTime = Callable[[Any], datetime]
 

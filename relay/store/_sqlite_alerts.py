@@ -22,7 +22,7 @@ from typing import Any, cast, get_args
 
 import aiosqlite
 
-from relay.domain.alerts import Alert, AlertState, Notification
+from relay.domain.alerts import Alert, Notification
 from relay.domain.codec import alert_from_dict, alert_to_dict, notification_to_dict
 from relay.store._sqlite_base import SqliteBase
 from relay.store._sqlite_rows import (
@@ -34,6 +34,7 @@ from relay.store._sqlite_rows import (
     time_or_none,
 )
 from relay.store.records import AlertDelivery, AlertPage, DeliveryStatus, StoredAlert
+from relay.vocab import AlertState
 
 AlertRow = tuple[str, str, str, str, int, str, str, str]
 OutboxRow = tuple[str, str, str, str, str, str, str]

@@ -34,7 +34,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from relay.domain.alerts import AlertState
 from relay.domain.models import Execution
 from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
 from relay.store.records import (
@@ -51,6 +50,7 @@ from relay.store.records import (
     StoredAlert,
     StoredTransition,
 )
+from relay.vocab import AlertState
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence

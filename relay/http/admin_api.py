@@ -19,8 +19,8 @@ Invariants:
 - Responses carry alerts, silences and notifications as the codec writes them; none of
   them holds a secret (alerts carry only redacted, bounded excerpts).
 
-Request parsing lives in `relay.admin_requests`, the silence handlers in
-`relay.admin_silences` (`silence_to_dict` is importable from here too).
+Request parsing lives in `relay.http.admin_requests`, the silence handlers in
+`relay.http.admin_silences` (`silence_to_dict` is importable from here too).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import Field, model_validator
 
-from relay.admin_requests import (
+from relay.domain.codec import alert_to_dict, notification_to_dict
+from relay.http.admin_requests import (
     RequestModel,
     bad_param,
     iso_time,
@@ -39,14 +40,13 @@ from relay.admin_requests import (
     parse_query,
     parse_since,
 )
-from relay.admin_silences import NewSilence as NewSilence  # importable here, as before
-from relay.admin_silences import create_silence, expire_silence, list_silences, silence_to_dict
-from relay.domain.codec import alert_to_dict, notification_to_dict
-from relay.http_common import CONTEXT, ApiError, HttpContext, json_response
+from relay.http.admin_silences import NewSilence as NewSilence  # importable here, as before
+from relay.http.admin_silences import create_silence, expire_silence, list_silences, silence_to_dict
+from relay.http.common import CONTEXT, ApiError, HttpContext, json_response
 
 if TYPE_CHECKING:
-    from relay.domain.alerts import AlertState
     from relay.store.base import DeadLetter, StoredAlert
+    from relay.vocab import AlertState
 
 __all__ = ["add_api_routes", "silence_to_dict"]
 

@@ -21,8 +21,8 @@ Invariants:
 - `drain(grace_s)` stops taking work, lets the step in flight finish within the grace,
   then cancels it (what it had leased comes back when the lease runs out).
 
-The sending itself (lanes by alert, bounded concurrency) is in `relay.sinks.worker_send`;
-the protocol and result types are in `relay.sinks.worker_types` and importable from here.
+The sending itself (lanes by alert, bounded concurrency) is in `relay.delivery.send`;
+the protocol and result types are in `relay.delivery.types` and importable from here.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from relay.delivery.send import Sent, send_in_lanes
+from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
 from relay.domain.delivery import (
     Outcome,
     SinkHealth,
@@ -46,8 +48,6 @@ from relay.domain.delivery import (
 from relay.domain.silences import matching_silence
 from relay.errors import SinkError, StoreError
 from relay.sinks.base import Sink, utcnow
-from relay.sinks.worker_send import Sent, send_in_lanes
-from relay.sinks.worker_types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
 from relay.store.records import OutboxItem
 
 log = structlog.get_logger("relay.delivery")

@@ -26,10 +26,10 @@ from typing import Protocol
 import structlog
 
 from relay.domain.schedule import next_start
-from relay.engine import CycleReport
 from relay.errors import SourceError, SourceUnauthorized, StoreError
+from relay.pipeline.engine import CycleReport
 
-log = structlog.get_logger("relay.poller")
+log = structlog.get_logger("relay.pipeline.poller")
 
 CycleOutcome = str  # "ok" | "unauthorized" | "source_error" | "store_error" | "timeout" | "error"
 OnCycle = Callable[[str, CycleOutcome, float, CycleReport | None], None]

@@ -1,4 +1,4 @@
-"""Reading admin API requests: query parameters and JSON bodies, for `relay.admin_api`
+"""Reading admin API requests: query parameters and JSON bodies, for `relay.http.admin_api`
 (and the one way its responses write times, `iso_time`).
 
 Invariants:
@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from relay.domain.durations import parse_duration
-from relay.http_common import ApiError
+from relay.durations import parse_duration
+from relay.http.common import ApiError
 
 __all__ = [
     "MAX_LIMIT",

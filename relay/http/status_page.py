@@ -2,7 +2,7 @@
 
 Invariants:
 - Pure: `render_status_page(view)` turns a `StatusView` into text; gathering the data
-  (store, poller health) happens in `relay.server`.
+  (store, poller health) happens in `relay.http.server`.
 - Every value that came from outside (names, summaries, errors, matchers) goes through
   `html.escape`; a link is only rendered when it is http(s), so no value can inject
   markup or script.

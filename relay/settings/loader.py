@@ -19,15 +19,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from relay.errors import ConfigError, ConfigProblem
-
-if TYPE_CHECKING:
-    from relay.settings import Settings
+from relay.settings._problems import scrub, secret_values, translate_error
+from relay.settings._root import Settings, reference_problems
 
 Location = tuple[str | int, ...]
 Found = list[tuple[Location, str]]
@@ -66,10 +65,6 @@ def parse_settings(
     base_dir: Path | None = None,
 ) -> Settings:
     """Like `load_settings`, for configuration text; `base_dir` anchors relative `*_file` paths."""
-    # Imported here: `relay.settings` re-exports this module's functions.
-    from relay.settings import Settings, reference_problems
-    from relay.settings._problems import scrub, secret_values, translate_error
-
     env = os.environ if environ is None else environ
     data, lines, found = _parse_yaml(text, source=source)
     if data is None:

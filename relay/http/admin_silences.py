@@ -1,4 +1,4 @@
-"""The silence endpoints of the admin API (routed by `relay.admin_api`).
+"""The silence endpoints of the admin API (routed by `relay.http.admin_api`).
 
     GET    /api/v1/silences               ?include_expired=true
     POST   /api/v1/silences               {"matchers": {...}, "ends_at"|"duration", ...}
@@ -20,9 +20,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field, model_validator
 
-from relay.admin_requests import RequestModel, iso_time, parse_body, parse_flag, parse_query
 from relay.domain.silences import Silence, active, new_silence, silence_problems
-from relay.http_common import CONTEXT, ApiError, json_response
+from relay.http.admin_requests import RequestModel, iso_time, parse_body, parse_flag, parse_query
+from relay.http.common import CONTEXT, ApiError, json_response
 from relay.settings._base import PositiveDuration, UtcDatetime
 
 __all__ = [

@@ -28,10 +28,10 @@ from prometheus_client.metrics_core import Metric
 
 from relay import __version__
 from relay.domain.alerts import Alert
-from relay.domain.models import TERMINAL_STATUSES
+from relay.vocab import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
-    from relay.engine import CycleReport
+    from relay.pipeline.engine import CycleReport
     from relay.source.client import Endpoint, OnRequest, RequestOutcome
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 
 PREFIX = "zaia_relay"
 
-# The outcomes `Poller.run_one` reports; see `relay.poller.CycleOutcome`.
+# The outcomes `Poller.run_one` reports; see `relay.pipeline.poller.CycleOutcome`.
 CYCLE_OUTCOMES = ("ok", "unauthorized", "source_error", "store_error", "timeout", "error")
 # What became of one delivery attempt of a notification.
 NOTIFICATION_OUTCOMES = ("delivered", "retry", "dead")
@@ -63,7 +63,7 @@ def _utcnow() -> datetime:
 
 
 class DeliveryOutcome(Protocol):
-    """What the delivery worker reports (`relay.sinks.worker.DeliveryResult`)."""
+    """What the delivery worker reports (`relay.delivery.worker.DeliveryResult`)."""
 
     @property
     def sink(self) -> str: ...
@@ -247,7 +247,7 @@ class RelayMetrics:
         report: CycleReport | None,
         /,
     ) -> None:
-        """A `relay.poller.OnCycle`: one poll cycle ended."""
+        """A `relay.pipeline.poller.OnCycle`: one poll cycle ended."""
         self.poll_cycles.labels(source, outcome).inc()
         self.poll_duration.labels(source).observe(max(0.0, duration_s))
         if outcome != "ok":
@@ -306,7 +306,7 @@ class RelayMetrics:
             self.notification_duration.labels(sink).observe(max(0.0, duration_s))
 
     def on_delivery(self, result: DeliveryOutcome, /) -> None:
-        """A `relay.sinks.worker.OnResult`: one message to a sink carried `result.count`
+        """A `relay.delivery.worker.OnResult`: one message to a sink carried `result.count`
         notifications, which all met `result.outcome`."""
         self.notifications.labels(result.sink, result.outcome).inc(result.count)
         self.notification_duration.labels(result.sink).observe(max(0.0, result.duration_s))

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Literal
 
 import structlog
 
-from relay.alerting import AlertPlan, AlertPlanner
 from relay.domain.alerts import Alert, Notification
 from relay.domain.detect import (
     FirstSeenPolicy,
@@ -41,6 +40,7 @@ from relay.errors import (
     SourceRejected,
     SourceUnauthorized,
 )
+from relay.pipeline.alerting import AlertPlan, AlertPlanner
 from relay.source.client import ZaiaClient
 from relay.source.pages import ItemProblem, PageEntry
 from relay.store.base import CycleResult, Store
@@ -48,7 +48,7 @@ from relay.store.base import CycleResult, Store
 if TYPE_CHECKING:
     from relay.settings import SourceSettings
 
-log = structlog.get_logger("relay.engine")
+log = structlog.get_logger("relay.pipeline.engine")
 
 
 def _utcnow() -> datetime:

@@ -1,4 +1,4 @@
-"""Sending one step's messages to a sink, for `relay.sinks.worker.DeliveryWorker`.
+"""Sending one step's messages to a sink, for `relay.delivery.worker.DeliveryWorker`.
 
 Invariants:
 - Messages about the same alert go in order, one after another (a firing before its

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from relay.domain.alerts import Alert, FailureCause, Notification, NotificationKind
+from relay.domain.alerts import Alert, FailureCause, Notification
 from relay.domain.cause import deepest_cause, failure_cause, needs_nestings
 from relay.domain.detect import live_after
 from relay.domain.dispatch import as_firing, notifications_for
@@ -33,8 +33,9 @@ from relay.errors import SourceError
 from relay.settings import AlertsSettings, RuleSettings
 from relay.source.client import ZaiaClient
 from relay.store.base import Store
+from relay.vocab import NotificationKind
 
-log = structlog.get_logger("relay.alerting")
+log = structlog.get_logger("relay.pipeline.alerting")
 
 DEFAULT_MAX_NESTINGS_PER_CYCLE = 10
 DEFAULT_NESTINGS_BUDGET_S = 10.0

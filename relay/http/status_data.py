@@ -5,7 +5,7 @@ Invariants:
 - A store that fails or does not answer within the context's timeout leaves its
   sections marked unknown (counts `None`) with a problem line; the page itself, the
   sources and the config silences still render.
-- Rendering (and escaping) is `relay.status_page`'s job; this module hands it plain rows.
+- Rendering (and escaping) is `relay.http.status_page`'s job; this module hands it plain rows.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from aiohttp import web
 from relay import __version__
 from relay.domain.silences import active
 from relay.errors import StoreError
-from relay.http_common import CONTEXT, HttpContext, source_state
-from relay.status_page import (
+from relay.http.common import CONTEXT, HttpContext, source_state
+from relay.http.status_page import (
     AlertRow,
     SilenceRow,
     SinkRow,

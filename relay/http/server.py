@@ -5,12 +5,12 @@
                                        source unauthorized, source stale (> 3 intervals)
     GET  /metrics                      Prometheus text (OpenMetrics when asked)
     GET  /                             status page (HTML, refreshes itself)
-    /api/v1/...                        see `relay.admin_api`
+    /api/v1/...                        see `relay.http.admin_api`
 
 Invariants:
 - Probes and metrics never need the admin token, and never fail because the store is
   down: `/metrics` keeps the last outbox counts, `/readyz` reports the store as a reason.
-- Every response body passes the secret scrubber (see `relay.http_common`).
+- Every response body passes the secret scrubber (see `relay.http.common`).
 - `HttpServer` runs the app with `AppRunner(handle_signals=False)`: signals belong to
   the composition root. `stop()` cleans up under `asyncio.shield`, so a cancelled
   shutdown still closes the listening socket and open connections.
@@ -28,10 +28,10 @@ import structlog
 from aiohttp import web
 
 from relay import __version__
-from relay.admin_api import add_api_routes
 from relay.domain.silences import config_silences as silences_from_settings
 from relay.errors import StoreError
-from relay.http_common import (
+from relay.http.admin_api import add_api_routes
+from relay.http.common import (
     CONTEXT,
     SAFE_METHODS,
     ApiError,
@@ -41,19 +41,19 @@ from relay.http_common import (
     json_response,
     source_state,
 )
-from relay.status_data import source_order, status_page
-from relay.status_page import format_age
+from relay.http.status_data import source_order, status_page
+from relay.http.status_page import format_age
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence
-    from relay.metrics import RelayMetrics
-    from relay.poller import SourceHealth
+    from relay.pipeline.poller import SourceHealth
     from relay.settings import Settings
     from relay.store import Store
+    from relay.telemetry.metrics import RelayMetrics
 
 __all__ = ["HttpServer", "build_app", "readiness"]
 
-log = structlog.get_logger("relay.server")
+log = structlog.get_logger("relay.http.server")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Request bodies are small JSON documents (a silence, a list of ids).

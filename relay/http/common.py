@@ -28,11 +28,11 @@ from pydantic import BaseModel, SecretStr
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence
-    from relay.metrics import RelayMetrics
-    from relay.poller import SourceHealth
+    from relay.http.status_page import SourceState
+    from relay.pipeline.poller import SourceHealth
     from relay.settings import Settings
-    from relay.status_page import SourceState
     from relay.store import Store
+    from relay.telemetry.metrics import RelayMetrics
 
 __all__ = [
     "CONTEXT",
@@ -50,7 +50,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True, kw_only=True)
 class HttpContext:
-    """Everything the handlers read; built once by `relay.server.build_app`."""
+    """Everything the handlers read; built once by `relay.http.server.build_app`."""
 
     metrics: RelayMetrics
     store: Store

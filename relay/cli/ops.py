@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from relay.domain.durations import parse_duration
 from relay.domain.silences import config_silences, new_silence
+from relay.durations import parse_duration
 from relay.errors import SinkError
 from relay.settings import Settings
 from relay.sinks.registry import build_sink, send_test

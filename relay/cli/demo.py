@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TextIO
 
 from relay.app import run_daemon
-from relay.config_loader import parse_settings
-from relay.demo_script import STORY, background_traffic, seed_workspace
+from relay.cli.demo_script import STORY, background_traffic, seed_workspace
 from relay.settings import Settings
+from relay.settings.loader import parse_settings
 from relay.sim import SimServer, SimWorkspace
 
 DEMO_API_KEY = "demo-key"

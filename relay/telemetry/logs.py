@@ -24,7 +24,7 @@ import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from relay.domain.durations import format_duration
+from relay.durations import format_duration
 from relay.settings import Settings, WebhookSinkSettings
 
 REDACTED = "***"

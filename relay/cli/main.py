@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from relay import __version__, cli_ops
+from relay import __version__
 from relay.app import run_daemon, run_once
+from relay.cli import ops as cli_ops
+from relay.cli.report import format_cycle
 from relay.errors import ConfigError, RelayError
-from relay.logs import configure_logging, secrets_of
-from relay.report import format_cycle
-from relay.settings import Settings, load_settings
+from relay.settings import Settings
+from relay.settings.loader import load_settings
+from relay.telemetry.logs import configure_logging, secrets_of
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -146,8 +148,8 @@ def _once(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     del args
     # Imported here: the demo pulls in the simulator, which `run` never needs.
-    from relay.config_loader import parse_settings
-    from relay.demo import demo_settings_text, run_demo
+    from relay.cli.demo import demo_settings_text, run_demo
+    from relay.settings.loader import parse_settings
 
     settings = parse_settings(demo_settings_text(), environ={}, source="demo.yaml")
     _configure_logs(settings)

@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
+from relay.delivery.types import ActiveSilences
+from relay.delivery.worker import DeliveryWorker, OnResult, Outbox
 from relay.sinks.base import Sink, utcnow
-from relay.sinks.worker import DeliveryWorker, OnResult, Outbox
-from relay.sinks.worker_types import ActiveSilences
 
 
 class DeliveryPool:

@@ -1,0 +1,8 @@
+"""The command line: `zaia-relay run|once|demo|check-config|test-sink|deliveries|silences`.
+
+Commands parse their arguments and call `relay.app`; `main` is the console script.
+"""
+
+from relay.cli.main import main
+
+__all__ = ["main"]

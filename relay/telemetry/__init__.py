@@ -1,0 +1,1 @@
+"""What the relay tells operators about itself: Prometheus metrics and structured logs."""

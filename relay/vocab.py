@@ -1,0 +1,25 @@
+"""The shared words of the relay: one definition of each name several layers use.
+
+Every `Literal` here has a tuple beside it (`SEVERITIES`, `EXECUTION_STATUSES`, ...)
+made from it with `get_args`, so code that enumerates the values (metrics that
+pre-create their label sets, validators) cannot drift from the type.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+ExecutionStatus = Literal["running", "completed", "failed", "cancelled"]
+EventStatus = Literal["running", "completed", "failed"]
+ExecutionKind = Literal["agent", "squad", "workflow"]
+# "unknown" is the status of an execution the relay sees for the first time.
+FromStatus = Literal["unknown", "running", "completed", "failed", "cancelled"]
+Severity = Literal["critical", "warning", "info"]
+AlertState = Literal["firing", "resolved"]
+NotificationKind = Literal["firing", "reminder", "resolved", "test"]
+
+EXECUTION_STATUSES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
+EXECUTION_KINDS: tuple[ExecutionKind, ...] = get_args(ExecutionKind)
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+ALERT_STATES: tuple[AlertState, ...] = get_args(AlertState)
+TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset({"completed", "failed", "cancelled"})
