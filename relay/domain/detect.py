@@ -176,33 +176,26 @@ def observe(
         return Observation(state=replace(previous, last_seen_at=now), stale=True)
 
     fresh = TrackedExecution.from_execution(execution, source=source, now=now)
-    transitions: tuple[Transition, ...] = ()
     reported = previous.reported_statuses
+    kind: TransitionKind | None = None
     if execution.status != previous.status:
         if execution.status not in reported:
             reported = reported | {execution.status}
-            transitions = (
-                _transition(
-                    execution,
-                    source=source,
-                    now=now,
-                    from_status=previous.status,
-                    credits_before=previous.credits_used,
-                    alertable=True,
-                ),
-            )
+            kind = "status"
     elif execution.status == "running" and execution.credits_used > previous.credits_used:
-        transitions = (
-            _transition(
-                execution,
-                source=source,
-                now=now,
-                from_status=previous.status,
-                credits_before=previous.credits_used,
-                alertable=True,
-                kind="credits",
-            ),
+        kind = "credits"
+    transitions: tuple[Transition, ...] = ()
+    if kind is not None:
+        change = _transition(
+            execution,
+            source=source,
+            now=now,
+            from_status=previous.status,
+            credits_before=previous.credits_used,
+            alertable=True,
+            kind=kind,
         )
+        transitions = (change,)
     return Observation(state=replace(fresh, reported_statuses=reported), transitions=transitions)
 
 

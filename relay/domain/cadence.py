@@ -1,0 +1,239 @@
+"""Which read an adaptive source makes next, within its request budget.
+
+Pure: times are monotonic seconds passed in, ages are seconds; nothing here reads a
+clock or the network.
+
+A *place* is something one request reads: the top of the list (page 1, where new and
+short executions are), a deeper page that holds two or more tracked running
+executions, or one execution by id (one alone on its page, or one whose page is not
+known). Each place changes at a rate: the top at the arrival rate of new executions
+plus the end rates of the executions on it, a page or an id at the sum of the end
+rates of its executions (`lifetimes.Lifetimes`).
+
+Rates follow the square-root rule of refresh scheduling under a budget (Cho and
+Garcia-Molina, 2003): a place is read at a rate proportional to the square root of the
+rate at which it changes, and no place less often than once per `poll_interval_s`
+(the worst-case bound). The rates add up to the rate the source may spend: its
+budget while anything runs, a fifth of it once nothing does (an idle workspace costs
+little, and the top is still read every few seconds). When the bound alone needs more
+than that, every place gets its square-root share and the plan says `over_budget`.
+
+The next read is the place most overdue relative to its rate; when none is due yet,
+the plan says when the first one will be, and nothing is spent before that. A sweep
+(first start, or tracked executions whose page is not known after a restart) reads
+pages down the list in the slots left over, with half the spendable rate kept for it.
+
+Invariants: every tracked running execution belongs to exactly one place; the top is
+always a place (the first) and keeps its once-per-`poll_interval_s` floor even when the
+others cannot; rates are positive; a plan never asks for a read that is not yet due.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from relay.domain.lifetimes import Lifetimes
+
+ReadKind = Literal["top", "page", "id", "sweep"]
+IDLE_FRACTION = 0.2
+SWEEP_FRACTION = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RunningView:
+    """One tracked running execution as the planner sees it."""
+
+    id: str
+    responder_id: str
+    age_s: float
+    last_read_s: float
+    page: int | None  # the page it is expected on now; None if not known
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One request to make: the top scan, a page, an execution by id, or a sweep page."""
+
+    kind: ReadKind
+    page: int = 1
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    read: Read
+    change_rate_per_s: float
+    last_read_s: float
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The planner's answer: read `read` now, or nothing before `due_at_s`."""
+
+    read: Read | None
+    due_at_s: float
+    # Reads per second given to each place (same order as `places`).
+    places: tuple[Place, ...]
+    rates_per_s: tuple[float, ...]
+    spend_rate_per_s: float
+    over_budget: bool
+    staleness_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CadenceInputs:
+    now_s: float
+    running: Sequence[RunningView]
+    last_top_read_s: float
+    arrival_rate_per_s: float
+    allowed_rate_per_s: float
+    poll_interval_s: float
+    lifetimes: Lifetimes
+    sweep_page: int | None = None
+
+
+def places_of(inputs: CadenceInputs) -> list[Place]:
+    """Group the tracked running executions into the places one request each reads."""
+    horizon_s = inputs.poll_interval_s
+    # Something new may arrive at any time: the top is worth at least one arrival per
+    # bound, even when none has been seen for a while.
+    top_rate = max(1.0 / inputs.poll_interval_s, inputs.arrival_rate_per_s)
+    top_members: list[str] = []
+    by_page: dict[int, list[RunningView]] = {}
+    singles: list[RunningView] = []
+    for view in inputs.running:
+        if view.page == 1:
+            top_rate += inputs.lifetimes.end_rate_per_s(
+                view.responder_id, age_s=view.age_s, horizon_s=horizon_s
+            )
+            top_members.append(view.id)
+        elif view.page is None:
+            singles.append(view)
+        else:
+            by_page.setdefault(view.page, []).append(view)
+    places = [
+        Place(
+            Read("top"),
+            change_rate_per_s=top_rate,
+            last_read_s=inputs.last_top_read_s,
+            members=tuple(top_members),
+        )
+    ]
+    for page, views in sorted(by_page.items()):
+        if len(views) == 1:
+            singles.extend(views)
+            continue
+        rate = sum(
+            inputs.lifetimes.end_rate_per_s(v.responder_id, age_s=v.age_s, horizon_s=horizon_s)
+            for v in views
+        )
+        places.append(
+            Place(
+                Read("page", page=page),
+                change_rate_per_s=rate,
+                last_read_s=min(v.last_read_s for v in views),
+                members=tuple(v.id for v in views),
+            )
+        )
+    for view in sorted(singles, key=lambda v: v.id):
+        rate = inputs.lifetimes.end_rate_per_s(
+            view.responder_id, age_s=view.age_s, horizon_s=horizon_s
+        )
+        places.append(
+            Place(
+                Read("id", execution_id=view.id),
+                change_rate_per_s=rate,
+                last_read_s=view.last_read_s,
+                members=(view.id,),
+            )
+        )
+    return places
+
+
+def spend_rate_per_s(inputs: CadenceInputs) -> float:
+    """What the source may spend now: its allowed rate while anything runs or arrives,
+    a fifth of it when idle."""
+    busy = bool(inputs.running) or inputs.sweep_page is not None
+    return inputs.allowed_rate_per_s * (1.0 if busy else IDLE_FRACTION)
+
+
+def share_rates(
+    change_rates: Sequence[float], *, total_per_s: float, min_per_s: float
+) -> tuple[list[float], bool]:
+    """Square-root rule with a floor: rates `max(min_per_s, k * sqrt(change rate))`
+    adding up to `total_per_s`. The first rate is the top's: when the floor does not fit
+    for every place, the top keeps its floor and the others share the rest in
+    proportion to the square roots (and the second value returned is True)."""
+    count = len(change_rates)
+    if count == 0:
+        return [], False
+    # A place that never changes still gets a share: the floor of the floor.
+    roots = [math.sqrt(max(rate, 1e-9)) for rate in change_rates]
+    if min_per_s * count > total_per_s:
+        top = min(min_per_s, total_per_s / 2) if count > 1 else total_per_s
+        rest_root = sum(roots[1:])
+        rest = [(total_per_s - top) * root / rest_root for root in roots[1:]]
+        return [top, *rest], True
+    order = sorted(range(count), key=lambda i: roots[i])
+    remaining_root = sum(roots)
+    pinned = 0
+    k = 0.0
+    for position, index in enumerate(order):
+        k = (total_per_s - min_per_s * pinned) / remaining_root
+        if k * roots[index] >= min_per_s:
+            break
+        pinned = position + 1
+        remaining_root -= roots[index]
+    rates = [max(min_per_s, k * root) for root in roots]
+    return rates, False
+
+
+def plan_next(inputs: CadenceInputs) -> Plan:
+    """The next read to make, or when the next one falls due.
+
+    A place whose `poll_interval_s` bound would be missed unless it is read in this slot
+    goes first (earliest deadline first, which keeps every bound whenever the bounds
+    alone fit the budget); then the place most overdue for its rate; then the sweep.
+    """
+    now_s = inputs.now_s
+    places = places_of(inputs)
+    spend = spend_rate_per_s(inputs)
+    for_places = spend * (1.0 - SWEEP_FRACTION) if inputs.sweep_page is not None else spend
+    rates, over_budget = share_rates(
+        [place.change_rate_per_s for place in places],
+        total_per_s=for_places,
+        min_per_s=1.0 / inputs.poll_interval_s,
+    )
+    slot_s = 1.0 / spend
+    deadlines = [place.last_read_s + inputs.poll_interval_s for place in places]
+    due = [place.last_read_s + 1.0 / rate for place, rate in zip(places, rates, strict=True)]
+    read: Read | None = None
+    urgent = [i for i, deadline in enumerate(deadlines) if deadline - slot_s <= now_s]
+    if urgent:
+        # The top first: it is where new executions, and most failures, appear.
+        first = 0 if 0 in urgent else min(urgent, key=lambda i: deadlines[i])
+        read = places[first].read
+    else:
+        ready = [i for i, due_s in enumerate(due) if due_s <= now_s]
+        if ready:
+            best = max(ready, key=lambda i: (now_s - places[i].last_read_s) * rates[i])
+            read = places[best].read
+        elif inputs.sweep_page is not None:
+            read = Read("sweep", page=inputs.sweep_page)
+    due_at_s = now_s
+    if read is None:
+        due_at_s = min(min(due), min(deadlines) - slot_s)
+    staleness_s = max((now_s - view.last_read_s for view in inputs.running), default=0.0)
+    return Plan(
+        read=read,
+        due_at_s=max(now_s, due_at_s),
+        places=tuple(places),
+        rates_per_s=tuple(rates),
+        spend_rate_per_s=spend,
+        over_budget=over_budget,
+        staleness_s=max(0.0, staleness_s),
+    )

@@ -1,0 +1,141 @@
+"""Where in the executions list (newest first) a tracked execution is now.
+
+Pure: times are monotonic seconds passed in; `ListPositions` is a frozen value and each
+read returns the next one.
+
+The list is ordered by creation, newest first, so an execution only ever moves down,
+by one place for every execution created after it. The model keeps one global count,
+`arrivals`: how many executions have arrived at the top since the model began. Each
+execution seen on a page is *anchored*: its index in the list then, and `arrivals`
+then. Its index now is its anchored index plus the arrivals since; its page follows.
+
+Arrivals between two reads are not seen; they are estimated from the arrival rate,
+and every page read corrects the count: the anchored executions a page shows say how
+far the list really moved (the median of what they say, so one deleted execution does
+not throw the others off). A page read re-anchors every tracked execution it shows; an
+anchored execution the page should have shown but did not has moved in a way the
+model cannot explain (a deletion above it, or an estimate off by more than a page) and
+loses its anchor: it is read by id until a page shows it again.
+
+Invariants: `arrivals` never decreases; positions are never negative; only the
+executions passed as `keep` stay anchored, so memory is bounded by what is tracked.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+# How quickly the arrival rate follows what top reads count (weight of the newest).
+_RATE_SMOOTHING = 0.3
+_MIN_RATE_SPAN_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    index: int
+    arrivals: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListPositions:
+    page_size: int
+    arrivals: float = 0.0
+    # When `arrivals` was last measured (a page read), and the arrival rate per second.
+    measured_at_s: float | None = None
+    arrival_rate_per_s: float = 0.0
+    anchors: Mapping[str, Anchor] = field(default_factory=lambda: MappingProxyType({}))
+
+    def arrivals_at(self, now_s: float) -> float:
+        """The arrivals now: the last measured count plus the expected unseen ones."""
+        if self.measured_at_s is None:
+            return self.arrivals
+        return self.arrivals + self.arrival_rate_per_s * max(0.0, now_s - self.measured_at_s)
+
+    def page_of(self, execution_id: str, *, now_s: float) -> int | None:
+        """The `pageNumber` (from 1) an anchored execution is expected on now, or None."""
+        anchor = self.anchors.get(execution_id)
+        if anchor is None:
+            return None
+        return _page(anchor, arrivals=self.arrivals_at(now_s), page_size=self.page_size)
+
+    def pages(self, *, now_s: float) -> dict[str, int]:
+        """The expected page of every anchored execution now."""
+        arrivals = self.arrivals_at(now_s)
+        return {
+            execution_id: _page(anchor, arrivals=arrivals, page_size=self.page_size)
+            for execution_id, anchor in self.anchors.items()
+        }
+
+    def after_page(
+        self, page: int, ids: Sequence[str], *, now_s: float, keep: Collection[str]
+    ) -> ListPositions:
+        """A read of `page` at `now_s` showed `ids` in this order; anchor those in `keep`
+        (the tracked executions) and correct the arrivals count from those already
+        anchored."""
+        offset = (page - 1) * self.page_size
+        implied = [
+            anchor.arrivals + (offset + i - anchor.index)
+            for i, execution_id in enumerate(ids)
+            if (anchor := self.anchors.get(execution_id)) is not None
+        ]
+        measured_at_s: float | None = now_s
+        if implied:
+            arrivals = max(self.arrivals, statistics.median(implied))
+            rate = self._rate_after(arrivals=arrivals, now_s=now_s)
+            anchored_at = arrivals
+        else:
+            # Nothing on the page was anchored: the count stays an estimate.
+            rate = self.arrival_rate_per_s
+            arrivals = self.arrivals
+            anchored_at = self.arrivals_at(now_s)
+            if self.measured_at_s is not None:
+                measured_at_s = self.measured_at_s
+        shown = set(ids)
+        # An anchored execution that, with the corrected count, belongs on this page but
+        # is not on it has moved in a way the model cannot explain.
+        lost = {
+            execution_id
+            for execution_id, anchor in self.anchors.items()
+            if execution_id not in shown
+            and _page(anchor, arrivals=anchored_at, page_size=self.page_size) == page
+        }
+        anchors = {
+            execution_id: anchor
+            for execution_id, anchor in self.anchors.items()
+            if execution_id in keep and execution_id not in lost
+        }
+        for i, execution_id in enumerate(ids):
+            if execution_id in keep:
+                anchors[execution_id] = Anchor(index=offset + i, arrivals=anchored_at)
+        return replace(
+            self,
+            arrivals=arrivals,
+            measured_at_s=measured_at_s,
+            arrival_rate_per_s=rate,
+            anchors=MappingProxyType(anchors),
+        )
+
+    def forget(self, gone: Collection[str]) -> ListPositions:
+        """Drop the anchors of executions no longer tracked."""
+        if not any(execution_id in self.anchors for execution_id in gone):
+            return self
+        anchors = {k: v for k, v in self.anchors.items() if k not in gone}
+        return replace(self, anchors=MappingProxyType(anchors))
+
+    def _rate_after(self, *, arrivals: float, now_s: float) -> float:
+        # Measurements close together say little about the rate: they leave it be.
+        if self.measured_at_s is None:
+            return self.arrival_rate_per_s
+        elapsed_s = now_s - self.measured_at_s
+        if elapsed_s < _MIN_RATE_SPAN_S:
+            return self.arrival_rate_per_s
+        observed = (arrivals - self.arrivals) / elapsed_s
+        return (1 - _RATE_SMOOTHING) * self.arrival_rate_per_s + _RATE_SMOOTHING * observed
+
+
+def _page(anchor: Anchor, *, arrivals: float, page_size: int) -> int:
+    index = max(0, round(anchor.index + arrivals - anchor.arrivals))
+    return index // page_size + 1

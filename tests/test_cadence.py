@@ -1,0 +1,242 @@
+"""Which read an adaptive source makes next (domain.cadence): table tests for the maths,
+and properties of a planner driven through random workloads with its budget."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.domain.budget import RequestBudget
+from relay.domain.cadence import (
+    IDLE_FRACTION,
+    CadenceInputs,
+    Read,
+    RunningView,
+    places_of,
+    plan_next,
+    share_rates,
+)
+from relay.domain.lifetimes import Lifetimes
+
+
+def _inputs(**overrides: object) -> CadenceInputs:
+    values: dict[str, object] = {
+        "now_s": 100.0,
+        "running": [],
+        "last_top_read_s": 99.0,
+        "arrival_rate_per_s": 0.0,
+        "allowed_rate_per_s": 1.0,
+        "poll_interval_s": 15.0,
+        "lifetimes": Lifetimes(),
+    }
+    values.update(overrides)
+    return CadenceInputs(**values)  # type: ignore[arg-type]
+
+
+def _view(execution_id: str, page: int | None, *, last_read_s: float = 99.0, age_s: float = 10.0):
+    return RunningView(
+        id=execution_id, responder_id="r", age_s=age_s, last_read_s=last_read_s, page=page
+    )
+
+
+@pytest.mark.parametrize(
+    ("change_rates", "total", "floor", "expected"),
+    [
+        # Proportional to the square root of the change rate.
+        ([1.0, 4.0], 3.0, 0.0, [1.0, 2.0]),
+        ([1.0, 1.0, 1.0, 1.0], 2.0, 0.1, [0.5, 0.5, 0.5, 0.5]),
+        # A place below the floor is pinned there; the rest share what is left.
+        ([0.0001, 1.0, 4.0], 1.0, 0.1, [0.1, 0.3, 0.6]),
+    ],
+)
+def test_rates_follow_the_square_root_rule_above_the_floor(
+    change_rates: list[float], total: float, floor: float, expected: list[float]
+) -> None:
+    rates, over = share_rates(change_rates, total_per_s=total, min_per_s=floor)
+    assert rates == pytest.approx(expected, rel=1e-3)
+    assert not over
+    assert sum(rates) == pytest.approx(total)
+
+
+def test_when_the_floor_does_not_fit_the_top_keeps_it_and_the_rest_share() -> None:
+    rates, over = share_rates([1.0, 1.0, 4.0, 9.0], total_per_s=1.1, min_per_s=0.5)
+    assert over
+    assert rates == pytest.approx([0.5, 0.1, 0.2, 0.3])
+
+
+def test_executions_are_grouped_into_top_pages_and_ids() -> None:
+    running = [
+        _view("top-a", 1),
+        _view("p3-a", 3),
+        _view("p3-b", 3),
+        _view("p5-alone", 5),
+        _view("lost", None),
+    ]
+    places = places_of(_inputs(running=running))
+    reads = [place.read for place in places]
+    assert reads == [
+        Read("top"),
+        Read("page", page=3),
+        Read("id", execution_id="lost"),
+        Read("id", execution_id="p5-alone"),
+    ]
+    assert places[0].members == ("top-a",)
+    assert places[1].members == ("p3-a", "p3-b")
+    # Every running execution is in exactly one place.
+    members = [m for place in places for m in place.members]
+    assert sorted(members) == sorted(v.id for v in running)
+
+
+def test_an_idle_workspace_reads_the_top_at_a_fifth_of_the_budget() -> None:
+    plan = plan_next(_inputs(last_top_read_s=99.0))
+    assert plan.read is None
+    assert plan.spend_rate_per_s == pytest.approx(IDLE_FRACTION)
+    assert plan.due_at_s == pytest.approx(99.0 + 1 / IDLE_FRACTION)
+    assert plan_next(_inputs(now_s=104.0)).read == Read("top")
+
+
+def test_running_executions_get_the_whole_budget() -> None:
+    plan = plan_next(_inputs(running=[_view("a", 1)], last_top_read_s=98.0))
+    assert plan.spend_rate_per_s == pytest.approx(1.0)
+    assert plan.read == Read("top")
+
+
+def test_a_place_about_to_miss_its_bound_goes_before_a_busier_one() -> None:
+    running = [
+        _view("young-1", 2, last_read_s=99.0, age_s=1.0),
+        _view("young-2", 2, last_read_s=99.0, age_s=1.0),
+        _view("old", 9, last_read_s=85.5, age_s=86400.0),
+    ]
+    plan = plan_next(_inputs(running=running, last_top_read_s=99.5))
+    assert plan.read == Read("id", execution_id="old")
+    assert plan.staleness_s == pytest.approx(14.5)
+
+
+def test_the_sweep_takes_the_slots_no_place_needs() -> None:
+    plan = plan_next(_inputs(sweep_page=7, last_top_read_s=99.9))
+    assert plan.read == Read("sweep", page=7)
+
+
+def test_over_budget_is_reported_when_the_bound_cannot_be_kept() -> None:
+    running = [_view(f"e{i}", None) for i in range(30)]
+    plan = plan_next(_inputs(running=running, allowed_rate_per_s=1.0, poll_interval_s=15.0))
+    assert plan.over_budget
+
+
+# A workload for the properties: executions arrive at the top, run for a while, end;
+# the planner is asked what to read and the budget when it may. The model knows the
+# true pages, as the engine does after each read.
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    budget_per_minute=st.sampled_from([30, 60, 120, 300]),
+    poll_interval_s=st.sampled_from([10.0, 15.0, 30.0, 60.0]),
+    arrivals_per_s=st.floats(min_value=0.0, max_value=2.0),
+    mean_duration_s=st.floats(min_value=1.0, max_value=120.0),
+    throttle_at=st.one_of(st.none(), st.floats(min_value=0.0, max_value=200.0)),
+)
+def test_the_bound_and_the_budget_hold_through_any_workload(
+    seed: int,
+    budget_per_minute: int,
+    poll_interval_s: float,
+    arrivals_per_s: float,
+    mean_duration_s: float,
+    throttle_at: float | None,
+) -> None:
+    rng = random.Random(seed)
+    page_size = 20
+    budget = RequestBudget.per_minute(budget_per_minute)
+    lifetimes = Lifetimes()
+    listed: list[str] = []  # newest first
+    ends_at: dict[str, float] = {}
+    started_at: dict[str, float] = {}
+    last_read: dict[str, float] = {}
+    tracked: set[str] = set()
+    last_top_s = 0.0
+    top_reads: list[float] = [0.0]
+    sent: list[float] = []
+    now_s = 0.0
+    next_arrival_s = rng.expovariate(arrivals_per_s) if arrivals_per_s else math.inf
+    throttled = False
+    checked_gaps = 0
+    while now_s < 300.0:
+        while next_arrival_s <= now_s:
+            new_id = f"x{len(listed)}"
+            listed.insert(0, new_id)
+            started_at[new_id] = next_arrival_s
+            ends_at[new_id] = next_arrival_s + rng.expovariate(1 / mean_duration_s)
+            next_arrival_s += rng.expovariate(arrivals_per_s)
+        running = [e for e in tracked if ends_at[e] > now_s]
+        index = {e: i for i, e in enumerate(listed)}
+        views = [
+            RunningView(
+                id=e,
+                responder_id="r",
+                age_s=now_s - started_at[e],
+                last_read_s=last_read[e],
+                page=index[e] // page_size + 1,
+            )
+            for e in running
+        ]
+        plan = plan_next(
+            CadenceInputs(
+                now_s=now_s,
+                running=views,
+                last_top_read_s=last_top_s,
+                arrival_rate_per_s=arrivals_per_s,
+                allowed_rate_per_s=budget.rate_per_s,
+                poll_interval_s=poll_interval_s,
+                lifetimes=lifetimes,
+            )
+        )
+        if plan.read is None:
+            now_s = max(plan.due_at_s, now_s + 1e-3)
+            continue
+        slot_s = budget.next_slot_s(now_s)
+        if slot_s > now_s:
+            now_s = slot_s
+            continue
+        budget = budget.spent(now_s)
+        sent.append(now_s)
+        if throttle_at is not None and not throttled and now_s >= throttle_at:
+            throttled = True
+            budget = budget.rate_limited(now_s=now_s, retry_after_s=5.0)
+        else:
+            budget = budget.succeeded()
+        if plan.read.kind == "top":
+            shown = listed[:page_size]
+            last_top_s = now_s
+            top_reads.append(now_s)
+        elif plan.read.kind == "page":
+            start = (plan.read.page - 1) * page_size
+            shown = listed[start : start + page_size]
+        else:
+            shown = [plan.read.execution_id] if plan.read.execution_id else []
+        bound_holds = not plan.over_budget and not budget.throttled and not throttled
+        for execution_id in shown:
+            if execution_id in tracked and ends_at[execution_id] > now_s - 1e-9:
+                gap_s = now_s - last_read[execution_id]
+                if bound_holds:
+                    checked_gaps += 1
+                    assert gap_s <= poll_interval_s + 1.0 / budget.rate_per_s + 1e-6
+            if ends_at[execution_id] <= now_s:
+                if execution_id in tracked:
+                    tracked.discard(execution_id)
+                    lifetimes = lifetimes.ended(
+                        "r", ends_at[execution_id] - started_at[execution_id]
+                    )
+            else:
+                tracked.add(execution_id)
+                last_read[execution_id] = now_s
+    # The budget: no rolling minute over the limit.
+    for i, start in enumerate(sent):
+        assert len([t for t in sent[i:] if t < start + 60.0 - 1e-9]) <= budget.limit
+    # The top: read at least every poll interval (one slot of slack), unless throttled.
+    if throttle_at is None:
+        gaps = [b - a for a, b in zip(top_reads, top_reads[1:], strict=False)]
+        slack_s = 1.0 / budget.budget_rate_per_s
+        assert max(gaps, default=0.0) <= poll_interval_s + slack_s + 1e-6
