@@ -3,6 +3,8 @@ slowed by 429s and climbing back."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,7 +26,7 @@ def _spend(budget: RequestBudget, count: int, *, start_s: float = 0.0) -> Reques
 )
 def test_requests_are_paced_evenly_through_the_window(limit: int, expected_gap_s: float) -> None:
     budget = _spend(RequestBudget(limit=limit), 3)
-    gaps = [b - a for a, b in zip(budget.sent_s, budget.sent_s[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(budget.sent_s)]
     assert gaps == pytest.approx([expected_gap_s] * len(gaps))
 
 

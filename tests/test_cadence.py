@@ -3,6 +3,7 @@ and properties of a planner driven through random workloads with its budget."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -237,6 +238,6 @@ def test_the_bound_and_the_budget_hold_through_any_workload(
         assert len([t for t in sent[i:] if t < start + 60.0 - 1e-9]) <= budget.limit
     # The top: read at least every poll interval (one slot of slack), unless throttled.
     if throttle_at is None:
-        gaps = [b - a for a, b in zip(top_reads, top_reads[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(top_reads)]
         slack_s = 1.0 / budget.budget_rate_per_s
         assert max(gaps, default=0.0) <= poll_interval_s + slack_s + 1e-6
