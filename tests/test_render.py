@@ -9,15 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from relay.domain.render import (
-    alertmanager_alert,
-    batch_id,
-    console_line,
-    format_credits,
-    format_seconds,
-    webhook_batch_body,
-    webhook_body,
-)
+from relay.sinks.alertmanager import alertmanager_alert
+from relay.sinks.console import console_line
+from relay.sinks.webhook import batch_id, webhook_batch_body, webhook_body
+from relay.sinks.wire import format_credits, format_seconds
 from tests.delivery_kit import T0, make_alert, make_notification
 
 
@@ -214,7 +209,7 @@ def test_a_firing_windowed_alert_stays_firing_in_alertmanager_until_its_reminder
     from datetime import UTC, datetime, timedelta
 
     from relay.domain.alerts import Alert, Notification
-    from relay.domain.render import alertmanager_alert
+    from relay.sinks.alertmanager import alertmanager_alert
 
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     alert = Alert(

@@ -210,10 +210,6 @@ class Execution(ApiModel):
         return self.status in TERMINAL_STATUSES
 
     @property
-    def is_root(self) -> bool:
-        return self.parent_id is None
-
-    @property
     def agent_id(self) -> str | None:
         return getattr(self.detail, "agent_id", None)
 

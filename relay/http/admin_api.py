@@ -19,8 +19,8 @@ Invariants:
 - Responses carry alerts, silences and notifications as the codec writes them; none of
   them holds a secret (alerts carry only redacted, bounded excerpts).
 
-Request parsing lives in `relay.http.admin_requests`, the silence handlers in
-`relay.http.admin_silences` (`silence_to_dict` is importable from here too).
+Request parsing lives in `relay.http.admin_requests`, the silence handlers (and
+`silence_to_dict`) in `relay.http.admin_silences`.
 """
 
 from __future__ import annotations
@@ -40,15 +40,14 @@ from relay.http.admin_requests import (
     parse_query,
     parse_since,
 )
-from relay.http.admin_silences import NewSilence as NewSilence  # importable here, as before
-from relay.http.admin_silences import create_silence, expire_silence, list_silences, silence_to_dict
+from relay.http.admin_silences import create_silence, expire_silence, list_silences
 from relay.http.common import CONTEXT, ApiError, HttpContext, json_response
 
 if TYPE_CHECKING:
     from relay.store.base import DeadLetter, StoredAlert
     from relay.vocab import AlertState
 
-__all__ = ["add_api_routes", "silence_to_dict"]
+__all__ = ["add_api_routes"]
 
 _MAX_IDS = 1000
 _STATES: dict[str, AlertState] = {"firing": "firing", "resolved": "resolved"}

@@ -11,9 +11,9 @@ Invariants:
 - Probes and metrics never need the admin token, and never fail because the store is
   down: `/metrics` keeps the last outbox counts, `/readyz` reports the store as a reason.
 - Every response body passes the secret scrubber (see `relay.http.common`).
-- `HttpServer` runs the app with `AppRunner(handle_signals=False)`: signals belong to
-  the composition root. `stop()` cleans up under `asyncio.shield`, so a cancelled
-  shutdown still closes the listening socket and open connections.
+- `HttpServer` runs the app through `relay.http.runner` (`AppRunner(handle_signals=False)`):
+  signals belong to the composition root. `stop()` cleans up under `asyncio.shield`, so
+  a cancelled shutdown still closes the listening socket and open connections.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -41,8 +40,10 @@ from relay.http.common import (
     json_response,
     source_state,
 )
+from relay.http.runner import ServedApp, serve_app
 from relay.http.status_data import source_order, status_page
 from relay.http.status_page import format_age
+from relay.lifecycle import AsyncContext
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence
@@ -248,7 +249,7 @@ async def _metrics(request: web.Request) -> web.Response:
 # --- runner -----------------------------------------------------------------------------
 
 
-class HttpServer:
+class HttpServer(AsyncContext):
     """Serves an aiohttp app on `host:port` (port 0 picks a free one).
 
     `async with HttpServer(app, host=..., port=...) as server:` or `start()`/`stop()`;
@@ -268,7 +269,7 @@ class HttpServer:
         self._host = host
         self._requested_port = port
         self._shutdown_timeout_s = shutdown_timeout_s
-        self._runner: web.AppRunner | None = None
+        self._served: ServedApp | None = None
         self._port: int | None = None
 
     @property
@@ -287,31 +288,23 @@ class HttpServer:
 
     async def start(self) -> None:
         """Bind and serve; raises OSError when the address is taken."""
-        if self._runner is not None:
+        if self._served is not None:
             return
-        runner = web.AppRunner(
+        self._served = await serve_app(
             self._app,
-            handle_signals=False,
-            access_log=None,
-            shutdown_timeout=self._shutdown_timeout_s,
+            host=self._host,
+            port=self._requested_port,
+            shutdown_timeout_s=self._shutdown_timeout_s,
         )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host, self._requested_port)
-            await site.start()
-        except BaseException:
-            await asyncio.shield(runner.cleanup())
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        self._port = self._served.port
         log.info("http.listening", url=self.url, host=self._host, port=self._port)
 
     async def stop(self) -> None:
         """Close the socket and connections; idempotent; completes even if cancelled."""
-        runner, self._runner = self._runner, None
+        served, self._served = self._served, None
         self._port = None
-        if runner is not None:
-            await asyncio.shield(runner.cleanup())
+        if served is not None:
+            await served.stop()
             log.info("http.stopped")
 
     async def serve(self) -> None:
@@ -322,14 +315,8 @@ class HttpServer:
         finally:
             await self.stop()
 
-    async def __aenter__(self) -> Self:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.stop()

@@ -1,4 +1,5 @@
-"""The simulated Zaia API over HTTP (aiohttp), and a server to run it on loopback.
+"""The simulated Zaia API over HTTP (aiohttp), and a server to run it on loopback
+(through `relay.http.runner`, as the relay serves its own HTTP).
 
 Invariants:
 - The three API endpoints behave as the OpenAPI document says: same paths, query
@@ -15,10 +16,11 @@ import asyncio
 import hmac
 import re
 from collections.abc import Callable
-from types import TracebackType
 
 from aiohttp import web
 
+from relay.http.runner import ServedApp, serve_app
+from relay.lifecycle import AsyncContext
 from relay.sim.control import add_control_routes
 from relay.sim.faults import Endpoint, Fault
 from relay.sim.payloads import error_body, html_error_page
@@ -183,7 +185,7 @@ def create_app(workspace: SimWorkspace, *, control: bool = True) -> web.Applicat
     return app
 
 
-class SimServer:
+class SimServer(AsyncContext):
     """Runs the simulated API on a TCP port: `async with SimServer(ws) as srv: srv.url`."""
 
     def __init__(
@@ -198,14 +200,13 @@ class SimServer:
         self.host = host
         self._requested_port = port
         self._control = control
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._served: ServedApp | None = None
 
     @property
     def port(self) -> int:
-        if self._port is None:
+        if self._served is None:
             raise RuntimeError("the simulator is not started")
-        return self._port
+        return self._served.port
 
     @property
     def url(self) -> str:
@@ -214,33 +215,19 @@ class SimServer:
 
     async def start(self) -> None:
         app = create_app(self.workspace, control=self._control)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, self._requested_port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        self._served = await serve_app(
+            app, host=self.host, port=self._requested_port, shutdown_timeout_s=2.0
+        )
 
     async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is None:
+        served, self._served = self._served, None
+        if served is None:
             return
-        runner.app[CLOSING].set()
-        # Shielded so that a cancelled test or daemon still releases the port.
-        await asyncio.shield(runner.cleanup())
+        served.app[CLOSING].set()  # ends the delays of faults in flight
+        await served.stop()
 
-    async def __aenter__(self) -> SimServer:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.close()

@@ -1,5 +1,7 @@
 """Sinks: where alerts go (Slack, webhooks, Alertmanager, the console), each a module with
-its wire payload, and the registry that builds them from settings.
+its wire payload (Slack's Block Kit in `slack_blocks`), the spellings they share in
+`wire`, what every sink has in `base` (`BaseSink`, `HttpSink`), and the registry that
+builds them from settings.
 
     build_sinks(settings.sinks) -> {name: Sink}
     send_test(sink, now=...)           # `zaia-relay test-sink NAME`

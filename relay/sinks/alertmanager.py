@@ -1,4 +1,4 @@
-"""The Alertmanager sink: alerts POSTed to `<url>/api/v2/alerts`.
+"""The Alertmanager sink: alerts POSTed to `<url>/api/v2/alerts`, and their JSON.
 
 Invariants:
 - One request carries up to `ALERTMANAGER_MAX_BATCH` alerts (the API takes an array):
@@ -7,25 +7,90 @@ Invariants:
   the alert's own labels, plus the sink's configured `labels`, which never replace
   those four. A resolved notification sets `endsAt`.
 - Basic auth or a bearer token when configured; neither ever appears in an error.
+- `alertmanager_alert` is pure: nothing in it adds data the alert does not carry (the
+  error excerpt is already bounded and redacted).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from relay.domain.alerts import Notification
-from relay.domain.delivery import DeliveryPolicy
-from relay.domain.render import alertmanager_alert
 from relay.settings import AlertmanagerSinkSettings
-from relay.sinks.base import HttpPoster, delivery_policy, utcnow
+from relay.sinks.base import HttpSink, utcnow
+from relay.sinks.wire import iso
 
 ALERTMANAGER_MAX_BATCH = 100
+# A test alert shows in Alertmanager for this long, then resolves by itself.
+_TEST_ALERT_LIFETIME = timedelta(minutes=5)
+# How late a reminder may be (a slow cycle, a retried delivery) before Alertmanager
+# would let a still-firing windowed alert expire.
+_RENEWAL_MARGIN = timedelta(minutes=15)
 
 
-class AlertmanagerSink:
+def alertmanager_alert(
+    notification: Notification, *, extra_labels: Mapping[str, str] = {}
+) -> dict[str, Any]:
+    """One element of the `POST /api/v2/alerts` array.
+
+    Alertmanager identifies an alert by its label set, so `alert_id` is a label: two
+    executions failing under the same rule stay two alerts. A firing windowed alert ends
+    a margin after its next reminder is due (`renew_by`), so Alertmanager keeps it firing
+    between reminders yet expires it if the relay goes away; a per-execution alert, an
+    event, carries no `endsAt` (Alertmanager's `resolve_timeout` applies); a resolved
+    one ends when it resolved.
+    """
+    alert = notification.alert
+    labels = {**extra_labels, **alert.labels}
+    labels |= {
+        "alertname": alert.rule,
+        "severity": alert.severity,
+        "source": alert.source,
+        "alert_id": alert.id,
+    }
+    # Alertmanager treats an empty label value as an absent label.
+    labels = {key: value for key, value in labels.items() if value}
+    annotations = {"summary": alert.summary, "description": alert.description}
+    if alert.execution is not None:
+        annotations["execution_id"] = alert.execution.id
+    if alert.cause is not None and alert.cause.error_excerpt:
+        annotations["error"] = alert.cause.error_excerpt
+    if alert.link:
+        annotations["link"] = alert.link
+    body: dict[str, Any] = {
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": iso(alert.started_at),
+    }
+    if notification.kind == "resolved" or alert.state == "resolved":
+        body["endsAt"] = iso(alert.ended_at or notification.created_at)
+    elif notification.kind == "test":
+        body["endsAt"] = iso(notification.created_at + _TEST_ALERT_LIFETIME)
+    elif alert.renew_by is not None:
+        body["endsAt"] = iso(alert.renew_by + _RENEWAL_MARGIN)
+    if alert.link and alert.link.startswith(("http://", "https://")):
+        body["generatorURL"] = alert.link
+    return body
+
+
+def _authorization(settings: AlertmanagerSinkSettings) -> tuple[dict[str, str], list[str]]:
+    """The `authorization` header, if any, and the secrets it holds (for scrubbing)."""
+    if settings.basic_auth is not None:
+        password = settings.basic_auth.password.get_secret_value()
+        pair = f"{settings.basic_auth.username}:{password}".encode()
+        credentials = base64.b64encode(pair).decode("ascii")
+        return {"authorization": f"Basic {credentials}"}, [password, credentials]
+    if settings.bearer_token is not None:
+        token = settings.bearer_token.get_secret_value()
+        return {"authorization": f"Bearer {token}"}, [token]
+    return {}, []
+
+
+class AlertmanagerSink(HttpSink):
     def __init__(
         self,
         name: str,
@@ -33,45 +98,21 @@ class AlertmanagerSink:
         *,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._name = name
-        self._url = settings.url.rstrip("/") + "/api/v2/alerts"
-        self._labels = dict(settings.labels)
-        self._headers = {"content-type": "application/json"}
-        secrets: list[str] = []
-        if settings.basic_auth is not None:
-            password = settings.basic_auth.password.get_secret_value()
-            pair = f"{settings.basic_auth.username}:{password}".encode()
-            credentials = base64.b64encode(pair).decode("ascii")
-            self._headers["authorization"] = f"Basic {credentials}"
-            secrets += [password, credentials]
-        elif settings.bearer_token is not None:
-            token = settings.bearer_token.get_secret_value()
-            self._headers["authorization"] = f"Bearer {token}"
-            secrets.append(token)
-        self._policy = delivery_policy(settings, max_batch=ALERTMANAGER_MAX_BATCH)
-        self._poster = HttpPoster(
+        authorization, secrets = _authorization(settings)
+        super().__init__(
             name,
-            timeout_s=settings.timeout.total_seconds(),
+            settings,
             receiver="Alertmanager",
-            config_path=f"sinks.{name}.url",
             secrets=secrets,
             now=now,
+            max_batch=ALERTMANAGER_MAX_BATCH,
         )
+        self._url = settings.url.rstrip("/") + "/api/v2/alerts"
+        self._labels = dict(settings.labels)
+        self._headers = {"content-type": "application/json", **authorization}
 
     def __repr__(self) -> str:
         return f"AlertmanagerSink({self._name!r}, {self._url!r})"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def policy(self) -> DeliveryPolicy:
-        return self._policy
-
-    @property
-    def max_batch(self) -> int:
-        return self._policy.max_batch
 
     def body(self, notifications: Sequence[Notification]) -> bytes:
         alerts = [alertmanager_alert(n, extra_labels=self._labels) for n in notifications]
@@ -82,8 +123,5 @@ class AlertmanagerSink:
             raise ValueError("nothing to send")
         await self._poster.post(self._url, content=self.body(notifications), headers=self._headers)
 
-    async def aclose(self) -> None:
-        await self._poster.aclose()
 
-
-__all__ = ["ALERTMANAGER_MAX_BATCH", "AlertmanagerSink"]
+__all__ = ["ALERTMANAGER_MAX_BATCH", "AlertmanagerSink", "alertmanager_alert"]

@@ -1,4 +1,5 @@
-"""The sink contract, and the HTTP plumbing the remote sinks share.
+"""The sink contract, what every sink shares (`BaseSink`), and the HTTP plumbing of the
+remote sinks (`HttpSink`, `HttpPoster`).
 
 Invariants:
 - `Sink.send` either returns (every notification given was accepted by the receiver) or
@@ -104,6 +105,34 @@ def delivery_policy(
         max_batch=max_batch,
         timeout_s=settings.timeout.total_seconds(),
     )
+
+
+class BaseSink:
+    """What every sink has: its name and its delivery policy (`max_batch` comes from
+    it). A subclass adds `send`, and `aclose` when it holds something to release."""
+
+    def __init__(self, name: str, *, policy: DeliveryPolicy) -> None:
+        self._name = name
+        self._policy = policy
+
+    def __repr__(self) -> str:
+        # The name only: a sink's address or token is a credential.
+        return f"{type(self).__name__}({self._name!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def policy(self) -> DeliveryPolicy:
+        return self._policy
+
+    @property
+    def max_batch(self) -> int:
+        return self._policy.max_batch
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +276,44 @@ class HttpPoster:
         return text
 
 
+class HttpSink(BaseSink):
+    """A sink that POSTs to its receiver: the policy from its `DeliverySettings`, and an
+    `HttpPoster` (`self._poster`) bounded by their timeout, closed by `aclose`. Errors
+    point at `sinks.<name>.<config_key>`, the setting to check when the receiver refuses."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: DeliverySettings,
+        *,
+        receiver: str,
+        secrets: Sequence[str],
+        now: Callable[[], datetime],
+        config_key: str = "url",
+        group_wait_s: float = 0.0,
+        max_batch: int = 1,
+    ) -> None:
+        policy = delivery_policy(settings, group_wait_s=group_wait_s, max_batch=max_batch)
+        super().__init__(name, policy=policy)
+        self._poster = HttpPoster(
+            name,
+            timeout_s=settings.timeout.total_seconds(),
+            receiver=receiver,
+            config_path=f"sinks.{name}.{config_key}",
+            secrets=secrets,
+            now=now,
+        )
+
+    async def aclose(self) -> None:
+        await self._poster.aclose()
+
+
 __all__ = [
     "USER_AGENT",
+    "BaseSink",
     "HttpAnswer",
     "HttpPoster",
+    "HttpSink",
     "Sink",
     "delivery_policy",
     "url_secrets",

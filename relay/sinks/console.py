@@ -2,7 +2,7 @@
 
 Invariants:
 - One line per notification, flushed at once, so lines from a digest never interleave
-  with log output mid-line.
+  with log output mid-line: newlines in summaries are folded into spaces.
 - Colours only when `color: always`, or `auto` and the stream is a terminal.
 - Writing cannot fail in a way worth retrying: a closed or broken stream is a dead
   letter, not a retry loop.
@@ -12,16 +12,43 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Literal, TextIO
 
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
-from relay.domain.render import console_line
 from relay.errors import SinkError
 from relay.settings import ConsoleSinkSettings
+from relay.sinks.base import BaseSink
 
 # Printing is cheap and local: take whatever is due in one go.
 CONSOLE_MAX_BATCH = 500
+_ANSI = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m"}
+_ANSI_RESOLVED = "\x1b[32m"
+_ANSI_DIM = "\x1b[2m"
+_ANSI_RESET = "\x1b[0m"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def console_line(notification: Notification, *, color: bool) -> str:
+    """`HH:MM:SSZ CRITICAL firing   rule [source] summary  link` in one line."""
+    alert = notification.alert
+    resolved = notification.kind == "resolved" or alert.state == "resolved"
+    state = {"reminder": "reminder", "test": "test"}.get(notification.kind, alert.state)
+    when = notification.created_at.astimezone(UTC).strftime("%H:%M:%SZ")
+    severity = f"{alert.severity.upper():<8}"
+    parts = [f"{state:<8}", f"{alert.rule} [{alert.source}]", _one_line(alert.summary)]
+    link = f"  {alert.link}" if alert.link else ""
+    if not color:
+        return f"{when} {severity} {' '.join(parts)}{link}"
+    tint = _ANSI_RESOLVED if resolved else _ANSI.get(alert.severity, "")
+    return (
+        f"{_ANSI_DIM}{when}{_ANSI_RESET} {tint}{severity} {parts[0]}{_ANSI_RESET} "
+        f"{parts[1]} {parts[2]}{_ANSI_DIM}{link}{_ANSI_RESET}"
+    )
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -31,7 +58,7 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-class ConsoleSink:
+class ConsoleSink(BaseSink):
     def __init__(
         self,
         name: str,
@@ -39,31 +66,15 @@ class ConsoleSink:
         *,
         stream: TextIO | None = None,
     ) -> None:
-        self._name = name
+        super().__init__(name, policy=DeliveryPolicy(max_batch=CONSOLE_MAX_BATCH))
         self._stream = stream
         mode: Literal["auto", "always", "never"] = "auto" if settings is None else settings.color
         self._color = mode == "always" or (mode == "auto" and _isatty(self.stream))
-        self._policy = DeliveryPolicy(max_batch=CONSOLE_MAX_BATCH)
-
-    def __repr__(self) -> str:
-        return f"ConsoleSink({self._name!r})"
 
     @property
     def stream(self) -> TextIO:
         # Looked up on each use, so a test (or the demo) that swaps sys.stdout is followed.
         return self._stream if self._stream is not None else sys.stdout
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def policy(self) -> DeliveryPolicy:
-        return self._policy
-
-    @property
-    def max_batch(self) -> int:
-        return self._policy.max_batch
 
     async def send(self, notifications: Sequence[Notification]) -> None:
         text = "".join(console_line(n, color=self._color) + "\n" for n in notifications)
@@ -76,8 +87,5 @@ class ConsoleSink:
             return
         raise SinkError(self._name, f"cannot write to standard output ({reason})", retryable=False)
 
-    async def aclose(self) -> None:
-        return None
 
-
-__all__ = ["CONSOLE_MAX_BATCH", "ConsoleSink"]
+__all__ = ["CONSOLE_MAX_BATCH", "ConsoleSink", "console_line"]

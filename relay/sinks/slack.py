@@ -25,10 +25,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from relay.domain.alerts import Notification
-from relay.domain.delivery import DeliveryPolicy
 from relay.errors import SinkError
 from relay.settings import SlackSinkSettings
-from relay.sinks.base import HttpPoster, delivery_policy, url_secrets, utcnow
+from relay.sinks.base import HttpSink, url_secrets, utcnow
 from relay.sinks.slack_blocks import slack_message, slack_thread_reply
 
 # A digest lists at most `DIGEST_SHOWN` alerts and counts the rest ("and N more"), so
@@ -76,7 +75,7 @@ class MemoryMessageRefs:
             self._refs.popitem(last=False)
 
 
-class SlackSink:
+class SlackSink(HttpSink):
     def __init__(
         self,
         name: str,
@@ -85,45 +84,28 @@ class SlackSink:
         refs: MessageRefs | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._name = name
-        self._webhook_url = None if settings.webhook_url is None else settings.webhook_url
-        self._token = None if settings.bot_token is None else settings.bot_token
-        self._channel = settings.channel or ""
-        self._api_url = settings.api_url.rstrip("/")
-        self._refs = refs if refs is not None else MemoryMessageRefs()
-        self._policy = delivery_policy(
-            settings, group_wait_s=settings.group_wait.total_seconds(), max_batch=SLACK_MAX_BATCH
-        )
         secrets = [] if settings.bot_token is None else [settings.bot_token.get_secret_value()]
         if settings.webhook_url is not None:
             secrets += url_secrets(settings.webhook_url.get_secret_value())
-        self._poster = HttpPoster(
+        super().__init__(
             name,
-            timeout_s=settings.timeout.total_seconds(),
+            settings,
             receiver="Slack",
-            config_path=f"sinks.{name}." + ("webhook_url" if self._webhook_url else "bot_token"),
             secrets=secrets,
             now=now,
+            config_key="webhook_url" if settings.webhook_url is not None else "bot_token",
+            group_wait_s=settings.group_wait.total_seconds(),
+            max_batch=SLACK_MAX_BATCH,
         )
+        self._webhook_url = settings.webhook_url
+        self._token = settings.bot_token
+        self._channel = settings.channel or ""
+        self._api_url = settings.api_url.rstrip("/")
+        self._refs = refs if refs is not None else MemoryMessageRefs()
 
     def __repr__(self) -> str:
         mode = "webhook" if self._webhook_url is not None else f"bot, channel {self._channel}"
         return f"SlackSink({self._name!r}, {mode})"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def policy(self) -> DeliveryPolicy:
-        return self._policy
-
-    @property
-    def max_batch(self) -> int:
-        return self._policy.max_batch
-
-    async def aclose(self) -> None:
-        await self._poster.aclose()
 
     async def send(self, notifications: Sequence[Notification]) -> None:
         if not notifications:

@@ -37,14 +37,7 @@ from slack_sdk.models.blocks import (
 )
 
 from relay.domain.alerts import Alert, Notification
-from relay.domain.render import (
-    RESOLVED_HEX,
-    SEVERITY_HEX,
-    colour_hex,
-    format_credits,
-    format_seconds,
-    iso,
-)
+from relay.sinks.wire import format_credits, format_seconds, iso
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -56,6 +49,9 @@ MAX_URL_CHARS = 3000
 MAX_FALLBACK_CHARS = 3000
 DIGEST_SHOWN = 20
 ELLIPSIS = "…"
+# The attachment's colour bar, by severity; resolved is always green.
+SEVERITY_HEX = {"critical": "#D92D20", "warning": "#F79009", "info": "#2E90FA"}
+RESOLVED_HEX = "#12B76A"
 
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
@@ -235,6 +231,12 @@ def _digest_blocks(notifications: Sequence[Notification]) -> list[Block]:
 # --- messages -----------------------------------------------------------------------------
 
 
+def colour_hex(notification: Notification) -> str:
+    if _is_resolved(notification):
+        return RESOLVED_HEX
+    return SEVERITY_HEX.get(notification.alert.severity, SEVERITY_HEX["info"])
+
+
 def _colour(notifications: Sequence[Notification]) -> str:
     if len(notifications) == 1:
         return colour_hex(notifications[0])
@@ -285,7 +287,10 @@ __all__ = [
     "MAX_BLOCKS",
     "MAX_HEADER_CHARS",
     "MAX_SECTION_CHARS",
+    "RESOLVED_HEX",
+    "SEVERITY_HEX",
     "clip",
+    "colour_hex",
     "escape",
     "fallback_text",
     "slack_message",

@@ -1,9 +1,15 @@
-"""The webhook sink: JSON over HTTPS, signed per Standard Webhooks.
+"""The webhook sink: JSON over HTTPS, signed per Standard Webhooks; and that JSON.
 
 Invariants:
+- The body is a public contract (README, "Webhook payload"): keys are only ever added,
+  never renamed or removed, and every value is JSON-safe (non-finite numbers become
+  null). A notification renders to the same body on every attempt, so a receiver can
+  deduplicate by `id`. Nothing in it is data the alert does not carry: the error
+  excerpt is already bounded and redacted, and execution inputs never reach an alert.
 - `webhook-id` is the notification id (or, for a batch, an id derived from the sorted
-  notification ids it carries), so every attempt of the same message has the same id
-  and receivers can deduplicate retries.
+  notification ids it carries: the same set always gets the same id, whatever their
+  order), so every attempt of the same message has the same id and receivers can
+  deduplicate retries.
 - `webhook-timestamp` is the time of the attempt (Unix seconds), and
   `webhook-signature` is `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` over the
   exact bytes sent, with the key decoded from the `whsec_` secret. Without a secret the
@@ -26,11 +32,111 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from relay.domain.alerts import Notification
-from relay.domain.delivery import DeliveryPolicy
-from relay.domain.render import batch_id, webhook_batch_body, webhook_body
+from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
 from relay.settings import WebhookSinkSettings
-from relay.sinks.base import HttpPoster, delivery_policy, url_secrets, utcnow
+from relay.sinks.base import HttpSink, url_secrets, utcnow
+from relay.sinks.wire import iso, opt_iso
+
+WEBHOOK_BODY_VERSION = "1"
+
+
+# --- body ---------------------------------------------------------------------------------
+
+
+def _number(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def event_type(notification: Notification) -> str:
+    """`alert.firing`, `alert.reminder`, `alert.resolved` or `alert.test`."""
+    return f"alert.{notification.kind}"
+
+
+def _alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "state": alert.state,
+        "source": alert.source,
+        "summary": alert.summary,
+        "description": alert.description,
+        "labels": dict(alert.labels),
+        "started_at": iso(alert.started_at),
+        "ended_at": opt_iso(alert.ended_at),
+        "group": None if alert.group is None else dict(alert.group),
+        "value": _number(alert.value),
+    }
+
+
+def _execution_json(facts: ExecutionFacts | None) -> dict[str, Any] | None:
+    if facts is None:
+        return None
+    return {
+        "id": facts.id,
+        "type": facts.kind,
+        "status": facts.status,
+        "responder_id": facts.responder_id,
+        "agent_id": facts.agent_id,
+        "workflow_id": facts.workflow_id,
+        "parent_id": facts.parent_id,
+        "origin_type": facts.origin_type,
+        "credits_used": _number(facts.credits_used),
+        "started_at": iso(facts.started_at),
+        "ended_at": opt_iso(facts.ended_at),
+        "duration_s": _number(facts.duration_s),
+    }
+
+
+def _cause_json(cause: FailureCause | None) -> dict[str, Any] | None:
+    if cause is None:
+        return None
+    return {
+        "step_label": cause.step_label,
+        "step_type": cause.step_type,
+        "tool_type": cause.tool_type,
+        "node_type": cause.node_type,
+        "model": cause.model,
+        "error_excerpt": cause.error_excerpt,
+        "chain": list(cause.chain),
+    }
+
+
+def webhook_body(notification: Notification) -> dict[str, Any]:
+    """The JSON body of one notification (see README, "Webhook payload")."""
+    alert = notification.alert
+    return {
+        "version": WEBHOOK_BODY_VERSION,
+        "id": notification.id,
+        "type": event_type(notification),
+        "timestamp": iso(notification.created_at),
+        "alert": _alert_json(alert),
+        "execution": _execution_json(alert.execution),
+        "cause": _cause_json(alert.cause),
+        "links": {"execution": alert.link} if alert.link else {},
+    }
+
+
+def batch_id(notification_ids: Sequence[str]) -> str:
+    """The `webhook-id` of a batch: stable for a set of notification ids."""
+    digest = hashlib.sha256("\x1f".join(sorted(notification_ids)).encode()).hexdigest()
+    return f"msg_batch_{digest[:24]}"
+
+
+def webhook_batch_body(notifications: Sequence[Notification]) -> dict[str, Any]:
+    """The JSON body carrying several notifications in one request."""
+    if not notifications:
+        raise ValueError("a batch needs at least one notification")
+    return {
+        "version": WEBHOOK_BODY_VERSION,
+        "id": batch_id([n.id for n in notifications]),
+        "type": "alert.batch",
+        "timestamp": iso(max(n.created_at for n in notifications)),
+        "notifications": [webhook_body(n) for n in notifications],
+    }
+
+
+# --- sink ---------------------------------------------------------------------------------
 
 
 def sign(key: bytes, *, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -45,7 +151,7 @@ def encode_body(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-class WebhookSink:
+class WebhookSink(HttpSink):
     """POSTs notifications to one URL."""
 
     def __init__(
@@ -55,43 +161,25 @@ class WebhookSink:
         *,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._name = name
-        self._url = settings.url.get_secret_value()
-        self._key = settings.signing_key
-        self._batched = settings.max_alerts_per_request > 1
-        self._headers = {k: v.get_secret_value() for k, v in settings.headers.items()}
-        self._policy = delivery_policy(
+        url = settings.url.get_secret_value()
+        headers = {k: v.get_secret_value() for k, v in settings.headers.items()}
+        secrets = [*url_secrets(url), *headers.values()]
+        if settings.secret is not None:
+            secrets.append(settings.secret.get_secret_value())
+        super().__init__(
+            name,
             settings,
+            receiver="the webhook receiver",
+            secrets=secrets,
+            now=now,
             group_wait_s=settings.group_wait.total_seconds(),
             max_batch=settings.max_alerts_per_request,
         )
-        secrets = [*url_secrets(self._url), *self._headers.values()]
-        if settings.secret is not None:
-            secrets.append(settings.secret.get_secret_value())
+        self._url = url
+        self._key = settings.signing_key
+        self._batched = settings.max_alerts_per_request > 1
+        self._headers = headers
         self._now = now
-        self._poster = HttpPoster(
-            name,
-            timeout_s=settings.timeout.total_seconds(),
-            receiver="the webhook receiver",
-            config_path=f"sinks.{name}.url",
-            secrets=secrets,
-            now=now,
-        )
-
-    def __repr__(self) -> str:
-        return f"WebhookSink({self._name!r})"  # never the URL: it can carry a token
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def policy(self) -> DeliveryPolicy:
-        return self._policy
-
-    @property
-    def max_batch(self) -> int:
-        return self._policy.max_batch
 
     def request(self, notifications: Sequence[Notification]) -> tuple[bytes, dict[str, str]]:
         """The body and headers of the request carrying `notifications`."""
@@ -122,8 +210,14 @@ class WebhookSink:
         body, headers = self.request(notifications)
         await self._poster.post(self._url, content=body, headers=headers)
 
-    async def aclose(self) -> None:
-        await self._poster.aclose()
 
-
-__all__ = ["WebhookSink", "encode_body", "sign"]
+__all__ = [
+    "WEBHOOK_BODY_VERSION",
+    "WebhookSink",
+    "batch_id",
+    "encode_body",
+    "event_type",
+    "sign",
+    "webhook_batch_body",
+    "webhook_body",
+]

@@ -25,8 +25,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -46,6 +45,7 @@ from relay.errors import (
     SourceUnauthorized,
     SourceUnavailable,
 )
+from relay.lifecycle import AsyncContext
 from relay.source.pages import (
     ExecutionPage,
     describe_validation_error,
@@ -138,7 +138,7 @@ class _Failure:
     error: SourceError | None = None
 
 
-class ZaiaClient:
+class ZaiaClient(AsyncContext):
     """Reads one Zaia workspace. Use as `async with ZaiaClient(config) as client:`."""
 
     def __init__(
@@ -178,19 +178,11 @@ class ZaiaClient:
     def __repr__(self) -> str:
         return f"ZaiaClient(source={self.config.name!r}, base_url={self.config.base_url!r})"
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def _exit(self) -> None:
+        await self.aclose()
 
     # --- endpoints ----------------------------------------------------------------------
 
