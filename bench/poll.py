@@ -30,7 +30,8 @@ from pathlib import Path
 
 import httpx
 
-from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.cycle import CycleReport, ScanLimits
+from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore

@@ -32,7 +32,8 @@ from relay.domain.silences import Silence, config_silences
 from relay.errors import RelayError, StoreError
 from relay.http.server import HttpServer, build_app
 from relay.pipeline.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
-from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.cycle import CycleReport, ScanLimits
+from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.settings import Settings
 from relay.sinks.base import Sink

@@ -12,7 +12,8 @@ import pytest
 
 from relay.domain.silences import config_silences, new_silence
 from relay.pipeline.alerting import AlertPlanner
-from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.cycle import CycleReport, ScanLimits
+from relay.pipeline.engine import SourceEngine
 from relay.settings import Settings
 from relay.settings.loader import parse_settings
 from relay.sim import Fault, ManualClock, SimServer, SimWorkspace

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from relay.domain.state import Transition
-from relay.pipeline.engine import ScanLimits, SourceEngine
+from relay.pipeline.cycle import ScanLimits
+from relay.pipeline.engine import SourceEngine
 from relay.sim import ManualClock, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore

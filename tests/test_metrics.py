@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay.delivery.worker import DeliveryResult, OnResult
 from relay.domain.alerts import Notification
-from relay.pipeline.engine import ScanLimits, SourceEngine
+from relay.pipeline.cycle import ScanLimits
+from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.sim import ManualClock, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from relay.errors import SourceRateLimited, SourceUnauthorized, SourceUnavailable
-from relay.pipeline.engine import CycleReport, ScanLimits, SourceEngine
+from relay.pipeline.cycle import CycleReport, ScanLimits
+from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.sim import Fault, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient

@@ -15,25 +15,25 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 
-from relay.domain.alerts import Alert, Notification
+from relay.domain.alerts import Alert
+from relay.domain.cadence import Read
 from relay.domain.detect import (
     FirstSeenPolicy,
-    Observation,
     is_live,
     is_unchanged,
     live_after,
     observe,
     vanished,
 )
-from relay.domain.paging import ScanPlan, StopReason, pick_refreshes
-from relay.domain.state import SourceCursor, TrackedExecution, Transition
+from relay.domain.paging import ScanPlan, pick_refreshes
+from relay.domain.state import SourceCursor, TrackedExecution
 from relay.errors import (
     SourceInvalidResponse,
     SourceNotFound,
@@ -41,12 +41,10 @@ from relay.errors import (
     SourceUnauthorized,
 )
 from relay.pipeline.alerting import AlertPlan, AlertPlanner
+from relay.pipeline.cycle import CycleReport, CycleWork, PageSeen, ScanLimits
 from relay.source.client import ZaiaClient
 from relay.source.pages import ItemProblem, PageEntry
 from relay.store.base import CycleResult, Store
-
-if TYPE_CHECKING:
-    from relay.settings import SourceSettings
 
 log = structlog.get_logger("relay.pipeline.engine")
 
@@ -55,72 +53,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScanLimits:
-    """How far one cycle of a source may read."""
-
-    source: str
-    page_size: int = 100
-    max_pages: int = 20
-    max_refreshes_per_cycle: int = 50
-    list_order: Literal["created", "updated"] = "created"
-    on_first_start: Literal["baseline", "backfill"] = "baseline"
-    backfill_window: timedelta = timedelta(hours=1)
-
-    @classmethod
-    def from_settings(cls, source: SourceSettings) -> ScanLimits:
-        return cls(
-            source=source.name,
-            page_size=source.page_size,
-            max_pages=source.max_pages,
-            max_refreshes_per_cycle=source.max_refreshes_per_cycle,
-            list_order=source.list_order,
-            on_first_start=source.on_first_start,
-            backfill_window=source.backfill_window,
-        )
-
-
 @dataclass(frozen=True, slots=True)
-class CycleReport:
-    """What one cycle did, for logs, metrics and `zaia-relay once`."""
+class _Begun:
+    """What a cycle knows before it reads: whether the source was ever polled, and the
+    live executions it tracks."""
 
-    source: str
-    started_at: datetime
     first_poll: bool
-    pages: int
-    refreshes: int
-    observed: int
-    stop_reason: StopReason | None
-    running: int
-    transitions: tuple[Transition, ...]
-    problems: tuple[ItemProblem, ...] = field(default=())
-    vanished: int = 0
-    # Alerts stored for the first time by this cycle (silenced ones included, marked),
-    # windowed alerts that resolved, and the notifications it queued.
-    new_alerts: tuple[Alert, ...] = ()
-    resolved_alerts: tuple[Alert, ...] = ()
-    notifications: tuple[Notification, ...] = ()
-    # A `Retry-After` the API sent during an otherwise successful cycle (/nestings).
-    retry_after_s: float | None = None
-
-    @property
-    def alertable(self) -> tuple[Transition, ...]:
-        return tuple(t for t in self.transitions if t.alertable)
+    running: list[TrackedExecution]
 
 
-@dataclass
-class _CycleWork:
-    """Mutable scratchpad of one cycle; becomes a CycleResult at the end."""
-
-    states: dict[str, TrackedExecution] = field(default_factory=dict)
-    transitions: list[Transition] = field(default_factory=list)
-    problems: list[ItemProblem] = field(default_factory=list)
-    observed: int = 0
-    vanished: int = 0
-
-    def record(self, observation: Observation) -> None:
-        self.states[observation.state.id] = observation.state
-        self.transitions.extend(observation.transitions)
+_Reader = Callable[[_Begun, CycleWork], Awaitable[ScanPlan]]
 
 
 class SourceEngine:
@@ -140,39 +82,48 @@ class SourceEngine:
         self._store = store
         self._planner = planner
         self._now = now
+        # The live executions after the last committed cycle: adaptive reads plan from
+        # it instead of loading every running state from the store for each request.
+        self._running: dict[str, TrackedExecution] | None = None
 
     @property
     def source(self) -> str:
         return self._limits.source
 
     async def run_cycle(self, *, commit: bool = True) -> CycleReport:
-        """Read, detect and (unless `commit=False`, for dry runs) persist one cycle."""
+        """A whole fixed-rate cycle: scan pages until every tracked running execution is
+        covered (or the scan's budget ends), re-read the rest by id, then (unless
+        `commit=False`, for dry runs) persist it all."""
+        return await self._cycle(self._scan_and_refresh, commit=commit, load_running=True)
+
+    async def run_read(self, read: Read) -> CycleReport:
+        """One read of the adaptive cadence, committed as a cycle of its own: the top of
+        the list (pages until known history), one page, a sweep page, or one id."""
+        return await self._cycle(partial(self._read_place, read), commit=True)
+
+    def running_now(self) -> list[TrackedExecution] | None:
+        """The live executions as of the last committed cycle, or None until one ran (or
+        after a failure, when the store is the one to ask)."""
+        return None if self._running is None else list(self._running.values())
+
+    def forget_running(self) -> None:
+        """Ask the store again before the next read (another replica may have polled)."""
+        self._running = None
+
+    async def _cycle(
+        self, reader: _Reader, *, commit: bool, load_running: bool = False
+    ) -> CycleReport:
         limits = self._limits
         started_at = self._now()
         cursor = await self._store.get_cursor(limits.source)
         first_poll = cursor is None or not cursor.first_poll_done
-        policy = FirstSeenPolicy.for_cycle(
-            first_poll=first_poll,
-            on_first_start=limits.on_first_start,
-            backfill_window=limits.backfill_window,
-        )
-        running = await self._store.running_states(limits.source)
-        # Listed by last change, a running execution that changed is at the top and one
-        # that did not needs no look: only a list by creation must cover them all.
-        must_cover = [s.id for s in running if is_live(s)] if limits.list_order == "created" else []
-        plan = ScanPlan.start(
-            tracked_running=must_cover,
-            max_pages=limits.max_pages,
-            first_poll=first_poll,
-        )
-        work = _CycleWork()
-        plan = await self._scan(plan, policy=policy, work=work)
-        refresh_ids = pick_refreshes(
-            running, uncovered=plan.uncovered_running, limit=limits.max_refreshes_per_cycle
-        )
-        by_id = {s.id: s for s in running}
-        for execution_id in refresh_ids:
-            await self._refresh(by_id[execution_id], policy=policy, work=work)
+        if load_running or self._running is None:
+            running = await self._store.running_states(limits.source)
+        else:
+            running = list(self._running.values())
+        self._running = None  # until this cycle has committed
+        work = CycleWork()
+        scan = await reader(_Begun(first_poll=first_poll, running=running), work)
 
         now = self._now()
         alert_plan = AlertPlan()
@@ -194,6 +145,9 @@ class SourceEngine:
             new_alert_ids = set(outcome.new_alert_ids)
         else:
             new_alert_ids = await self._not_yet_stored(alert_plan.alerts)
+        live = live_after(running, work.states)
+        if commit:
+            self._running = {state.id: state for state in live}
         notifications = tuple(
             n
             for n in alert_plan.notifications
@@ -203,11 +157,11 @@ class SourceEngine:
             source=limits.source,
             started_at=started_at,
             first_poll=first_poll,
-            pages=plan.pages_read,
-            refreshes=len(refresh_ids),
+            pages=len(work.pages),
+            refreshes=len(work.refreshed),
             observed=work.observed,
-            stop_reason=plan.stop_reason,
-            running=len(live_after(running, work.states)),
+            stop_reason=scan.stop_reason,
+            running=len(live),
             transitions=tuple(work.transitions),
             problems=tuple(work.problems),
             vanished=work.vanished,
@@ -215,15 +169,70 @@ class SourceEngine:
             resolved_alerts=alert_plan.resolved,
             notifications=notifications,
             retry_after_s=alert_plan.retry_after_s,
+            pages_seen=tuple(work.pages),
+            refreshed_ids=tuple(work.refreshed),
         )
 
-    async def _scan(self, plan: ScanPlan, *, policy: FirstSeenPolicy, work: _CycleWork) -> ScanPlan:
+    def _policy(self, *, first_poll: bool) -> FirstSeenPolicy:
+        return FirstSeenPolicy.for_cycle(
+            first_poll=first_poll,
+            on_first_start=self._limits.on_first_start,
+            backfill_window=self._limits.backfill_window,
+        )
+
+    async def _scan_and_refresh(self, begun: _Begun, work: CycleWork) -> ScanPlan:
+        limits = self._limits
+        running = begun.running
+        # Listed by last change, a running execution that changed is at the top and one
+        # that did not needs no look: only a list by creation must cover them all.
+        must_cover = [s.id for s in running if is_live(s)] if limits.list_order == "created" else []
+        plan = ScanPlan.start(
+            tracked_running=must_cover, max_pages=limits.max_pages, first_poll=begun.first_poll
+        )
+        policy = self._policy(first_poll=begun.first_poll)
+        plan = await self._scan(plan, policy=policy, work=work)
+        refresh_ids = pick_refreshes(
+            running, uncovered=plan.uncovered_running, limit=limits.max_refreshes_per_cycle
+        )
+        by_id = {s.id: s for s in running}
+        for execution_id in refresh_ids:
+            await self._refresh(by_id[execution_id], policy=policy, work=work)
+        return plan
+
+    async def _read_place(self, read: Read, begun: _Begun, work: CycleWork) -> ScanPlan:
+        limits = self._limits
+        if read.kind == "top":
+            # The top is read until known, unchanged history; on a first start that is
+            # one page, and the sweep reads the rest down to `discovery_pages`, spread.
+            plan = ScanPlan.start(
+                tracked_running=(),
+                max_pages=1 if begun.first_poll else limits.max_pages,
+                first_poll=False,
+            )
+            return await self._scan(
+                plan, policy=self._policy(first_poll=begun.first_poll), work=work
+            )
+        # Below the top, an execution seen for the first time was there before the relay
+        # looked: it is recorded as a first start records what exists.
+        baseline = self._policy(first_poll=True)
+        if read.kind in ("page", "sweep"):
+            await self._read_page(read.page, policy=baseline, work=work)
+            return ScanPlan.start(tracked_running=(), max_pages=1, first_poll=False)
+        previous = next((s for s in begun.running if s.id == read.execution_id), None)
+        if previous is not None:
+            await self._refresh(previous, policy=baseline, work=work)
+        return ScanPlan.start(tracked_running=(), max_pages=1, first_poll=False)
+
+    async def _scan(self, plan: ScanPlan, *, policy: FirstSeenPolicy, work: CycleWork) -> ScanPlan:
         """Read pages newest first for as long as the plan says; return the plan as it
         ended (what it covered, and why it stopped)."""
         page_size = self._limits.page_size
         while plan.should_read_next:
             page = await self._client.list_page(plan.next_page, page_size=page_size)
             work.problems.extend(page.header_problems)
+            work.pages.append(
+                PageSeen(plan.next_page, tuple(page.ids), last=page.raw_count < page_size)
+            )
             fresh = self._fresh_entries(plan, page.entries)
             unchanged = await self._observe_page(fresh, policy=policy, work=work)
             plan = plan.after_page(
@@ -233,6 +242,15 @@ class SourceEngine:
                 unchanged_ids=unchanged,
             )
         return plan
+
+    async def _read_page(self, number: int, *, policy: FirstSeenPolicy, work: CycleWork) -> None:
+        """Read one page and observe what it shows."""
+        page_size = self._limits.page_size
+        page = await self._client.list_page(number, page_size=page_size)
+        work.problems.extend(page.header_problems)
+        work.pages.append(PageSeen(number, tuple(page.ids), last=page.raw_count < page_size))
+        plan = ScanPlan.start(tracked_running=(), max_pages=1, first_poll=False)
+        await self._observe_page(self._fresh_entries(plan, page.entries), policy=policy, work=work)
 
     async def _not_yet_stored(self, alerts: Sequence[Alert]) -> set[str]:
         """For a dry run: the alerts a commit would store as new (a per-execution alert
@@ -254,7 +272,7 @@ class SourceEngine:
         return fresh
 
     async def _observe_page(
-        self, entries: Sequence[PageEntry], *, policy: FirstSeenPolicy, work: _CycleWork
+        self, entries: Sequence[PageEntry], *, policy: FirstSeenPolicy, work: CycleWork
     ) -> set[str]:
         """Observe the page's fresh entries; return the ids that were known and unchanged.
 
@@ -281,9 +299,10 @@ class SourceEngine:
         return unchanged
 
     async def _refresh(
-        self, previous: TrackedExecution, *, policy: FirstSeenPolicy, work: _CycleWork
+        self, previous: TrackedExecution, *, policy: FirstSeenPolicy, work: CycleWork
     ) -> None:
         problem: str | None = None
+        work.refreshed.append(previous.id)
         try:
             execution = await self._client.get_execution(previous.id)
         except SourceNotFound:

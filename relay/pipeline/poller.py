@@ -27,7 +27,7 @@ import structlog
 
 from relay.domain.schedule import next_start
 from relay.errors import SourceError, SourceUnauthorized, StoreError
-from relay.pipeline.engine import CycleReport
+from relay.pipeline.cycle import CycleReport
 
 log = structlog.get_logger("relay.pipeline.poller")
 

@@ -31,7 +31,7 @@ from relay.domain.alerts import Alert
 from relay.vocab import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
-    from relay.pipeline.engine import CycleReport
+    from relay.pipeline.cycle import CycleReport
     from relay.source.client import Endpoint, OnRequest, RequestOutcome
 
 __all__ = [
