@@ -49,6 +49,14 @@ class SourceHealth:
     running: int = 0
     # Another replica polls this source (it holds the source's lock in the store).
     standby: bool = False
+    # How it polls, and (adaptive) what it spends and how far behind it is.
+    mode: str = "fixed"
+    budget_per_minute: float | None = None
+    rate_per_minute: float | None = None
+    staleness_s: float = 0.0
+    over_budget: bool = False
+    # The last report of a cycle, for the adaptive loop.
+    last_report: CycleReport | None = None
 
     def is_stale(self, *, now: datetime, intervals: int = 3) -> bool:
         """No successful poll within `intervals` poll intervals (never, on standby)."""
@@ -116,9 +124,13 @@ class Poller:
             tick = start
             await self._sleep(max(0.0, start - self._clock()))
 
-    async def run_one(self) -> float | None:
-        """One guarded cycle; returns a `Retry-After` to honour, if the API sent one."""
+    async def run_one(
+        self, cycle: Callable[[], Awaitable[CycleReport]] | None = None
+    ) -> float | None:
+        """One guarded cycle (the engine's whole cycle unless `cycle` says otherwise);
+        returns a `Retry-After` to honour, if the API sent one."""
         source = self._engine.source
+        run = cycle if cycle is not None else self._engine.run_cycle
         began = self._clock()
         if self._lead is not None and not await self._leads():
             if self._on_cycle is not None:
@@ -129,7 +141,7 @@ class Poller:
         retry_after_s: float | None = None
         try:
             async with asyncio.timeout(self._cycle_timeout_s):
-                report = await self._engine.run_cycle()
+                report = await run()
         except SourceUnauthorized as exc:
             outcome = "unauthorized"
             self._failed(str(exc), unauthorized=True)
@@ -193,6 +205,7 @@ class Poller:
         self.health.last_error = None
         self.health.unauthorized = False
         self.health.last_success_at = self._wall_clock()
+        self.health.last_report = report
         if report is None:
             return
         self.health.running = report.running

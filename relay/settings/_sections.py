@@ -13,11 +13,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from relay.durations import format_duration
 from relay.settings._base import (
     HttpUrl,
     Name,
     OptionalSecret,
     PositiveDuration,
+    RateLimit,
+    RateLimitSetting,
     Regex,
     Secret,
     Section,
@@ -27,6 +30,8 @@ from relay.settings._base import (
 
 DEFAULT_BASE_URL = "https://api.endless.zaia.app"
 DEFAULT_LINK_TEMPLATE = "https://app.zaia.app/executions/{execution_id}"
+# What an adaptive source spends when `request_budget` is not set.
+DEFAULT_REQUEST_BUDGET = RateLimit(count=60, per=timedelta(minutes=1))
 
 
 class SourceSettings(Section):
@@ -53,6 +58,25 @@ class SourceSettings(Section):
     max_retries: int = Field(default=3, ge=0)
     retry_backoff: PositiveDuration = timedelta(milliseconds=500)
     retry_backoff_max: PositiveDuration = timedelta(seconds=30)
+    # adaptive: reads go where transitions are likeliest, inside `request_budget`, and
+    # `poll_interval` bounds how long the top or a running execution may go unread.
+    # fixed: one whole cycle every `poll_interval`, as before.
+    polling: Literal["adaptive", "fixed"] = "adaptive"
+    # The most API requests (list, get, nestings, retries) in any rolling minute. Unset:
+    # 60/m when adaptive, no ceiling when fixed.
+    request_budget: RateLimitSetting | None = None
+    # How deep (in pages) an adaptive first start looks for running executions.
+    discovery_pages: int = Field(default=50, ge=1)
+    # A `Retry-After` longer than this is taken as this: no answer stalls a source.
+    max_retry_after: PositiveDuration = timedelta(minutes=5)
+
+    @property
+    def budget_per_minute(self) -> float | None:
+        """The request ceiling in requests a minute, or None for none."""
+        budget = self.request_budget
+        if budget is None and self.polling == "adaptive":
+            budget = DEFAULT_REQUEST_BUDGET
+        return None if budget is None else budget.per_second * 60.0
 
     @field_validator("base_url")
     @classmethod
@@ -68,6 +92,20 @@ class SourceSettings(Section):
             )
         if self.retry_backoff > self.retry_backoff_max:
             problems.append((("retry_backoff",), "should not exceed retry_backoff_max"))
+        budget = self.budget_per_minute
+        if budget is not None and budget < 1:
+            problems.append((("request_budget",), "should allow at least 1 request a minute"))
+        elif budget is not None and self.polling == "adaptive":
+            needed = 60.0 / self.poll_interval.total_seconds()
+            if needed > budget:
+                problems.append(
+                    (
+                        ("poll_interval",),
+                        f"reading the top of the list every {format_duration(self.poll_interval)}"
+                        f" takes {needed:g} requests a minute, more than request_budget allows"
+                        f" ({budget:g}/m): raise request_budget or poll_interval",
+                    )
+                )
         raise_problems(problems, title="SourceSettings")
         return self
 

@@ -46,6 +46,7 @@ from relay.errors import (
     SourceUnavailable,
 )
 from relay.lifecycle import AsyncContext
+from relay.source.gate import BudgetGate
 from relay.source.pages import (
     ExecutionPage,
     describe_validation_error,
@@ -150,8 +151,10 @@ class ZaiaClient(AsyncContext):
         rng: random.Random | None = None,
         now: Callable[[], datetime] = _utcnow,
         on_request: OnRequest | None = None,
+        gate: BudgetGate | None = None,
     ) -> None:
         self.config = config
+        self._gate = gate
         self._policy = RetryPolicy(
             max_retries=config.max_retries,
             backoff_s=config.retry_backoff_s,
@@ -288,6 +291,8 @@ class ZaiaClient(AsyncContext):
         # Handlers below only return values: the httpx exception (which holds the request
         # and its Authorization header) is dropped when the handler ends.
         timeout_s = self.config.request_timeout_s
+        if self._gate is not None:
+            await self._gate.acquire()
         try:
             async with asyncio.timeout(timeout_s):
                 response = await self._http.get(path, params=params)
@@ -298,7 +303,15 @@ class ZaiaClient(AsyncContext):
             self._count(endpoint, "error")
             return _Failure(reason=self._redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
         self._count(endpoint, response.status_code)
-        return self._interpret(endpoint, response, subject=subject)
+        result = self._interpret(endpoint, response, subject=subject)
+        if self._gate is not None:
+            if response.status_code == 429:
+                self._gate.rate_limited(
+                    result.retry_after_s if isinstance(result, _Failure) else None
+                )
+            elif isinstance(result, _Answer):
+                self._gate.succeeded()
+        return result
 
     def _interpret(
         self, endpoint: Endpoint, response: httpx.Response, *, subject: str

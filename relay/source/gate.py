@@ -1,0 +1,66 @@
+"""The gate every request of one source passes, so its `request_budget` holds at the API.
+
+The client calls `acquire()` before each attempt (list pages, reads by id, nestings
+and retries alike) and reports each answer; the maths is `domain.budget`'s.
+
+Invariants:
+- Requests of one source pass one at a time, each at a slot the budget allowed, so no
+  rolling window holds more than the budget, whoever asks (the cadence, the alert
+  planner following child executions, a retry).
+- A 429 slows the source and blocks it until the `Retry-After` (at most
+  `max_retry_after_s`) has passed; successes bring the rate back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from relay.domain.budget import RequestBudget
+
+
+class BudgetGate:
+    """Holds each request of one source until its budget allows it."""
+
+    def __init__(
+        self,
+        budget: RequestBudget,
+        *,
+        max_retry_after_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._budget = budget
+        self._max_retry_after_s = max_retry_after_s
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+
+    @property
+    def budget(self) -> RequestBudget:
+        return self._budget
+
+    def next_slot_s(self) -> float:
+        """When (on the gate's clock) the next request could go."""
+        return self._budget.next_slot_s(self._clock())
+
+    async def acquire(self) -> None:
+        """Wait for the next slot and take it."""
+        async with self._lock:
+            while True:
+                now_s = self._clock()
+                slot_s = self._budget.next_slot_s(now_s)
+                if slot_s <= now_s:
+                    self._budget = self._budget.spent(now_s)
+                    return
+                await self._sleep(slot_s - now_s)
+
+    def rate_limited(self, retry_after_s: float | None) -> None:
+        """The API answered 429."""
+        if retry_after_s is not None:
+            retry_after_s = min(retry_after_s, self._max_retry_after_s)
+        self._budget = self._budget.rate_limited(now_s=self._clock(), retry_after_s=retry_after_s)
+
+    def succeeded(self) -> None:
+        self._budget = self._budget.succeeded()
