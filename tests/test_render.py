@@ -13,11 +13,10 @@ from relay.domain.render import (
     alertmanager_alert,
     batch_id,
     console_line,
-    format_credits,
-    format_seconds,
     webhook_batch_body,
     webhook_body,
 )
+from relay.durations import format_credits, format_span_s
 from tests.delivery_kit import T0, make_alert, make_notification
 
 
@@ -199,8 +198,8 @@ def test_console_line_colours() -> None:
         (90061, "1d 1h"),
     ],
 )
-def test_format_seconds(seconds: float | None, text: str) -> None:
-    assert format_seconds(seconds) == text
+def test_format_span_s(seconds: float | None, text: str) -> None:
+    assert format_span_s(seconds) == text
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
+from relay.durations import utc_iso
 
 WEBHOOK_BODY_VERSION = "1"
 # Colours for Slack attachments and the console, by severity; resolved is always green.
@@ -32,16 +33,6 @@ _ANSI = {"critical": "\x1b[1;31m", "warning": "\x1b[33m", "info": "\x1b[36m"}
 _ANSI_RESOLVED = "\x1b[32m"
 _ANSI_DIM = "\x1b[2m"
 _ANSI_RESET = "\x1b[0m"
-
-
-def iso(value: datetime) -> str:
-    """UTC ISO 8601 with a `Z`, seconds precision unless there is a fraction."""
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return f"{text}Z"
-
-
-def _opt_iso(value: datetime | None) -> str | None:
-    return None if value is None else iso(value)
 
 
 def _number(value: float | None) -> float | None:
@@ -72,8 +63,8 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
         "summary": alert.summary,
         "description": alert.description,
         "labels": dict(alert.labels),
-        "started_at": iso(alert.started_at),
-        "ended_at": _opt_iso(alert.ended_at),
+        "started_at": utc_iso(alert.started_at),
+        "ended_at": utc_iso(alert.ended_at),
         "group": None if alert.group is None else dict(alert.group),
         "value": _number(alert.value),
     }
@@ -92,8 +83,8 @@ def _execution_json(facts: ExecutionFacts | None) -> dict[str, Any] | None:
         "parent_id": facts.parent_id,
         "origin_type": facts.origin_type,
         "credits_used": _number(facts.credits_used),
-        "started_at": iso(facts.started_at),
-        "ended_at": _opt_iso(facts.ended_at),
+        "started_at": utc_iso(facts.started_at),
+        "ended_at": utc_iso(facts.ended_at),
         "duration_s": _number(facts.duration_s),
     }
 
@@ -119,7 +110,7 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
         "version": WEBHOOK_BODY_VERSION,
         "id": notification.id,
         "type": event_type(notification),
-        "timestamp": iso(notification.created_at),
+        "timestamp": utc_iso(notification.created_at),
         "alert": _alert_json(alert),
         "execution": _execution_json(alert.execution),
         "cause": _cause_json(alert.cause),
@@ -141,7 +132,7 @@ def webhook_batch_body(notifications: Sequence[Notification]) -> dict[str, Any]:
         "version": WEBHOOK_BODY_VERSION,
         "id": batch_id([n.id for n in notifications]),
         "type": "alert.batch",
-        "timestamp": iso(max(n.created_at for n in notifications)),
+        "timestamp": utc_iso(max(n.created_at for n in notifications)),
         "notifications": [webhook_body(n) for n in notifications],
     }
 
@@ -187,14 +178,14 @@ def alertmanager_alert(
     body: dict[str, Any] = {
         "labels": labels,
         "annotations": annotations,
-        "startsAt": iso(alert.started_at),
+        "startsAt": utc_iso(alert.started_at),
     }
     if notification.kind == "resolved" or alert.state == "resolved":
-        body["endsAt"] = iso(alert.ended_at or notification.created_at)
+        body["endsAt"] = utc_iso(alert.ended_at or notification.created_at)
     elif notification.kind == "test":
-        body["endsAt"] = iso(notification.created_at + _TEST_ALERT_LIFETIME)
+        body["endsAt"] = utc_iso(notification.created_at + _TEST_ALERT_LIFETIME)
     elif alert.renew_by is not None:
-        body["endsAt"] = iso(alert.renew_by + _RENEWAL_MARGIN)
+        body["endsAt"] = utc_iso(alert.renew_by + _RENEWAL_MARGIN)
     if alert.link and alert.link.startswith(("http://", "https://")):
         body["generatorURL"] = alert.link
     return body
@@ -225,33 +216,6 @@ def console_line(notification: Notification, *, color: bool) -> str:
     )
 
 
-# --- shared formatting --------------------------------------------------------------------
-
-
-def format_credits(value: float) -> str:
-    if not math.isfinite(value):
-        return "unknown"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def format_seconds(value: float | None) -> str:
-    """`45s`, `12m 5s`, `3h 2m`, `2d 4h`: two units at most, for people."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    total = round(max(0.0, value))
-    if total < 60:
-        return f"{total}s"
-    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-    parts: list[str] = []
-    for name, size in units:
-        count, total = divmod(total, size)
-        if count or parts:
-            parts.append(f"{count}{name}")
-        if len(parts) == 2:
-            break
-    return " ".join(part for part in parts if not part.startswith("0"))
-
-
 __all__ = [
     "RESOLVED_HEX",
     "SEVERITY_HEX",
@@ -261,9 +225,6 @@ __all__ = [
     "colour_hex",
     "console_line",
     "event_type",
-    "format_credits",
-    "format_seconds",
-    "iso",
     "webhook_batch_body",
     "webhook_body",
 ]

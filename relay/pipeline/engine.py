@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import structlog
 
+from relay.clock import utcnow
 from relay.domain.alerts import Alert, Notification
 from relay.domain.detect import (
     FirstSeenPolicy,
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
     from relay.settings import SourceSettings
 
 log = structlog.get_logger("relay.pipeline.engine")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,7 +130,7 @@ class SourceEngine:
         client: ZaiaClient,
         store: Store,
         planner: AlertPlanner | None = None,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._limits = limits
         self._client = client

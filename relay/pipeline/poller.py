@@ -20,18 +20,19 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 import structlog
 
+from relay.clock import utcnow
 from relay.domain.schedule import next_start
 from relay.errors import SourceError, SourceUnauthorized, StoreError
 from relay.pipeline.engine import CycleReport
+from relay.vocab import CycleOutcome
 
 log = structlog.get_logger("relay.pipeline.poller")
 
-CycleOutcome = str  # "ok" | "unauthorized" | "source_error" | "store_error" | "timeout" | "error"
 OnCycle = Callable[[str, CycleOutcome, float, CycleReport | None], None]
 
 
@@ -78,7 +79,7 @@ class Poller:
         max_backoff_s: float = 300.0,
         on_cycle: OnCycle | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         lead: Callable[[], Awaitable[bool]] | None = None,
@@ -127,6 +128,7 @@ class Poller:
         self.health.last_attempt_at = self._wall_clock()
         report: CycleReport | None = None
         retry_after_s: float | None = None
+        outcome: CycleOutcome
         try:
             async with asyncio.timeout(self._cycle_timeout_s):
                 report = await self._engine.run_cycle()

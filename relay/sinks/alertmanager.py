@@ -16,11 +16,12 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
 from relay.domain.render import alertmanager_alert
 from relay.settings import AlertmanagerSinkSettings
-from relay.sinks.base import HttpPoster, delivery_policy, utcnow
+from relay.sinks.base import HttpPoster, delivery_policy
 
 ALERTMANAGER_MAX_BATCH = 100
 

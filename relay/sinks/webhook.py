@@ -26,11 +26,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
 from relay.domain.render import batch_id, webhook_batch_body, webhook_body
 from relay.settings import WebhookSinkSettings
-from relay.sinks.base import HttpPoster, delivery_policy, url_secrets, utcnow
+from relay.sinks.base import HttpPoster, delivery_policy, url_secrets
 
 
 def sign(key: bytes, *, msg_id: str, timestamp: int, body: bytes) -> str:
