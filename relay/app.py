@@ -19,13 +19,14 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry
 
+from relay.clock import utcnow
 from relay.delivery.pool import DeliveryPool
 from relay.delivery.worker import DeliveryWorker
 from relay.domain.silences import Silence, config_silences
@@ -42,15 +43,12 @@ from relay.sinks.slack_refs import StoredMessageRefs
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store import Store, open_store
 from relay.telemetry.metrics import RelayMetrics
+from relay.vocab import CycleOutcome
 
 log = structlog.get_logger("relay.app")
 
 PRUNE_INTERVAL_S = 3600.0
 PRUNE_RETRY_S = 60.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -73,7 +71,7 @@ async def _shielded(close: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 @asynccontextmanager
 async def build_runtime(
-    settings: Settings, *, now: Callable[[], datetime] = _utcnow
+    settings: Settings, *, now: Callable[[], datetime] = utcnow
 ) -> AsyncIterator[Runtime]:
     """Open the store, one client per source and every sink; close them all on exit."""
     async with AsyncExitStack() as stack:
@@ -106,7 +104,7 @@ async def build_runtime(
         )
 
         def on_cycle(
-            source: str, outcome: str, duration_s: float, report: CycleReport | None
+            source: str, outcome: CycleOutcome, duration_s: float, report: CycleReport | None
         ) -> None:
             metrics.on_cycle(source, outcome, duration_s, report)
             if report is None:
@@ -200,7 +198,7 @@ async def _deliver_pending(runtime: Runtime) -> None:
                 continue
             if result.next_wake_at is None:
                 return
-            wait_s = (result.next_wake_at - _utcnow()).total_seconds()
+            wait_s = (result.next_wake_at - utcnow()).total_seconds()
             if loop.time() + wait_s > deadline:
                 log.info("once.left_in_outbox", sink=worker.sink.name)
                 return
@@ -213,7 +211,7 @@ async def _prune_forever(runtime: Runtime) -> None:
     retention = runtime.settings.store.retention
     while True:
         try:
-            result = await runtime.store.prune(before=_utcnow() - retention)
+            result = await runtime.store.prune(before=utcnow() - retention)
         except StoreError as exc:
             # Housekeeping can wait (a backup or a CLI command may hold the write lock);
             # it must never take the relay down.

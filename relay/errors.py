@@ -13,13 +13,20 @@
     └── SinkError              a sink refused or failed a delivery (`retryable`: try again?)
 
 Every message says what to do about it, because it may be the only thing an
-operator sees.
+operator sees. The exit codes of the command line are here too: they are how an error
+reaches a shell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# Exit codes of every command: done; failed (the relay, a sink or the store said no);
+# the command line or the configuration is wrong (argparse also exits with 2).
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 
 class RelayError(Exception):

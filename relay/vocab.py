@@ -17,9 +17,16 @@ FromStatus = Literal["unknown", "running", "completed", "failed", "cancelled"]
 Severity = Literal["critical", "warning", "info"]
 AlertState = Literal["firing", "resolved"]
 NotificationKind = Literal["firing", "reminder", "resolved", "test"]
+# What became of one poll cycle, as `relay.pipeline.poller.Poller.run_one` reports it;
+# "standby": skipped, another replica polls the source.
+CycleOutcome = Literal["ok", "standby", "unauthorized", "source_error", "store_error", "timeout"]
+# What became of notifications at their turn to be sent; "silenced": a silence matched.
+NotificationOutcome = Literal["delivered", "retry", "dead", "silenced"]
 
 EXECUTION_STATUSES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
 EXECUTION_KINDS: tuple[ExecutionKind, ...] = get_args(ExecutionKind)
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 ALERT_STATES: tuple[AlertState, ...] = get_args(AlertState)
+CYCLE_OUTCOMES: tuple[CycleOutcome, ...] = get_args(CycleOutcome)
+NOTIFICATION_OUTCOMES: tuple[NotificationOutcome, ...] = get_args(NotificationOutcome)
 TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset({"completed", "failed", "cancelled"})

@@ -131,7 +131,7 @@ def test_each_problem_is_one_line_on_stderr_and_no_secret_leaks(tmp_path: Path) 
     assert "sources.0.request_timeout: invalid duration '10 sec'" in joined
     assert "rules.0.sinks: unknown sink 'pager'; defined sinks: finops, oncall" in joined
     assert "sinks.finops.url: environment variable FINOPS_URL is not set" in joined
-    assert "sinks.oncall.group_wait: invalid duration '***'" in joined
+    assert "sinks.oncall.group_wait: invalid duration '[redacted]'" in joined
     assert API_KEY not in joined
     assert SLACK_URL not in joined
     assert "pRiVaTePaTh" not in joined

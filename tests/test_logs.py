@@ -13,8 +13,10 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from relay.scrub import REDACTED
+from relay.settings import secrets_of
 from relay.settings.loader import parse_settings
-from relay.telemetry.logs import REDACTED, SecretRedactor, configure_logging, secrets_of
+from relay.telemetry.logs import SecretRedactor, configure_logging
 
 API_KEY = "zk-live-9a8b7c6d5e4f"
 WEBHOOK_URL = "https://hooks.slack.com/services/T0001/B0002/wEbHoOkPaTh"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,15 +17,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay.delivery.worker import DeliveryResult, OnResult
 from relay.domain.alerts import Notification
-from relay.pipeline.cycle import ScanLimits
+from relay.errors import SourceUnauthorized, SourceUnavailable, StoreError
+from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.sim import ManualClock, SimServer, SimWorkspace
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 from relay.telemetry.metrics import RelayMetrics
+from relay.vocab import CYCLE_OUTCOMES, NOTIFICATION_OUTCOMES, CycleOutcome, NotificationOutcome
 from tests.conftest import SIM_API_KEY
 from tests.http_rig import START, commit_alerts, http_rig, make_alert
+from tests.test_poller import report
 from tests.tools import require_tool
 
 # DESIGN.md "Metrics": family name (as exposed) -> label names.
@@ -223,13 +227,23 @@ async def test_alerts_and_detection_latency() -> None:
     assert value(metrics, "zaia_relay_detection_latency_seconds_bucket", le="20.0") == 1
 
 
+def firing(n: int, sink: str = "oncall") -> Notification:
+    return Notification.about(make_alert(n), sink=sink, kind="firing", created_at=START)
+
+
 async def test_notifications_and_outbox_gauges() -> None:
     metrics = RelayMetrics(CollectorRegistry(), sinks=["oncall"])
-    metrics.notification("oncall", outcome="delivered", duration_s=0.04)
-    metrics.notification("oncall", outcome="retry", duration_s=2.0)
-    metrics.notification("oncall", outcome="dead")
+    # As the delivery worker reports them: a dead letter given up without a request
+    # (older than max_age) took no time talking to the sink.
+    metrics.on_delivery(DeliveryResult("oncall", "delivered", (firing(1),), 0.04))
+    metrics.on_delivery(DeliveryResult("oncall", "retry", (firing(2),), 2.0, "HTTP 503"))
+    metrics.on_delivery(DeliveryResult("oncall", "dead", (firing(3),), 0.0, "max_age"))
     assert value(metrics, "zaia_relay_notifications_total", sink="oncall", outcome="retry") == 1
-    assert value(metrics, "zaia_relay_notification_duration_seconds_count", sink="oncall") == 2
+    assert value(metrics, "zaia_relay_notifications_total", sink="oncall", outcome="dead") == 1
+    assert value(metrics, "zaia_relay_notification_duration_seconds_count", sink="oncall") == 3
+    assert value(
+        metrics, "zaia_relay_notification_duration_seconds_sum", sink="oncall"
+    ) == pytest.approx(2.04)
 
     metrics.set_outbox({"oncall": (4, 1), "finops": (2, 0)})
     assert value(metrics, "zaia_relay_outbox_pending", sink="finops") == 2
@@ -271,7 +285,7 @@ async def test_promtool_accepts_the_real_metrics_output(tmp_path: Path) -> None:
         metrics.transitions.labels("prod", "failed", "workflow").inc()
         metrics.credits.labels("prod", "cancelled").inc(12.5)
         metrics.alerts_queued([make_alert(1)], queued_at=rig.clock())
-        metrics.notification("oncall", outcome="delivered", duration_s=0.2)
+        metrics.on_delivery(DeliveryResult("oncall", "delivered", (firing(3),), 0.2))
         await commit_alerts(rig.store, [make_alert(2)], at=rig.clock())
         response = await rig.client.get("/metrics")
         assert response.status_code == 200
@@ -292,10 +306,7 @@ async def test_promtool_accepts_the_real_metrics_output(tmp_path: Path) -> None:
 
 async def test_delivery_results_of_the_worker_count_every_notification() -> None:
     metrics = RelayMetrics(CollectorRegistry(), sinks=["oncall"])
-    notifications = tuple(
-        Notification.about(make_alert(n), sink="oncall", kind="firing", created_at=START)
-        for n in range(3)
-    )
+    notifications = tuple(firing(n) for n in range(3))
     on_result: OnResult = metrics.on_delivery
     on_result(DeliveryResult("oncall", "delivered", notifications, 0.05))
     on_result(DeliveryResult("oncall", "dead", notifications[:1], 0.5, "HTTP 404"))
@@ -305,3 +316,70 @@ async def test_delivery_results_of_the_worker_count_every_notification() -> None
     assert value(
         metrics, "zaia_relay_notification_duration_seconds_sum", sink="oncall"
     ) == pytest.approx(0.55)
+
+
+def outcome_labels(metrics: RelayMetrics, family: str, **labels: str) -> set[str]:
+    """The `outcome` label values of the samples of `family` that carry `labels`."""
+    return {
+        sample.labels["outcome"]
+        for metric in metrics.registry.collect()
+        if metric.name == family
+        for sample in metric.samples
+        if sample.name == f"{family}_total" and labels.items() <= sample.labels.items()
+    }
+
+
+def test_precreated_outcomes_are_those_of_the_literals() -> None:
+    metrics = RelayMetrics(CollectorRegistry(), sources=["prod"], sinks=["oncall"])
+    assert get_args(CycleOutcome) == CYCLE_OUTCOMES
+    assert get_args(NotificationOutcome) == NOTIFICATION_OUTCOMES
+    cycles = outcome_labels(metrics, "zaia_relay_poll_cycles", source="prod")
+    assert cycles == set(get_args(CycleOutcome))
+    assert "standby" in cycles  # the poller emits it
+    notifications = outcome_labels(metrics, "zaia_relay_notifications", sink="oncall")
+    assert notifications == set(get_args(NotificationOutcome))
+
+
+async def test_every_outcome_the_poller_emits_is_precreated() -> None:
+    class EveryBranch:
+        """A cycle of each kind in turn: ok, then each failure, then a hung one."""
+
+        source = "prod"
+
+        def __init__(self) -> None:
+            self.errors: list[Exception | None] = [
+                None,
+                SourceUnauthorized("prod", "refused"),
+                SourceUnavailable("prod", "HTTP 503"),
+                StoreError("disk full"),
+            ]
+
+        async def run_cycle(self) -> CycleReport:
+            if not self.errors:
+                await asyncio.Event().wait()  # hangs until the cycle timeout
+            error = self.errors.pop(0)
+            if error is not None:
+                raise error
+            return report()
+
+    leads = [False, True, True, True, True, True]
+
+    async def lead() -> bool:
+        return leads.pop(0)
+
+    emitted: list[str] = []
+    metrics = RelayMetrics(CollectorRegistry(), sources=["prod"])
+
+    def on_cycle(
+        source: str, outcome: str, duration_s: float, cycle_report: CycleReport | None
+    ) -> None:
+        emitted.append(outcome)
+        assert value(metrics, "zaia_relay_poll_cycles_total", source=source, outcome=outcome) == 0
+
+    poller = Poller(
+        EveryBranch(), interval_s=15, cycle_timeout_s=0.05, on_cycle=on_cycle, lead=lead
+    )
+    for _ in leads.copy():
+        await poller.run_one()
+    assert emitted == ["standby", "ok", "unauthorized", "source_error", "store_error", "timeout"]
+    assert set(emitted) <= set(CYCLE_OUTCOMES)

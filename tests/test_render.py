@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
+from relay.durations import format_credits, format_span_s
 from relay.sinks.alertmanager import alertmanager_alert
 from relay.sinks.console import console_line
 from relay.sinks.webhook import batch_id, webhook_batch_body, webhook_body
-from relay.sinks.wire import format_credits, format_seconds
 from tests.delivery_kit import T0, make_alert, make_notification
 
 
@@ -194,8 +194,8 @@ def test_console_line_colours() -> None:
         (90061, "1d 1h"),
     ],
 )
-def test_format_seconds(seconds: float | None, text: str) -> None:
-    assert format_seconds(seconds) == text
+def test_format_span_s(seconds: float | None, text: str) -> None:
+    assert format_span_s(seconds) == text
 
 
 @pytest.mark.parametrize(

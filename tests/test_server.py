@@ -13,8 +13,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from relay.http.common import SecretScrubber
 from relay.http.server import HttpServer
+from relay.scrub import SecretScrubber
 from tests.http_rig import (
     ADMIN_TOKEN,
     HEADER_SECRET,

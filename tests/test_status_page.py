@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from relay.domain.alerts import group_alert_id
+from relay.durations import format_age_s
 from relay.http.status_page import (
     AlertRow,
     SilenceRow,
     SinkRow,
     SourceRow,
     StatusView,
-    format_age,
     render_status_page,
 )
 from tests.http_rig import START, HttpRig, commit_alerts, http_rig, make_alert
@@ -152,7 +152,7 @@ def view(**changes: object) -> StatusView:
     ],
 )
 def test_format_age(seconds: float | None, text: str) -> None:
-    assert format_age(seconds) == text
+    assert format_age_s(seconds) == text
 
 
 def test_every_outside_value_is_escaped() -> None:

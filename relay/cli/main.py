@@ -23,14 +23,10 @@ from relay import __version__
 from relay.app import run_daemon, run_once
 from relay.cli import ops as cli_ops
 from relay.cli.report import format_cycle
-from relay.errors import ConfigError, RelayError
+from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RelayError
 from relay.settings import Settings
 from relay.settings.loader import load_settings
-from relay.telemetry.logs import configure_logging, secrets_of
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from relay.telemetry.logs import configure_logging
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +88,7 @@ def _configure_logs(settings: Settings, *, stream: TextIO | None = None) -> None
     configure_logging(
         level=settings.log.level,
         fmt=settings.log.format,
-        secrets=secrets_of(settings),
+        secrets=settings.secret_values(),
         stream=stream,
     )
 

@@ -11,25 +11,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
+from relay.clock import utcnow
 from relay.domain.silences import config_silences, new_silence
-from relay.durations import parse_duration
-from relay.errors import SinkError
+from relay.durations import parse_duration, utc_iso
+from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
 from relay.settings import Settings
 from relay.sinks.registry import build_sink, send_test
 from relay.store import Store, open_store
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
 T = TypeVar("T")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -52,7 +45,7 @@ def test_sink(settings: Settings, name: str) -> int:
     async def send() -> str:
         sink = build_sink(name, settings.sinks[name])
         try:
-            notification = await send_test(sink, now=_now())
+            notification = await send_test(sink, now=utcnow())
         finally:
             await sink.aclose()
         return notification.id
@@ -79,7 +72,7 @@ def deliveries(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if action == "retry":
         count = _with_store(
-            settings, lambda store: store.retry_dead(now=_now(), sink=args.sink, ids=ids)
+            settings, lambda store: store.retry_dead(now=utcnow(), sink=args.sink, ids=ids)
         )
         print(f"{count} dead letter(s) queued for delivery again")
     else:
@@ -97,7 +90,7 @@ def _list_dead(settings: Settings, *, sink: str | None, limit: int) -> int:
         n = letter.notification
         print(
             f"{n.id}  sink={n.sink}  {n.kind}  attempts={letter.attempts}"
-            f"  dead_at={letter.dead_at.isoformat(timespec='seconds')}\n"
+            f"  dead_at={utc_iso(letter.dead_at, timespec='seconds')}\n"
             f"    {n.alert.summary}\n    reason: {letter.reason}"
         )
     return EXIT_OK
@@ -113,7 +106,7 @@ def silences(settings: Settings, args: argparse.Namespace) -> int:
         if not args.id:
             print("silences expire: give the silence id", file=sys.stderr)
             return EXIT_USAGE
-        expired = _with_store(settings, lambda store: store.expire_silence(args.id, now=_now()))
+        expired = _with_store(settings, lambda store: store.expire_silence(args.id, now=utcnow()))
         if not expired:
             print(f"no active runtime silence {args.id!r}", file=sys.stderr)
             return EXIT_FAILURE
@@ -130,7 +123,7 @@ def _add_silence(settings: Settings, args: argparse.Namespace) -> int:
             print(f"--matcher {item!r}: use KEY=VALUE, e.g. rule=credit-burn", file=sys.stderr)
             return EXIT_USAGE
         matchers[key.strip()] = value.strip()
-    now = _now()
+    now = utcnow()
     try:
         starts = datetime.fromisoformat(args.starts) if args.starts else now
         ends = (
@@ -150,12 +143,12 @@ def _add_silence(settings: Settings, args: argparse.Namespace) -> int:
         print(f"silences add: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _with_store(settings, lambda store: store.add_silence(silence))
-    print(f"silence {silence.id} active until {silence.ends_at.isoformat(timespec='seconds')}")
+    print(f"silence {silence.id} active until {utc_iso(silence.ends_at, timespec='seconds')}")
     return EXIT_OK
 
 
 def _list_silences(settings: Settings, *, include_expired: bool) -> int:
-    now = _now()
+    now = utcnow()
     stored = _with_store(
         settings, lambda store: store.list_silences(now=now, include_expired=include_expired)
     )
@@ -167,8 +160,8 @@ def _list_silences(settings: Settings, *, include_expired: bool) -> int:
         state = "expired" if silence.expired_at is not None else "active"
         print(
             f"{silence.id}  {state}  {silence.origin}  {matchers}"
-            f"  {silence.starts_at.isoformat(timespec='seconds')}"
-            f" -> {silence.ends_at.isoformat(timespec='seconds')}"
+            f"  {utc_iso(silence.starts_at, timespec='seconds')}"
+            f" -> {utc_iso(silence.ends_at, timespec='seconds')}"
             f"  {silence.creator} {silence.comment}".rstrip()
         )
     return EXIT_OK

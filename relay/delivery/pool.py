@@ -14,9 +14,10 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
+from relay.clock import utcnow
 from relay.delivery.types import ActiveSilences
 from relay.delivery.worker import DeliveryWorker, OnResult, Outbox
-from relay.sinks.base import Sink, utcnow
+from relay.sinks.base import Sink
 
 
 class DeliveryPool:

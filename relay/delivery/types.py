@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Protocol
 
 from relay.domain.alerts import Notification
-from relay.domain.delivery import Outcome
 from relay.domain.silences import Silence
 from relay.store.records import OutboxItem
+from relay.vocab import NotificationOutcome
 
 
 class Outbox(Protocol):
@@ -56,7 +56,7 @@ class DeliveryResult:
     """What became of some notifications of one message (for metrics and tests)."""
 
     sink: str
-    outcome: Outcome
+    outcome: NotificationOutcome
     notifications: tuple[Notification, ...]
     duration_s: float
     error: str | None = None

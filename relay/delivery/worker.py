@@ -35,20 +35,16 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from relay.clock import utcnow
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
-from relay.domain.delivery import (
-    Outcome,
-    SinkHealth,
-    TokenBucket,
-    after_failure,
-    batches,
-    digest_ready_at,
-)
+from relay.domain.delivery import SinkHealth, TokenBucket, after_failure, batches, digest_ready_at
 from relay.domain.silences import matching_silence
+from relay.durations import format_duration, utc_iso
 from relay.errors import SinkError, StoreError
-from relay.sinks.base import Sink, utcnow
+from relay.sinks.base import Sink
 from relay.store.records import OutboxItem
+from relay.vocab import NotificationOutcome
 
 log = structlog.get_logger("relay.delivery")
 
@@ -255,7 +251,7 @@ class DeliveryWorker:
                 fresh.append(item)
                 continue
             reason = (
-                f"not delivered within max_age ({_human_s(self.policy.max_age_s)}) "
+                f"not delivered within max_age ({format_duration(max_age)}) "
                 f"after {item.attempts} attempt(s); last error: {item.last_error or 'none'}"
             )
             await self._outbox.mark_dead(
@@ -306,7 +302,7 @@ class DeliveryWorker:
     ) -> None:
         name = self.sink.name
         message = str(error)
-        by_outcome: dict[Outcome, list[OutboxItem]] = {}
+        by_outcome: dict[NotificationOutcome, list[OutboxItem]] = {}
         decisions = [
             after_failure(
                 message,
@@ -344,7 +340,7 @@ class DeliveryWorker:
     def _report(
         self,
         result: StepResult,
-        outcome: Outcome,
+        outcome: NotificationOutcome,
         items: Sequence[OutboxItem],
         duration_s: float,
         error: str | None,
@@ -364,7 +360,7 @@ class DeliveryWorker:
                 "delivery.retry",
                 **fields,
                 error=error,
-                paused_until=None if paused is None else paused.isoformat(),
+                paused_until=utc_iso(paused),
                 ids=[n.id for n in notifications[:5]],
             )
         elif outcome == "dead":
@@ -373,14 +369,6 @@ class DeliveryWorker:
             self._on_result(
                 DeliveryResult(self.sink.name, outcome, notifications, duration_s, error)
             )
-
-
-def _human_s(seconds: float) -> str:
-    if seconds >= 3600 and math.isclose(seconds % 3600, 0):
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60 and math.isclose(seconds % 60, 0):
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
 
 
 __all__ = [

@@ -40,6 +40,7 @@ from relay.domain.lifetimes import Lifetimes
 ReadKind = Literal["top", "page", "id", "sweep"]
 IDLE_FRACTION = 0.2
 SWEEP_FRACTION = 0.5
+_MARGIN_SLOTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +196,10 @@ def share_rates(
 def plan_next(inputs: CadenceInputs) -> Plan:
     """The next read to make, or when the next one falls due.
 
-    A place whose `poll_interval_s` bound would be missed unless it is read in this slot
-    goes first (earliest deadline first, which keeps every bound whenever the bounds
-    alone fit the budget); then the place most overdue for its rate; then the sweep.
+    When a `poll_interval_s` bound would be missed unless reads start now, the place
+    with the earliest deadline goes (earliest deadline first keeps every bound whenever
+    the bounds alone fit the budget with some room); otherwise the place most overdue for
+    its rate; otherwise the sweep.
     """
     now_s = inputs.now_s
     places = places_of(inputs)
@@ -212,10 +214,18 @@ def plan_next(inputs: CadenceInputs) -> Plan:
     deadlines = [place.last_read_s + inputs.poll_interval_s for place in places]
     due = [place.last_read_s + 1.0 / rate for place, rate in zip(places, rates, strict=True)]
     read: Read | None = None
-    urgent = [i for i, deadline in enumerate(deadlines) if deadline - slot_s <= now_s]
-    if urgent:
-        # The top first: it is where new executions, and most failures, appear.
-        first = 0 if 0 in urgent else min(urgent, key=lambda i: deadlines[i])
+    # Deadlines are met one slot at a time: the k-th earliest must start k slots early,
+    # plus two of margin (the budget's next slot may be a slot later than asked).
+    by_deadline = sorted(range(len(places)), key=lambda i: deadlines[i])
+    lead_s = [(rank + _MARGIN_SLOTS) * slot_s for rank in range(len(places))]
+    urgent = {
+        index for rank, index in enumerate(by_deadline) if deadlines[index] - lead_s[rank] <= now_s
+    }
+    top_due = deadlines[0] - _MARGIN_SLOTS * slot_s <= now_s
+    if urgent or top_due:
+        # Earliest deadline first, except that the top never misses its bound: it is
+        # where new executions, and most failures, appear.
+        first = 0 if top_due else by_deadline[0]
         read = places[first].read
     else:
         ready = [i for i, due_s in enumerate(due) if due_s <= now_s]
@@ -226,7 +236,11 @@ def plan_next(inputs: CadenceInputs) -> Plan:
             read = Read("sweep", page=inputs.sweep_page)
     due_at_s = now_s
     if read is None:
-        due_at_s = min(min(due), min(deadlines) - slot_s)
+        due_at_s = min(
+            min(due),
+            deadlines[0] - _MARGIN_SLOTS * slot_s,
+            min(deadlines[i] - lead_s[rank] for rank, i in enumerate(by_deadline)),
+        )
     staleness_s = max((now_s - view.last_read_s for view in inputs.running), default=0.0)
     return Plan(
         read=read,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
 from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
+from relay.durations import utc_iso
 from relay.vocab import AlertState, NotificationKind, Severity
 
 __all__ = [
@@ -44,7 +45,8 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 def _time(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: alerts carry timezone-aware UTC only")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # Always six digits of fraction: the stored format, whatever the value.
+    return utc_iso(value, timespec="microseconds")
 
 
 def _opt_time(value: datetime | None) -> str | None:

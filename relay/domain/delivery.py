@@ -11,7 +11,8 @@ Invariants:
   `max_age` after the notification was first enqueued: a notification that cannot be
   delivered within `max_age` goes to the dead-letter queue instead.
 - Backoff delays grow exponentially from `initial_s` up to `max_s`; jitter only ever
-  shortens a delay (by at most `jitter`), so the schedule is an upper bound.
+  shortens a delay (by at most `jitter`), so the schedule is an upper bound (the
+  formula is `relay.domain.backoff`'s).
 - A token bucket never holds more than its capacity and never goes negative.
 """
 
@@ -26,8 +27,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal, TypeVar
 
+from relay.domain.backoff import backoff_ceiling_s, backoff_delay_s
+from relay.durations import format_rough_s
+
 Verdict = Literal["ok", "retry", "dead"]
-Outcome = Literal["delivered", "retry", "dead", "silenced"]
 
 # Slack's documented limit is 1 message a second "with short bursts allowed"; a bucket of
 # three absorbs a firing and its resolve arriving together without a second of delay.
@@ -89,16 +92,14 @@ class Backoff:
 
     def cap_s(self, failures: int) -> float:
         """The scheduled delay after `failures` consecutive failures (1 for the first)."""
-        if failures < 1:
-            raise ValueError("failures counts the failure just seen: 1 or more")
-        exponent = min(failures - 1, 64)  # 2**n overflows a float long before it matters
-        return min(self.max_s, self.initial_s * math.pow(2, exponent))
+        return backoff_ceiling_s(failures, base_s=self.initial_s, max_s=self.max_s)
 
     def delay_s(self, failures: int, *, rng: random.Random) -> float:
         """A delay in `[cap_s * (1 - jitter), cap_s]`, so retries of many notifications
         that failed together spread out instead of arriving together."""
-        cap = self.cap_s(failures)
-        return cap * (1.0 - self.jitter * rng.random())
+        return backoff_delay_s(
+            failures, base_s=self.initial_s, max_s=self.max_s, rng=rng, jitter=self.jitter
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,19 +163,11 @@ def after_failure(
     next_attempt_at = now + timedelta(seconds=delay_s)
     deadline = first_enqueued_at + timedelta(seconds=policy.max_age_s)
     if next_attempt_at > deadline:
-        age = _format_s((now - first_enqueued_at).total_seconds())
-        limit = _format_s(policy.max_age_s)
+        age = format_rough_s((now - first_enqueued_at).total_seconds())
+        limit = format_rough_s(policy.max_age_s)
         reason = f"gave up after {failures} attempt(s) over {age} (max_age {limit}): {error}"
         return RetryDecision("dead", None, reason)
     return RetryDecision("retry", next_attempt_at, error)
-
-
-def _format_s(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +265,6 @@ __all__ = [
     "DEFAULT_BURST",
     "Backoff",
     "DeliveryPolicy",
-    "Outcome",
     "RetryDecision",
     "SinkHealth",
     "TokenBucket",

@@ -10,25 +10,14 @@ Invariants:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 
+from relay.clock import ApiUtcDatetime
 from relay.vocab import TERMINAL_STATUSES, EventStatus, ExecutionKind, ExecutionStatus
 
-
-def _as_utc(value: datetime) -> datetime:
-    # The API sends ISO 8601 with an offset; a naive value is taken to be UTC. This runs
-    # for every timestamp of every event, so the common case (already UTC) is cheap.
-    offset = value.utcoffset()
-    if offset is None or not offset:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 JsonObject = dict[str, Any]
 
 
@@ -46,8 +35,8 @@ class _EventBase(ApiModel):
     label: str
     status: EventStatus
     credits_used: float = Field(ge=0)
-    started_at: UtcDatetime
-    ended_at: UtcDatetime | None
+    started_at: ApiUtcDatetime
+    ended_at: ApiUtcDatetime | None
     # The spec allows any JSON value here (`{nullable: true}` has no type).
     input: Any = None
     output: JsonObject | None
@@ -195,10 +184,10 @@ class Execution(ApiModel):
     is_agentic: bool
     is_purged: bool
     credits_used: float = Field(ge=0)
-    created_at: UtcDatetime
-    updated_at: UtcDatetime
-    started_at: UtcDatetime
-    ended_at: UtcDatetime | None
+    created_at: ApiUtcDatetime
+    updated_at: ApiUtcDatetime
+    started_at: ApiUtcDatetime
+    ended_at: ApiUtcDatetime | None
     detail: ExecutionDetail
 
     @property

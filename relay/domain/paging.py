@@ -66,22 +66,35 @@ class ScanPlan:
     known_from_page: int | None = None
     # Pages past known history that covered no uncovered live execution.
     barren_pages: int = 0
+    # The page the scan starts at: 1, or where an earlier scan that hit `max_pages`
+    # stopped (an adaptive catch-up continues there instead of re-reading the top).
+    first_page: int = 1
 
     @classmethod
     def start(
-        cls, *, tracked_running: Collection[str], max_pages: int, first_poll: bool
+        cls,
+        *,
+        tracked_running: Collection[str],
+        max_pages: int,
+        first_poll: bool,
+        first_page: int = 1,
     ) -> ScanPlan:
         """A fresh plan; `tracked_running` are the ids of the source's live states."""
         if max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, got {max_pages}")
+        if first_page < 1:
+            raise ValueError(f"pages start at 1, got {first_page}")
         return cls(
-            tracked_running=frozenset(tracked_running), max_pages=max_pages, first_poll=first_poll
+            tracked_running=frozenset(tracked_running),
+            max_pages=max_pages,
+            first_poll=first_poll,
+            first_page=first_page,
         )
 
     @property
     def next_page(self) -> int:
         """The `pageNumber` to read next."""
-        return self.pages_read + 1
+        return self.first_page + self.pages_read
 
     @property
     def uncovered_running(self) -> frozenset[str]:
@@ -143,7 +156,7 @@ class ScanPlan:
             barren_pages += self.uncovered_running.isdisjoint(ids)
         return replace(
             self,
-            pages_read=page,
+            pages_read=self.pages_read + 1,
             seen=self.seen | frozenset(ids),
             reached_end=raw_count < page_size,
             known_from_page=known_from_page,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from relay.domain.aggregate import WindowMeasure
 from relay.domain.alerts import ExecutionFacts, FailureCause
 from relay.domain.redact import bound
-from relay.durations import format_duration
+from relay.durations import format_number, format_whole_duration
 from relay.vocab import AlertState
 
 if TYPE_CHECKING:
@@ -118,20 +118,11 @@ def one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
     return bound(" ".join(text.split()), limit)
 
 
-def seconds(value: timedelta) -> str:
-    """A duration rounded to whole seconds (`12m30s`), for people."""
-    return format_duration(timedelta(seconds=round(value.total_seconds())))
-
-
-def number(value: float) -> str:
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}".rstrip("0").rstrip(".") + "%"
 
 
-def threshold_text(threshold: Threshold, fmt: Any = number) -> str:
+def threshold_text(threshold: Threshold, fmt: Any = format_number) -> str:
     if threshold.gt is not None:
         return f"> {fmt(threshold.gt)}"
     return f">= {fmt(threshold.gte)}"
@@ -163,10 +154,10 @@ def execution_values(finding: ExecutionFinding) -> dict[str, Any]:
         "workflow_id": facts.workflow_id or "",
         "parent_id": facts.parent_id or "",
         "origin_type": facts.origin_type or "",
-        "credits_used": number(facts.credits_used),
+        "credits_used": format_number(facts.credits_used),
         "duration": ""
         if facts.duration_s is None
-        else seconds(timedelta(seconds=facts.duration_s)),
+        else format_whole_duration(timedelta(seconds=facts.duration_s)),
         "condition": finding.condition,
         "step": (cause.step_label if cause else None) or "",
         "error": (cause.error_excerpt if cause else None) or "",
@@ -213,9 +204,9 @@ def execution_description(finding: ExecutionFinding) -> str:
         lines.append(f"Parent execution: {facts.parent_id}")
     if facts.origin_type is not None:
         lines.append(f"Origin: {facts.origin_type}")
-    lines.append(f"Credits: {number(facts.credits_used)}")
+    lines.append(f"Credits: {format_number(facts.credits_used)}")
     if facts.duration_s is not None:
-        lines.append(f"Duration: {seconds(timedelta(seconds=facts.duration_s))}")
+        lines.append(f"Duration: {format_whole_duration(timedelta(seconds=facts.duration_s))}")
     if cause is not None:
         lines.extend(_cause_lines(cause))
     if finding.folded:
@@ -265,7 +256,7 @@ def _measurements(finding: WindowFinding) -> list[str]:
         ratio += f" ({measure.failed} of {measure.terminal} ended)"
         parts.append(_against(ratio, threshold_text(when.failure_ratio, percent), firing))
     if when.credits_sum is not None:
-        used = f"{number(measure.credits_sum)} credits used"
+        used = f"{format_number(measure.credits_sum)} credits used"
         parts.append(_against(used, threshold_text(when.credits_sum), firing))
     if when.count is not None:
         which = "/".join(when.count.statuses) + " " if when.count.statuses else ""
@@ -286,13 +277,13 @@ def window_values(finding: WindowFinding) -> dict[str, Any]:
         "severity": finding.rule.severity,
         "source": finding.source,
         "state": finding.state,
-        "window": seconds(window),
+        "window": format_whole_duration(window),
         "group": group_text(finding.group),
         "failure_ratio": percent(finding.measure.failure_ratio),
         "failed": finding.measure.failed,
         "terminal": finding.measure.terminal,
         "running": finding.measure.running,
-        "credits_sum": number(finding.measure.credits_sum),
+        "credits_sum": format_number(finding.measure.credits_sum),
         "count": finding.measure.count,
         "condition": " and ".join(_measurements(finding)),
     }

@@ -50,11 +50,10 @@ from relay.domain.render_text import (
     execution_labels,
     execution_link_values,
     execution_summary,
-    number,
-    seconds,
     threshold_text,
 )
 from relay.domain.state import TrackedExecution, Transition
+from relay.durations import format_number, format_whole_duration
 from relay.settings import DEFAULT_LINK_TEMPLATE
 from relay.vocab import TERMINAL_STATUSES
 
@@ -185,9 +184,8 @@ def _condition(rule: RuleSettings, transition: Transition) -> str | None:
     if when.credits_used is not None:
         if not when.credits_used.holds(transition.credits_after):
             return None
-        parts.append(
-            f"used {number(transition.credits_after)} credits ({threshold_text(when.credits_used)})"
-        )
+        used = format_number(transition.credits_after)
+        parts.append(f"used {used} credits ({threshold_text(when.credits_used)})")
     elif transition.kind != "status":
         return None
     if when.duration is not None:
@@ -199,7 +197,8 @@ def _condition(rule: RuleSettings, transition: Transition) -> str | None:
         took = ended_at - execution.started_at
         if not took > when.duration.gt:
             return None
-        parts.append(f"took {seconds(took)} (> {seconds(when.duration.gt)})")
+        limit = format_whole_duration(when.duration.gt)
+        parts.append(f"took {format_whole_duration(took)} (> {limit})")
     word = _STATUS_WORDS.get(transition.to_status, transition.to_status)
     if not parts:
         return word
@@ -343,10 +342,11 @@ def evaluate_running(
 def _running_condition(
     elapsed: timedelta, limit: timedelta, *, rule: RuleSettings, state: TrackedExecution
 ) -> str:
-    text = f"has been running for {seconds(elapsed)} (> {seconds(limit)})"
+    text = f"has been running for {format_whole_duration(elapsed)}"
+    text += f" (> {format_whole_duration(limit)})"
     if rule.when.credits_used is not None:
         text += (
-            f" and used {number(state.credits_used)} credits "
+            f" and used {format_number(state.credits_used)} credits "
             f"({threshold_text(rule.when.credits_used)})"
         )
     return text

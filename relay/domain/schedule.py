@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import random
 
+from relay.domain.backoff import backoff_delay_s
+
 
 def next_tick(*, previous_tick: float, interval_s: float, now: float) -> float:
     """The first tick of the fixed-rate schedule strictly after `now`."""
@@ -37,11 +39,10 @@ def failure_delay_s(
     """How long to wait after the `consecutive_failures`-th failure in a row (>= 1)."""
     if consecutive_failures < 1:
         return 0.0
-    # The exponent is capped: 2**1024 does not fit a float, and a source that has been
-    # failing for days must keep being retried, not crash the relay.
-    ceiling = min(max_delay_s, interval_s * 2 ** min(consecutive_failures - 1, 30))
-    # Full jitter, but never below one regular interval.
-    return max(interval_s, rng.uniform(0.0, ceiling))
+    # Full jitter from one interval doubling up to `max_delay_s` (a source failing for
+    # days keeps the maximum), but never below one regular interval.
+    delay_s = backoff_delay_s(consecutive_failures, base_s=interval_s, max_s=max_delay_s, rng=rng)
+    return max(interval_s, delay_s)
 
 
 def next_start(

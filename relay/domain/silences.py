@@ -112,6 +112,8 @@ def config_silence(settings: SilenceSettings) -> Silence:
         if value is not None
     }
     starts_at = settings.starts or BEGINNING
+    # The id hashes this content: its spelling (`isoformat`, `+00:00`) must never change,
+    # or every config silence would get a new id, so it is not `utc_iso`'s.
     content = {
         "matchers": dict(sorted(matchers.items())),
         "starts": starts_at.isoformat(),

@@ -31,10 +31,10 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from relay.domain.codec import alert_to_dict, notification_to_dict
+from relay.durations import utc_iso
 from relay.http.admin_requests import (
     RequestModel,
     bad_param,
-    iso_time,
     parse_body,
     parse_limit,
     parse_query,
@@ -71,8 +71,8 @@ def add_api_routes(app: web.Application) -> None:
 
 def _stored_alert_to_dict(stored: StoredAlert) -> dict[str, Any]:
     body = alert_to_dict(stored.alert)
-    body["created_at"] = iso_time(stored.created_at)
-    body["updated_at"] = iso_time(stored.updated_at)
+    body["created_at"] = utc_iso(stored.created_at)
+    body["updated_at"] = utc_iso(stored.updated_at)
     body["deliveries"] = [
         {
             "notification_id": d.notification_id,
@@ -81,7 +81,7 @@ def _stored_alert_to_dict(stored: StoredAlert) -> dict[str, Any]:
             "status": d.status,
             "attempts": d.attempts,
             "last_error": d.last_error,
-            "delivered_at": iso_time(d.delivered_at),
+            "delivered_at": utc_iso(d.delivered_at),
         }
         for d in stored.deliveries
     ]
@@ -152,8 +152,8 @@ def _dead_letter_to_dict(letter: DeadLetter) -> dict[str, Any]:
         "rule": notification.alert.rule,
         "summary": notification.alert.summary,
         "attempts": letter.attempts,
-        "first_enqueued_at": iso_time(letter.first_enqueued_at),
-        "dead_at": iso_time(letter.dead_at),
+        "first_enqueued_at": utc_iso(letter.first_enqueued_at),
+        "dead_at": utc_iso(letter.dead_at),
         "reason": letter.reason,
         "notification": notification_to_dict(notification),
     }

@@ -1,5 +1,6 @@
-"""Reading admin API requests: query parameters and JSON bodies, for `relay.http.admin_api`
-(and the one way its responses write times, `iso_time`).
+"""Reading admin API requests: query parameters and JSON bodies, for `relay.http.admin_api`.
+
+Responses write times with `relay.durations.utc_iso` (UTC, with a `Z`).
 
 Invariants:
 - Input is validated before a handler reads or writes anything; a bad query or body is
@@ -25,7 +26,6 @@ __all__ = [
     "MAX_LIMIT",
     "RequestModel",
     "bad_param",
-    "iso_time",
     "parse_body",
     "parse_flag",
     "parse_limit",
@@ -124,7 +124,3 @@ class RequestModel(BaseModel):
     """The base of every request body: unknown fields are refused, values frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def iso_time(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

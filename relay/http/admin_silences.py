@@ -20,10 +20,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field, model_validator
 
+from relay.clock import UtcDatetime
 from relay.domain.silences import Silence, active, new_silence, silence_problems
-from relay.http.admin_requests import RequestModel, iso_time, parse_body, parse_flag, parse_query
+from relay.durations import utc_iso
+from relay.http.admin_requests import RequestModel, parse_body, parse_flag, parse_query
 from relay.http.common import CONTEXT, ApiError, json_response
-from relay.settings._base import PositiveDuration, UtcDatetime
+from relay.settings._base import PositiveDuration
 
 __all__ = [
     "NewSilence",
@@ -55,12 +57,12 @@ def silence_to_dict(silence: Silence, *, now: datetime) -> dict[str, Any]:
     return {
         "id": silence.id,
         "matchers": dict(silence.matchers),
-        "starts_at": iso_time(silence.starts_at),
-        "ends_at": iso_time(silence.ends_at),
+        "starts_at": utc_iso(silence.starts_at),
+        "ends_at": utc_iso(silence.ends_at),
         "creator": silence.creator,
         "comment": silence.comment,
-        "created_at": iso_time(silence.created_at),
-        "expired_at": iso_time(silence.expired_at),
+        "created_at": utc_iso(silence.created_at),
+        "expired_at": utc_iso(silence.expired_at),
         "origin": silence.origin,
         "active": active(silence, now),
     }

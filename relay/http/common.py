@@ -1,4 +1,4 @@
-"""What the HTTP modules share: the request context, JSON errors, auth and secret scrubbing.
+"""What the HTTP modules share: the request context, JSON errors and auth.
 
 Invariants:
 - Every error leaves the server as JSON: `{"error": CODE, "message": TEXT}` (plus
@@ -6,30 +6,28 @@ Invariants:
 - A mutating call (any method but GET/HEAD/OPTIONS) needs `Authorization: Bearer
   <admin_token>`, compared with `hmac.compare_digest`; with no token configured every
   mutating call is refused (403), whatever it sends.
-- `SecretScrubber` holds every secret of the configuration; the server passes every
-  response body through it as a last line of defence, so even an error message that
-  quoted a secret by accident never leaves the process with it. Handlers still never
-  put secrets in responses in the first place.
+- `HttpContext.scrubber` (`relay.scrub.SecretScrubber`) holds every secret of the
+  configuration; the server passes every response body through it as a last line of
+  defence, so even an error message that quoted a secret by accident never leaves the
+  process with it. Handlers still never put secrets in responses in the first place.
 """
 
 from __future__ import annotations
 
 import hmac
-import html
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import BaseModel, SecretStr
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence
     from relay.http.status_page import SourceState
     from relay.pipeline.poller import SourceHealth
+    from relay.scrub import SecretScrubber
     from relay.settings import Settings
     from relay.store import Store
     from relay.telemetry.metrics import RelayMetrics
@@ -39,7 +37,6 @@ __all__ = [
     "SAFE_METHODS",
     "ApiError",
     "HttpContext",
-    "SecretScrubber",
     "check_admin",
     "json_response",
     "source_state",
@@ -147,68 +144,3 @@ def source_state(health: SourceHealth, *, now: datetime) -> SourceState:
     if health.is_stale(now=now):
         return "stale"
     return "failing" if health.consecutive_failures else "ok"
-
-
-# --- secrets ------------------------------------------------------------------------------
-
-REDACTED = "[redacted]"
-
-
-@dataclass(frozen=True)
-class SecretScrubber:
-    """Replaces known secret values in response bodies.
-
-    Secrets shorter than `MIN_LENGTH` are not scrubbed: replacing a few common
-    characters would corrupt JSON and HTML, and such a value is too weak to protect
-    anyway. Each secret is also matched as it appears once escaped for JSON or HTML.
-    """
-
-    needles: tuple[bytes, ...] = field(default=())
-
-    MIN_LENGTH = 6
-
-    @classmethod
-    def of(cls, secrets: Iterable[str]) -> SecretScrubber:
-        variants: set[str] = set()
-        for secret in secrets:
-            if len(secret) < cls.MIN_LENGTH:
-                continue
-            variants.add(secret)
-            variants.add(html.escape(secret, quote=True))
-            variants.add(json.dumps(secret)[1:-1])
-            variants.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-        # Longest first, so a secret that contains another is replaced whole.
-        needles = sorted((v.encode() for v in variants), key=len, reverse=True)
-        return cls(tuple(needles))
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SecretScrubber:
-        secrets = list(_secret_values(settings))
-        # A database URL can carry a password without being typed as a secret.
-        password = urlsplit(settings.store.url).password
-        if password:
-            secrets.append(password)
-        return cls.of(secrets)
-
-    def scrub(self, body: bytes) -> bytes:
-        for needle in self.needles:
-            if needle in body:
-                body = body.replace(needle, REDACTED.encode())
-        return body
-
-    def scrub_text(self, text: str) -> str:
-        return self.scrub(text.encode()).decode()
-
-
-def _secret_values(value: object) -> Iterator[str]:
-    if isinstance(value, SecretStr):
-        yield value.get_secret_value()
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _secret_values(getattr(value, name))
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _secret_values(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _secret_values(item)

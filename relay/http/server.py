@@ -10,7 +10,7 @@
 Invariants:
 - Probes and metrics never need the admin token, and never fail because the store is
   down: `/metrics` keeps the last outbox counts, `/readyz` reports the store as a reason.
-- Every response body passes the secret scrubber (see `relay.http.common`).
+- Every response body passes the secret scrubber (`relay.scrub`, see `relay.http.common`).
 - `HttpServer` runs the app through `relay.http.runner` (`AppRunner(handle_signals=False)`):
   signals belong to the composition root. `stop()` cleans up under `asyncio.shield`, so
   a cancelled shutdown still closes the listening socket and open connections.
@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
 from relay import __version__
+from relay.clock import utcnow
 from relay.domain.silences import config_silences as silences_from_settings
+from relay.durations import format_age_s
 from relay.errors import StoreError
 from relay.http.admin_api import add_api_routes
 from relay.http.common import (
@@ -35,15 +37,14 @@ from relay.http.common import (
     SAFE_METHODS,
     ApiError,
     HttpContext,
-    SecretScrubber,
     check_admin,
     json_response,
     source_state,
 )
 from relay.http.runner import ServedApp, serve_app
 from relay.http.status_data import source_order, status_page
-from relay.http.status_page import format_age
 from relay.lifecycle import AsyncContext
+from relay.scrub import SecretScrubber
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence
@@ -74,17 +75,13 @@ _STATUS_CODES = {
 }
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def build_app(
     *,
     metrics: RelayMetrics,
     store: Store,
     health: Mapping[str, SourceHealth],
     settings: Settings,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     config_silences: Sequence[Silence] | None = None,
     on_deliveries_retried: Callable[[], None] | None = None,
     store_timeout_s: float = 3.0,
@@ -205,7 +202,7 @@ async def readiness(context: HttpContext) -> list[dict[str, str]]:
             if health.last_success_at is None:
                 message = f"source {name!r} has not been polled successfully yet"
             else:
-                age = format_age((now - health.last_success_at).total_seconds())
+                age = format_age_s((now - health.last_success_at).total_seconds())
                 message = (
                     f"no successful poll of source {name!r} for {age}, more than 3 poll "
                     f"intervals of {health.interval_s:g}s"

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
+from relay.durations import format_age_s, utc_iso
+
 __all__ = [
     "AlertRow",
     "SilenceRow",
@@ -27,7 +29,6 @@ __all__ = [
     "SourceRow",
     "SourceState",
     "StatusView",
-    "format_age",
     "render_status_page",
 ]
 
@@ -94,28 +95,11 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def format_age(seconds: float | None) -> str:
-    """`42s`, `3m 5s`, `2h 10m`, `3d 4h`: short, for a table cell."""
-    if seconds is None:
-        return "never"
-    total = max(0, int(seconds))
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
-
-
 def _time(moment: datetime | None) -> str:
     if moment is None:
         return '<span class="muted">never</span>'
-    text = moment.strftime("%Y-%m-%d %H:%M:%SZ")
-    return f'<time datetime="{_e(moment.isoformat())}">{_e(text)}</time>'
+    text = utc_iso(moment, timespec="seconds", sep=" ")
+    return f'<time datetime="{_e(utc_iso(moment))}">{_e(text)}</time>'
 
 
 def _safe_link(url: str | None) -> str | None:
@@ -159,9 +143,9 @@ def _sources(view: StatusView) -> str:
             f"<td>{_badge(s.state)}</td>"
             f"<td>{_time(s.last_success_at)}</td>"
             f'<td data-lag-s="{"" if s.lag_s is None else f"{s.lag_s:.0f}"}">'
-            f"{_e(format_age(s.lag_s))}</td>"
+            f"{_e(format_age_s(s.lag_s))}</td>"
             f'<td data-running="{s.running}">{s.running}</td>'
-            f"<td>{_e(format_age(s.interval_s))}</td></tr>"
+            f"<td>{_e(format_age_s(s.interval_s))}</td></tr>"
         )
     return (
         '<table id="sources"><thead><tr><th>Source</th><th>State</th>'

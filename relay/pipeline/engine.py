@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 
 import structlog
 
+from relay.clock import utcnow
 from relay.domain.alerts import Alert
 from relay.domain.cadence import Read
 from relay.domain.detect import (
@@ -49,10 +50,6 @@ from relay.store.base import CycleResult, Store
 log = structlog.get_logger("relay.pipeline.engine")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class _Begun:
     """What a cycle knows before it reads: whether the source was ever polled, and the
@@ -75,7 +72,7 @@ class SourceEngine:
         client: ZaiaClient,
         store: Store,
         planner: AlertPlanner | None = None,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._limits = limits
         self._client = client
@@ -96,10 +93,12 @@ class SourceEngine:
         `commit=False`, for dry runs) persist it all."""
         return await self._cycle(self._scan_and_refresh, commit=commit, load_running=True)
 
-    async def run_read(self, read: Read) -> CycleReport:
+    async def run_read(self, read: Read, *, max_pages: int | None = None) -> CycleReport:
         """One read of the adaptive cadence, committed as a cycle of its own: the top of
-        the list (pages until known history), one page, a sweep page, or one id."""
-        return await self._cycle(partial(self._read_place, read), commit=True)
+        the list (from `read.page`, pages until known history, at most `max_pages`), one
+        page, a sweep page, or one id."""
+        pages = self._limits.max_pages if max_pages is None else max_pages
+        return await self._cycle(partial(self._read_place, read, pages), commit=True)
 
     def running_now(self) -> list[TrackedExecution] | None:
         """The live executions as of the last committed cycle, or None until one ran (or
@@ -199,15 +198,17 @@ class SourceEngine:
             await self._refresh(by_id[execution_id], policy=policy, work=work)
         return plan
 
-    async def _read_place(self, read: Read, begun: _Begun, work: CycleWork) -> ScanPlan:
-        limits = self._limits
+    async def _read_place(
+        self, read: Read, max_pages: int, begun: _Begun, work: CycleWork
+    ) -> ScanPlan:
         if read.kind == "top":
             # The top is read until known, unchanged history; on a first start that is
             # one page, and the sweep reads the rest down to `discovery_pages`, spread.
             plan = ScanPlan.start(
                 tracked_running=(),
-                max_pages=1 if begun.first_poll else limits.max_pages,
+                max_pages=1 if begun.first_poll else max_pages,
                 first_poll=False,
+                first_page=read.page,
             )
             return await self._scan(
                 plan, policy=self._policy(first_poll=begun.first_poll), work=work

@@ -20,18 +20,19 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 import structlog
 
+from relay.clock import utcnow
 from relay.domain.schedule import next_start
 from relay.errors import SourceError, SourceUnauthorized, StoreError
 from relay.pipeline.cycle import CycleReport
+from relay.vocab import CycleOutcome
 
 log = structlog.get_logger("relay.pipeline.poller")
 
-CycleOutcome = str  # "ok" | "unauthorized" | "source_error" | "store_error" | "timeout" | "error"
 OnCycle = Callable[[str, CycleOutcome, float, CycleReport | None], None]
 
 
@@ -55,7 +56,8 @@ class SourceHealth:
     rate_per_minute: float | None = None
     staleness_s: float = 0.0
     over_budget: bool = False
-    # The last report of a cycle, for the adaptive loop.
+    # How the last cycle went, and the report of the last successful one.
+    last_outcome: CycleOutcome | None = None
     last_report: CycleReport | None = None
 
     def is_stale(self, *, now: datetime, intervals: int = 3) -> bool:
@@ -86,7 +88,7 @@ class Poller:
         max_backoff_s: float = 300.0,
         on_cycle: OnCycle | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         lead: Callable[[], Awaitable[bool]] | None = None,
@@ -133,12 +135,14 @@ class Poller:
         run = cycle if cycle is not None else self._engine.run_cycle
         began = self._clock()
         if self._lead is not None and not await self._leads():
+            self.health.last_outcome = "standby"
             if self._on_cycle is not None:
                 self._on_cycle(source, "standby", 0.0, None)
             return None
         self.health.last_attempt_at = self._wall_clock()
         report: CycleReport | None = None
         retry_after_s: float | None = None
+        outcome: CycleOutcome
         try:
             async with asyncio.timeout(self._cycle_timeout_s):
                 report = await run()
@@ -176,6 +180,7 @@ class Poller:
             if report is not None:
                 retry_after_s = report.retry_after_s
         duration_s = self._clock() - began
+        self.health.last_outcome = outcome
         if self._on_cycle is not None:
             self._on_cycle(source, outcome, duration_s, report)
         return retry_after_s

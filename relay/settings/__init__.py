@@ -9,7 +9,7 @@ secret is a `SecretStr`, so printing a model never shows one.
 """
 
 from relay.settings._base import RateLimit, Section, parse_rate_limit
-from relay.settings._root import Settings, reference_problems
+from relay.settings._root import Settings, reference_problems, secrets_of
 from relay.settings._rules import (
     CountThreshold,
     DurationThreshold,
@@ -73,4 +73,5 @@ __all__ = [
     "WhenSettings",
     "parse_rate_limit",
     "reference_problems",
+    "secrets_of",
 ]

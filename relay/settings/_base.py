@@ -17,14 +17,13 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -191,13 +190,6 @@ Duration = Annotated[
 PositiveDuration = Annotated[
     timedelta, BeforeValidator(_duration_input), AfterValidator(_positive), _duration_json
 ]
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 
 
 # --- names, URLs, templates, patterns ------------------------------------------------

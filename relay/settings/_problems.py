@@ -135,28 +135,3 @@ def _unwrap(annotation: Any, node: Any) -> Any:
             return None
         else:
             return annotation
-
-
-def secret_values(tree: Any) -> list[str]:
-    """Values found under secret-holding keys of a raw tree, to keep out of messages."""
-    names = SECRET_FIELD_NAMES
-    found: list[str] = []
-
-    def walk(value: Any, secret: bool) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, secret or key in names or key == "headers")
-        elif isinstance(value, list):
-            for item in value:
-                walk(item, secret)
-        elif secret and isinstance(value, str) and len(value) >= 4:
-            found.append(value)
-
-    walk(tree, False)
-    return sorted(set(found), key=len, reverse=True)
-
-
-def scrub(message: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return message

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._rules import RuleSettings, SilenceSettings
+from relay.settings._secrets import distinct_secrets, model_secrets
 from relay.settings._sections import (
     AlertsSettings,
     LogSettings,
@@ -58,6 +59,17 @@ class Settings(Section):
             if rule.name == name:
                 return rule
         raise KeyError(name)
+
+    def secret_values(self) -> list[str]:
+        """`secrets_of(self)`: what `relay.scrub.SecretScrubber.from_settings` asks for."""
+        return secrets_of(self)
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value in `settings`: API keys, webhook URLs, tokens, signing secrets
+    (with and without `whsec_`), header values, the admin token and a database password
+    in the store URL (a plain string, yet a secret)."""
+    return distinct_secrets([*model_secrets(settings), settings.store.password])
 
 
 def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:

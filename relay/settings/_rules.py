@@ -17,13 +17,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from relay.clock import UtcDatetime
 from relay.settings._base import (
     Name,
     OneOrMany,
     PositiveDuration,
     Section,
     Template,
-    UtcDatetime,
     raise_problems,
 )
 from relay.vocab import ExecutionKind, ExecutionStatus, FromStatus, Severity

@@ -25,8 +25,10 @@ import yaml
 from pydantic import ValidationError
 
 from relay.errors import ConfigError, ConfigProblem
-from relay.settings._problems import scrub, secret_values, translate_error
+from relay.scrub import SecretScrubber
+from relay.settings._problems import translate_error
 from relay.settings._root import Settings, reference_problems
+from relay.settings._secrets import raw_secrets_of
 
 Location = tuple[str | int, ...]
 Found = list[tuple[Location, str]]
@@ -89,7 +91,9 @@ def parse_settings(
         if not found:
             return settings
 
-    secrets = secret_values(tree)
+    # Pre-validation: the raw tree's secrets (of 4 characters or more: shorter values
+    # are too common to replace in a message).
+    scrubber = SecretScrubber.of(raw_secrets_of(tree), min_length=4)
     problems = []
     for loc, message in sorted(found, key=lambda p: _line_of(p[0], lines) or 1 << 30):
         if loc and isinstance(loc[0], str) and loc[0].startswith("$"):
@@ -104,7 +108,7 @@ def parse_settings(
                 message += f" (set by {origin})"
             elif line is not None:
                 message += f" (line {line})"
-        problems.append(ConfigProblem(path, scrub(message, secrets)))
+        problems.append(ConfigProblem(path, scrubber.scrub_text(message)))
     raise ConfigError(problems)
 
 

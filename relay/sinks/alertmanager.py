@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from relay.clock import utcnow
 from relay.domain.alerts import Notification
+from relay.durations import utc_iso
 from relay.settings import AlertmanagerSinkSettings
-from relay.sinks.base import HttpSink, utcnow
-from relay.sinks.wire import iso
+from relay.sinks.base import HttpSink
 
 ALERTMANAGER_MAX_BATCH = 100
 # A test alert shows in Alertmanager for this long, then resolves by itself.
@@ -64,14 +65,14 @@ def alertmanager_alert(
     body: dict[str, Any] = {
         "labels": labels,
         "annotations": annotations,
-        "startsAt": iso(alert.started_at),
+        "startsAt": utc_iso(alert.started_at),
     }
     if notification.kind == "resolved" or alert.state == "resolved":
-        body["endsAt"] = iso(alert.ended_at or notification.created_at)
+        body["endsAt"] = utc_iso(alert.ended_at or notification.created_at)
     elif notification.kind == "test":
-        body["endsAt"] = iso(notification.created_at + _TEST_ALERT_LIFETIME)
+        body["endsAt"] = utc_iso(notification.created_at + _TEST_ALERT_LIFETIME)
     elif alert.renew_by is not None:
-        body["endsAt"] = iso(alert.renew_by + _RENEWAL_MARGIN)
+        body["endsAt"] = utc_iso(alert.renew_by + _RENEWAL_MARGIN)
     if alert.link and alert.link.startswith(("http://", "https://")):
         body["generatorURL"] = alert.link
     return body

@@ -11,7 +11,7 @@ Invariants:
 - Every request is bounded by the sink's timeout from start to last byte.
 - Error messages never contain a sink's URL, token, secret or header values (they are
   credentials), and never chain the HTTP client's exception (which can hold the URL);
-  text from the receiver is bounded and scrubbed of the sink's secrets.
+  text from the receiver is bounded and scrubbed of the sink's secrets (`relay.scrub`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ import asyncio
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
 from relay import __version__
+from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.domain.delivery import Backoff, DeliveryPolicy, classify_status, parse_retry_after
 from relay.errors import SinkError
+from relay.scrub import SecretScrubber
 from relay.settings import DeliverySettings
 
 USER_AGENT = f"zaia-relay/{__version__}"
@@ -41,10 +43,6 @@ _DETAIL_CHARS = 200
 # Shorter query values (`?v=2`) are too common to be credentials, and scrubbing them
 # would garble every message.
 _MIN_SECRET_CHARS = 6
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @runtime_checkable
@@ -171,7 +169,8 @@ class HttpPoster:
         self.timeout_s = timeout_s
         self._receiver = receiver  # "the webhook receiver", "Slack", ...: for messages
         self._config_path = config_path
-        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        # Any length: every one of them is a credential of this sink.
+        self._scrubber = SecretScrubber.of(secrets, min_length=1)
         self._now = now
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[str, str | None] = {}
@@ -224,7 +223,9 @@ class HttpPoster:
         except TimeoutError:
             failure = f"no answer from {self._receiver} within {self.timeout_s:g}s"
         except (aiohttp.ClientError, ValueError) as exc:
-            failure = self.scrub(f"cannot reach {self._receiver}: {type(exc).__name__} {exc}")
+            failure = self._scrubber.scrub_text(
+                f"cannot reach {self._receiver}: {type(exc).__name__} {exc}"
+            )
         if failure is not None:
             # Raised outside the handler: the client's exception can hold the URL.
             raise SinkError(self.sink, failure.rstrip(), retryable=True)
@@ -268,12 +269,7 @@ class HttpPoster:
         text = " ".join(response.text()[: _DETAIL_CHARS * 2].split())
         if not text:
             return ""
-        return f": {self.scrub(text)[:_DETAIL_CHARS]}"
-
-    def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return f": {self._scrubber.scrub_text(text)[:_DETAIL_CHARS]}"
 
 
 class HttpSink(BaseSink):
@@ -317,5 +313,4 @@ __all__ = [
     "Sink",
     "delivery_policy",
     "url_secrets",
-    "utcnow",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TextIO
 
+from relay.clock import utcnow
 from relay.domain.alerts import Alert, Notification, alert_id
 from relay.settings import (
     AlertmanagerSinkSettings,
@@ -23,7 +24,7 @@ from relay.settings import (
     WebhookSinkSettings,
 )
 from relay.sinks.alertmanager import AlertmanagerSink
-from relay.sinks.base import Sink, utcnow
+from relay.sinks.base import Sink
 from relay.sinks.console import ConsoleSink
 from relay.sinks.slack import MessageRefs, SlackSink
 from relay.sinks.webhook import WebhookSink

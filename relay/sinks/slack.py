@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.errors import SinkError
 from relay.settings import SlackSinkSettings
-from relay.sinks.base import HttpSink, url_secrets, utcnow
+from relay.sinks.base import HttpSink, url_secrets
 from relay.sinks.slack_blocks import slack_message, slack_thread_reply
 
 # A digest lists at most `DIGEST_SHOWN` alerts and counts the rest ("and N more"), so

@@ -37,7 +37,7 @@ from slack_sdk.models.blocks import (
 )
 
 from relay.domain.alerts import Alert, Notification
-from relay.sinks.wire import format_credits, format_seconds, iso
+from relay.durations import format_credits, format_span_s, utc_iso
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -135,7 +135,7 @@ def _fields(notification: Notification) -> list[MarkdownTextObject]:
         if facts.workflow_id:
             fields.append(_field("Workflow", facts.workflow_id))
         fields.append(_field("Credits", format_credits(facts.credits_used)))
-        fields.append(_field("Duration", format_seconds(facts.duration_s)))
+        fields.append(_field("Duration", format_span_s(facts.duration_s)))
     if alert.group:
         group = ", ".join(f"{key}={value}" for key, value in sorted(alert.group.items()))
         fields.append(_field("Group", group))
@@ -182,9 +182,9 @@ def _alert_blocks(notification: Notification) -> list[Block]:
             action_id="open",
         )
         blocks.append(ActionsBlock(elements=[button]))
-    context = f"alert `{alert.id}` · started {iso(alert.started_at)}"
+    context = f"alert `{alert.id}` · started {utc_iso(alert.started_at)}"
     if alert.ended_at is not None:
-        context += f" · resolved {iso(alert.ended_at)}"
+        context += f" · resolved {utc_iso(alert.ended_at)}"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=escape(context))]))
     return blocks
 
@@ -274,7 +274,7 @@ def slack_thread_reply(notification: Notification) -> dict[str, Any]:
     """A short reply in the thread of an alert's first message (resolved, reminder)."""
     alert = notification.alert
     word = _state_word(notification).capitalize()
-    when = iso(alert.ended_at or notification.created_at)
+    when = utc_iso(alert.ended_at or notification.created_at)
     text = f"{_emoji(notification)} {word} at {when}: {escape(' '.join(alert.summary.split()))}"
     if alert.value is not None:
         text += f" (value {alert.value:g})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from relay.sinks.base import utcnow
+from relay.clock import utcnow
 from relay.sinks.slack import MessageRef
 from relay.store.base import Store
 from relay.store.records import MessageRefRecord

@@ -32,10 +32,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from relay.clock import utcnow
 from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
+from relay.durations import utc_iso
 from relay.settings import WebhookSinkSettings
-from relay.sinks.base import HttpSink, url_secrets, utcnow
-from relay.sinks.wire import iso, opt_iso
+from relay.sinks.base import HttpSink, url_secrets
 
 WEBHOOK_BODY_VERSION = "1"
 
@@ -62,8 +63,8 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
         "summary": alert.summary,
         "description": alert.description,
         "labels": dict(alert.labels),
-        "started_at": iso(alert.started_at),
-        "ended_at": opt_iso(alert.ended_at),
+        "started_at": utc_iso(alert.started_at),
+        "ended_at": utc_iso(alert.ended_at),
         "group": None if alert.group is None else dict(alert.group),
         "value": _number(alert.value),
     }
@@ -82,8 +83,8 @@ def _execution_json(facts: ExecutionFacts | None) -> dict[str, Any] | None:
         "parent_id": facts.parent_id,
         "origin_type": facts.origin_type,
         "credits_used": _number(facts.credits_used),
-        "started_at": iso(facts.started_at),
-        "ended_at": opt_iso(facts.ended_at),
+        "started_at": utc_iso(facts.started_at),
+        "ended_at": utc_iso(facts.ended_at),
         "duration_s": _number(facts.duration_s),
     }
 
@@ -109,7 +110,7 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
         "version": WEBHOOK_BODY_VERSION,
         "id": notification.id,
         "type": event_type(notification),
-        "timestamp": iso(notification.created_at),
+        "timestamp": utc_iso(notification.created_at),
         "alert": _alert_json(alert),
         "execution": _execution_json(alert.execution),
         "cause": _cause_json(alert.cause),
@@ -131,7 +132,7 @@ def webhook_batch_body(notifications: Sequence[Notification]) -> dict[str, Any]:
         "version": WEBHOOK_BODY_VERSION,
         "id": batch_id([n.id for n in notifications]),
         "type": "alert.batch",
-        "timestamp": iso(max(n.created_at for n in notifications)),
+        "timestamp": utc_iso(max(n.created_at for n in notifications)),
         "notifications": [webhook_body(n) for n in notifications],
     }
 

@@ -24,7 +24,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -34,6 +34,7 @@ import structlog
 from pydantic import ValidationError
 
 from relay import __version__
+from relay.clock import utcnow
 from relay.domain.delivery import parse_retry_after
 from relay.domain.models import ApiErrorBody, Execution, ExecutionTree
 from relay.errors import (
@@ -46,6 +47,8 @@ from relay.errors import (
     SourceUnavailable,
 )
 from relay.lifecycle import AsyncContext
+from relay.scrub import SecretScrubber
+from relay.settings import DEFAULT_BASE_URL
 from relay.source.gate import BudgetGate
 from relay.source.pages import (
     ExecutionPage,
@@ -63,7 +66,6 @@ RequestOutcome = int | Literal["error"]
 OnRequest = Callable[[Endpoint, RequestOutcome], None]
 _Params = dict[str, str | int | list[str]]
 
-DEFAULT_BASE_URL = "https://api.endless.zaia.app"
 MAX_PAGE_SIZE = 100
 # A poll cycle reads pages one at a time and refreshes a bounded number of executions,
 # so a handful of connections per source is plenty and stays polite to the API.
@@ -72,10 +74,6 @@ _RETRYABLE_STATUS = frozenset({408, 429})
 
 log = structlog.get_logger("relay.source")
 _M = TypeVar("_M", Execution, ExecutionTree)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +147,7 @@ class ZaiaClient(AsyncContext):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
         on_request: OnRequest | None = None,
         gate: BudgetGate | None = None,
     ) -> None:
@@ -164,6 +162,8 @@ class ZaiaClient(AsyncContext):
         self._rng = rng if rng is not None else random.Random()
         self._now = now
         self._on_request = on_request
+        # Any length: the key is the one secret this client holds, however short.
+        self._scrubber = SecretScrubber.of([config.api_key], min_length=1)
         scheme = "Bearer " if config.auth_scheme == "bearer" else ""
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
@@ -301,7 +301,9 @@ class ZaiaClient(AsyncContext):
             return _Failure(reason=f"no answer within {timeout_s:g}s")
         except httpx.RequestError as exc:
             self._count(endpoint, "error")
-            return _Failure(reason=self._redact(f"{type(exc).__name__}: {exc}".rstrip(": ")))
+            return _Failure(
+                reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            )
         self._count(endpoint, response.status_code)
         result = self._interpret(endpoint, response, subject=subject)
         if self._gate is not None:
@@ -324,7 +326,9 @@ class ZaiaClient(AsyncContext):
             except ValueError:
                 content_type = response.headers.get("content-type", "no content-type")
                 reason = f"answer is not JSON (HTTP {status}, {content_type}, "
-                return _Failure(reason=self._redact(f"{reason}{len(response.content)} bytes)"))
+                return _Failure(
+                    reason=self._scrubber.scrub_text(f"{reason}{len(response.content)} bytes)")
+                )
         detail = self._api_error_detail(response)
         if status >= 500 or status in _RETRYABLE_STATUS:
             retry_after_s = parse_retry_after(response.headers.get("retry-after"), now=self._now())
@@ -364,7 +368,7 @@ class ZaiaClient(AsyncContext):
         except (ValueError, ValidationError):
             return ""
         # Bounded: a server could send a huge message, and this ends up in logs.
-        return self._redact(f" {body.name}: {body.message}"[:300])
+        return self._scrubber.scrub_text(f" {body.name}: {body.message}"[:300])
 
     def _gave_up(self, failure: _Failure, *, subject: str, attempts: int) -> SourceError:
         name = self.config.name
@@ -388,7 +392,3 @@ class ZaiaClient(AsyncContext):
     def _count(self, endpoint: Endpoint, outcome: RequestOutcome) -> None:
         if self._on_request is not None:
             self._on_request(endpoint, outcome)
-
-    def _redact(self, text: str) -> str:
-        key = self.config.api_key
-        return text.replace(key, "[redacted]") if key else text

@@ -4,7 +4,8 @@ Invariants:
 - Nothing here sleeps, reads a clock or does I/O: `now` and `rng` are passed in, so every
   decision is a plain function of its arguments and is tested as a table.
 - A backoff delay is always within `[0, min(backoff_max_s, backoff_s * 2**attempt)]`
-  ("full jitter"), so many relays that failed together do not retry together.
+  ("full jitter", `relay.domain.backoff`), so many relays that failed together do not
+  retry together.
 - A `Retry-After` the server sent is obeyed exactly, never shortened; when it is longer
   than `backoff_max_s` the request is given up at once instead of holding a poll cycle
   hostage, and the caller is told how long to wait.
@@ -13,9 +14,10 @@ Invariants:
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
+
+from relay.domain.backoff import backoff_ceiling_s, backoff_delay_s
 
 # `Retry-After` itself is parsed by `relay.domain.delivery.parse_retry_after`, the one
 # parser for the Zaia API's answers and the sinks'.
@@ -39,13 +41,15 @@ class RetryPolicy:
         """The largest delay full jitter may pick before retry number `attempt + 1`."""
         if attempt < 0:
             raise ValueError("attempt must be 0 or more")
-        # Cap the exponent first: 2**attempt overflows a float long before it matters.
-        exponent = min(attempt, 64)
-        return min(self.backoff_max_s, self.backoff_s * math.pow(2, exponent))
+        return backoff_ceiling_s(attempt + 1, base_s=self.backoff_s, max_s=self.backoff_max_s)
 
     def backoff_delay_s(self, attempt: int, *, rng: random.Random) -> float:
-        """A delay drawn uniformly from `[0, backoff_cap_s(attempt)]`."""
-        return rng.uniform(0.0, self.backoff_cap_s(attempt))
+        """A delay drawn uniformly from `[0, backoff_cap_s(attempt)]` (full jitter)."""
+        if attempt < 0:
+            raise ValueError("attempt must be 0 or more")
+        return backoff_delay_s(
+            attempt + 1, base_s=self.backoff_s, max_s=self.backoff_max_s, rng=rng
+        )
 
     def next_delay_s(
         self, attempt: int, *, retry_after_s: float | None, rng: random.Random

@@ -1,10 +1,10 @@
 """Logging: structlog events as JSON lines in production, readable lines in a terminal.
 
 Invariants:
-- Every configured secret is replaced by `***` wherever it occurs in an event: the
-  message, field values and keys, nested dicts/lists/tuples/sets, the text of other
-  objects (an exception carrying a URL), and rendered tracebacks. `SecretStr` values
-  are always replaced, configured or not.
+- Every configured secret (of any length) is replaced by `relay.scrub.REDACTED`
+  wherever it occurs in an event: the message, field values and keys, nested
+  dicts/lists/tuples/sets, the text of other objects (an exception carrying a URL), and
+  rendered tracebacks. `SecretStr` values are always replaced, configured or not.
 - Records from the standard library (`aiohttp`, `httpx`, ...) go through the same
   redaction and renderer, so a library logging a webhook URL does not leak it.
 - Timestamps are ISO 8601 in UTC.
@@ -13,21 +13,18 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TextIO
-from urllib.parse import quote
 
 import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from relay.durations import format_duration
-from relay.settings import Settings, WebhookSinkSettings
+from relay.durations import format_duration, utc_iso
+from relay.scrub import REDACTED, SecretScrubber
 
-REDACTED = "***"
 LogFormat = Literal["auto", "json", "console"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
@@ -37,22 +34,17 @@ _CHATTY_LOGGERS = ("httpx", "httpcore", "aiohttp.access")
 
 
 class SecretRedactor:
-    """A structlog processor replacing every occurrence of a secret with `***`."""
+    """A structlog processor scrubbing every secret out of an event, however nested."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        variants: set[str] = set()
-        for secret in secrets:
-            if secret:
-                # A URL or token may also be logged percent-encoded.
-                variants |= {secret, quote(secret, safe=""), quote(secret, safe="/:")}
-        ordered = sorted(variants, key=len, reverse=True)  # longest first: no partial leftovers
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        # Any length: a log line is the relay's own text, and a short secret is still one.
+        self._scrubber = SecretScrubber.of(secrets, min_length=1)
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         return {self.redact(key): self.redact(value) for key, value in event_dict.items()}
 
     def redact_text(self, text: str) -> str:
-        return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
+        return self._scrubber.scrub_text(text)
 
     def redact(self, value: Any, *, depth: int = 0) -> Any:
         if isinstance(value, str):
@@ -71,17 +63,19 @@ class SecretRedactor:
         if isinstance(value, list | tuple | set | frozenset):
             items = [self.redact(item, depth=depth + 1) for item in value]
             return tuple(items) if isinstance(value, tuple) else items
-        if self._pattern is None:
+        if not self._scrubber:
             return value
         # Anything else is rendered by its text (repr in JSON and console output).
         text = repr(value)
-        if self._pattern.search(text) or self._pattern.search(str(value)):
+        if self._scrubber.finds(text) or self._scrubber.finds(str(value)):
             return self.redact_text(text)
         return value
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, timedelta):
         return format_duration(value)
@@ -168,32 +162,4 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(threshold, logging.WARNING))
 
 
-def secrets_of(settings: Settings) -> list[str]:
-    """Every secret value in `settings`: API keys, webhook URLs, tokens, signing secrets,
-    header values, the admin token and a database password in the store URL."""
-    found: set[str] = set()
-    _collect_secrets(settings, found)
-    if settings.store.password:
-        found.add(settings.store.password)
-    for sink in settings.sinks.values():
-        if isinstance(sink, WebhookSinkSettings) and sink.secret is not None:
-            # The signing key without its `whsec_` prefix is just as secret.
-            found.add(sink.secret.get_secret_value().removeprefix("whsec_"))
-    return sorted(value for value in found if value)
-
-
-def _collect_secrets(value: Any, found: set[str]) -> None:
-    if isinstance(value, SecretStr):
-        found.add(value.get_secret_value())
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            _collect_secrets(getattr(value, name), found)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            _collect_secrets(item, found)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _collect_secrets(item, found)
-
-
-__all__ = ["REDACTED", "SecretRedactor", "configure_logging", "secrets_of"]
+__all__ = ["SecretRedactor", "configure_logging"]

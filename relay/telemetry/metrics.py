@@ -8,7 +8,9 @@ Invariants:
   types, HTTP status codes). No execution id, alert id or error text is ever a label.
 - No secret is ever a label or a value: metrics see names and counts only.
 - Counters start at zero for every configured source and sink, so `rate()` and
-  `absent()` work from the first scrape instead of after the first event.
+  `absent()` work from the first scrape instead of after the first event. The outcomes
+  they start are `relay.vocab`'s `CYCLE_OUTCOMES` and `NOTIFICATION_OUTCOMES`, the very
+  values the poller and the delivery worker are typed to report.
 - The exposition leaves out the `*_created` series prometheus_client adds to counters
   and histograms: they double the series count and no dashboard or rule here uses them.
 
@@ -19,35 +21,64 @@ The callbacks match what the rest of the relay calls: `on_cycle` is a `poller.On
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
 from relay import __version__
+from relay.clock import utcnow
 from relay.domain.alerts import Alert
-from relay.vocab import TERMINAL_STATUSES
+from relay.vocab import CYCLE_OUTCOMES, NOTIFICATION_OUTCOMES, TERMINAL_STATUSES, CycleOutcome
 
 if TYPE_CHECKING:
+    from relay.delivery.types import DeliveryResult
     from relay.pipeline.cycle import CycleReport
     from relay.source.client import Endpoint, OnRequest, RequestOutcome
 
 __all__ = [
-    "CYCLE_OUTCOMES",
-    "NOTIFICATION_OUTCOMES",
     "PREFIX",
-    "DeliveryOutcome",
     "RelayMetrics",
 ]
 
 PREFIX = "zaia_relay"
 
-# The outcomes `Poller.run_one` reports; see `relay.pipeline.poller.CycleOutcome`.
-CYCLE_OUTCOMES = ("ok", "unauthorized", "source_error", "store_error", "timeout", "error")
-# What became of one delivery attempt of a notification.
-NOTIFICATION_OUTCOMES = ("delivered", "retry", "dead")
+
+def _listed(values: Iterable[str]) -> str:
+    return ", ".join(values)
+
+
+# The help text of each metric, by its name after the prefix.
+_HELP = {
+    "build": "Version of the running zaia-relay.",
+    "poll_cycles": f"Poll cycles run, by source and outcome ({_listed(CYCLE_OUTCOMES)}).",
+    "poll_duration_seconds": "Duration of poll cycles, whatever their outcome.",
+    "api_requests": "HTTP requests to the Zaia API, by endpoint (list, get, nestings) and "
+    'status code ("error" when no response came back: timeout or connection error).',
+    "last_successful_poll_timestamp_seconds": "Unix time of the end of the last successful "
+    "poll cycle (0 before the first).",
+    "executions_running": "Executions tracked as running after the last successful poll cycle.",
+    "execution_transitions": "Status transitions observed (baseline records of a first start "
+    "excluded), by new status and execution type.",
+    "responder_executions_ended": "Executions that ended, by responder (agent, squad or "
+    "workflow) and final status (baseline records of a first start excluded).",
+    "execution_credits": "Credits used by executions that ended, by final status; counted once, "
+    "when the end is observed (baseline records of a first start excluded).",
+    "invalid_items": "Items of API pages skipped because they did not match the documented schema.",
+    "alerts": "Alerts raised (firing) and resolved, by rule and severity.",
+    "notifications": "Notifications by what became of them when their turn came, by sink and "
+    f"outcome ({_listed(NOTIFICATION_OUTCOMES)}): retry is a failure rescheduled, dead one "
+    "given up (moved to the dead letters), silenced one a silence matched (not sent).",
+    "notification_duration_seconds": "Duration of delivery attempts (one request to the sink, "
+    "which may carry a digest of several notifications), whatever the outcome.",
+    "detection_latency_seconds": "Time from an execution's end (as the API reports it) to its "
+    "alert being queued for delivery.",
+    "outbox_pending": "Notifications waiting in the outbox for delivery, by sink.",
+    "dead_letters": "Notifications given up on (dead letters) awaiting an operator, by sink.",
+}
 
 # Poll cycles read a few pages: tens of milliseconds on a quiet workspace, seconds when
 # the API is slow; the top buckets sit around the default cycle timeout (60 s).
@@ -58,21 +89,33 @@ _SEND_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _LATENCY_BUCKETS_S = (1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 900, 3600)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+def _counter(registry: CollectorRegistry, name: str, *labels: str) -> Counter:
+    return Counter(f"{PREFIX}_{name}", _HELP[name], labels, registry=registry)
 
 
-class DeliveryOutcome(Protocol):
-    """What the delivery worker reports (`relay.delivery.worker.DeliveryResult`)."""
+def _gauge(registry: CollectorRegistry, name: str, *labels: str) -> Gauge:
+    return Gauge(f"{PREFIX}_{name}", _HELP[name], labels, registry=registry)
 
-    @property
-    def sink(self) -> str: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def duration_s(self) -> float: ...
+
+def _histogram(
+    registry: CollectorRegistry, name: str, *labels: str, buckets: Sequence[float]
+) -> Histogram:
+    return Histogram(f"{PREFIX}_{name}", _HELP[name], labels, buckets=buckets, registry=registry)
+
+
+def _start_at_zero(
+    name: str,
+    *,
+    by_outcome: tuple[Counter, Sequence[str]],
+    others: Sequence[Counter | Gauge | Histogram],
+) -> None:
+    """The series of a source or sink `name`: one per outcome of a counter, one of each
+    of the `others`."""
+    counter, outcomes = by_outcome
+    for outcome in outcomes:
+        counter.labels(name, outcome)
+    for metric in others:
+        metric.labels(name)
 
 
 class _WithoutCreated:
@@ -99,119 +142,36 @@ class RelayMetrics:
         version: str = __version__,
         sources: Iterable[str] = (),
         sinks: Iterable[str] = (),
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.registry = registry
         self._now = now
-        p = PREFIX
+        counter, gauge = partial(_counter, registry), partial(_gauge, registry)
+        histogram = partial(_histogram, registry)
 
-        self.build_info = Info(
-            f"{p}_build", "Version of the running zaia-relay.", registry=registry
-        )
+        self.build_info = Info(f"{PREFIX}_build", _HELP["build"], registry=registry)
         self.build_info.info({"version": version})
-
-        self.poll_cycles = Counter(
-            f"{p}_poll_cycles",
-            "Poll cycles run, by source and outcome "
-            "(ok, unauthorized, source_error, store_error, timeout, error).",
-            ["source", "outcome"],
-            registry=registry,
-        )
-        self.poll_duration = Histogram(
-            f"{p}_poll_duration_seconds",
-            "Duration of poll cycles, whatever their outcome.",
-            ["source"],
-            buckets=_POLL_BUCKETS_S,
-            registry=registry,
-        )
-        self.api_requests = Counter(
-            f"{p}_api_requests",
-            "HTTP requests to the Zaia API, by endpoint (list, get, nestings) and status "
-            'code ("error" when no response came back: timeout or connection error).',
-            ["source", "endpoint", "code"],
-            registry=registry,
-        )
-        self.last_success = Gauge(
-            f"{p}_last_successful_poll_timestamp_seconds",
-            "Unix time of the end of the last successful poll cycle (0 before the first).",
-            ["source"],
-            registry=registry,
-        )
-        self.running = Gauge(
-            f"{p}_executions_running",
-            "Executions tracked as running after the last successful poll cycle.",
-            ["source"],
-            registry=registry,
-        )
-        self.transitions = Counter(
-            f"{p}_execution_transitions",
-            "Status transitions observed (baseline records of a first start excluded), "
-            "by new status and execution type.",
-            ["source", "to", "type"],
-            registry=registry,
-        )
+        self.poll_cycles = counter("poll_cycles", "source", "outcome")
+        self.poll_duration = histogram("poll_duration_seconds", "source", buckets=_POLL_BUCKETS_S)
+        self.api_requests = counter("api_requests", "source", "endpoint", "code")
+        self.last_success = gauge("last_successful_poll_timestamp_seconds", "source")
+        self.running = gauge("executions_running", "source")
+        self.transitions = counter("execution_transitions", "source", "to", "type")
         # Responder ids are bounded by the agents, squads and workflows of a workspace
         # (tens, not millions), unlike execution ids, which never become labels.
-        self.responder_ended = Counter(
-            f"{p}_responder_executions_ended",
-            "Executions that ended, by responder (agent, squad or workflow) and final "
-            "status (baseline records of a first start excluded).",
-            ["source", "responder_id", "status"],
-            registry=registry,
+        self.responder_ended = counter(
+            "responder_executions_ended", "source", "responder_id", "status"
         )
-        self.credits = Counter(
-            f"{p}_execution_credits",
-            "Credits used by executions that ended, by final status; counted once, when "
-            "the end is observed (baseline records of a first start excluded).",
-            ["source", "status"],
-            registry=registry,
+        self.credits = counter("execution_credits", "source", "status")
+        self.invalid_items = counter("invalid_items", "source")
+        self.alerts = counter("alerts", "rule", "severity", "state")
+        self.notifications = counter("notifications", "sink", "outcome")
+        self.notification_duration = histogram(
+            "notification_duration_seconds", "sink", buckets=_SEND_BUCKETS_S
         )
-        self.invalid_items = Counter(
-            f"{p}_invalid_items",
-            "Items of API pages skipped because they did not match the documented schema.",
-            ["source"],
-            registry=registry,
-        )
-        self.alerts = Counter(
-            f"{p}_alerts",
-            "Alerts raised (firing) and resolved, by rule and severity.",
-            ["rule", "severity", "state"],
-            registry=registry,
-        )
-        self.notifications = Counter(
-            f"{p}_notifications",
-            "Notifications by what became of their delivery attempts, by sink: delivered, "
-            "retry (failed, rescheduled) or dead (given up, moved to the dead letters).",
-            ["sink", "outcome"],
-            registry=registry,
-        )
-        self.notification_duration = Histogram(
-            f"{p}_notification_duration_seconds",
-            "Duration of delivery attempts (one request to the sink, which may carry a "
-            "digest of several notifications), whatever the outcome.",
-            ["sink"],
-            buckets=_SEND_BUCKETS_S,
-            registry=registry,
-        )
-        self.detection_latency = Histogram(
-            f"{p}_detection_latency_seconds",
-            "Time from an execution's end (as the API reports it) to its alert being queued "
-            "for delivery.",
-            buckets=_LATENCY_BUCKETS_S,
-            registry=registry,
-        )
-        self.outbox_pending = Gauge(
-            f"{p}_outbox_pending",
-            "Notifications waiting in the outbox for delivery, by sink.",
-            ["sink"],
-            registry=registry,
-        )
-        self.dead_letters = Gauge(
-            f"{p}_dead_letters",
-            "Notifications given up on (dead letters) awaiting an operator, by sink.",
-            ["sink"],
-            registry=registry,
-        )
+        self.detection_latency = histogram("detection_latency_seconds", buckets=_LATENCY_BUCKETS_S)
+        self.outbox_pending = gauge("outbox_pending", "sink")
+        self.dead_letters = gauge("dead_letters", "sink")
 
         for source in sources:
             self.add_source(source)
@@ -222,27 +182,22 @@ class RelayMetrics:
 
     def add_source(self, source: str) -> None:
         """Create the series of `source` at zero (idempotent)."""
-        for outcome in CYCLE_OUTCOMES:
-            self.poll_cycles.labels(source, outcome)
-        self.poll_duration.labels(source)
-        self.last_success.labels(source)
-        self.running.labels(source)
-        self.invalid_items.labels(source)
+        by_outcome = (self.poll_cycles, CYCLE_OUTCOMES)
+        others = (self.poll_duration, self.last_success, self.running, self.invalid_items)
+        _start_at_zero(source, by_outcome=by_outcome, others=others)
 
     def add_sink(self, sink: str) -> None:
         """Create the series of `sink` at zero (idempotent)."""
-        for outcome in NOTIFICATION_OUTCOMES:
-            self.notifications.labels(sink, outcome)
-        self.notification_duration.labels(sink)
-        self.outbox_pending.labels(sink)
-        self.dead_letters.labels(sink)
+        by_outcome = (self.notifications, NOTIFICATION_OUTCOMES)
+        others = (self.notification_duration, self.outbox_pending, self.dead_letters)
+        _start_at_zero(sink, by_outcome=by_outcome, others=others)
 
     # --- polling ----------------------------------------------------------------------------
 
     def on_cycle(
         self,
         source: str,
-        outcome: str,
+        outcome: CycleOutcome,
         duration_s: float,
         report: CycleReport | None,
         /,
@@ -299,13 +254,7 @@ class RelayMetrics:
     def observe_detection_latency(self, seconds: float) -> None:
         self.detection_latency.observe(max(0.0, seconds))
 
-    def notification(self, sink: str, *, outcome: str, duration_s: float | None = None) -> None:
-        """One delivery attempt ended; `duration_s` is the time spent talking to the sink."""
-        self.notifications.labels(sink, outcome).inc()
-        if duration_s is not None:
-            self.notification_duration.labels(sink).observe(max(0.0, duration_s))
-
-    def on_delivery(self, result: DeliveryOutcome, /) -> None:
+    def on_delivery(self, result: DeliveryResult, /) -> None:
         """A `relay.delivery.worker.OnResult`: one message to a sink carried `result.count`
         notifications, which all met `result.outcome`."""
         self.notifications.labels(result.sink, result.outcome).inc(result.count)
