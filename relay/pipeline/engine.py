@@ -43,7 +43,7 @@ from relay.errors import (
 from relay.pipeline.alerting import AlertPlan, AlertPlanner
 from relay.source.client import ZaiaClient
 from relay.source.pages import ItemProblem, PageEntry
-from relay.store.base import CycleResult, Store
+from relay.store import CycleResult, Store
 
 if TYPE_CHECKING:
     from relay.settings import SourceSettings
