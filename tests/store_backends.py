@@ -28,7 +28,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from relay.store import PostgresStore, SqliteStore, Store
-from relay.store._pg_base import redact_url
+from relay.store.postgres import redact_url
 from tests.tools import in_ci
 
 PG_URL = os.environ.get("RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -14,7 +14,7 @@ import pytest
 from relay.domain.state import SourceCursor, TrackedExecution
 from relay.errors import StoreError
 from relay.store import SqliteStore
-from relay.store.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
+from relay.store.sqlite.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 from tests.test_store_alerts import alert_cycle, make_alert, notify
 from tests.test_store_sqlite import cycle, make_execution, make_state, make_transition
 

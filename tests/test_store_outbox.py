@@ -11,7 +11,9 @@ import pytest
 
 from relay.domain.alerts import Notification
 from relay.store import OutboxCounts, SqliteStore, Store
-from relay.store import _sqlite_outbox as outbox_sql
+from relay.store import sql as statements
+from relay.store.sql_outbox import MAX_ERROR_CHARS, dead_query
+from relay.store.sqlite.dialect import SQLITE
 from tests import store_backends
 from tests.store_backends import Backend
 from tests.test_store_alerts import alert_cycle, make_alert, make_window_alert, notify
@@ -119,7 +121,7 @@ async def test_retry_reschedules_with_the_error(store: Store) -> None:
     assert item.attempts == 1
     assert item.last_error is not None
     assert item.last_error.startswith("HTTP 503")
-    assert len(item.last_error) == outbox_sql.MAX_ERROR_CHARS
+    assert len(item.last_error) == MAX_ERROR_CHARS
     assert item.first_enqueued_at == T0  # max_age counts from the first enqueue
 
 
@@ -290,11 +292,11 @@ async def test_outbox_queries_use_indexes(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         queries = {
-            outbox_sql.DUE_SELECT: 3,
-            outbox_sql.NEXT_DUE: 1,
-            outbox_sql.COUNT_PENDING: 0,
-            outbox_sql.COUNT_DEAD: 0,
-            outbox_sql.dead_query(sink="oncall", limit=5)[0]: 2,
+            SQLITE.render(statements.DUE_SELECT)[0]: 3,
+            SQLITE.render(statements.NEXT_DUE)[0]: 1,
+            SQLITE.render(statements.COUNT_PENDING)[0]: 0,
+            SQLITE.render(statements.COUNT_DEAD)[0]: 0,
+            SQLITE.render(dead_query(sink="oncall", limit=5, dialect=SQLITE)[0])[0]: 2,
         }
         for sql, arity in queries.items():
             plan = " / ".join(

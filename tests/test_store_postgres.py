@@ -1,9 +1,9 @@
 """The PostgreSQL store against a real server: what only PostgreSQL has (migrations and
-schema versions, URLs and errors, search_path, leadership, two pools claiming together),
-and states, transitions, cursors, message refs and prune, behaving as SQLite's do.
+schema versions, URLs and errors, search_path, leadership, two pools claiming together).
 
-The alert, outbox and silence scenarios shared with SQLite run on both backends from
-test_store_alerts.py, test_store_outbox.py and test_store_silences.py.
+The scenarios shared with SQLite run on both backends from test_store_states.py (states,
+transitions, cursors, message refs, prune), test_store_alerts.py, test_store_outbox.py
+and test_store_silences.py.
 
 The server is RELAY_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test).
 Each test gets a schema of its own (selected with `?search_path=` in the store's URL),
@@ -15,33 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from relay.domain.alerts import Notification
-from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
 from relay.errors import StoreError
-from relay.store import CycleResult, MessageRefRecord, PruneResult
-from relay.store._pg_schema import LATEST_VERSION
 from relay.store.postgres import PostgresStore
+from relay.store.postgres.schema import LATEST_VERSION
 from tests import store_backends
 from tests.store_backends import PG_URL, pg_admin
 from tests.test_store_alerts import alert_cycle, make_alert, notify
-from tests.test_store_sqlite import T0, cycle, make_execution, make_state, make_transition
+from tests.test_store_sqlite import T0
 
 # The fixture (a fresh schema per test), also imported from here by test_replicas.
 pg_url = store_backends.pg_url
 LEASE_S = 30.0
-
-
-@pytest.fixture
-async def store(pg_url: str) -> AsyncIterator[PostgresStore]:
-    async with PostgresStore(pg_url, max_size=3) as opened:
-        yield opened
 
 
 async def _enqueue(
@@ -126,146 +116,6 @@ async def test_leading_a_source_named_migrate_blocks_no_start(pg_url: str) -> No
             await starting.ping()
 
 
-# --- states, transitions, cursors -------------------------------------------------------
-
-
-async def test_states_round_trip_every_field(store: PostgresStore) -> None:
-    plus_two = timezone(timedelta(hours=2))
-    full = TrackedExecution(
-        source="prod",
-        id="exec-full",
-        status="failed",
-        credits_used=0.1 + 0.2,  # must come back bit for bit
-        kind="squad",
-        responder_id="resp-7",
-        parent_id="exec-parent",
-        agent_id="agent-7",
-        workflow_id="wf-7",
-        created_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
-        updated_at=datetime(2026, 1, 2, 5, 4, 5, 999999, tzinfo=plus_two),
-        started_at=datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
-        ended_at=datetime(2026, 1, 2, 3, 9, 0, 123456, tzinfo=UTC),
-        is_purged=True,
-        last_seen_at=datetime(2026, 1, 2, 3, 9, 1, 1, tzinfo=UTC),
-        reported_statuses=frozenset({"running", "failed"}),
-        origin_type="whatsapp-message",
-        is_agentic=True,
-    )
-    sparse = make_state("exec-sparse", kind="workflow")
-    await store.commit_cycle(cycle([full, sparse]))
-
-    loaded = await store.load_states("prod", ["exec-full", "exec-sparse", "exec-unknown"])
-
-    assert loaded == {"exec-full": full, "exec-sparse": sparse}
-    for state in loaded.values():
-        assert state.created_at.tzinfo == UTC
-        assert state.last_seen_at.tzinfo == UTC
-    assert await store.load_states("staging", ["exec-full"]) == {}
-    assert await store.load_states("prod", []) == {}
-    with pytest.raises(TypeError, match="not one id"):
-        await store.load_states("prod", "exec-full")
-
-    later = replace(sparse, status="completed", credits_used=9.5, ended_at=T0)
-    await store.commit_cycle(cycle([later]))
-    assert (await store.load_states("prod", ["exec-sparse"]))["exec-sparse"] == later
-    assert await store.state_count() == 2
-    assert await store.load_markers("prod", ["exec-sparse", "exec-full", "nope"]) == {
-        "exec-sparse": StateMarkers(
-            status="completed", credits_used=9.5, updated_at=later.updated_at, is_purged=False
-        ),
-        "exec-full": StateMarkers(
-            status="failed", credits_used=0.1 + 0.2, updated_at=full.updated_at, is_purged=True
-        ),
-    }
-
-
-async def test_load_states_among_many_rows(store: PostgresStore) -> None:
-    template = make_state("template")
-    states = [replace(template, id=f"exec-{n:05d}") for n in range(3000)]
-    await store.commit_cycle(cycle(states))
-    wanted = [f"exec-{n:05d}" for n in range(0, 3000, 3)] + ["exec-none"]
-    loaded = await store.load_states("prod", wanted)
-    assert sorted(loaded) == wanted[:-1]
-    assert loaded["exec-00300"] == states[300]
-    assert len(await store.load_markers("prod", wanted)) == 1000
-
-
-async def test_cursor_round_trip(store: PostgresStore) -> None:
-    assert await store.get_cursor("prod") is None
-    baseline = CycleResult(
-        source="prod",
-        states=[],
-        transitions=[],
-        cursor=SourceCursor(source="prod", first_poll_done=False, last_success_at=None),
-    )
-    await store.commit_cycle(baseline)
-    assert await store.get_cursor("prod") == baseline.cursor
-    at = datetime(2026, 3, 1, 12, 0, 0, 654321, tzinfo=UTC)
-    await store.commit_cycle(cycle(at=at))
-    assert await store.get_cursor("prod") == SourceCursor("prod", True, at)
-    assert await store.get_cursor("staging") is None
-
-
-async def test_transitions_round_trip_and_dedupe_by_key(pg_url: str) -> None:
-    failed = make_execution(
-        "exec-1", status="failed", credits_used=4.25, ended_at=T0, error="first"
-    )
-    again = make_execution("exec-1", status="failed", credits_used=4.25, ended_at=T0, error="2nd")
-    other = make_execution("exec-2", status="cancelled", ended_at=T0)
-    observed = T0 + timedelta(seconds=31, microseconds=7)
-
-    async with PostgresStore(pg_url) as store:
-        await store.commit_cycle(cycle([], [make_transition(failed, observed_at=observed)]))
-        await store.commit_cycle(
-            cycle(
-                [], [make_transition(again, observed_at=T0 + timedelta(1)), make_transition(other)]
-            )
-        )
-        assert await store.transition_count() == 2
-    async with PostgresStore(pg_url) as reopened:
-        await reopened.commit_cycle(cycle([], [make_transition(again), make_transition(other)]))
-        stored = await reopened.recent_transitions()
-        assert await reopened.recent_transitions(limit=1) == stored[:1]
-        assert await reopened.recent_transitions(source="staging") == []
-        assert await reopened.transition_count(source="prod") == 2
-
-    first = next(t for t in stored if t.execution_id == "exec-1")
-    assert first.snapshot["detail"]["output"] == {"error": "first"}  # the first one wins
-    assert first.observed_at == observed
-    assert (first.from_status, first.to_status, first.credits_after) == ("running", "failed", 4.25)
-    assert "input" not in first.snapshot["detail"]
-    assert all("input" not in event for event in first.snapshot["detail"]["events"])
-    assert first.execution().id == "exec-1"
-    assert [t.execution_id for t in stored] == ["exec-1", "exec-2"]  # newest first
-
-
-async def test_running_states_order_and_ended_since(store: PostgresStore) -> None:
-    seen = {
-        "exec-c": T0,
-        "exec-a": T0 + timedelta(seconds=5),
-        "exec-b": T0 + timedelta(seconds=5),
-        "exec-d": T0 - timedelta(minutes=1),
-    }
-    states = [make_state(i, last_seen_at=at) for i, at in seen.items()]
-    states += [
-        make_state("old", status="failed", ended_at=T0 - timedelta(minutes=20)),
-        make_state("edge", status="completed", ended_at=T0 - timedelta(minutes=15)),
-        make_state("late", status="failed", ended_at=T0 - timedelta(minutes=1)),
-        replace(make_state("gone", status="failed", ended_at=T0), status="vanished"),
-    ]
-    staging = make_state("exec-s", source="staging", last_seen_at=T0 - timedelta(hours=1))
-    await store.commit_cycle(cycle(states))
-    await store.commit_cycle(cycle([staging], source="staging"))
-
-    running = await store.running_states("prod")
-
-    assert [s.id for s in running] == ["exec-d", "exec-c", "exec-a", "exec-b"]
-    ended = await store.ended_since("prod", T0 - timedelta(minutes=15))
-    assert [s.id for s in ended] == ["edge", "late", "gone"]
-    assert await store.state_count(source="prod") == 8
-    assert await store.state_count() == 9
-
-
 # --- two replicas claiming together (two pools) -----------------------------------------
 
 
@@ -302,50 +152,6 @@ async def test_two_claimers_never_claim_the_same_row(pg_url: str) -> None:
         assert tasks[1].result() + tasks[3].result()
     finally:
         await asyncio.gather(first.close(), second.close())
-
-
-# --- message refs -----------------------------------------------------------------------
-
-
-async def test_message_refs(store: PostgresStore) -> None:
-    assert await store.get_message_ref("slack", "alert_1") is None
-    ref = MessageRefRecord(channel="C123", ts="1700000000.000100", single=True)
-    await store.put_message_ref("slack", "alert_1", ref, now=T0)
-    assert await store.get_message_ref("slack", "alert_1") == ref
-    assert await store.get_message_ref("other", "alert_1") is None
-    digest = MessageRefRecord(channel="C123", ts="1700000001.000200", single=False)
-    await store.put_message_ref("slack", "alert_1", digest, now=T0 + timedelta(days=30))
-    assert await store.get_message_ref("slack", "alert_1") == digest
-    # Pruned by the age of the first reference.
-    await store.prune(before=T0 + timedelta(days=1))
-    assert await store.get_message_ref("slack", "alert_1") is None
-
-
-# --- prune ------------------------------------------------------------------------------
-
-
-async def test_prune(store: PostgresStore) -> None:
-    old, new = T0 - timedelta(days=1), T0 + timedelta(hours=1)
-    states = [
-        make_state("old-failed", status="failed", ended_at=old, last_seen_at=new),
-        replace(make_state("old-vanished", last_seen_at=old), status="vanished"),
-        make_state("old-running", created_at=old - timedelta(days=30), last_seen_at=old),
-        make_state("new-completed", status="completed", ended_at=new, last_seen_at=new),
-    ]
-    transitions = [
-        make_transition(
-            make_execution("old-failed", status="failed", ended_at=old), observed_at=old
-        ),
-        make_transition(make_execution("x", status="failed", ended_at=new), observed_at=new),
-    ]
-    await store.commit_cycle(cycle(states, transitions, at=old))
-
-    result = await store.prune(before=T0)
-
-    assert result == PruneResult(states_deleted=2, transitions_deleted=1)
-    remaining = await store.load_states("prod", [s.id for s in states])
-    assert sorted(remaining) == ["new-completed", "old-running"]
-    assert await store.prune(before=T0) == PruneResult(0, 0)
 
 
 # --- leadership -------------------------------------------------------------------------

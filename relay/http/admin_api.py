@@ -44,7 +44,7 @@ from relay.http.admin_silences import create_silence, expire_silence, list_silen
 from relay.http.common import CONTEXT, ApiError, HttpContext, json_response
 
 if TYPE_CHECKING:
-    from relay.store.base import DeadLetter, StoredAlert
+    from relay.store import DeadLetter, StoredAlert
     from relay.vocab import AlertState
 
 __all__ = ["add_api_routes"]

@@ -31,7 +31,7 @@ from relay.http.status_page import (
 )
 
 if TYPE_CHECKING:
-    from relay.store.base import OutboxCounts
+    from relay.store import OutboxCounts
 
 __all__ = ["collect_silence_rows", "gather_status", "source_order", "status_page"]
 

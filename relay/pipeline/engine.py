@@ -45,7 +45,7 @@ from relay.pipeline.alerting import AlertPlan, AlertPlanner
 from relay.pipeline.cycle import CycleReport, CycleWork, PageSeen, ScanLimits
 from relay.source.client import ZaiaClient
 from relay.source.pages import ItemProblem, PageEntry
-from relay.store.base import CycleResult, Store
+from relay.store import CycleResult, Store
 
 log = structlog.get_logger("relay.pipeline.engine")
 

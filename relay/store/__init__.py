@@ -12,6 +12,16 @@ Everything after `sqlite:` (and an optional `//`) is the file path, so the docum
 default `sqlite:///var/lib/zaia-relay/state.db` names an absolute path. An in-memory
 SQLite database is refused: the store needs a file for its WAL journal and to survive
 restarts.
+
+This module is the store's public surface: the rest of the relay imports from here (or
+from `relay.store.base` and `relay.store.records`), never from the other modules.
+Layout:
+- `base` (the `Store` protocol) and `records` (what it takes and gives);
+- `sql_store`, `sql_alerts`, `sql_outbox`: the whole `Store` on SQL, written once;
+  `sql` (the statements both databases run), `rows` (records to parameters and rows
+  back, by column name), `backend` (what a database supplies: its dialect, sessions and
+  transactions), `migration` (what both versioned schemas share);
+- `sqlite` and `postgres`: one package per database, each knowing nothing of the other.
 """
 
 from __future__ import annotations

@@ -22,9 +22,11 @@ Invariants every implementation keeps:
   notification still pending or dead, nor windowed alerts still firing, nor pending or
   dead outbox rows.
 
-Nothing here is specific to one database: no SQL, no rowids, no file paths. The SQLite
-implementation serialises writers; a PostgreSQL one (several replicas on one database)
-keeps the same contract with row locks, as each method's docstring sketches.
+Nothing here is specific to one database: no SQL, no rowids, no file paths; the records
+it takes and gives are in `relay.store.records`. Both implementations,
+`relay.store.sqlite.SqliteStore` (which serialises writers) and
+`relay.store.postgres.PostgresStore` (several replicas on one database, with row
+locks), are the shared `relay.store.sql_store.SqlStore` on their own dialect.
 """
 
 from __future__ import annotations
@@ -34,44 +36,16 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+import relay.store.records as records
 from relay.domain.models import Execution
 from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
-from relay.store.records import (
-    AlertDelivery,
-    AlertPage,
-    CommitOutcome,
-    CycleResult,
-    DeadLetter,
-    DeliveryStatus,
-    MessageRefRecord,
-    OutboxCounts,
-    OutboxItem,
-    PruneResult,
-    StoredAlert,
-    StoredTransition,
-)
 from relay.vocab import AlertState
 
 if TYPE_CHECKING:
     from relay.domain.silences import Silence
     from relay.domain.windows import GroupState
 
-__all__ = [
-    "AlertDelivery",
-    "AlertPage",
-    "CommitOutcome",
-    "CycleResult",
-    "DeadLetter",
-    "DeliveryStatus",
-    "MessageRefRecord",
-    "OutboxCounts",
-    "OutboxItem",
-    "PruneResult",
-    "Store",
-    "StoredAlert",
-    "StoredTransition",
-    "execution_snapshot",
-]
+__all__ = ["Store", "execution_snapshot"]
 
 
 def execution_snapshot(execution: Execution) -> dict[str, Any]:
@@ -87,7 +61,8 @@ def execution_snapshot(execution: Execution) -> dict[str, Any]:
 
 
 class Store(Protocol):
-    """Durable state of the relay. Implementations: `SqliteStore` (one replica).
+    """Durable state of the relay. Implementations: `SqliteStore` (one replica) and
+    `PostgresStore` (several).
 
     Usage: `await store.open()` once (creates or migrates the schema), then any method,
     then `await store.close()`; or `async with store:`. Every failure of the backend
@@ -138,7 +113,7 @@ class Store(Protocol):
         end is known, for the rules to judge."""
         ...
 
-    async def commit_cycle(self, result: CycleResult) -> CommitOutcome:
+    async def commit_cycle(self, result: records.CycleResult) -> records.CommitOutcome:
         """In ONE transaction: upsert states, insert new transitions (known keys are
         ignored), store alerts, enqueue notifications, replace group states, upsert the
         cursor (see `CycleResult` for what is kept and what is ignored).
@@ -150,7 +125,7 @@ class Store(Protocol):
 
     async def recent_transitions(
         self, *, source: str | None = None, limit: int = 100
-    ) -> list[StoredTransition]:
+    ) -> list[records.StoredTransition]:
         """Up to `limit` transitions, newest `observed_at` first."""
         ...
 
@@ -169,14 +144,14 @@ class Store(Protocol):
         since: datetime | None = None,
         limit: int = 100,
         before: str | None = None,
-    ) -> AlertPage:
+    ) -> records.AlertPage:
         """Alerts newest first (by `created_at`, then id), filtered; `since` keeps those
         created or changed at or after it. `before` is the `next_cursor` of the previous
         page (opaque; `ValueError` when malformed). Keyset pagination: a page never
         repeats or skips an alert because new ones arrived meanwhile."""
         ...
 
-    async def get_alert(self, alert_id: str) -> StoredAlert | None: ...
+    async def get_alert(self, alert_id: str) -> records.StoredAlert | None: ...
 
     # --- silences (runtime ones; config silences are never stored) ----------------
 
@@ -206,7 +181,7 @@ class Store(Protocol):
 
     async def claim_due(
         self, sink: str, *, now: datetime, limit: int, lease_s: float
-    ) -> list[OutboxItem]:
+    ) -> list[records.OutboxItem]:
         """Up to `limit` pending notifications of `sink` due at `now`, soonest first, in
         enqueue order among equals, each leased for `lease_s`: its attempts grow by one
         and it is not due again before `now + lease_s` unless marked for retry sooner.
@@ -253,7 +228,9 @@ class Store(Protocol):
         not pending."""
         ...
 
-    async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+    async def dead_letters(
+        self, *, sink: str | None = None, limit: int = 100
+    ) -> list[records.DeadLetter]:
         """Dead letters, most recently dead first."""
         ...
 
@@ -271,7 +248,7 @@ class Store(Protocol):
         """Delete dead letters (all, or those with `ids`, of every sink or of `sink`)."""
         ...
 
-    async def outbox_counts(self) -> dict[str, OutboxCounts]:
+    async def outbox_counts(self) -> dict[str, records.OutboxCounts]:
         """(pending, dead) per sink that has any; leased rows count as pending."""
         ...
 
@@ -289,17 +266,17 @@ class Store(Protocol):
         serves one replica, which always leads."""
         ...
 
-    async def get_message_ref(self, sink: str, alert_id: str) -> MessageRefRecord | None:
+    async def get_message_ref(self, sink: str, alert_id: str) -> records.MessageRefRecord | None:
         """Where `sink` posted the first message about `alert_id`, if it said."""
         ...
 
     async def put_message_ref(
-        self, sink: str, alert_id: str, ref: MessageRefRecord, *, now: datetime
+        self, sink: str, alert_id: str, ref: records.MessageRefRecord, *, now: datetime
     ) -> None:
         """Remember (or replace) where `sink` posted about `alert_id`; pruned with age."""
         ...
 
-    async def prune(self, *, before: datetime) -> PruneResult:
+    async def prune(self, *, before: datetime) -> records.PruneResult:
         """Delete what is older than `before` and no longer needed: non-running states
         that ended (or were last seen) before it; transitions observed before it;
         delivered outbox rows delivered before it; alerts last changed before it with

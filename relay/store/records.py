@@ -25,21 +25,6 @@ from relay.domain.state import SourceCursor, TrackedExecution, Transition, Trans
 if TYPE_CHECKING:
     from relay.domain.windows import GroupState
 
-__all__ = [
-    "AlertDelivery",
-    "AlertPage",
-    "CommitOutcome",
-    "CycleResult",
-    "DeadLetter",
-    "DeliveryStatus",
-    "MessageRefRecord",
-    "OutboxCounts",
-    "OutboxItem",
-    "PruneResult",
-    "StoredAlert",
-    "StoredTransition",
-]
-
 DeliveryStatus = Literal["pending", "delivered", "dead", "silenced"]
 
 
@@ -108,12 +93,12 @@ class StoredTransition:
     key: str
     source: str
     execution_id: str
+    observed_at: datetime
     kind: TransitionKind
     from_status: str
     to_status: str
     credits_before: float
     credits_after: float
-    observed_at: datetime
     alertable: bool
     snapshot: dict[str, Any] = field(repr=False)
 

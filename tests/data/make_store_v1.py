@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from relay.store.migrations import migrate
+from relay.store.sqlite.migrations import migrate
 
 TARGET = Path(__file__).with_name("store-v1.db")
 

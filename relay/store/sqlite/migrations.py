@@ -1,36 +1,25 @@
 """Versioned schema of the SQLite store.
 
-Invariants:
-- `MIGRATIONS` is append-only: a released migration is never edited, a change is a new
-  migration with the next version. Versions start at 1 and have no gaps.
+Invariants (besides those of every schema, in `relay.store.migration`):
 - The version of a database is the highest `version` in `schema_migrations`; a database
   without that table is empty (version 0).
 - `migrate` applies every pending migration in ONE transaction, taken with
   `BEGIN IMMEDIATE` so two processes opening the same file at once cannot both apply
   it: the second waits, then finds nothing left to do. A failure leaves the database at
   its old version.
-- A database at a version newer than this code knows is refused, never touched.
 
 Timestamps are ISO 8601 UTC text with microseconds and a `Z` (fixed width, so they
-sort as text); booleans are 0/1; JSON is text.
+sort as text); booleans are 0/1; JSON is text. Columns are named after the record
+fields they hold (`relay.store.sql`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aiosqlite
 
-from relay.errors import StoreError
+from relay.store.migration import Migration, goal_version, to_apply
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "migrate", "schema_version"]
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    statements: tuple[str, ...]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "migrate", "schema_version"]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -266,28 +255,21 @@ async def migrate(
     `conn` must be in autocommit mode (`isolation_level=None`): this function issues
     its own BEGIN/COMMIT. `location` names the database in error messages.
     """
-    goal = LATEST_VERSION if target is None else target
-    if not 0 <= goal <= LATEST_VERSION:
-        raise ValueError(f"target version {goal} is not between 0 and {LATEST_VERSION}")
+    goal = goal_version(MIGRATIONS, target)
     await conn.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute(_CREATE_BOOKKEEPING)
         current = await schema_version(conn)
-        if current > LATEST_VERSION:
-            raise StoreError(
-                f"store {location} has schema version {current}, written by a newer "
-                f"zaia-relay (this one knows up to {LATEST_VERSION}); upgrade zaia-relay "
-                "or point store.url elsewhere"
+        for migration in to_apply(
+            MIGRATIONS, current=current, goal=goal, store=f"store {location}"
+        ):
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                (migration.version, migration.name),
             )
-        for migration in MIGRATIONS:
-            if current < migration.version <= goal:
-                for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) "
-                    "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                    (migration.version, migration.name),
-                )
         await conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -1,50 +1,54 @@
 """Versioned schema of the PostgreSQL store.
 
 The PostgreSQL schema has its OWN version numbers, independent of the SQLite ones in
-`relay.store.migrations`: no PostgreSQL store existed before SQLite's version 5, so
-PostgreSQL's version 1 is the whole schema SQLite reached at its version 5 (states,
+`relay.store.sqlite.migrations`: no PostgreSQL store existed before SQLite's version 5,
+so PostgreSQL's version 1 is the whole schema SQLite reached at its version 5 (states,
 cursors, transitions, alerts, outbox, silences, group states, message references).
 
-Invariants:
-- `MIGRATIONS` is append-only: a released migration is never edited, a change is a new
-  migration with the next version. Versions start at 1 and have no gaps.
+Invariants (besides those of every schema, in `relay.store.migration`):
 - The version of a database is the highest `version` in `schema_migrations` of the
   schema the connection's `search_path` selects; no such table means version 0.
 - `migrate` applies every pending migration in ONE transaction that first takes a
   transaction-level advisory lock, so replicas starting together queue: the first one
   migrates, the others then find nothing left to do. A failure leaves the old version.
-- A database at a version newer than this code knows is refused, never touched.
 
 Types: datetimes are `timestamptz` (microsecond precision, UTC on the way out);
 booleans are `boolean`; floats `double precision` (bit-exact round trips); JSON bodies
 are `text` holding the same compact JSON the SQLite store writes (`relay.domain.codec`),
 so both backends store byte-identical bodies. Text columns that are sorted or paged on
 are `COLLATE "C"`, so ids order bytewise, as in SQLite, whatever the database's locale.
+Columns are named after the record fields they hold, as in SQLite (`relay.store.sql`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from relay.errors import StoreError
+from relay.store.migration import Migration, goal_version, to_apply
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "PgMigration", "migrate", "schema_version"]
-
-
-@dataclass(frozen=True)
-class PgMigration:
-    version: int
-    name: str
-    statements: tuple[str, ...]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "migrate", "schema_version"]
 
 
-MIGRATIONS: tuple[PgMigration, ...] = (
-    PgMigration(
-        version=1,
-        name="the schema of SQLite version 5: states, transitions, alerts, outbox, rules",
-        statements=(
-            """
+_CREATE_BOOKKEEPING = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer     NOT NULL PRIMARY KEY,
+        name       text        NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )
+"""
+# Serialises migrations of every replica (transaction-scoped: released at COMMIT). The
+# two-key form lives in another key space than the one-key locks of source leadership
+# (`relay.store.postgres.leadership`), so a source named "migrate" cannot block every
+# replica's start.
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('zaia-relay'), hashtext('migrate'))"
+
+
+# Version 1 is the whole schema, as SQLite had it at its version 5.
+_WHOLE_SCHEMA = Migration(
+    version=1,
+    name="the schema of SQLite version 5: states, transitions, alerts, outbox, rules",
+    statements=(
+        """
             CREATE TABLE executions (
                 source            text COLLATE "C" NOT NULL,
                 id                text COLLATE "C" NOT NULL,
@@ -67,25 +71,25 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 PRIMARY KEY (source, id)
             )
             """,
-            # The round-robin refresh reads running states in last-seen order.
-            "CREATE INDEX executions_by_status ON executions (source, status, last_seen_at, id)",
-            # Pruning looks only at finished states (the expression matches the DELETE).
-            """
+        # The round-robin refresh reads running states in last-seen order.
+        "CREATE INDEX executions_by_status ON executions (source, status, last_seen_at, id)",
+        # Pruning looks only at finished states (the expression matches the DELETE).
+        """
             CREATE INDEX executions_prunable ON executions ((coalesce(ended_at, last_seen_at)))
                 WHERE status <> 'running'
             """,
-            # Windowed rules read what ended within their window, each cycle.
-            "CREATE INDEX executions_by_end ON executions (source, ended_at)",
-            """
+        # Windowed rules read what ended within their window, each cycle.
+        "CREATE INDEX executions_by_end ON executions (source, ended_at)",
+        """
             CREATE TABLE source_cursors (
                 source          text COLLATE "C" NOT NULL PRIMARY KEY,
                 first_poll_done boolean          NOT NULL,
                 last_success_at timestamptz
             )
             """,
-            # `seq` only orders transitions observed in the same microsecond; `key` is the
-            # identity and its uniqueness is what makes a replayed cycle harmless.
-            """
+        # `seq` only orders transitions observed in the same microsecond; `key` is the
+        # identity and its uniqueness is what makes a replayed cycle harmless.
+        """
             CREATE TABLE transitions (
                 seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 key            text COLLATE "C" NOT NULL UNIQUE,
@@ -101,11 +105,11 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 snapshot       text             NOT NULL
             )
             """,
-            "CREATE INDEX transitions_by_time ON transitions (observed_at, seq)",
-            "CREATE INDEX transitions_by_source ON transitions (source, observed_at, seq)",
-            # `body` is the alert as JSON (relay.domain.codec); the other columns are what
-            # listing, paging and pruning filter on.
-            """
+        "CREATE INDEX transitions_by_time ON transitions (observed_at, seq)",
+        "CREATE INDEX transitions_by_source ON transitions (source, observed_at, seq)",
+        # `body` is the alert as JSON (relay.domain.codec); the other columns are what
+        # listing, paging and pruning filter on.
+        """
             CREATE TABLE alerts (
                 id         text COLLATE "C" NOT NULL PRIMARY KEY,
                 source     text COLLATE "C" NOT NULL,
@@ -117,13 +121,13 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 body       text             NOT NULL
             )
             """,
-            "CREATE INDEX alerts_by_created ON alerts (created_at, id)",
-            "CREATE INDEX alerts_by_rule ON alerts (rule, created_at, id)",
-            "CREATE INDEX alerts_by_state ON alerts (state, created_at, id)",
-            "CREATE INDEX alerts_by_update ON alerts (updated_at)",
-            # One row per (notification, sink), ever: the unique pair makes enqueueing the
-            # same notification twice a no-op. `seq` keeps enqueue order among equals.
-            """
+        "CREATE INDEX alerts_by_created ON alerts (created_at, id)",
+        "CREATE INDEX alerts_by_rule ON alerts (rule, created_at, id)",
+        "CREATE INDEX alerts_by_state ON alerts (state, created_at, id)",
+        "CREATE INDEX alerts_by_update ON alerts (updated_at)",
+        # One row per (notification, sink), ever: the unique pair makes enqueueing the
+        # same notification twice a no-op. `seq` keeps enqueue order among equals.
+        """
             CREATE TABLE outbox (
                 seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 id              text COLLATE "C" NOT NULL,
@@ -142,13 +146,12 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 CHECK (status IN ('pending', 'delivered', 'dead', 'silenced'))
             )
             """,
-            "CREATE INDEX outbox_due ON outbox (sink, next_attempt_at, seq) "
-            "WHERE status = 'pending'",
-            "CREATE INDEX outbox_dead ON outbox (sink, dead_at, seq) WHERE status = 'dead'",
-            "CREATE INDEX outbox_settled ON outbox (delivered_at) "
-            "WHERE status IN ('delivered', 'silenced')",
-            "CREATE INDEX outbox_by_alert ON outbox (alert_id, status)",
-            """
+        "CREATE INDEX outbox_due ON outbox (sink, next_attempt_at, seq) WHERE status = 'pending'",
+        "CREATE INDEX outbox_dead ON outbox (sink, dead_at, seq) WHERE status = 'dead'",
+        "CREATE INDEX outbox_settled ON outbox (delivered_at) "
+        "WHERE status IN ('delivered', 'silenced')",
+        "CREATE INDEX outbox_by_alert ON outbox (alert_id, status)",
+        """
             CREATE TABLE silences (
                 id         text COLLATE "C" NOT NULL PRIMARY KEY,
                 matchers   text             NOT NULL,
@@ -161,8 +164,8 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 origin     text             NOT NULL
             )
             """,
-            "CREATE INDEX silences_by_end ON silences (ends_at)",
-            """
+        "CREATE INDEX silences_by_end ON silences (ends_at)",
+        """
             CREATE TABLE group_states (
                 source           text COLLATE "C" NOT NULL,
                 rule             text COLLATE "C" NOT NULL,
@@ -179,7 +182,7 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 PRIMARY KEY (source, rule, group_key)
             )
             """,
-            """
+        """
             CREATE TABLE message_refs (
                 sink       text COLLATE "C" NOT NULL,
                 alert_id   text COLLATE "C" NOT NULL,
@@ -190,24 +193,12 @@ MIGRATIONS: tuple[PgMigration, ...] = (
                 PRIMARY KEY (sink, alert_id)
             )
             """,
-            "CREATE INDEX message_refs_by_age ON message_refs (created_at)",
-        ),
+        "CREATE INDEX message_refs_by_age ON message_refs (created_at)",
     ),
 )
 
+MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA,)
 LATEST_VERSION = MIGRATIONS[-1].version
-
-_CREATE_BOOKKEEPING = """
-    CREATE TABLE IF NOT EXISTS schema_migrations (
-        version    integer     NOT NULL PRIMARY KEY,
-        name       text        NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now()
-    )
-"""
-# Serialises migrations of every replica (transaction-scoped: released at COMMIT). The
-# two-key form lives in another key space than the one-key locks of source leadership
-# (`_pg_base.try_lead`), so a source named "migrate" cannot block every replica's start.
-_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('zaia-relay'), hashtext('migrate'))"
 
 
 async def schema_version(conn: Any) -> int:
@@ -223,26 +214,18 @@ async def migrate(conn: Any, *, location: str, target: int | None = None) -> tup
 
     `conn` is an asyncpg connection outside any transaction; `location` names the
     database in error messages (without its password)."""
-    goal = LATEST_VERSION if target is None else target
-    if not 0 <= goal <= LATEST_VERSION:
-        raise ValueError(f"target version {goal} is not between 0 and {LATEST_VERSION}")
+    goal = goal_version(MIGRATIONS, target)
     async with conn.transaction():
         await conn.execute(_MIGRATION_LOCK)
         await conn.execute(_CREATE_BOOKKEEPING)
         current = await schema_version(conn)
-        if current > LATEST_VERSION:
-            raise StoreError(
-                f"postgresql store {location} has schema version {current}, written by a "
-                f"newer zaia-relay (this one knows up to {LATEST_VERSION}); upgrade "
-                "zaia-relay or point store.url elsewhere"
+        store = f"postgresql store {location}"
+        for migration in to_apply(MIGRATIONS, current=current, goal=goal, store=store):
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
             )
-        for migration in MIGRATIONS:
-            if current < migration.version <= goal:
-                for statement in migration.statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    migration.version,
-                    migration.name,
-                )
     return current, max(current, goal)

@@ -1,8 +1,6 @@
-"""The connection of the SQLite store: lifecycle, transactions and error mapping.
-
-`SqliteStore` is assembled from parts that each own a few tables (`_sqlite_alerts`,
-`_sqlite_outbox`, `_sqlite_rules`, and `sqlite` itself for executions, transitions and
-cursors); they all run their statements through `SqliteBase._reading` and `_writing`.
+"""The SQLite store: one file, one replica. Its connection, lifecycle, transactions and
+error mapping; what it stores and how is the shared `relay.store.sql_store.SqlStore`'s,
+in the SQLite dialect (`relay.store.sqlite.dialect`).
 
 Invariants:
 - One aiosqlite connection per store; SQLite runs on aiosqlite's thread so the event
@@ -15,7 +13,8 @@ Invariants:
 - Every write transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up
   front, so two writers queue instead of deadlocking on a lock upgrade. That queue is
   also what makes a read-then-update (claiming outbox rows) atomic across processes.
-- Every `sqlite3.Error` leaves as a `StoreError` that names the file and says what to do.
+- Every `sqlite3.Error` leaves as a `StoreError` that names the file and says what to do
+  (`relay.store.sqlite.errors`).
 """
 
 from __future__ import annotations
@@ -26,15 +25,20 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, ClassVar
 
 import aiosqlite
 import structlog
 
 from relay.errors import StoreError
-from relay.store._sqlite_rows import store_error
-from relay.store.migrations import migrate
+from relay.store.backend import Dialect
+from relay.store.sql_store import SqlStore
+from relay.store.sqlite.dialect import SQLITE, SqliteSession
+from relay.store.sqlite.errors import store_error
+from relay.store.sqlite.migrations import migrate
+
+if TYPE_CHECKING:
+    from relay.store.base import Store
 
 log = structlog.get_logger("relay.store.sqlite")
 
@@ -43,8 +47,10 @@ _JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _WORKER_JOIN_TIMEOUT_S = 5.0
 
 
-class SqliteBase:
-    """Connection, lifecycle and transactions shared by the parts of `SqliteStore`."""
+class SqliteStore(SqlStore):
+    """The `Store` on a SQLite file (see the module docstrings for its guarantees)."""
+
+    dialect: ClassVar[Dialect] = SQLITE
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0) -> None:
         self._path = Path(path)
@@ -52,12 +58,12 @@ class SqliteBase:
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self._path)!r})"
+
     @property
     def path(self) -> Path:
         return self._path
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self._path)!r})"
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -102,6 +108,8 @@ class SqliteBase:
             )
         await conn.execute("PRAGMA synchronous = FULL")
         await conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT_BYTES}")
+        # Rows are read by column name (`relay.store.rows`).
+        conn.row_factory = sqlite3.Row
 
     async def _enable_wal(self, conn: aiosqlite.Connection) -> str:
         # Turning a new file to WAL needs an exclusive lock, and while another process
@@ -129,42 +137,29 @@ class SqliteBase:
                 with self._mapped("close"):
                     await conn.close()
 
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
+    async def try_lead(self, source: str) -> bool:
+        # One replica per SQLite file (the Helm chart enforces it): it always leads.
+        del source
+        return True
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def ping(self) -> None:
-        async with self._reading("ping") as conn:
-            # Reading the schema table touches the file, unlike `SELECT 1`.
-            await conn.execute_fetchall("SELECT count(*) FROM schema_migrations")
-
-    # --- plumbing -----------------------------------------------------------------
-
-    def _require_open(self) -> aiosqlite.Connection:
-        if self._conn is None:
-            raise StoreError(f"sqlite store {self._path} is not open; call open() first")
-        return self._conn
+    # --- transactions -------------------------------------------------------------
 
     @asynccontextmanager
-    async def _reading(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def _reading(
+        self, action: str, *, snapshot: bool = False
+    ) -> AsyncIterator[SqliteSession]:
+        # Every read is a snapshot already: the lock keeps writers of this store out.
+        del snapshot
         async with self._lock:
             conn = self._require_open()
             with self._mapped(action):
                 # Never read another task's unfinished transaction as if it were stored.
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
-                yield conn
+                yield SqliteSession(conn)
 
     @asynccontextmanager
-    async def _writing(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def _writing(self, action: str) -> AsyncIterator[SqliteSession]:
         async with self._lock:
             conn = self._require_open()
             with self._mapped(action):
@@ -174,12 +169,17 @@ class SqliteBase:
                     await conn.execute("ROLLBACK")
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield conn
+                    yield SqliteSession(conn)
                     await conn.execute("COMMIT")
                 except BaseException:
                     # Shielded: a second cancellation must not leave the transaction open.
                     await asyncio.shield(_rollback_quietly(conn))
                     raise
+
+    def _require_open(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StoreError(f"sqlite store {self._path} is not open; call open() first")
+        return self._conn
 
     @contextmanager
     def _mapped(self, action: str) -> Iterator[None]:
@@ -187,16 +187,6 @@ class SqliteBase:
             yield
         except sqlite3.Error as exc:
             raise store_error(self._path, action, exc, self._busy_timeout_s) from exc
-
-    async def _count(self, table: str, source: str | None) -> int:
-        where, params = source_filter(source)
-        async with self._reading(f"count {table}") as conn:
-            rows = list(await conn.execute_fetchall(f"SELECT count(*) FROM {table}{where}", params))
-        return int(rows[0][0])
-
-
-def source_filter(source: str | None) -> tuple[str, tuple[str, ...]]:
-    return ("", ()) if source is None else (" WHERE source = ?", (source,))
 
 
 async def _join_worker(conn: aiosqlite.Connection) -> None:
@@ -216,3 +206,10 @@ async def _rollback_quietly(conn: aiosqlite.Connection) -> None:
         # The original error is the one worth reporting; a failed rollback leaves the
         # transaction to be rolled back by the next write or by closing.
         pass
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SqliteStore) -> Store:
+        # mypy checks here that `SqliteStore` keeps the whole `Store` protocol.
+        return store

@@ -1,0 +1,214 @@
+"""The outbox of the shared SQL store: claiming with leases, marking, dead letters.
+
+Invariants:
+- A lease is `next_attempt_at` pushed to the lease's end: a leased row is simply not
+  due, so lease expiry needs no sweeper and a crashed claimer's rows come back alone.
+  What keeps two claimers off one row is the backend's (`Session.claim`): SQLite queues
+  claimers on its write lock, PostgreSQL skips rows another claimer has locked.
+- Only pending rows are leased, retried, silenced or killed; delivered is final (a dead
+  row may still become delivered, when a slow attempt succeeded after all).
+- Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without
+  sending: a silence matched when it fell due); nothing else is ever written.
+- A sink's error is kept to its first `MAX_ERROR_CHARS` characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from relay.store import sql
+from relay.store.backend import Backend, Dialect, Params, distinct_ids
+from relay.store.records import DeadLetter, OutboxCounts, OutboxItem
+from relay.store.rows import dead_letter, outbox_item
+
+# A sink's error can quote a whole response body; the outbox keeps its head.
+MAX_ERROR_CHARS = 2000
+
+
+def dead_filter(
+    sink: str | None, ids: Sequence[str] | None, *, dialect: Dialect
+) -> tuple[str, Params]:
+    """The condition that picks the dead letters of `sink` (or all) among `ids` (or all)."""
+    where = ["status = 'dead'"]
+    params: Params = {}
+    if sink is not None:
+        where.append("sink = :sink")
+        params["sink"] = sink
+    if ids is not None:
+        condition, id_params = dialect.any_of("id", marker="ids", ids=ids)
+        where.append(condition)
+        params |= id_params
+    return " AND ".join(where), params
+
+
+def dead_query(*, sink: str | None, limit: int, dialect: Dialect) -> tuple[str, Params]:
+    """The statement listing dead letters, most recently dead first, and its parameters."""
+    where, params = dead_filter(sink, None, dialect=dialect)
+    return f"{sql.DEAD_SELECT} WHERE {where} {sql.DEAD_NEWEST_FIRST}", params | {"limit": limit}
+
+
+class SqlOutbox(Backend):
+    """The outbox methods of the store (see `relay.store.base.Store` for the contract)."""
+
+    def _error_text(self, text: str) -> str:
+        return self.dialect.clean_text(text[:MAX_ERROR_CHARS])
+
+    async def claim_due(
+        self, sink: str, *, now: datetime, limit: int, lease_s: float
+    ) -> list[OutboxItem]:
+        if not lease_s > 0:
+            raise ValueError(f"lease_s must be positive, got {lease_s!r}")
+        if limit <= 0:
+            return []
+        at = self.dialect.encode_time(now)
+        lease_end = self.dialect.encode_time(now + timedelta(seconds=lease_s))
+        async with self._writing("claim notifications") as session:
+            rows = await session.claim(sink=sink, now=at, lease_end=lease_end, limit=limit)
+        # A claim may return its rows in any order (PostgreSQL's RETURNING has none): put
+        # them back in due order, enqueue order among equals.
+        ordered = sorted(rows, key=lambda row: (row["next_attempt_at"], row["seq"]))
+        return [outbox_item(row, dialect=self.dialect) for row in ordered]
+
+    async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int:
+        return await self._mark_each(
+            sql.MARK_DELIVERED,
+            ids,
+            "mark notifications delivered",
+            method="mark_delivered",
+            sink=sink,
+            now=self.dialect.encode_time(now),
+        )
+
+    async def mark_silenced(
+        self, sink: str, ids: Collection[str], *, reason: str, now: datetime
+    ) -> int:
+        return await self._mark_each(
+            sql.MARK_SILENCED,
+            ids,
+            "mark notifications silenced",
+            method="mark_silenced",
+            sink=sink,
+            now=self.dialect.encode_time(now),
+            reason=self._error_text(reason),
+        )
+
+    async def _mark_each(
+        self, statement: str, ids: Collection[str], action: str, *, method: str, **params: Any
+    ) -> int:
+        wanted = distinct_ids(ids, method=method)
+        if not wanted:
+            return 0
+        changed = 0
+        async with self._writing(action) as session:
+            for chunk in self.dialect.id_chunks(wanted):
+                condition, id_params = self.dialect.any_of("id", marker="ids", ids=chunk)
+                changed += await session.execute(
+                    statement.format(ids=condition), **params, **id_params
+                )
+        return changed
+
+    async def mark_retry(
+        self, sink: str, notification_id: str, *, next_attempt_at: datetime, error: str
+    ) -> bool:
+        at = self.dialect.encode_time(next_attempt_at)
+        return await self._settle(
+            sql.MARK_RETRY,
+            "schedule a notification retry",
+            sink,
+            notification_id,
+            reason=error,
+            next_attempt_at=at,
+        )
+
+    async def mark_dead(
+        self, sink: str, notification_id: str, *, reason: str, now: datetime
+    ) -> bool:
+        at = self.dialect.encode_time(now)
+        return await self._settle(
+            sql.MARK_DEAD,
+            "move a notification to the dead letters",
+            sink,
+            notification_id,
+            reason=reason,
+            now=at,
+        )
+
+    async def _settle(
+        self,
+        statement: str,
+        action: str,
+        sink: str,
+        notification_id: str,
+        *,
+        reason: str,
+        **params: Any,
+    ) -> bool:
+        """Run `statement` on one pending notification, with `reason` as its last error;
+        whether it was pending."""
+        async with self._writing(action) as session:
+            changed = await session.execute(
+                statement, sink=sink, id=notification_id, reason=self._error_text(reason), **params
+            )
+        return changed > 0
+
+    async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        statement, params = dead_query(sink=sink, limit=limit, dialect=self.dialect)
+        async with self._reading("list dead letters") as session:
+            rows = await session.fetch(statement, **params)
+        return [dead_letter(row, dialect=self.dialect) for row in rows]
+
+    async def retry_dead(
+        self, *, now: datetime, sink: str | None = None, ids: Collection[str] | None = None
+    ) -> int:
+        at = self.dialect.encode_time(now)
+        return await self._each_dead(
+            sql.REPLAY_DEAD, "replay dead letters", method="retry_dead", sink=sink, ids=ids, now=at
+        )
+
+    async def purge_dead(
+        self, *, sink: str | None = None, ids: Collection[str] | None = None
+    ) -> int:
+        return await self._each_dead(
+            sql.PURGE_DEAD, "purge dead letters", method="purge_dead", sink=sink, ids=ids
+        )
+
+    async def _each_dead(
+        self,
+        head: str,
+        action: str,
+        *,
+        method: str,
+        sink: str | None,
+        ids: Collection[str] | None,
+        **params: Any,
+    ) -> int:
+        """Run `head` on the dead letters of `sink` (or all), among `ids` (or all)."""
+        groups: list[Sequence[str] | None] = [None]
+        if ids is not None:
+            groups = list(self.dialect.id_chunks(distinct_ids(ids, method=method)))
+            if not groups:
+                return 0
+        changed = 0
+        async with self._writing(action) as session:
+            for group in groups:
+                where, filter_params = dead_filter(sink, group, dialect=self.dialect)
+                changed += await session.execute(head + where, **params, **filter_params)
+        return changed
+
+    async def outbox_counts(self) -> dict[str, OutboxCounts]:
+        async with self._reading("count outbox rows", snapshot=True) as session:
+            pending = {r["sink"]: int(r["n"]) for r in await session.fetch(sql.COUNT_PENDING)}
+            dead = {r["sink"]: int(r["n"]) for r in await session.fetch(sql.COUNT_DEAD)}
+        return {
+            sink: OutboxCounts(pending=pending.get(sink, 0), dead=dead.get(sink, 0))
+            for sink in sorted(pending.keys() | dead.keys())
+        }
+
+    async def next_due_at(self, sink: str) -> datetime | None:
+        async with self._reading("find the next due notification") as session:
+            row = await session.fetch_one(sql.NEXT_DUE, sink=sink)
+        return None if row is None else self.dialect.time_or_none(row["due"])

@@ -1,0 +1,102 @@
+"""The SQLite dialect of the store, and its sessions: `?` placeholders, ISO text
+timestamps, `IN (...)` lists, and the statements only SQLite runs this way.
+
+Invariants:
+- Timestamps are fixed-width ISO 8601 UTC text (`2026-01-02T03:04:05.000006Z`): exact
+  to the microsecond, readable in the sqlite3 shell, ordered when compared as text. A
+  naive datetime is refused rather than guessed.
+- An id list binds one parameter per id, at most `IDS_PER_QUERY` a statement (SQLite
+  accepts up to 32766; the store stays far below it).
+- A session runs inside a write transaction its store opened with `BEGIN IMMEDIATE`
+  when it writes: that lock is what makes `claim`'s select-then-update, and
+  `store_alerts`' look-up-then-insert, atomic against every other writer, in this
+  process or another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import aiosqlite
+
+from relay.store import sql
+from relay.store.backend import Dialect, Params, Row, Session, from_iso_utc, iso_utc
+
+IDS_PER_QUERY = 500
+
+_ALERT_INSERT = sql.insert("alerts", sql.ALERT_COLUMNS)
+_ALERT_UPDATE = (
+    "UPDATE alerts SET state = :state, updated_at = :updated_at, body = :body WHERE id = :id"
+)
+# A per-execution alert raised again (an execution still stuck) is still live: touching
+# it keeps prune from forgetting it, which would let it fire anew.
+_ALERT_TOUCH = "UPDATE alerts SET updated_at = :updated_at WHERE id = :id"
+_ALERTS_STORED = "SELECT id, windowed FROM alerts WHERE "
+# Pending, due at once; a known (id, sink) is left alone, so replays enqueue nothing.
+_OUTBOX_INSERT = (
+    "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, body) "
+    "VALUES (:id, :sink, :alert_id, :kind, 'pending', :created_at, :created_at, :body) "
+    "ON CONFLICT (id, sink) DO NOTHING"
+)
+_LEASE = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = :lease_end WHERE seq = :seq"
+
+
+class SqliteDialect(Dialect):
+    numbered_placeholders: ClassVar[bool] = False
+    ids_per_statement: ClassVar[int | None] = IDS_PER_QUERY
+
+    def any_of(self, column: str, *, marker: str, ids: Sequence[str]) -> tuple[str, Params]:
+        names = [f"{marker}_{n}" for n in range(len(ids))]
+        condition = f"{column} IN ({', '.join(f':{name}' for name in names)})"
+        return condition, dict(zip(names, ids, strict=True))
+
+    def encode_time(self, value: datetime) -> str:
+        return iso_utc(value)
+
+    def decode_time(self, value: Any) -> datetime:
+        return from_iso_utc(value)
+
+
+SQLITE = SqliteDialect()
+
+
+class SqliteSession(Session):
+    """A transaction on the store's aiosqlite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        super().__init__(SQLITE)
+        self._conn = conn
+
+    async def _fetch(self, query: str, args: Sequence[Any]) -> list[Row]:
+        return list(await self._conn.execute_fetchall(query, args))
+
+    async def _execute(self, query: str, args: Sequence[Any]) -> int:
+        async with self._conn.execute(query, args) as cursor:
+            return max(cursor.rowcount, 0)
+
+    async def _execute_many(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(query, args)
+
+    async def store_alerts(self, rows: Sequence[Params]) -> tuple[frozenset[str], frozenset[str]]:
+        stored: dict[str, bool] = {}
+        for chunk in SQLITE.id_chunks([row["id"] for row in rows]):
+            condition, params = SQLITE.any_of("id", marker="ids", ids=chunk)
+            found = await self.fetch(_ALERTS_STORED + condition, **params)
+            stored.update((row["id"], bool(row["windowed"])) for row in found)
+        await self.execute_many(_ALERT_INSERT, [row for row in rows if row["id"] not in stored])
+        await self.execute_many(_ALERT_UPDATE, [row for row in rows if stored.get(row["id"])])
+        kept = [row for row in rows if stored.get(row["id"]) is False]
+        await self.execute_many(_ALERT_TOUCH, kept)
+        new = frozenset(row["id"] for row in rows if row["id"] not in stored)
+        return new, frozenset(row["id"] for row in kept)
+
+    async def enqueue(self, rows: Sequence[Params]) -> int:
+        async with self._conn.executemany(*self._bind_many(_OUTBOX_INSERT, rows)) as cursor:
+            return max(cursor.rowcount, 0)
+
+    async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
+        rows = await self.fetch(sql.DUE_SELECT, sink=sink, now=now, limit=limit)
+        await self.execute_many(_LEASE, [{"lease_end": lease_end, "seq": r["seq"]} for r in rows])
+        return rows
