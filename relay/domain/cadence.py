@@ -65,6 +65,9 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Place:
+    """What one read covers: the executions on it, how fast it changes, when it was
+    read last (its stalest member's last read)."""
+
     read: Read
     change_rate_per_s: float
     last_read_s: float

@@ -27,15 +27,17 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 # How quickly the arrival rate follows what top reads count (weight of the newest).
 _RATE_SMOOTHING = 0.3
 _MIN_RATE_SPAN_S = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class Anchor:
-    index: int
+class Anchor(NamedTuple):
+    """Where an execution was seen: its 0-based place in the list, and `arrivals` then."""
+
+    place: int
     arrivals: float
 
 
@@ -77,7 +79,7 @@ class ListPositions:
         anchored."""
         offset = (page - 1) * self.page_size
         implied = [
-            anchor.arrivals + (offset + i - anchor.index)
+            anchor.arrivals + (offset + i - anchor.place)
             for i, execution_id in enumerate(ids)
             if (anchor := self.anchors.get(execution_id)) is not None
         ]
@@ -109,7 +111,7 @@ class ListPositions:
         }
         for i, execution_id in enumerate(ids):
             if execution_id in keep:
-                anchors[execution_id] = Anchor(index=offset + i, arrivals=anchored_at)
+                anchors[execution_id] = Anchor(place=offset + i, arrivals=anchored_at)
         return replace(
             self,
             arrivals=arrivals,
@@ -137,5 +139,5 @@ class ListPositions:
 
 
 def _page(anchor: Anchor, *, arrivals: float, page_size: int) -> int:
-    index = max(0, round(anchor.index + arrivals - anchor.arrivals))
+    index = max(0, round(anchor.place + arrivals - anchor.arrivals))
     return index // page_size + 1

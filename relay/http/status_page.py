@@ -131,6 +131,18 @@ def _badge(value: str) -> str:
     return f'<span class="badge {_e(value)}">{_e(value)}</span>'
 
 
+_SOURCE_COLUMNS = ("Source", "State", "Last successful poll", "Lag", "Running", "Interval")
+_SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin")
+
+
+def _table(table_id: str, headers: Sequence[str], rows: Sequence[str]) -> str:
+    head = "".join(f"<th>{_e(header)}</th>" for header in headers)
+    return (
+        f'<table id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _sources(view: StatusView) -> str:
     if not view.sources:
         return '<p class="muted">No sources configured.</p>'
@@ -147,11 +159,7 @@ def _sources(view: StatusView) -> str:
             f'<td data-running="{s.running}">{s.running}</td>'
             f"<td>{_e(format_age_s(s.interval_s))}</td></tr>"
         )
-    return (
-        '<table id="sources"><thead><tr><th>Source</th><th>State</th>'
-        "<th>Last successful poll</th><th>Lag</th><th>Running</th><th>Interval</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    return _table("sources", _SOURCE_COLUMNS, rows)
 
 
 def _alerts(view: StatusView) -> str:
@@ -172,11 +180,7 @@ def _alerts(view: StatusView) -> str:
             f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
             f"<td>{summary}</td></tr>"
         )
-    return (
-        '<table id="alerts"><thead><tr><th>Started</th><th>Rule</th><th>Severity</th>'
-        "<th>State</th><th>Source</th><th>Summary</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    return _table("alerts", ("Started", "Rule", "Severity", "State", "Source", "Summary"), rows)
 
 
 def _count(value: int | None, *, dead: bool = False) -> str:
@@ -196,10 +200,7 @@ def _sinks(view: StatusView) -> str:
         f"<td>{_count(s.pending)}</td><td>{_count(s.dead, dead=True)}</td></tr>"
         for s in view.sinks
     ]
-    return (
-        '<table id="sinks"><thead><tr><th>Sink</th><th>Type</th><th>Pending</th>'
-        f"<th>Dead letters</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    return _table("sinks", ("Sink", "Type", "Pending", "Dead letters"), rows)
 
 
 def _silences(view: StatusView) -> str:
@@ -215,11 +216,7 @@ def _silences(view: StatusView) -> str:
             f"<td>{matchers}</td><td>{_time(s.starts_at)}</td><td>{_time(s.ends_at)}</td>"
             f"<td>{_e(s.creator)}</td><td>{_e(s.comment)}</td><td>{_e(s.origin)}</td></tr>"
         )
-    return (
-        '<table id="silences"><thead><tr><th>Matchers</th><th>Starts</th><th>Ends</th>'
-        "<th>Creator</th><th>Comment</th><th>Origin</th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    return _table("silences", _SILENCE_COLUMNS, rows)
 
 
 def render_status_page(view: StatusView) -> str:

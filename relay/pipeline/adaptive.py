@@ -24,17 +24,12 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 
 import structlog
 
-from relay.clock import utcnow
 from relay.domain.cadence import CadenceInputs, Plan, Read, RunningView, plan_next
 from relay.domain.lifetimes import Lifetimes
 from relay.domain.positions import ListPositions
@@ -63,7 +58,8 @@ class _Sweep:
 
 
 class AdaptivePoller:
-    """Runs the adaptive cadence of one source until cancelled."""
+    """Runs the adaptive cadence of one source until cancelled; its limits are the
+    engine's, its clocks, sleep and randomness the poller's."""
 
     def __init__(
         self,
@@ -71,33 +67,22 @@ class AdaptivePoller:
         engine: SourceEngine,
         *,
         gate: BudgetGate,
-        poll_interval_s: float,
-        page_size: int,
-        discovery_pages: int,
-        cycle_timeout_s: float,
         max_backoff_s: float = 300.0,
         on_plan: OnPlan | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         self._poller = poller
         self._engine = engine
         self._gate = gate
-        self._poll_interval_s = poll_interval_s
-        self._discovery_pages = discovery_pages
-        self._max_backoff_s = max_backoff_s
         self._on_plan = on_plan
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        limits = engine.limits
+        self._poll_interval_s = limits.poll_interval.total_seconds()
+        self._max_backoff_s = max_backoff_s
         # A top scan reads pages back to back; at the budget's pace it must still end
         # well within the cycle's timeout.
         pace_s = gate.budget.window_s / gate.budget.limit
-        self._top_pages = max(1, min(20, int(cycle_timeout_s / 2 / pace_s)))
-        self._positions = ListPositions(page_size=page_size)
+        cycle_timeout_s = limits.cycle_timeout.total_seconds()
+        self._top_pages = max(1, min(limits.max_pages, int(cycle_timeout_s / 2 / pace_s)))
+        self._positions = ListPositions(page_size=limits.page_size)
         self._lifetimes = Lifetimes()
         self._last_read_s: dict[str, float] = {}
         self._calibration: frozenset[str] = frozenset()
@@ -118,9 +103,9 @@ class AdaptivePoller:
         while max_reads is None or reads < max_reads:
             read, wait_s = self._next()
             if read is None:
-                await self._sleep(wait_s)
+                await self._poller.timing.sleep(wait_s)
                 continue
-            began_s = self._clock()
+            began_s = self._poller.timing.clock()
             pages = self._top_pages if read.kind == "top" else 1
             retry_after_s = await self._poller.run_one(
                 partial(self._engine.run_read, read, max_pages=pages)
@@ -129,11 +114,11 @@ class AdaptivePoller:
             health = self._poller.health
             if health.standby:
                 self._reset()
-                await self._sleep(self._poll_interval_s)
+                await self._poller.timing.sleep(self._poll_interval_s)
             elif health.last_outcome == "ok" and health.last_report is not None:
                 self._learn(read, health.last_report, read_at_s=began_s)
             else:
-                await self._sleep(self._failure_wait_s(retry_after_s))
+                await self._poller.timing.sleep(self._failure_wait_s(retry_after_s))
 
     # --- choosing ---------------------------------------------------------------------
 
@@ -143,7 +128,7 @@ class AdaptivePoller:
             return Read("top"), 0.0
         if self._top_from is not None:
             return Read("top", page=self._top_from), 0.0
-        now_s = self._clock()
+        now_s = self._poller.timing.clock()
         plan = plan_next(
             CadenceInputs(
                 now_s=now_s,
@@ -160,7 +145,7 @@ class AdaptivePoller:
         return plan.read, max(0.0, plan.due_at_s - now_s)
 
     def _views(self, running: list[TrackedExecution], *, now_s: float) -> list[RunningView]:
-        wall = self._wall_clock()
+        wall = self._poller.timing.wall_clock()
         pages = self._positions.pages(now_s=now_s)
         views = []
         for state in running:
@@ -258,7 +243,7 @@ class AdaptivePoller:
         if self._sweep is None or not report.pages_seen:
             return
         seen = report.pages_seen[-1]
-        done = seen.last or seen.page >= self._discovery_pages
+        done = seen.last or seen.page >= self._engine.limits.discovery_pages
         if self._sweep.relocating and not self._unplaced():
             done = True
         self._sweep = None if done else _Sweep(seen.page + 1, self._sweep.relocating)
@@ -282,7 +267,7 @@ class AdaptivePoller:
             consecutive_failures=self._poller.health.consecutive_failures,
             interval_s=min(1.0, self._poll_interval_s),
             max_delay_s=self._max_backoff_s,
-            rng=self._rng,
+            rng=self._poller.timing.rng,
         )
         if retry_after_s is not None:
             delay_s = max(delay_s, retry_after_s)

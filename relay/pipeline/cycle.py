@@ -7,7 +7,7 @@ one execution by id). Either way the engine commits everything it observed at on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -33,7 +33,7 @@ class PageSeen:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScanLimits:
-    """How far one cycle of a source may read."""
+    """How far one cycle of a source may read, and (adaptive) how often."""
 
     source: str
     page_size: int = 100
@@ -42,18 +42,17 @@ class ScanLimits:
     list_order: Literal["created", "updated"] = "created"
     on_first_start: Literal["baseline", "backfill"] = "baseline"
     backfill_window: timedelta = timedelta(hours=1)
+    # The adaptive cadence's: its worst-case bound, how deep a first start looks, and
+    # how long one read may take.
+    poll_interval: timedelta = timedelta(seconds=15)
+    discovery_pages: int = 50
+    cycle_timeout: timedelta = timedelta(seconds=60)
 
     @classmethod
     def from_settings(cls, source: SourceSettings) -> ScanLimits:
-        return cls(
-            source=source.name,
-            page_size=source.page_size,
-            max_pages=source.max_pages,
-            max_refreshes_per_cycle=source.max_refreshes_per_cycle,
-            list_order=source.list_order,
-            on_first_start=source.on_first_start,
-            backfill_window=source.backfill_window,
-        )
+        # Every limit but `source` has the name of its setting.
+        same_named = {f.name for f in fields(cls)} - {"source"}
+        return cls(source=source.name, **{name: getattr(source, name) for name in same_named})
 
 
 @dataclass(frozen=True, slots=True)

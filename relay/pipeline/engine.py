@@ -87,6 +87,10 @@ class SourceEngine:
     def source(self) -> str:
         return self._limits.source
 
+    @property
+    def limits(self) -> ScanLimits:
+        return self._limits
+
     async def run_cycle(self, *, commit: bool = True) -> CycleReport:
         """A whole fixed-rate cycle: scan pages until every tracked running execution is
         covered (or the scan's budget ends), re-read the rest by id, then (unless

@@ -69,6 +69,16 @@ class SourceHealth:
         return (now - self.last_success_at).total_seconds() > intervals * self.interval_s
 
 
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The clocks, sleep and randomness a poll loop runs on (injected by tests)."""
+
+    clock: Callable[[], float]
+    wall_clock: Callable[[], datetime]
+    sleep: Callable[[float], Awaitable[None]]
+    rng: random.Random
+
+
 class CycleRunner(Protocol):
     """What the poller drives: `SourceEngine`, or a scripted stand-in in tests."""
 
@@ -98,16 +108,13 @@ class Poller:
         self._cycle_timeout_s = cycle_timeout_s
         self._max_backoff_s = max_backoff_s
         self._on_cycle = on_cycle
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self.timing = Timing(clock, wall_clock, sleep, rng or random.Random())
         self._lead = lead
         self.health = SourceHealth(source=engine.source, interval_s=interval_s)
 
     async def run(self, *, max_cycles: int | None = None) -> None:
         """Poll until cancelled (or for `max_cycles` cycles, for tests and benches)."""
-        tick = self._clock()
+        tick = self.timing.clock()
         cycles = 0
         while max_cycles is None or cycles < max_cycles:
             retry_after_s = await self.run_one()
@@ -117,14 +124,14 @@ class Poller:
             start = next_start(
                 previous_tick=tick,
                 interval_s=self._interval_s,
-                now=self._clock(),
+                now=self.timing.clock(),
                 consecutive_failures=self.health.consecutive_failures,
                 retry_after_s=retry_after_s,
                 max_delay_s=self._max_backoff_s,
-                rng=self._rng,
+                rng=self.timing.rng,
             )
             tick = start
-            await self._sleep(max(0.0, start - self._clock()))
+            await self.timing.sleep(max(0.0, start - self.timing.clock()))
 
     async def run_one(
         self, cycle: Callable[[], Awaitable[CycleReport]] | None = None
@@ -133,13 +140,13 @@ class Poller:
         returns a `Retry-After` to honour, if the API sent one."""
         source = self._engine.source
         run = cycle if cycle is not None else self._engine.run_cycle
-        began = self._clock()
+        began = self.timing.clock()
         if self._lead is not None and not await self._leads():
             self.health.last_outcome = "standby"
             if self._on_cycle is not None:
                 self._on_cycle(source, "standby", 0.0, None)
             return None
-        self.health.last_attempt_at = self._wall_clock()
+        self.health.last_attempt_at = self.timing.wall_clock()
         report: CycleReport | None = None
         retry_after_s: float | None = None
         outcome: CycleOutcome
@@ -179,7 +186,7 @@ class Poller:
             self._succeeded(report)
             if report is not None:
                 retry_after_s = report.retry_after_s
-        duration_s = self._clock() - began
+        duration_s = self.timing.clock() - began
         self.health.last_outcome = outcome
         if self._on_cycle is not None:
             self._on_cycle(source, outcome, duration_s, report)
@@ -209,7 +216,7 @@ class Poller:
         self.health.consecutive_failures = 0
         self.health.last_error = None
         self.health.unauthorized = False
-        self.health.last_success_at = self._wall_clock()
+        self.health.last_success_at = self.timing.wall_clock()
         self.health.last_report = report
         if report is None:
             return
@@ -225,19 +232,7 @@ class Poller:
                     type=transition.execution.kind,
                     credits_used=transition.credits_after,
                 )
-        log.info(
-            "poll.done",
-            source=report.source,
-            pages=report.pages,
-            refreshes=report.refreshes,
-            observed=report.observed,
-            transitions=len(report.transitions),
-            alertable=len(report.alertable),
-            invalid_items=len(report.problems),
-            running=report.running,
-            first_poll=report.first_poll,
-            stop=report.stop_reason,
-        )
+        log.info("poll.done", **_done_fields(report))
         for problem in report.problems:
             log.warning(
                 "poll.invalid_item",
@@ -246,3 +241,16 @@ class Poller:
                 execution_id=problem.execution_id,
                 problem=problem.message,
             )
+
+
+def _done_fields(report: CycleReport) -> dict[str, object]:
+    """The counts of one cycle, for the `poll.done` line."""
+    fields: dict[str, object] = {
+        name: getattr(report, name)
+        for name in ("source", "pages", "refreshes", "observed", "running", "first_poll")
+    }
+    fields["transitions"] = len(report.transitions)
+    fields["alertable"] = len(report.alertable)
+    fields["invalid_items"] = len(report.problems)
+    fields["stop"] = report.stop_reason
+    return fields
