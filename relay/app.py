@@ -29,18 +29,21 @@ from prometheus_client import CollectorRegistry
 from relay.clock import utcnow
 from relay.delivery.pool import DeliveryPool
 from relay.delivery.worker import DeliveryWorker
+from relay.domain.budget import RequestBudget
 from relay.domain.silences import Silence, config_silences
 from relay.errors import RelayError, StoreError
 from relay.http.server import HttpServer, build_app
+from relay.pipeline.adaptive import AdaptivePoller
 from relay.pipeline.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
 from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
-from relay.pipeline.poller import Poller
-from relay.settings import Settings
+from relay.pipeline.poller import Poller, SourceLoop
+from relay.settings import Settings, SourceSettings
 from relay.sinks.base import Sink
 from relay.sinks.registry import build_sinks
 from relay.sinks.slack_refs import StoredMessageRefs
 from relay.source.client import ClientConfig, ZaiaClient
+from relay.source.gate import BudgetGate
 from relay.store import Store, open_store
 from relay.telemetry.metrics import RelayMetrics
 from relay.vocab import CycleOutcome
@@ -59,7 +62,7 @@ class Runtime:
     store: Store
     metrics: RelayMetrics
     engines: list[SourceEngine]
-    pollers: list[Poller]
+    pollers: list[SourceLoop]
     sinks: dict[str, Sink]
     deliveries: DeliveryPool
     http: HttpServer
@@ -67,6 +70,27 @@ class Runtime:
 
 async def _shielded(close: Callable[[], Coroutine[Any, Any, None]]) -> None:
     await asyncio.shield(close())
+
+
+def _planner(
+    settings: Settings,
+    source: SourceSettings,
+    *,
+    silences: list[Silence],
+    client: ZaiaClient,
+    store: Store,
+) -> AlertPlanner:
+    return AlertPlanner(
+        source=source.name,
+        rules=settings.rules,
+        alerts=settings.alerts,
+        config_silences=silences,
+        client=client,
+        store=store,
+        # Following child executions is best effort: it may use a quarter of a cycle's
+        # time at most, never the whole of it.
+        nestings_budget_s=min(DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4),
+    )
 
 
 @asynccontextmanager
@@ -116,43 +140,45 @@ async def build_runtime(
                 deliveries.wake({n.sink for n in report.notifications})
 
         engines: list[SourceEngine] = []
-        pollers: list[Poller] = []
+        pollers: list[SourceLoop] = []
         for index, source in enumerate(settings.sources):
+            budget = source.budget_per_minute
+            metrics.on_budget(source.name, budget_per_minute=budget)
+            gate = None
+            if budget is not None:
+                gate = BudgetGate(
+                    RequestBudget.per_minute(budget),
+                    source=source.name,
+                    max_retry_after_s=source.max_retry_after.total_seconds(),
+                    # A wait for a slot is part of a cycle: keep it well inside one.
+                    max_wait_s=source.cycle_timeout.total_seconds() / 4,
+                )
             client = ZaiaClient(
                 ClientConfig.from_settings(source, index=index),
                 on_request=metrics.request_counter(source.name),
+                gate=gate,
             )
             stack.push_async_callback(_shielded, client.aclose)
-            planner = AlertPlanner(
-                source=source.name,
-                rules=settings.rules,
-                alerts=settings.alerts,
-                config_silences=silences,
-                client=client,
-                store=store,
-                # Following child executions is best effort: it may use a quarter of a
-                # cycle's time at most, never the whole of it.
-                nestings_budget_s=min(
-                    DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4
-                ),
-            )
             engine = SourceEngine(
                 ScanLimits.from_settings(source),
                 client=client,
                 store=store,
-                planner=planner,
+                planner=_planner(settings, source, silences=silences, client=client, store=store),
                 now=now,
             )
             engines.append(engine)
-            pollers.append(
-                Poller(
-                    engine,
-                    interval_s=source.poll_interval.total_seconds(),
-                    cycle_timeout_s=source.cycle_timeout.total_seconds(),
-                    on_cycle=on_cycle,
-                    lead=partial(store.try_lead, source.name),
-                )
+            poller = Poller(
+                engine,
+                interval_s=source.poll_interval.total_seconds(),
+                cycle_timeout_s=source.cycle_timeout.total_seconds(),
+                on_cycle=on_cycle,
+                lead=partial(store.try_lead, source.name),
             )
+            poller.health.budget_per_minute = budget
+            if source.polling == "adaptive" and gate is not None:
+                pollers.append(AdaptivePoller(poller, engine, gate=gate, on_plan=metrics.on_plan))
+            else:
+                pollers.append(poller)
         app = build_app(
             metrics=metrics,
             store=store,

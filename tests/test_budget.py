@@ -98,3 +98,13 @@ def test_no_rolling_window_ever_holds_more_than_the_limit(
     for i, start in enumerate(sent):
         in_window = [t for t in sent[i:] if t < start + budget.window_s - 1e-9]
         assert len(in_window) <= limit
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "limit", "window_s"),
+    [(60, 60, 60.0), (1.9, 1, 60.0), (0.5, 1, 120.0), (600, 600, 60.0)],
+)
+def test_a_budget_is_never_rounded_up(per_minute: float, limit: int, window_s: float) -> None:
+    budget = RequestBudget.per_minute(per_minute)
+    assert (budget.limit, budget.window_s) == (limit, pytest.approx(window_s))
+    assert budget.limit / budget.window_s * 60 <= per_minute + 1e-9

@@ -11,7 +11,8 @@ import pytest
 from relay.domain.alerts import FailureCause
 from relay.domain.cause import deepest_cause, error_text, failure_cause, needs_nestings
 from relay.domain.models import ExecutionTree
-from relay.domain.redact import ELLIPSIS, REDACTED, Redactor
+from relay.domain.redact import ELLIPSIS, Redactor
+from relay.domain.redact import PII_PLACEHOLDER as REDACTED
 from relay.sim import SimWorkspace
 from tests.rules_builders import event, execution
 

@@ -39,6 +39,7 @@ sources:
     base_url: {sim_url}
     api_key: {KEY}
     poll_interval: 200ms
+    request_budget: 600/m
 store:
   url: sqlite:///{tmp_path}/state.db
 server:

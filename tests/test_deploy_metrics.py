@@ -143,6 +143,7 @@ sources:
     base_url: {sim_url}
     api_key: {api_key}
     poll_interval: 300ms
+    request_budget: 600/m
 store:
   url: sqlite:///{tmp_path}/state.db
 server:

@@ -69,6 +69,7 @@ sources:
     base_url: {sim_url}
     api_key: ${{ZAIA_API_KEY}}
     poll_interval: 300ms
+    request_budget: 600/m
 store:
   url: sqlite://{STATE}/state.db
 server:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.domain.redact import ELLIPSIS, REDACTED, Redactor, bound
+from relay.domain.redact import ELLIPSIS, Redactor, bound
+from relay.domain.redact import PII_PLACEHOLDER as REDACTED
 from relay.settings import AlertsSettings
 
 REDACTOR = Redactor()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 KEY = "restart-test-key"
 
 
-def write_config(tmp_path: Path, base_url: str) -> Path:
+def write_config(tmp_path: Path, base_url: str, *, polling: str) -> Path:
     path = tmp_path / "relay.yaml"
     path.write_text(
         f"""
@@ -31,6 +31,8 @@ sources:
     base_url: {base_url}
     api_key: ${{ZAIA_API_KEY}}
     poll_interval: 300ms
+    polling: {polling}
+    request_budget: 600/m
     page_size: 4
     max_pages: 20
 store:
@@ -72,7 +74,10 @@ def logged(runs: list[RelayProcess]) -> Counter[tuple[str, str, str]]:
     )
 
 
-async def test_every_transition_once_across_stops_kills_and_downtime(tmp_path: Path) -> None:
+@pytest.mark.parametrize("polling", ["fixed", "adaptive"])
+async def test_every_transition_once_across_stops_kills_and_downtime(
+    tmp_path: Path, polling: str
+) -> None:
     workspace = SimWorkspace(api_key=KEY, seed=5)
     running = [workspace.create_execution() for _ in range(8)]
     for status in ("completed", "failed", "cancelled"):
@@ -92,11 +97,15 @@ async def test_every_transition_once_across_stops_kills_and_downtime(tmp_path: P
         )
 
     async with SimServer(workspace) as sim:
-        config = write_config(tmp_path, sim.url)
+        config = write_config(tmp_path, sim.url, polling=polling)
         try:
             # 1. A first start records a baseline and alerts on nothing in it.
             relay = await start()
             await relay.wait_for_event("poll.done", count=2)
+            if polling == "adaptive":
+                # The first start reads the top, then sweeps the rest of the list over
+                # the next reads: the running executions are tracked once it is done.
+                await relay.wait_for_event("poll.sweep_done")
             assert relay.named("execution.transition") == []
 
             # 2. Changes while it runs, then a clean stop.

@@ -8,7 +8,8 @@ import pytest
 
 from relay.domain.alerts import Alert, FailureCause, execution_alert_id
 from relay.domain.models import Execution
-from relay.domain.redact import ELLIPSIS, REDACTED, Redactor
+from relay.domain.redact import ELLIPSIS, Redactor
+from relay.domain.redact import PII_PLACEHOLDER as REDACTED
 from relay.domain.rules import RuleContext, evaluate_transitions
 from relay.settings import AlertsSettings, RuleSettings
 from relay.sim import SimWorkspace

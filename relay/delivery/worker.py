@@ -38,6 +38,7 @@ import structlog
 from relay.clock import utcnow
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
+from relay.domain.backoff import backoff_ceiling_s
 from relay.domain.delivery import SinkHealth, TokenBucket, after_failure, batches, digest_ready_at
 from relay.domain.silences import matching_silence
 from relay.durations import format_duration, utc_iso
@@ -112,8 +113,8 @@ class DeliveryWorker:
                 result = await self.step()
             except StoreError as exc:
                 store_failures += 1
-                delay_s = min(
-                    _STORE_RETRY_S[1], _STORE_RETRY_S[0] * 2 ** min(store_failures - 1, 30)
+                delay_s = backoff_ceiling_s(
+                    store_failures, base_s=_STORE_RETRY_S[0], max_s=_STORE_RETRY_S[1]
                 )
                 log.error("delivery.store_failed", sink=self.sink.name, error=str(exc))
                 await self._wait(delay_s)

@@ -44,8 +44,14 @@ class RequestBudget:
 
     @classmethod
     def per_minute(cls, requests_per_minute: float) -> RequestBudget:
-        """A budget of `requests_per_minute` in any rolling minute (at least 1)."""
-        return cls(limit=max(1, int(requests_per_minute)))
+        """A budget of `requests_per_minute` in any rolling minute. Under one a minute,
+        the window grows to hold one whole request (0.5/min: 1 in any two minutes), so a
+        fraction is never rounded up into more than was allowed."""
+        if requests_per_minute <= 0:
+            raise ValueError("a budget needs a positive rate")
+        if requests_per_minute < 1:
+            return cls(limit=1, window_s=DEFAULT_WINDOW_S / requests_per_minute)
+        return cls(limit=int(requests_per_minute))
 
     @property
     def budget_rate_per_s(self) -> float:

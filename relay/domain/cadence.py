@@ -21,7 +21,8 @@ than that, every place gets its square-root share and the plan says `over_budget
 The next read is the place most overdue relative to its rate; when none is due yet,
 the plan says when the first one will be, and nothing is spent before that. A sweep
 (first start, or tracked executions whose page is not known after a restart) reads
-pages down the list in the slots left over, with half the spendable rate kept for it.
+pages down the list at half the spendable rate, kept for it however busy the places
+are, and in any slot left over.
 
 Invariants: every tracked running execution belongs to exactly one place; the top is
 always a place (the first) and keeps its once-per-`poll_interval_s` floor even when the
@@ -84,6 +85,7 @@ class Plan:
     places: tuple[Place, ...]
     rates_per_s: tuple[float, ...]
     spend_rate_per_s: float
+    allowed_rate_per_s: float
     over_budget: bool
     staleness_s: float
 
@@ -98,6 +100,7 @@ class CadenceInputs:
     poll_interval_s: float
     lifetimes: Lifetimes
     sweep_page: int | None = None
+    last_sweep_s: float = float("-inf")
 
 
 def places_of(inputs: CadenceInputs) -> list[Place]:
@@ -225,7 +228,13 @@ def plan_next(inputs: CadenceInputs) -> Plan:
         index for rank, index in enumerate(by_deadline) if deadlines[index] - lead_s[rank] <= now_s
     }
     top_due = deadlines[0] - _MARGIN_SLOTS * slot_s <= now_s
-    if urgent or top_due:
+    sweep_due_at_s = math.inf
+    if inputs.sweep_page is not None:
+        sweep_due_at_s = inputs.last_sweep_s + 1.0 / (spend * SWEEP_FRACTION)
+    if not top_due and sweep_due_at_s <= now_s:
+        # The sweep's share is kept for it, however busy the places are.
+        read = Read("sweep", page=inputs.sweep_page or 1)
+    elif urgent or top_due:
         # Earliest deadline first, except that the top never misses its bound: it is
         # where new executions, and most failures, appear.
         first = 0 if top_due else by_deadline[0]
@@ -241,6 +250,7 @@ def plan_next(inputs: CadenceInputs) -> Plan:
     if read is None:
         due_at_s = min(
             min(due),
+            sweep_due_at_s,
             deadlines[0] - _MARGIN_SLOTS * slot_s,
             min(deadlines[i] - lead_s[rank] for rank, i in enumerate(by_deadline)),
         )
@@ -251,6 +261,7 @@ def plan_next(inputs: CadenceInputs) -> Plan:
         places=tuple(places),
         rates_per_s=tuple(rates),
         spend_rate_per_s=spend,
+        allowed_rate_per_s=inputs.allowed_rate_per_s,
         over_budget=over_budget,
         staleness_s=max(0.0, staleness_s),
     )

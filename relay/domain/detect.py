@@ -64,6 +64,10 @@ class FirstSeenPolicy:
 
     alertable: bool
     backfill_window: timedelta | None = None
+    # Adaptive reads below the top after a first start: an execution first seen there
+    # that ended at or after this moment changed while the relay watched (it was still
+    # running when the relay started), so its end is alerted.
+    ended_since: datetime | None = None
 
     @classmethod
     def for_cycle(
@@ -83,12 +87,14 @@ class FirstSeenPolicy:
     def allows(self, execution: Execution, *, now: datetime) -> bool:
         if self.alertable:
             return True
-        if self.backfill_window is None or not execution.is_terminal:
+        if not execution.is_terminal:
             return False
         # A terminal execution without `endedAt` would be an API quirk; its last update
         # is the best estimate of when it ended.
         ended_at = execution.ended_at or execution.updated_at
-        return now - ended_at <= self.backfill_window
+        if self.ended_since is not None and ended_at >= self.ended_since:
+            return True
+        return self.backfill_window is not None and now - ended_at <= self.backfill_window
 
 
 @dataclass(frozen=True, slots=True)

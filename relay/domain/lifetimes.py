@@ -43,7 +43,7 @@ class Lifetimes:
         duration_s = max(0.0, duration_s)
         recent = dict(self.recent)
         ordered = dict(self.ordered)
-        for key in (responder_id, POOLED):
+        for key in {responder_id, POOLED}:
             kept = (*recent.get(key, ()), duration_s)[-self.keep :]
             recent[key] = kept
             ordered[key] = tuple(sorted(kept))

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from relay.settings import AlertsSettings
 
-REDACTED = "[REDACTED]"
+# What a redaction pattern leaves of personal data in an excerpt (not the secret
+# placeholder of `relay.scrub`: this one marks data the operator asked to hide).
+PII_PLACEHOLDER = "[REDACTED]"
 ELLIPSIS = "…"
 DEFAULT_EXCERPT_CHARS = 500
 # How much text beyond the excerpt is scanned, so that a secret starting inside the
@@ -126,5 +128,5 @@ def _replace(match: re.Match[str]) -> str:
         start, end = match.span("secret")
         whole_start = match.start()
         whole = match.group(0)
-        return whole[: start - whole_start] + REDACTED + whole[end - whole_start :]
-    return REDACTED
+        return whole[: start - whole_start] + PII_PLACEHOLDER + whole[end - whole_start :]
+    return PII_PLACEHOLDER

@@ -71,6 +71,10 @@ async def gather_status(context: HttpContext) -> StatusView:
                 lag_s=None if lag is None else lag.total_seconds(),
                 running=health.running,
                 last_error=health.last_error,
+                mode=health.mode,
+                rate_per_minute=health.rate_per_minute,
+                budget_per_minute=health.budget_per_minute,
+                staleness_s=health.staleness_s,
             )
         )
 

@@ -45,6 +45,12 @@ class SourceRow:
     lag_s: float | None  # now - last_success_at
     running: int
     last_error: str | None = None
+    # How it polls: "fixed" or "adaptive", the request rate it allows itself against its
+    # budget (requests a minute; None: no ceiling), and how far behind it is.
+    mode: str = "fixed"
+    rate_per_minute: float | None = None
+    budget_per_minute: float | None = None
+    staleness_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +137,29 @@ def _badge(value: str) -> str:
     return f'<span class="badge {_e(value)}">{_e(value)}</span>'
 
 
-_SOURCE_COLUMNS = ("Source", "State", "Last successful poll", "Lag", "Running", "Interval")
+_SOURCE_COLUMNS = (
+    "Source",
+    "State",
+    "Last successful poll",
+    "Lag",
+    "Running",
+    "Interval",
+    "Polling",
+    "Requests/min (in use / budget)",
+    "Longest unread",
+)
 _SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin")
+
+
+def _rate(per_minute: float | None) -> str:
+    return "" if per_minute is None else f"{per_minute:g}"
+
+
+def _spend(row: SourceRow) -> str:
+    if row.budget_per_minute is None:
+        return "no ceiling"
+    in_use = row.budget_per_minute if row.rate_per_minute is None else row.rate_per_minute
+    return f"{in_use:.0f} / {row.budget_per_minute:.0f}"
 
 
 def _table(table_id: str, headers: Sequence[str], rows: Sequence[str]) -> str:
@@ -157,7 +184,12 @@ def _sources(view: StatusView) -> str:
             f'<td data-lag-s="{"" if s.lag_s is None else f"{s.lag_s:.0f}"}">'
             f"{_e(format_age_s(s.lag_s))}</td>"
             f'<td data-running="{s.running}">{s.running}</td>'
-            f"<td>{_e(format_age_s(s.interval_s))}</td></tr>"
+            f"<td>{_e(format_age_s(s.interval_s))}</td>"
+            f'<td data-mode="{_e(s.mode)}">{_e(s.mode)}</td>'
+            f'<td data-rate="{_rate(s.rate_per_minute)}"'
+            f' data-budget="{_rate(s.budget_per_minute)}">{_e(_spend(s))}</td>'
+            f'<td data-staleness-s="{s.staleness_s:.0f}">{_e(format_age_s(s.staleness_s))}</td>'
+            "</tr>"
         )
     return _table("sources", _SOURCE_COLUMNS, rows)
 

@@ -89,6 +89,7 @@ class AdaptivePoller:
         self._last_top_s: float | None = None
         self._top_from: int | None = None
         self._sweep: _Sweep | None = None
+        self._last_sweep_s = float("-inf")
         self._warned_at_s = -_WARN_EVERY_S
         poller.health.mode = "adaptive"
         poller.health.budget_per_minute = gate.budget.limit * 60.0 / gate.budget.window_s
@@ -123,11 +124,11 @@ class AdaptivePoller:
     # --- choosing ---------------------------------------------------------------------
 
     def _next(self) -> tuple[Read | None, float]:
+        if self._top_from is not None:
+            return Read("top", page=self._top_from), 0.0
         running = self._engine.running_now()
         if running is None or self._last_top_s is None:
             return Read("top"), 0.0
-        if self._top_from is not None:
-            return Read("top", page=self._top_from), 0.0
         now_s = self._poller.timing.clock()
         plan = plan_next(
             CadenceInputs(
@@ -139,6 +140,7 @@ class AdaptivePoller:
                 poll_interval_s=self._poll_interval_s,
                 lifetimes=self._lifetimes,
                 sweep_page=None if self._sweep is None else self._sweep.next_page,
+                last_sweep_s=self._last_sweep_s,
             )
         )
         self._report(plan, running=len(running), now_s=now_s)
@@ -208,6 +210,7 @@ class AdaptivePoller:
         if read.kind == "top":
             self._after_top(report, read_at_s=read_at_s)
         elif read.kind == "sweep":
+            self._last_sweep_s = read_at_s
             self._after_sweep(report, live=live)
 
     def _mark_read(self, ids: tuple[str, ...], *, live: Mapping[str, object], at_s: float) -> None:

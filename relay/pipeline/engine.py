@@ -82,6 +82,8 @@ class SourceEngine:
         # The live executions after the last committed cycle: adaptive reads plan from
         # it instead of loading every running state from the store for each request.
         self._running: dict[str, TrackedExecution] | None = None
+        # When this process began a source's first start (adaptive), if it did.
+        self._watch_since: datetime | None = None
 
     @property
     def source(self) -> str:
@@ -205,6 +207,8 @@ class SourceEngine:
     async def _read_place(
         self, read: Read, max_pages: int, begun: _Begun, work: CycleWork
     ) -> ScanPlan:
+        if read.kind == "top" and begun.first_poll and self._watch_since is None:
+            self._watch_since = self._now()
         if read.kind == "top":
             # The top is read until known, unchanged history; on a first start that is
             # one page, and the sweep reads the rest down to `discovery_pages`, spread.
@@ -218,8 +222,9 @@ class SourceEngine:
                 plan, policy=self._policy(first_poll=begun.first_poll), work=work
             )
         # Below the top, an execution seen for the first time was there before the relay
-        # looked: it is recorded as a first start records what exists.
-        baseline = self._policy(first_poll=True)
+        # looked: it is recorded as a first start records what exists, unless it ended
+        # after this process's first start began (it was running then: a change).
+        baseline = replace(self._policy(first_poll=True), ended_since=self._watch_since)
         if read.kind in ("page", "sweep"):
             await self._read_page(read.page, policy=baseline, work=work)
             return ScanPlan.start(tracked_running=(), max_pages=1, first_poll=False)

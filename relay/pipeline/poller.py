@@ -79,6 +79,15 @@ class Timing:
     rng: random.Random
 
 
+class SourceLoop(Protocol):
+    """What the daemon runs per source: a `Poller` (fixed) or an `AdaptivePoller`."""
+
+    @property
+    def health(self) -> SourceHealth: ...
+
+    async def run(self) -> None: ...
+
+
 class CycleRunner(Protocol):
     """What the poller drives: `SourceEngine`, or a scripted stand-in in tests."""
 

@@ -61,7 +61,7 @@ class SourceSettings(Section):
     # adaptive: reads go where transitions are likeliest, inside `request_budget`, and
     # `poll_interval` bounds how long the top or a running execution may go unread.
     # fixed: one whole cycle every `poll_interval`, as before.
-    polling: Literal["adaptive", "fixed"] = "fixed"
+    polling: Literal["adaptive", "fixed"] = "adaptive"
     # The most API requests (list, get, nestings, retries) in any rolling minute. Unset:
     # 60/m when adaptive, no ceiling when fixed.
     request_budget: RateLimitSetting | None = None

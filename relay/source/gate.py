@@ -9,6 +9,9 @@ Invariants:
   planner following child executions, a retry).
 - A 429 slows the source and blocks it until the `Retry-After` (at most
   `max_retry_after_s`) has passed; successes bring the rate back.
+- A request is never held longer than `max_wait_s`: past that `acquire` raises
+  `SourceRateLimited` with the wait, so the cycle ends as rate limited (and the poll
+  loop waits) instead of timing out while it holds a slot open.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from relay.domain.budget import RequestBudget
+from relay.errors import SourceRateLimited
 
 
 class BudgetGate:
@@ -27,12 +31,16 @@ class BudgetGate:
         self,
         budget: RequestBudget,
         *,
+        source: str,
         max_retry_after_s: float = 300.0,
+        max_wait_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._budget = budget
+        self._source = source
         self._max_retry_after_s = max_retry_after_s
+        self._max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -54,7 +62,15 @@ class BudgetGate:
                 if slot_s <= now_s:
                     self._budget = self._budget.spent(now_s)
                     return
-                await self._sleep(slot_s - now_s)
+                wait_s = slot_s - now_s
+                if wait_s > self._max_wait_s:
+                    raise SourceRateLimited(
+                        self._source,
+                        f"the request budget has no slot for {wait_s:.0f}s (the API asked to "
+                        "slow down, or the budget is spent); the relay waits before reading on",
+                        retry_after_s=wait_s,
+                    )
+                await self._sleep(wait_s)
 
     def rate_limited(self, retry_after_s: float | None) -> None:
         """The API answered 429."""

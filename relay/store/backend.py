@@ -23,9 +23,11 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, Self
 
+from relay.clock import as_utc
+from relay.durations import utc_iso
 from relay.store import sql
 
 Params = dict[str, Any]
@@ -43,17 +45,17 @@ def aware_utc(value: datetime) -> datetime:
     """`value` in UTC; a naive datetime is refused rather than guessed."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware UTC only")
-    return value.astimezone(UTC)
+    return as_utc(value)
 
 
 def iso_utc(value: datetime) -> str:
     """Fixed-width ISO 8601 UTC text (`2026-01-02T03:04:05.000006Z`): exact to the
     microsecond, and ordered when compared as text."""
-    return aware_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc_iso(aware_utc(value), timespec="microseconds")
 
 
 def from_iso_utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 def distinct_ids(ids: Collection[str], *, method: str) -> list[str]:

@@ -36,6 +36,7 @@ from relay.vocab import CYCLE_OUTCOMES, NOTIFICATION_OUTCOMES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from relay.delivery.types import DeliveryResult
+    from relay.domain.cadence import Plan
     from relay.pipeline.cycle import CycleReport
     from relay.source.client import Endpoint, OnRequest, RequestOutcome
 
@@ -77,6 +78,12 @@ _HELP = {
     "detection_latency_seconds": "Time from an execution's end (as the API reports it) to its "
     "alert being queued for delivery.",
     "outbox_pending": "Notifications waiting in the outbox for delivery, by sink.",
+    "poll_staleness_seconds": "The longest any execution tracked as running has gone unread "
+    "(adaptive polling); poll_interval bounds it while the request budget allows.",
+    "request_budget_per_minute": "The request budget of a source: the most API requests in any "
+    "rolling minute (0: no ceiling).",
+    "request_rate_per_minute": "The request rate a source allows itself now: its budget, or "
+    "less for a while after the API answered 429.",
     "dead_letters": "Notifications given up on (dead letters) awaiting an operator, by sink.",
 }
 
@@ -171,6 +178,9 @@ class RelayMetrics:
         )
         self.detection_latency = histogram("detection_latency_seconds", buckets=_LATENCY_BUCKETS_S)
         self.outbox_pending = gauge("outbox_pending", "sink")
+        self.staleness = gauge("poll_staleness_seconds", "source")
+        self.request_budget = gauge("request_budget_per_minute", "source")
+        self.request_rate = gauge("request_rate_per_minute", "source")
         self.dead_letters = gauge("dead_letters", "sink")
 
         for source in sources:
@@ -183,8 +193,26 @@ class RelayMetrics:
     def add_source(self, source: str) -> None:
         """Create the series of `source` at zero (idempotent)."""
         by_outcome = (self.poll_cycles, CYCLE_OUTCOMES)
-        others = (self.poll_duration, self.last_success, self.running, self.invalid_items)
+        others = (
+            self.poll_duration,
+            self.last_success,
+            self.running,
+            self.invalid_items,
+            self.staleness,
+            self.request_budget,
+            self.request_rate,
+        )
         _start_at_zero(source, by_outcome=by_outcome, others=others)
+
+    def on_budget(self, source: str, *, budget_per_minute: float | None) -> None:
+        """The request budget of `source` (None: no ceiling)."""
+        self.request_budget.labels(source).set(budget_per_minute or 0.0)
+        self.request_rate.labels(source).set(budget_per_minute or 0.0)
+
+    def on_plan(self, source: str, plan: Plan, /) -> None:
+        """A `relay.pipeline.adaptive.OnPlan`: the cadence planned a read."""
+        self.staleness.labels(source).set(plan.staleness_s)
+        self.request_rate.labels(source).set(plan.allowed_rate_per_s * 60.0)
 
     def add_sink(self, sink: str) -> None:
         """Create the series of `sink` at zero (idempotent)."""

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 
 from relay.errors import StoreError
+from relay.scrub import SecretScrubber
 
 # What a broken or vanished connection raises, besides the server's own errors.
 CONNECTION_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -60,7 +61,7 @@ class PgErrors:
     def error(self, action: str, exc: BaseException) -> StoreError:
         detail = str(exc) or type(exc).__name__
         if self._password:
-            detail = detail.replace(self._password, "***")
+            detail = SecretScrubber.of([self._password], min_length=1).scrub_text(detail)
         return StoreError(
             f"postgresql store {self.where}: cannot {action}: {detail}; {_advice(exc)}"
         )
