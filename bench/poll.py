@@ -9,7 +9,10 @@ then runs the relay's engine in this process against it, and prints:
 - CPU time per 1,000 executions processed (target <= 50 ms);
 - peak RSS of the relay (target <= 150 MB);
 - p99 latency from a status change in the simulator to the stored transition
-  (target <= poll interval + 200 ms).
+  (target <= poll interval + 200 ms), and how many changes were never detected (target 0).
+
+Each figure is printed beside its target, with FAIL where it misses; the exit code is 1
+when any does.
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 
 API_KEY = "bench-key"
+
+
+@dataclass
+class Verdicts:
+    """Figures beside their targets; `failed` once any misses."""
+
+    failed: bool = False
+
+    def check(self, label: str, value: float, target: float, *, unit: str = "") -> None:
+        ok = value <= target
+        self.failed |= not ok
+        mark = "ok" if ok else "FAIL"
+        print(f"{label}: {value:g}{unit} (target <= {target:g}{unit}) {mark}")
+
+
+VERDICTS = Verdicts()
 
 
 @dataclass
@@ -121,13 +140,10 @@ async def steady_state(
             f"{cycle:5}  {changed:7}  {lists:4}  {target:6}  {gets:3}  "
             f"{report.observed:8}  {cpu_ms:6.1f}  {per_thousand:11.1f}"
         )
-    print(
-        f"list requests over target in the worst cycle: {worst_excess:+d}; "
-        f"per-id requests in all: {total_get}"
-    )
-    print(
-        f"CPU per 1,000 executions processed: median {statistics.median(cpu_per_thousand):.1f} ms"
-    )
+    VERDICTS.check("list requests over target in the worst cycle", worst_excess, 0)
+    VERDICTS.check("per-id requests in all steady-state cycles", total_get, 0)
+    median_cpu = round(statistics.median(cpu_per_thousand), 1)
+    VERDICTS.check("CPU per 1,000 executions processed (median)", median_cpu, 50, unit=" ms")
 
 
 async def latency(engine: SourceEngine, control: Control, args: argparse.Namespace) -> list[float]:
@@ -158,8 +174,7 @@ async def latency(engine: SourceEngine, control: Control, args: argparse.Namespa
         await asyncio.sleep(0.05)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    if pending:
-        print(f"!! {len(pending)} changes were never detected")
+    VERDICTS.check("changes never detected", len(pending), 0)
     return latencies
 
 
@@ -203,16 +218,19 @@ async def main(args: argparse.Namespace) -> None:
                 if latencies:
                     p50 = latencies[len(latencies) // 2]
                     p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)]
-                    print(
-                        f"detection latency: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
-                        f"(target <= {args.interval * 1000 + 200:.0f} ms)"
+                    print(f"detection latency: p50 {p50 * 1000:.0f} ms")
+                    target_ms = args.interval * 1000 + 200
+                    VERDICTS.check(
+                        "detection latency p99", round(p99 * 1000), target_ms, unit=" ms"
                     )
     finally:
         await control.aclose()
         process.terminate()
         process.wait(timeout=10)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of the relay process: {peak_rss_mb:.0f} MB (target <= 150 MB)")
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    VERDICTS.check("peak RSS of the relay process", peak_rss_mb, 150, unit=" MB")
+    if VERDICTS.failed:
+        raise SystemExit(1)
 
 
 def parse_args() -> argparse.Namespace:
