@@ -27,25 +27,26 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from relay.clock import utcnow
-from relay.delivery.pool import DeliveryPool
-from relay.delivery.worker import DeliveryWorker
+from relay.delivery import DeliveryPool, DeliveryWorker
 from relay.domain.budget import RequestBudget
 from relay.domain.silences import Silence, config_silences
 from relay.errors import RelayError, StoreError
 from relay.http.server import HttpServer, build_app
-from relay.pipeline.adaptive import AdaptivePoller
-from relay.pipeline.alerting import DEFAULT_NESTINGS_BUDGET_S, AlertPlanner
-from relay.pipeline.cycle import CycleReport, ScanLimits
-from relay.pipeline.engine import SourceEngine
-from relay.pipeline.poller import Poller, SourceLoop
+from relay.pipeline import (
+    DEFAULT_NESTINGS_BUDGET_S,
+    AdaptivePoller,
+    AlertPlanner,
+    CycleReport,
+    Poller,
+    ScanLimits,
+    SourceEngine,
+    SourceLoop,
+)
 from relay.settings import Settings, SourceSettings
-from relay.sinks.base import Sink
-from relay.sinks.registry import build_sinks
-from relay.sinks.slack_refs import StoredMessageRefs
-from relay.source.client import ClientConfig, ZaiaClient
-from relay.source.gate import BudgetGate
+from relay.sinks import Sink, StoredMessageRefs, build_sinks
+from relay.source import BudgetGate, ClientConfig, ZaiaClient
 from relay.store import Store, open_store
-from relay.telemetry.metrics import RelayMetrics
+from relay.telemetry import RelayMetrics
 from relay.vocab import CycleOutcome
 
 log = structlog.get_logger("relay.app")

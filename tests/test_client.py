@@ -23,7 +23,9 @@ from structlog.testing import capture_logs
 
 from relay.errors import (
     SourceError,
+    SourceInvalidResponse,
     SourceNotFound,
+    SourceRateLimited,
     SourceRejected,
     SourceUnauthorized,
     SourceUnavailable,
@@ -32,14 +34,7 @@ from relay.settings import SourceSettings
 from relay.sim.app import SimServer
 from relay.sim.faults import Fault
 from relay.sim.workspace import SimWorkspace
-from relay.source import (
-    ClientConfig,
-    RequestOutcome,
-    RetryPolicy,
-    SourceInvalidResponse,
-    SourceRateLimited,
-    ZaiaClient,
-)
+from relay.source import ClientConfig, RequestOutcome, RetryPolicy, ZaiaClient
 
 KEY = "zk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -26,7 +26,7 @@ from relay.cli.report import format_cycle
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RelayError
 from relay.settings import Settings
 from relay.settings.loader import load_settings
-from relay.telemetry.logs import configure_logging
+from relay.telemetry import configure_logging
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:

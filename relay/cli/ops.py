@@ -19,7 +19,7 @@ from relay.domain.silences import config_silences, new_silence
 from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
 from relay.settings import Settings
-from relay.sinks.registry import build_sink, send_test
+from relay.sinks import build_sink, send_test
 from relay.store import Store, open_store
 
 T = TypeVar("T")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relay.domain.state import Transition
-from relay.pipeline.cycle import CycleReport
+from relay.pipeline import CycleReport
 
 
 def format_transition(transition: Transition) -> str:

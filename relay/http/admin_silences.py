@@ -25,7 +25,7 @@ from relay.domain.silences import Silence, active, new_silence, silence_problems
 from relay.durations import utc_iso
 from relay.http.admin_requests import RequestModel, parse_body, parse_flag, parse_query
 from relay.http.common import CONTEXT, ApiError, json_response
-from relay.settings._base import PositiveDuration
+from relay.settings import PositiveDuration
 
 __all__ = [
     "NewSilence",

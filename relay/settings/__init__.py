@@ -8,7 +8,7 @@ Invariants: a `Settings` value is frozen and fully cross-checked (see `_root`); 
 secret is a `SecretStr`, so printing a model never shows one.
 """
 
-from relay.settings._base import RateLimit, Section, parse_rate_limit
+from relay.settings._base import PositiveDuration, RateLimit, Section, parse_rate_limit
 from relay.settings._root import Settings, reference_problems, secrets_of
 from relay.settings._rules import (
     CountThreshold,
@@ -56,6 +56,7 @@ __all__ = [
     "GroupKey",
     "LogSettings",
     "OriginType",
+    "PositiveDuration",
     "RateLimit",
     "RatioThreshold",
     "RuleSettings",

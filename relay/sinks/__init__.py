@@ -18,6 +18,7 @@ from relay.sinks.base import Sink, delivery_policy
 from relay.sinks.console import ConsoleSink
 from relay.sinks.registry import build_sink, build_sinks, send_test
 from relay.sinks.slack import MemoryMessageRefs, MessageRef, MessageRefs, SlackSink
+from relay.sinks.slack_refs import StoredMessageRefs
 from relay.sinks.webhook import WebhookSink
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "MessageRefs",
     "Sink",
     "SlackSink",
+    "StoredMessageRefs",
     "WebhookSink",
     "build_sink",
     "build_sinks",

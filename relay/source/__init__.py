@@ -1,12 +1,10 @@
 """The Zaia API client: paging, auth, retries and error mapping.
 
-The public surface is what this module exports; `client`, `pages` and `retry` are
-the implementation. Errors raised are those of `relay.errors` (SourceError and its
-subclasses, re-exported here for convenience).
+The public surface is what this module exports; `client`, `gate`, `pages` and `retry`
+are the implementation. Errors raised are those of `relay.errors` (SourceError and its
+subclasses).
 """
 
-from relay.domain.delivery import parse_retry_after
-from relay.errors import SourceInvalidResponse, SourceRateLimited
 from relay.source.client import (
     ClientConfig,
     Endpoint,
@@ -14,10 +12,12 @@ from relay.source.client import (
     RequestOutcome,
     ZaiaClient,
 )
+from relay.source.gate import BudgetGate
 from relay.source.pages import ExecutionPage, ItemProblem
 from relay.source.retry import RetryPolicy
 
 __all__ = [
+    "BudgetGate",
     "ClientConfig",
     "Endpoint",
     "ExecutionPage",
@@ -25,8 +25,5 @@ __all__ = [
     "OnRequest",
     "RequestOutcome",
     "RetryPolicy",
-    "SourceInvalidResponse",
-    "SourceRateLimited",
     "ZaiaClient",
-    "parse_retry_after",
 ]
