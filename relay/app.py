@@ -148,7 +148,9 @@ async def build_runtime(
             gate = None
             if budget is not None:
                 gate = BudgetGate(
-                    RequestBudget.per_minute(budget),
+                    # A second of margin: a request is counted when sent, not when the
+                    # API receives it.
+                    RequestBudget.per_minute(budget, margin_s=1.0),
                     source=source.name,
                     max_retry_after_s=source.max_retry_after.total_seconds(),
                     # A wait for a slot is part of a cycle: keep it well inside one.

@@ -108,3 +108,18 @@ def test_a_budget_is_never_rounded_up(per_minute: float, limit: int, window_s: f
     budget = RequestBudget.per_minute(per_minute)
     assert (budget.limit, budget.window_s) == (limit, pytest.approx(window_s))
     assert budget.limit / budget.window_s * 60 <= per_minute + 1e-9
+
+
+def test_a_margin_keeps_a_late_arrival_inside_the_budget_at_the_api() -> None:
+    # Sent at the budget's pace, one request delayed by up to the margin on its way still
+    # leaves at most `limit` arrivals in any 60 s at the API.
+    budget = RequestBudget.per_minute(60, margin_s=1.0)
+    sent = [0.0]
+    budget = budget.spent(0.0)
+    for _ in range(130):
+        at_s = budget.next_slot_s(sent[-1])
+        budget = budget.spent(at_s)
+        sent.append(at_s)
+    arrivals = [sent[0] + 0.99, *sent[1:]]  # the first one took 0.99 s to arrive
+    for start in arrivals:
+        assert len([t for t in arrivals if start <= t < start + 60.0]) <= 60

@@ -43,15 +43,17 @@ class RequestBudget:
             object.__setattr__(self, "rate_per_s", self.budget_rate_per_s)
 
     @classmethod
-    def per_minute(cls, requests_per_minute: float) -> RequestBudget:
+    def per_minute(cls, requests_per_minute: float, *, margin_s: float = 0.0) -> RequestBudget:
         """A budget of `requests_per_minute` in any rolling minute. Under one a minute,
         the window grows to hold one whole request (0.5/min: 1 in any two minutes), so a
-        fraction is never rounded up into more than was allowed."""
+        fraction is never rounded up into more than was allowed. `margin_s` widens the
+        window the relay counts in: requests are counted when sent, and one delayed on
+        its way (a new connection) must not make a minute at the API hold one too many."""
         if requests_per_minute <= 0:
             raise ValueError("a budget needs a positive rate")
         if requests_per_minute < 1:
-            return cls(limit=1, window_s=DEFAULT_WINDOW_S / requests_per_minute)
-        return cls(limit=int(requests_per_minute))
+            return cls(limit=1, window_s=DEFAULT_WINDOW_S / requests_per_minute + margin_s)
+        return cls(limit=int(requests_per_minute), window_s=DEFAULT_WINDOW_S + margin_s)
 
     @property
     def budget_rate_per_s(self) -> float:
