@@ -17,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay.delivery.worker import DeliveryResult, OnResult
 from relay.domain.alerts import Notification
+from relay.domain.cadence import CadenceInputs, RunningView, plan_next
+from relay.domain.lifetimes import Lifetimes
 from relay.errors import SourceUnauthorized, SourceUnavailable, StoreError
 from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
@@ -383,3 +385,30 @@ async def test_every_outcome_the_poller_emits_is_precreated() -> None:
         await poller.run_one()
     assert emitted == ["standby", "ok", "unauthorized", "source_error", "store_error", "timeout"]
     assert set(emitted) <= set(CYCLE_OUTCOMES)
+
+
+def test_the_cadence_reports_staleness_budget_and_the_rate_in_use() -> None:
+    metrics = RelayMetrics(CollectorRegistry(), sources=["prod"])
+    assert value(metrics, "zaia_relay_poll_staleness_seconds", source="prod") == 0
+    metrics.on_budget("prod", budget_per_minute=60.0)
+    assert value(metrics, "zaia_relay_request_budget_per_minute", source="prod") == 60
+    assert value(metrics, "zaia_relay_request_rate_per_minute", source="prod") == 60
+    plan = plan_next(
+        CadenceInputs(
+            now_s=100.0,
+            running=[RunningView("e1", "r", age_s=5.0, last_read_s=58.0, page=3)],
+            last_top_read_s=99.0,
+            arrival_rate_per_s=0.0,
+            # A 429 halved the rate the source allows itself.
+            allowed_rate_per_s=0.5,
+            poll_interval_s=60.0,
+            lifetimes=Lifetimes(),
+        )
+    )
+    metrics.on_plan("prod", plan)
+    assert value(metrics, "zaia_relay_poll_staleness_seconds", source="prod") == 42
+    assert value(metrics, "zaia_relay_request_rate_per_minute", source="prod") == 30
+    assert value(metrics, "zaia_relay_request_budget_per_minute", source="prod") == 60
+    # A source without a ceiling says 0.
+    metrics.on_budget("prod", budget_per_minute=None)
+    assert value(metrics, "zaia_relay_request_budget_per_minute", source="prod") == 0

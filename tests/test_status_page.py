@@ -314,3 +314,30 @@ async def test_headless_chromium_shows_the_status_page(tmp_path: Path) -> None:
     page = parse(html)
     check_page(page, silence_id=silence_id)
     assert page.problems == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "rate", "budget", "staleness_s", "spend", "unread"),
+    [
+        ("adaptive", 30.0, 60.0, 42.0, "30 / 60", "42s"),
+        ("adaptive", None, 60.0, 0.0, "60 / 60", "0s"),
+        ("fixed", None, None, 0.0, "no ceiling", "0s"),
+    ],
+)
+def test_each_source_shows_how_it_polls_what_it_spends_and_how_far_behind_it_is(
+    mode: str,
+    rate: float | None,
+    budget: float | None,
+    staleness_s: float,
+    spend: str,
+    unread: str,
+) -> None:
+    source = replace(
+        view().sources[0],
+        mode=mode,
+        rate_per_minute=rate,
+        budget_per_minute=budget,
+        staleness_s=staleness_s,
+    )
+    (row,) = parse(render_status_page(view(sources=[source]))).table("sources")
+    assert row.cells[6:9] == [mode, spend, unread]
