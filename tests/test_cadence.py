@@ -131,7 +131,7 @@ def test_over_budget_is_reported_when_the_bound_cannot_be_kept() -> None:
 # A workload for the properties: executions arrive at the top, run for a while, end;
 # the planner is asked what to read and the budget when it may. The model knows the
 # true pages, as the engine does after each read.
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     seed=st.integers(min_value=0, max_value=2**32 - 1),
     budget_per_minute=st.sampled_from([30, 60, 120, 300]),
@@ -200,7 +200,7 @@ def _simulate(
     throttled = False
     checked_gaps = 0
     tight_at_s = -math.inf
-    while now_s < 300.0:
+    while now_s < 240.0:
         while next_arrival_s <= now_s:
             new_id = f"x{len(listed)}"
             listed.insert(0, new_id)

@@ -191,7 +191,7 @@ def simulate(
     return upstream, relay
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     steps=scenarios,
     page_size=st.integers(min_value=1, max_value=4),
