@@ -81,9 +81,7 @@ class Plan:
 
     read: Read | None
     due_at_s: float
-    # Reads per second given to each place (same order as `places`).
     places: tuple[Place, ...]
-    rates_per_s: tuple[float, ...]
     spend_rate_per_s: float
     allowed_rate_per_s: float
     over_budget: bool
@@ -259,7 +257,6 @@ def plan_next(inputs: CadenceInputs) -> Plan:
         read=read,
         due_at_s=max(now_s, due_at_s),
         places=tuple(places),
-        rates_per_s=tuple(rates),
         spend_rate_per_s=spend,
         allowed_rate_per_s=inputs.allowed_rate_per_s,
         over_budget=over_budget,

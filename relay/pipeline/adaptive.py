@@ -208,7 +208,7 @@ class AdaptivePoller:
         self._mark_read(report.refreshed_ids, live=live, at_s=read_at_s)
         self._forget_ended(live)
         if read.kind == "top":
-            self._after_top(report, read_at_s=read_at_s)
+            self._after_top(report, live=live, read_at_s=read_at_s)
         elif read.kind == "sweep":
             self._last_sweep_s = read_at_s
             self._after_sweep(report, live=live)
@@ -229,7 +229,9 @@ class AdaptivePoller:
         ]
         self._positions = self._positions.forget(unanchored)
 
-    def _after_top(self, report: CycleReport, *, read_at_s: float) -> None:
+    def _after_top(
+        self, report: CycleReport, *, live: Mapping[str, TrackedExecution], read_at_s: float
+    ) -> None:
         first_top = self._last_top_s is None
         self._last_top_s = read_at_s
         last_seen = report.pages_seen[-1] if report.pages_seen else None
@@ -239,7 +241,7 @@ class AdaptivePoller:
             return
         if report.first_poll:
             self._sweep = _Sweep(next_page=2, relocating=False)
-        elif self._unplaced():
+        elif self._unplaced(live):
             self._sweep = _Sweep(next_page=2, relocating=True)
 
     def _after_sweep(self, report: CycleReport, *, live: Mapping[str, TrackedExecution]) -> None:
@@ -247,7 +249,8 @@ class AdaptivePoller:
             return
         seen = report.pages_seen[-1]
         done = seen.last or seen.page >= self._engine.limits.discovery_pages
-        if self._sweep.relocating and not self._unplaced():
+        unplaced = self._unplaced(live)
+        if self._sweep.relocating and not unplaced:
             done = True
         self._sweep = None if done else _Sweep(seen.page + 1, self._sweep.relocating)
         if done:
@@ -256,12 +259,14 @@ class AdaptivePoller:
                 source=self._engine.source,
                 pages=seen.page,
                 tracked=len(live),
-                placed=len(live) - len(self._unplaced()),
+                placed=len(live) - len(unplaced),
             )
 
-    def _unplaced(self) -> list[str]:
-        live = self._engine.running_now() or []
-        return [s.id for s in live if s.id not in self._positions.anchors]
+    def _unplaced(self, live: Mapping[str, TrackedExecution]) -> list[str]:
+        """Tracked executions whose page is not known (after `_learn` placed what it saw)."""
+        return [
+            execution_id for execution_id in live if execution_id not in self._positions.anchors
+        ]
 
     # --- failures ---------------------------------------------------------------------
 

@@ -49,10 +49,6 @@ class BudgetGate:
     def budget(self) -> RequestBudget:
         return self._budget
 
-    def next_slot_s(self) -> float:
-        """When (on the gate's clock) the next request could go."""
-        return self._budget.next_slot_s(self._clock())
-
     async def acquire(self) -> None:
         """Wait for the next slot and take it."""
         async with self._lock:
