@@ -356,6 +356,9 @@ async def test_every_outcome_the_poller_emits_is_precreated() -> None:
                 StoreError("disk full"),
             ]
 
+        def forget(self) -> None:
+            pass
+
         async def run_cycle(self) -> CycleReport:
             if not self.errors:
                 await asyncio.Event().wait()  # hangs until the cycle timeout

@@ -56,6 +56,10 @@ class ScriptedCycles:
         self._time = time
         self._script: Iterator[tuple[float, Exception | None]] = iter(script)
         self.starts: list[float] = []
+        self.forgotten = 0
+
+    def forget(self) -> None:
+        self.forgotten += 1
 
     async def run_cycle(self) -> CycleReport:
         self.starts.append(self._time.now)
@@ -204,6 +208,7 @@ async def test_a_replica_on_standby_skips_cycles_and_is_not_stale() -> None:
     await poller.run(max_cycles=2)
     assert outcomes == ["standby", "standby"]
     assert cycles.starts == [], "another replica polls this source"
+    assert cycles.forgotten == 1, "what the engine knew of the store is stale once on standby"
     assert poller.health.standby
     assert not poller.health.is_stale(now=datetime(2030, 1, 1, tzinfo=UTC))
     await poller.run(max_cycles=1)

@@ -283,7 +283,7 @@ class AdaptivePoller:
 
     def _reset(self) -> None:
         """Another replica polls now: what this one knew of the list goes stale."""
-        self._engine.forget_running()
+        self._engine.forget()
         self._positions = ListPositions(page_size=self._positions.page_size)
         self._last_read_s.clear()
         self._calibration = frozenset()

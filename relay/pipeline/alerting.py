@@ -118,6 +118,8 @@ class AlertPlanner:
             triples += outcome.alerts
             group_states = outcome.states
 
+        if not triples:
+            return AlertPlan(group_states=tuple(group_states), retry_after_s=retry_after_s)
         silences = self._config_silences + await self._store.list_silences(now=now)
         dispatch = notifications_for(triples, self._rules, silences=silences, now=now)
         by_id = {alert.id: alert for alert, _, _ in triples}

@@ -90,6 +90,8 @@ class CycleReport:
 class CycleWork:
     """Mutable scratchpad of one cycle; becomes a CycleResult at the end."""
 
+    # The live states the cycle began from, by id: a changed one is not asked again.
+    running: dict[str, TrackedExecution] = field(default_factory=dict)
     states: dict[str, TrackedExecution] = field(default_factory=dict)
     transitions: list[Transition] = field(default_factory=list)
     problems: list[ItemProblem] = field(default_factory=list)

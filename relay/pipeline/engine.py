@@ -43,6 +43,7 @@ from relay.errors import (
 )
 from relay.pipeline.alerting import AlertPlan, AlertPlanner
 from relay.pipeline.cycle import CycleReport, CycleWork, PageSeen, ScanLimits
+from relay.pipeline.known import KnownMarkers
 from relay.source.client import ZaiaClient
 from relay.source.pages import ItemProblem, PageEntry
 from relay.store import CycleResult, Store
@@ -79,9 +80,13 @@ class SourceEngine:
         self._store = store
         self._planner = planner
         self._now = now
-        # The live executions after the last committed cycle: adaptive reads plan from
-        # it instead of loading every running state from the store for each request.
+        # What the store holds, as of the last committed cycle: the live executions
+        # (reads plan from them instead of loading every running state for each
+        # request), the markers of executions seen lately, and whether the first poll is
+        # done. A steady-state read of known history then asks the store nothing.
         self._running: dict[str, TrackedExecution] | None = None
+        self._known = KnownMarkers()
+        self._first_poll_done = False
         # When this process began a source's first start (adaptive), if it did.
         self._watch_since: datetime | None = None
 
@@ -97,7 +102,7 @@ class SourceEngine:
         """A whole fixed-rate cycle: scan pages until every tracked running execution is
         covered (or the scan's budget ends), re-read the rest by id, then (unless
         `commit=False`, for dry runs) persist it all."""
-        return await self._cycle(self._scan_and_refresh, commit=commit, load_running=True)
+        return await self._cycle(self._scan_and_refresh, commit=commit)
 
     async def run_read(self, read: Read, *, max_pages: int | None = None) -> CycleReport:
         """One read of the adaptive cadence, committed as a cycle of its own: the top of
@@ -111,23 +116,25 @@ class SourceEngine:
         after a failure, when the store is the one to ask)."""
         return None if self._running is None else list(self._running.values())
 
-    def forget_running(self) -> None:
+    def forget(self) -> None:
         """Ask the store again before the next read (another replica may have polled)."""
         self._running = None
+        self._known.clear()
+        self._first_poll_done = False
 
-    async def _cycle(
-        self, reader: _Reader, *, commit: bool, load_running: bool = False
-    ) -> CycleReport:
+    async def _cycle(self, reader: _Reader, *, commit: bool) -> CycleReport:
         limits = self._limits
         started_at = self._now()
-        cursor = await self._store.get_cursor(limits.source)
-        first_poll = cursor is None or not cursor.first_poll_done
-        if load_running or self._running is None:
+        first_poll = not self._first_poll_done
+        if first_poll:
+            cursor = await self._store.get_cursor(limits.source)
+            first_poll = cursor is None or not cursor.first_poll_done
+        if self._running is None:
             running = await self._store.running_states(limits.source)
         else:
             running = list(self._running.values())
         self._running = None  # until this cycle has committed
-        work = CycleWork()
+        work = CycleWork(running={state.id: state for state in running})
         scan = await reader(_Begun(first_poll=first_poll, running=running), work)
 
         now = self._now()
@@ -145,14 +152,24 @@ class SourceEngine:
             notifications=alert_plan.notifications,
             group_states=alert_plan.group_states,
         )
-        if commit:
-            outcome = await self._store.commit_cycle(result)
+        if commit and result.changes_nothing and self._first_poll_done:
+            # Only the cursor's time would change, which nothing reads back: an idle
+            # read costs the store nothing.
+            new_alert_ids = set()
+        elif commit:
+            try:
+                outcome = await self._store.commit_cycle(result)
+            except BaseException:
+                self._known.clear()  # whether the commit landed is not known
+                raise
             new_alert_ids = set(outcome.new_alert_ids)
         else:
             new_alert_ids = await self._not_yet_stored(alert_plan.alerts)
         live = live_after(running, work.states)
         if commit:
             self._running = {state.id: state for state in live}
+            self._known.store(work.states, work.states)
+            self._first_poll_done = True
         notifications = tuple(
             n
             for n in alert_plan.notifications
@@ -290,13 +307,19 @@ class SourceEngine:
         that changed are fully validated and have their whole state loaded: on a
         steady-state page that is a handful of items, not a hundred."""
         source = self._limits.source
-        markers = await self._store.load_markers(source, [e.id for e in entries])
+        markers, unknown = self._known.split(e.id for e in entries)
+        if unknown:
+            loaded = await self._store.load_markers(source, unknown)
+            self._known.store(unknown, loaded)
+            markers.update(loaded)
         unchanged = {e.id for e in entries if is_unchanged(markers.get(e.id), e)}
         work.observed += len(entries)
         changed = [e for e in entries if e.id not in unchanged]
         if not changed:
             return unchanged
-        stored = await self._store.load_states(source, [e.id for e in changed if e.id in markers])
+        stored = {e.id: work.running[e.id] for e in changed if e.id in work.running}
+        if to_load := [e.id for e in changed if e.id in markers and e.id not in stored]:
+            stored.update(await self._store.load_states(source, to_load))
         now = self._now()
         for entry in changed:
             parsed = entry.parse()

@@ -96,6 +96,9 @@ class CycleRunner(Protocol):
 
     async def run_cycle(self) -> CycleReport: ...
 
+    def forget(self) -> None:
+        """Drop what it knows of the store (another replica polls now)."""
+
 
 class Poller:
     def __init__(
@@ -213,6 +216,8 @@ class Poller:
             return False
         if leading != (not self.health.standby):
             log.info("poll.leader" if leading else "poll.standby", source=self._engine.source)
+            if not leading:
+                self._engine.forget()  # the leader's polls make what this one knew stale
         self.health.standby = not leading
         return leading
 

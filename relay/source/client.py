@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
+import msgspec
 import orjson
 import structlog
 from pydantic import ValidationError
@@ -127,6 +128,19 @@ class _Answer:
     body: Any
 
 
+_Decode = Callable[[bytes], Any]
+_PAGE_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _decode_page(content: bytes) -> Any:
+    """A page as the raw JSON of each item (`pages` decodes each only as far as it needs);
+    JSON that is not an array is decoded whole, for the error to say what it is."""
+    try:
+        return _PAGE_ITEMS.decode(content)
+    except msgspec.ValidationError:
+        return orjson.loads(content)
+
+
 @dataclass(frozen=True, slots=True)
 class _Failure:
     """One attempt that failed; `error` is set when retrying cannot help."""
@@ -202,7 +216,9 @@ class ZaiaClient(AsyncContext):
             "responderIds": list(self.config.responder_ids),  # repeated; absent when empty
         }
         subject = f"page {page_number} of executions"
-        body = await self._get_json("list", "/api/v1/executions", params=params, subject=subject)
+        body = await self._get_json(
+            "list", "/api/v1/executions", params=params, subject=subject, decode=_decode_page
+        )
         if not isinstance(body, list):
             raise SourceInvalidResponse(
                 self.config.name,
@@ -257,10 +273,13 @@ class ZaiaClient(AsyncContext):
         params: _Params,
         subject: str,
         retry: bool = True,
+        decode: _Decode = orjson.loads,
     ) -> Any:
         attempt = 0
         while True:
-            result = await self._attempt(endpoint, path, params=params, subject=subject)
+            result = await self._attempt(
+                endpoint, path, params=params, subject=subject, decode=decode
+            )
             if isinstance(result, _Answer):
                 return result.body
             if result.error is not None:
@@ -286,7 +305,7 @@ class ZaiaClient(AsyncContext):
             attempt += 1
 
     async def _attempt(
-        self, endpoint: Endpoint, path: str, *, params: _Params, subject: str
+        self, endpoint: Endpoint, path: str, *, params: _Params, subject: str, decode: _Decode
     ) -> _Answer | _Failure:
         # Handlers below only return values: the httpx exception (which holds the request
         # and its Authorization header) is dropped when the handler ends.
@@ -305,7 +324,7 @@ class ZaiaClient(AsyncContext):
                 reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}".rstrip(": "))
             )
         self._count(endpoint, response.status_code)
-        result = self._interpret(endpoint, response, subject=subject)
+        result = self._interpret(endpoint, response, subject=subject, decode=decode)
         if self._gate is not None:
             if response.status_code == 429:
                 self._gate.rate_limited(
@@ -316,13 +335,12 @@ class ZaiaClient(AsyncContext):
         return result
 
     def _interpret(
-        self, endpoint: Endpoint, response: httpx.Response, *, subject: str
+        self, endpoint: Endpoint, response: httpx.Response, *, subject: str, decode: _Decode
     ) -> _Answer | _Failure:
         status = response.status_code
         if 200 <= status < 300:
             try:
-                # orjson: decoding pages is the largest CPU cost of a poll cycle.
-                return _Answer(orjson.loads(response.content))
+                return _Answer(decode(response.content))
             except ValueError:
                 content_type = response.headers.get("content-type", "no content-type")
                 reason = f"answer is not JSON (HTTP {status}, {content_type}, "

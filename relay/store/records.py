@@ -65,6 +65,14 @@ class CycleResult:
             )
 
     @property
+    def changes_nothing(self) -> bool:
+        """Nothing but the cursor to write: no state, transition, alert or group."""
+        return (
+            not (self.states or self.transitions or self.alerts or self.notifications)
+            and not self.group_states
+        )
+
+    @property
     def stored_at(self) -> datetime | None:
         """The cycle's time, which dates the alerts and group states it stores."""
         return self.cursor.last_success_at
