@@ -3,7 +3,14 @@
     .venv/bin/python bench/poll.py [--history 100000] [--running 1000] [--order created]
 
 Starts the simulator as a separate process (so its memory and CPU are not counted),
-then runs the relay's engine in this process against it, and prints:
+then runs the relay's engine in this process against it, as a `polling: fixed` source
+with every other setting at its shipped default (taken from `SourceSettings`, not
+restated here: page_size, max_pages, max_refreshes_per_cycle, list_order, timeouts and
+retries), logging as the daemon does (JSON at info, to `--log-file`). Only the poll
+interval is shortened (`--interval`, 1 s instead of 15 s) to keep the run short; the
+latency target moves with it. As shipped, a fixed first start reads at most `max_pages`
+pages (`discovery_pages` is adaptive polling's), so running executions deeper than that
+are never tracked: their changes count as never detected. It prints:
 - list and per-id requests per steady-state cycle, against the target
   ceil(changed / 100) + 1 list requests and no per-id requests;
 - CPU time per 1,000 executions processed (target <= 50 ms);
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import resource
 import statistics
@@ -36,8 +44,10 @@ import httpx
 from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
+from relay.settings import SourceSettings
 from relay.source.client import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
+from relay.telemetry.logs import configure_logging
 
 API_KEY = "bench-key"
 
@@ -160,7 +170,12 @@ async def latency(engine: SourceEngine, control: Control, args: argparse.Namespa
             if started is not None and transition.kind == "status":
                 latencies.append(done - started)
 
-    poller = Poller(engine, interval_s=args.interval, cycle_timeout_s=60, on_cycle=on_cycle)
+    poller = Poller(
+        engine,
+        interval_s=args.interval,
+        cycle_timeout_s=engine.limits.cycle_timeout.total_seconds(),
+        on_cycle=on_cycle,
+    )
     task = asyncio.create_task(poller.run(), name="bench-poller")
     rng = random.Random(3)
     running = await control.running_ids()
@@ -178,10 +193,31 @@ async def latency(engine: SourceEngine, control: Control, args: argparse.Namespa
     return latencies
 
 
+def shipped_source(url: str, args: argparse.Namespace) -> SourceSettings:
+    """A `polling: fixed` source as the relay ships it; only what the command line
+    changes differs from the defaults."""
+    return SourceSettings(
+        name="bench",
+        base_url=url,
+        api_key=API_KEY,
+        polling="fixed",
+        list_order=args.order,
+        max_pages=args.max_pages,
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     process, url = start_simulator(args)
     print(
         f"simulator at {url}: {args.history} executions, {args.running} running, order={args.order}"
+    )
+    source = shipped_source(url, args)
+    limits = ScanLimits.from_settings(source)
+    print(
+        f"relay: polling fixed, page_size {limits.page_size}, max_pages {limits.max_pages}, "
+        f"max_refreshes_per_cycle {limits.max_refreshes_per_cycle}, "
+        f"list_order {limits.list_order}, poll interval {args.interval:g}s "
+        "(the shipped default is polling: adaptive; bench/cadence.py measures that)"
     )
     counters = Counters()
     control = Control(url, random.Random(1))
@@ -190,20 +226,10 @@ async def main(args: argparse.Namespace) -> None:
             async with (
                 SqliteStore(Path(folder) / "state.db") as store,
                 ZaiaClient(
-                    ClientConfig(name="bench", base_url=url, api_key=API_KEY, page_size=100),
-                    on_request=counters.on_request,
+                    ClientConfig.from_settings(source), on_request=counters.on_request
                 ) as client,
             ):
-                engine = SourceEngine(
-                    ScanLimits(
-                        source="bench",
-                        page_size=100,
-                        max_pages=args.max_pages,
-                        list_order=args.order,
-                    ),
-                    client=client,
-                    store=store,
-                )
+                engine = SourceEngine(limits, client=client, store=store)
                 cpu_before, wall_before = time.process_time(), time.monotonic()
                 first = await engine.run_cycle()
                 print(
@@ -237,16 +263,26 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    shipped = SourceSettings.model_fields
     parser.add_argument("--history", type=int, default=100_000)
     parser.add_argument("--running", type=int, default=1_000)
-    parser.add_argument("--order", choices=("created", "updated"), default="created")
+    parser.add_argument(
+        "--order", choices=("created", "updated"), default=shipped["list_order"].default
+    )
     parser.add_argument("--cycles", type=int, default=8)
     parser.add_argument("--changes", type=int, default=60)
-    parser.add_argument("--max-pages", type=int, default=20)
+    parser.add_argument("--max-pages", type=int, default=shipped["max_pages"].default)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument(
+        "--log-file", default=os.devnull, help="where the relay's JSON log goes (at info)"
+    )
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    with open(arguments.log_file, "a") as log_file:
+        # As the daemon logs (JSON lines at info): its cost is part of what is measured.
+        configure_logging(level="info", fmt="json", stream=log_file)
+        asyncio.run(main(arguments))
