@@ -45,7 +45,7 @@ from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.settings import SourceSettings
-from relay.source.client import ClientConfig, ZaiaClient
+from relay.source import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 from relay.telemetry.logs import configure_logging
 

@@ -17,7 +17,7 @@ from relay.pipeline.engine import SourceEngine
 from relay.settings import Settings
 from relay.settings.loader import parse_settings
 from relay.sim import Fault, ManualClock, SimServer, SimWorkspace
-from relay.source.client import ClientConfig, ZaiaClient
+from relay.source import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 
 KEY = "alerting-test-key"

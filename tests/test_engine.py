@@ -15,7 +15,7 @@ from relay.domain.state import Transition
 from relay.pipeline.cycle import ScanLimits
 from relay.pipeline.engine import SourceEngine
 from relay.sim import ManualClock, SimServer, SimWorkspace
-from relay.source.client import ClientConfig, ZaiaClient
+from relay.source import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 
 KEY = "engine-test-key"

@@ -24,7 +24,7 @@ from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.sim import ManualClock, SimServer, SimWorkspace
-from relay.source.client import ClientConfig, ZaiaClient
+from relay.source import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 from relay.telemetry.metrics import RelayMetrics
 from relay.vocab import CYCLE_OUTCOMES, NOTIFICATION_OUTCOMES, CycleOutcome, NotificationOutcome

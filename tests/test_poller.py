@@ -15,7 +15,7 @@ from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import Poller
 from relay.sim import Fault, SimServer, SimWorkspace
-from relay.source.client import ClientConfig, ZaiaClient
+from relay.source import ClientConfig, ZaiaClient
 from relay.store.sqlite import SqliteStore
 
 

@@ -225,7 +225,10 @@ def plan_next(inputs: CadenceInputs) -> Plan:
     urgent = {
         index for rank, index in enumerate(by_deadline) if deadlines[index] - lead_s[rank] <= now_s
     }
-    top_due = deadlines[0] - _MARGIN_SLOTS * slot_s <= now_s
+    # Two slots of margin, but never so much that the top takes every slot of a short
+    # poll_interval and starves the sweep and the pages.
+    top_due_at_s = deadlines[0] - min(_MARGIN_SLOTS * slot_s, inputs.poll_interval_s / 3)
+    top_due = top_due_at_s <= now_s
     sweep_due_at_s = math.inf
     if inputs.sweep_page is not None:
         sweep_due_at_s = inputs.last_sweep_s + 1.0 / (spend * SWEEP_FRACTION)
@@ -249,7 +252,7 @@ def plan_next(inputs: CadenceInputs) -> Plan:
         due_at_s = min(
             min(due),
             sweep_due_at_s,
-            deadlines[0] - _MARGIN_SLOTS * slot_s,
+            top_due_at_s,
             min(deadlines[i] - lead_s[rank] for rank, i in enumerate(by_deadline)),
         )
     staleness_s = max((now_s - view.last_read_s for view in inputs.running), default=0.0)

@@ -23,13 +23,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
-import msgspec
 import orjson
 import structlog
 from pydantic import ValidationError
@@ -49,25 +48,22 @@ from relay.errors import (
 )
 from relay.lifecycle import AsyncContext
 from relay.scrub import SecretScrubber
-from relay.settings import DEFAULT_BASE_URL
+from relay.source.config import MAX_PAGE_SIZE, ClientConfig
 from relay.source.gate import BudgetGate
 from relay.source.pages import (
     ExecutionPage,
+    decode_page,
     describe_validation_error,
     json_type,
     parse_entries,
 )
 from relay.source.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from relay.settings import SourceSettings
-
 Endpoint = Literal["list", "get", "nestings"]
 RequestOutcome = int | Literal["error"]
 OnRequest = Callable[[Endpoint, RequestOutcome], None]
 _Params = dict[str, str | int | list[str]]
 
-MAX_PAGE_SIZE = 100
 # A poll cycle reads pages one at a time and refreshes a bounded number of executions,
 # so a handful of connections per source is plenty and stays polite to the API.
 _LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=30.0)
@@ -77,68 +73,12 @@ log = structlog.get_logger("relay.source")
 _M = TypeVar("_M", Execution, ExecutionTree)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClientConfig:
-    """What the client needs to know about one source; `api_key` stays out of the repr."""
-
-    name: str
-    base_url: str = DEFAULT_BASE_URL
-    api_key: str = field(repr=False)
-    auth_scheme: Literal["bearer", "raw"] = "bearer"
-    page_size: int = MAX_PAGE_SIZE
-    responder_ids: tuple[str, ...] = ()
-    request_timeout_s: float = 10.0
-    max_retries: int = 3
-    retry_backoff_s: float = 0.5
-    retry_backoff_max_s: float = 30.0
-    # Where the operator fixes this source, like "sources.0"; used in error messages.
-    config_path: str = ""
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        if self.request_timeout_s <= 0:
-            raise ValueError("request_timeout_s must be positive")
-        if self.auth_scheme not in ("bearer", "raw"):
-            raise ValueError("auth_scheme must be 'bearer' or 'raw'")
-
-    @classmethod
-    def from_settings(cls, source: SourceSettings, *, index: int | None = None) -> ClientConfig:
-        """The client's view of `sources[index]` of the settings."""
-        return cls(
-            name=source.name,
-            base_url=source.base_url,
-            api_key=source.api_key.get_secret_value(),
-            auth_scheme=source.auth_scheme,
-            page_size=source.page_size,
-            responder_ids=tuple(source.responder_ids),
-            request_timeout_s=source.request_timeout.total_seconds(),
-            max_retries=source.max_retries,
-            retry_backoff_s=source.retry_backoff.total_seconds(),
-            retry_backoff_max_s=source.retry_backoff_max.total_seconds(),
-            config_path="" if index is None else f"sources.{index}",
-        )
-
-    def field_path(self, name: str) -> str:
-        return f"{self.config_path}.{name}" if self.config_path else f"{name} of this source"
-
-
 @dataclass(frozen=True, slots=True)
 class _Answer:
     body: Any
 
 
 _Decode = Callable[[bytes], Any]
-_PAGE_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-def _decode_page(content: bytes) -> Any:
-    """A page as the raw JSON of each item (`pages` decodes each only as far as it needs);
-    JSON that is not an array is decoded whole, for the error to say what it is."""
-    try:
-        return _PAGE_ITEMS.decode(content)
-    except msgspec.ValidationError:
-        return orjson.loads(content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +157,7 @@ class ZaiaClient(AsyncContext):
         }
         subject = f"page {page_number} of executions"
         body = await self._get_json(
-            "list", "/api/v1/executions", params=params, subject=subject, decode=_decode_page
+            "list", "/api/v1/executions", params=params, subject=subject, decode=decode_page
         )
         if not isinstance(body, list):
             raise SourceInvalidResponse(

@@ -136,6 +136,19 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_PAGE_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def decode_page(content: bytes) -> Any:
+    """A page as the raw JSON of each item, each decoded later only as far as needed;
+    JSON that is not an array is decoded whole, for the error to say what it is. Raises
+    ValueError when the content is not JSON."""
+    try:
+        return _PAGE_ITEMS.decode(content)
+    except msgspec.ValidationError:
+        return orjson.loads(content)
+
+
 def parse_entries(
     raw: Sequence[bytes | msgspec.Raw],
 ) -> tuple[tuple[PageEntry, ...], tuple[ItemProblem, ...]]:
