@@ -117,6 +117,44 @@ def test_a_place_about_to_miss_its_bound_goes_before_a_busier_one() -> None:
     assert plan.staleness_s == pytest.approx(14.5)
 
 
+def test_a_page_is_paced_by_its_members_reads_weighted_by_how_soon_each_may_end() -> None:
+    # Page 3 was just read; one old execution slid onto it from page 2, unread for 10 s.
+    running = [
+        *(_view(f"p3-{i}", 3, last_read_s=99.9, age_s=5.0) for i in range(5)),
+        _view("slid-in", 3, last_read_s=90.0, age_s=86400.0),
+        *(_view(f"p4-{i}", 4, last_read_s=95.0, age_s=5.0) for i in range(5)),
+    ]
+    places = places_of(_inputs(running=running))
+    page3 = next(p for p in places if p.read == Read("page", page=3))
+    # The bound is kept by its stalest member; its pace by the likely endings.
+    assert page3.last_read_s == 90.0
+    assert 99.0 < page3.read_on_average_s < 99.9
+    plan = plan_next(_inputs(running=running, last_top_read_s=99.9))
+    assert plan.read == Read("page", page=4), "the page whose likely endings waited longest"
+
+
+def test_while_anything_runs_every_slot_is_spent() -> None:
+    # Everything was just read: nothing is due, yet the next slot is used.
+    running = [_view("a", 2, last_read_s=99.99), _view("b", 2, last_read_s=99.99)]
+    plan = plan_next(_inputs(running=running, last_top_read_s=99.99))
+    assert plan.read is not None
+    assert plan.due_at_s == pytest.approx(100.0)
+
+
+def test_the_top_is_worth_the_endings_among_arrivals_not_the_arrivals() -> None:
+    # Nothing ever ended young: arrivals are all still running when first read.
+    long_lived = Lifetimes()
+    for _ in range(200):
+        long_lived = long_lived.ended("r", 3600.0)
+    slow = places_of(_inputs(arrival_rate_per_s=5.0, lifetimes=long_lived))[0]
+    quick = Lifetimes()
+    for _ in range(200):
+        quick = quick.ended("r", 1.0)
+    fast = places_of(_inputs(arrival_rate_per_s=5.0, lifetimes=quick))[0]
+    assert slow.change_rate_per_s < 0.5, "most arrivals are found running: little to find"
+    assert fast.change_rate_per_s == pytest.approx(5.0, rel=0.05), "each arrival ends at once"
+
+
 def test_the_sweep_takes_the_slots_no_place_needs() -> None:
     plan = plan_next(_inputs(sweep_page=7, last_top_read_s=99.9))
     assert plan.read == Read("sweep", page=7)

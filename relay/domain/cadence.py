@@ -36,12 +36,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from relay.domain.lifetimes import Lifetimes
+from relay.domain.lifetimes import POOLED, Lifetimes
 
 ReadKind = Literal["top", "page", "id", "sweep"]
 IDLE_FRACTION = 0.2
 SWEEP_FRACTION = 0.5
 _MARGIN_SLOTS = 2
+SHARE_POWER = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,20 @@ class Read:
 @dataclass(frozen=True, slots=True)
 class Place:
     """What one read covers: the executions on it, how fast it changes, when it was
-    read last (its stalest member's last read)."""
+    read last (its stalest member's last read, which the `poll_interval` bound is kept
+    by) and when on average (its members' last reads weighted by how soon each may
+    end, which its rate is kept by: a stale member sliding in from the page above does
+    not make a page just read look unread)."""
 
     read: Read
     change_rate_per_s: float
     last_read_s: float
     members: tuple[str, ...] = ()
+    mean_read_s: float | None = None  # None: last_read_s
+
+    @property
+    def read_on_average_s(self) -> float:
+        return self.last_read_s if self.mean_read_s is None else self.mean_read_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +113,15 @@ class CadenceInputs:
 def places_of(inputs: CadenceInputs) -> list[Place]:
     """Group the tracked running executions into the places one request each reads."""
     horizon_s = inputs.poll_interval_s
-    # Something new may arrive at any time: the top is worth at least one arrival per
-    # bound, even when none has been seen for a while.
-    top_rate = max(1.0 / inputs.poll_interval_s, inputs.arrival_rate_per_s)
+    # Something new may arrive at any time: the top is worth at least one change per
+    # bound, even when nothing has arrived for a while. What it finds there is worth as
+    # much as the endings among the arrivals: those that end before the next read (a
+    # new execution that is still running is found just as well by a later read).
+    ended_young = inputs.lifetimes.end_rate_per_s(POOLED, age_s=0.0, horizon_s=horizon_s)
+    top_rate = max(
+        1.0 / inputs.poll_interval_s,
+        inputs.arrival_rate_per_s * min(1.0, ended_young * horizon_s),
+    )
     top_members: list[str] = []
     by_page: dict[int, list[RunningView]] = {}
     singles: list[RunningView] = []
@@ -132,16 +147,19 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
         if len(views) == 1:
             singles.extend(views)
             continue
-        rate = sum(
+        rates = [
             inputs.lifetimes.end_rate_per_s(v.responder_id, age_s=v.age_s, horizon_s=horizon_s)
             for v in views
-        )
+        ]
+        rate = sum(rates)
         places.append(
             Place(
                 Read("page", page=page),
                 change_rate_per_s=rate,
                 last_read_s=min(v.last_read_s for v in views),
                 members=tuple(v.id for v in views),
+                mean_read_s=sum(r * v.last_read_s for r, v in zip(rates, views, strict=True))
+                / rate,
             )
         )
     for view in sorted(singles, key=lambda v: v.id):
@@ -177,7 +195,7 @@ def share_rates(
     if count == 0:
         return [], False
     # A place that never changes still gets a share: the floor of the floor.
-    roots = [math.sqrt(max(rate, 1e-9)) for rate in change_rates]
+    roots = [max(rate, 1e-9) ** SHARE_POWER for rate in change_rates]
     if min_per_s * count > total_per_s:
         top = min(min_per_s, total_per_s / 2) if count > 1 else total_per_s
         rest_root = sum(roots[1:])
@@ -216,7 +234,7 @@ def plan_next(inputs: CadenceInputs) -> Plan:
     )
     slot_s = 1.0 / spend
     deadlines = [place.last_read_s + inputs.poll_interval_s for place in places]
-    due = [place.last_read_s + 1.0 / rate for place, rate in zip(places, rates, strict=True)]
+    due = [place.read_on_average_s + 1.0 / rate for place, rate in zip(places, rates, strict=True)]
     read: Read | None = None
     # Deadlines are met one slot at a time: the k-th earliest must start k slots early,
     # plus two of margin (the budget's next slot may be a slot later than asked).
@@ -242,8 +260,12 @@ def plan_next(inputs: CadenceInputs) -> Plan:
         read = places[first].read
     else:
         ready = [i for i, due_s in enumerate(due) if due_s <= now_s]
+        if not ready and inputs.running and inputs.sweep_page is None:
+            # While anything runs the budget is spent, not saved: the next slot goes to
+            # the place with the most endings likely waiting, due or not.
+            ready = list(range(len(places)))
         if ready:
-            best = max(ready, key=lambda i: (now_s - places[i].last_read_s) * rates[i])
+            best = max(ready, key=lambda i: (now_s - places[i].read_on_average_s) * rates[i])
             read = places[best].read
         elif inputs.sweep_page is not None:
             read = Read("sweep", page=inputs.sweep_page)
