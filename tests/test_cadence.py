@@ -321,3 +321,13 @@ def _simulate(
         gaps = [b - a for a, b in itertools.pairwise(top_reads)]
         assert max(gaps, default=0.0) <= poll_interval_s + 1e-6
     return checked_gaps
+
+
+def test_end_rates_are_those_of_the_lifetimes_to_within_their_age_buckets() -> None:
+    learned = Lifetimes()
+    for duration_s in (5.0, 30.0, 90.0, 600.0, 3600.0) * 20:
+        learned = learned.ended("r", duration_s)
+    for age_s in (0.0, 7.0, 45.0, 500.0, 7200.0):
+        place = places_of(_inputs(running=[_view("x", None, age_s=age_s)], lifetimes=learned))[1]
+        exact = learned.end_rate_per_s("r", age_s=age_s, horizon_s=15.0)
+        assert place.change_rate_per_s == pytest.approx(exact, rel=0.1)

@@ -9,7 +9,12 @@ Invariants:
   nothing already committed is produced twice.
 - Items are observed at most once per cycle, whatever the page boundaries do.
 - Unchanged executions are not rewritten: a steady-state cycle writes only what changed
-  (plus refreshed executions, whose `last_seen_at` drives the round-robin).
+  (plus refreshed executions, whose `last_seen_at` drives the round-robin), and once the
+  first poll is done a cycle that changed nothing writes nothing at all.
+- What the engine remembers of the store between cycles (`KnownMarkers`, the live set,
+  the first poll) is what the store holds, or is dropped: after a commit that may not
+  have landed, a failed cycle (the live set) and when another replica may have polled
+  (`forget`).
 - Invalid items are skipped and counted in the report; they never fail the cycle.
 """
 

@@ -1,8 +1,7 @@
 """The Zaia API client: paging, auth, retries and error mapping.
 
 The public surface is what this module exports; `client`, `config`, `gate`, `pages` and
-`retry`
-are the implementation. Errors raised are those of `relay.errors` (SourceError and its
+`retry` are the implementation. Errors raised are those of `relay.errors` (SourceError and its
 subclasses).
 """
 
