@@ -4,6 +4,7 @@ API, both real aiohttp servers on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -158,12 +159,14 @@ Responder = Callable[[Received], Reply]
 
 class Receiver:
     """An HTTP server on 127.0.0.1 that records every request and answers with `reply`
-    (a function of the request; 200 `ok` by default)."""
+    (a function of the request; 200 `ok` by default). A delayed answer ends early when
+    the receiver closes, so closing never waits out a delay the client gave up on."""
 
     def __init__(self, reply: Responder | None = None) -> None:
         self.reply: Responder = reply or (lambda _: Reply())
         self.requests: list[Received] = []
         self._arrived = asyncio.Condition()
+        self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -181,7 +184,8 @@ class Receiver:
             self.requests.append(received)
             self._arrived.notify_all()
         if answer.delay_s:
-            await asyncio.sleep(answer.delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), timeout=answer.delay_s)
         return web.Response(status=answer.status, text=answer.body, headers=answer.headers)
 
     async def wait_for(self, count: int, *, timeout_s: float = 10.0) -> list[Received]:
@@ -206,6 +210,7 @@ class Receiver:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closing.set()
         if self._runner is not None:
             await asyncio.shield(self._runner.cleanup())
 

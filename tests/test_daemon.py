@@ -20,12 +20,12 @@ from tests.relay_process import RelayProcess
 KEY = "daemon-test-key"
 
 
-class SlowReceiver:
-    """A webhook receiver that takes `delay_s` to answer each request."""
+class HeldReceiver:
+    """A webhook receiver that answers each request only once `release` is set."""
 
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
+    def __init__(self) -> None:
         self.started = asyncio.Event()
+        self.release = asyncio.Event()
         self.answered: list[str] = []
         app = web.Application()
         app.router.add_post("/hook", self.handle)
@@ -33,7 +33,7 @@ class SlowReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.started.set()
-        await asyncio.sleep(self.delay_s)
+        await self.release.wait()
         self.answered.append(request.headers["webhook-id"])
         return web.Response(status=204)
 
@@ -88,7 +88,7 @@ async def test_sigterm_lets_the_delivery_in_flight_finish(
     tmp_path: Path, sim: tuple[SimWorkspace, str]
 ) -> None:
     workspace, sim_url = sim
-    receiver = SlowReceiver(delay_s=1.5)
+    receiver = HeldReceiver()
     async with receiver as hook_url:
         config = tmp_path / "relay.yaml"
         config.write_text(
@@ -100,7 +100,12 @@ async def test_sigterm_lets_the_delivery_in_flight_finish(
             workspace.set_status(workspace.execution_ids(status="running")[0], "failed")
             async with asyncio.timeout(20):
                 await receiver.started.wait()
-            assert await relay.stop() == 0, relay.tail()
+            stopped = asyncio.create_task(relay.stop())
+            # The answer comes only once the relay is shutting down: the request is in
+            # flight when the drain begins, however slow or fast the machine.
+            await relay.wait_for_event("relay.stopping")
+            receiver.release.set()
+            assert await stopped == 0, relay.tail()
         finally:
             await relay.close()
     assert len(receiver.answered) == 1, "the request in flight was allowed to finish"
