@@ -331,3 +331,17 @@ def test_end_rates_are_those_of_the_lifetimes_to_within_their_age_buckets() -> N
         place = places_of(_inputs(running=[_view("x", None, age_s=age_s)], lifetimes=learned))[1]
         exact = learned.end_rate_per_s("r", age_s=age_s, horizon_s=15.0)
         assert place.change_rate_per_s == pytest.approx(exact, rel=0.1)
+
+
+def test_a_short_poll_interval_leaves_the_sweep_its_slots() -> None:
+    # 10 reads a second and a 300 ms bound: the top's margin must not take every slot.
+    plan = plan_next(
+        _inputs(
+            now_s=100.0,
+            last_top_read_s=99.85,
+            allowed_rate_per_s=10.0,
+            poll_interval_s=0.3,
+            sweep_page=3,
+        )
+    )
+    assert plan.read == Read("sweep", page=3)
