@@ -20,8 +20,15 @@ import asyncpg  # type: ignore[import-untyped]
 from relay.errors import StoreError
 from relay.scrub import SecretScrubber
 
-# What a broken or vanished connection raises, besides the server's own errors.
-CONNECTION_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# What a broken or vanished connection raises, besides the server's own errors
+# (InternalClientError: asyncpg's protocol state broken by a backend killed mid-call).
+CONNECTION_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def redact_url(url: str) -> str:
