@@ -42,7 +42,7 @@ ReadKind = Literal["top", "page", "id", "sweep"]
 IDLE_FRACTION = 0.2
 SWEEP_FRACTION = 0.5
 _MARGIN_SLOTS = 2
-SHARE_POWER = 0.5
+_TOP_LOOKAHEAD_SLOTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +117,13 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
     # Something new may arrive at any time: the top is worth at least one change per
     # bound, even when nothing has arrived for a while. What it finds there is worth as
     # much as the endings among the arrivals: those that end before the next read (a
-    # new execution that is still running is found just as well by a later read).
-    ended_young = inputs.lifetimes.end_rate_per_s(POOLED, age_s=0.0, horizon_s=horizon_s)
+    # new execution that is still running is found just as well by a later read). The
+    # next read of the top is a few slots away, not a whole bound.
+    until_next_s = min(horizon_s, _TOP_LOOKAHEAD_SLOTS / max(inputs.allowed_rate_per_s, 1e-9))
+    ended_young = inputs.lifetimes.end_rate_per_s(POOLED, age_s=0.0, horizon_s=until_next_s)
     top_rate = max(
         1.0 / inputs.poll_interval_s,
-        inputs.arrival_rate_per_s * min(1.0, ended_young * horizon_s),
+        inputs.arrival_rate_per_s * min(1.0, ended_young * until_next_s),
     )
     top_members: list[str] = []
     by_page: dict[int, list[RunningView]] = {}
@@ -214,7 +216,7 @@ def share_rates(
     if count == 0:
         return [], False
     # A place that never changes still gets a share: the floor of the floor.
-    roots = [max(rate, 1e-9) ** SHARE_POWER for rate in change_rates]
+    roots = [math.sqrt(max(rate, 1e-9)) for rate in change_rates]
     if min_per_s * count > total_per_s:
         top = min(min_per_s, total_per_s / 2) if count > 1 else total_per_s
         rest_root = sum(roots[1:])
