@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from relay.domain.lifetimes import POOLED, Lifetimes
 
@@ -45,9 +45,9 @@ _MARGIN_SLOTS = 2
 _TOP_LOOKAHEAD_SLOTS = 4
 
 
-@dataclass(frozen=True, slots=True)
-class RunningView:
-    """One tracked running execution as the planner sees it."""
+class RunningView(NamedTuple):
+    """One tracked running execution as the planner sees it (a tuple: a plan builds one
+    for every tracked execution on every read)."""
 
     id: str
     responder_id: str
@@ -175,10 +175,10 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
 
 class _EndRates:
     """`Lifetimes.end_rate_per_s` for many executions at once, computed once per
-    responder and age to within 2% (the estimate moves far less than that across 2%
-    of an age, and a thousand running executions share a few hundred such ages)."""
+    responder and age to within 5% (the estimate moves little more than that across 5%
+    of an age, and a thousand running executions share a hundred or so such ages)."""
 
-    _STEPS_PER_E = 50.0  # age buckets: 50 per factor e, about 2% apart
+    _STEPS_PER_E = 20.0  # age buckets: 20 per factor e, about 5% apart
 
     def __init__(self, lifetimes: Lifetimes, *, horizon_s: float) -> None:
         self._lifetimes = lifetimes
