@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from relay.domain.state import Transition
 from relay.pipeline.cycle import ScanLimits
@@ -67,6 +68,17 @@ async def test_first_poll_records_a_baseline_without_alertable_transitions(rig: 
     assert report.alertable == ()
     assert await rig.store.state_count(source="prod") == len(rig.workspace)
     assert report.running == rig.workspace.counts_by_status().get("running", 0)
+
+
+async def test_a_fixed_first_start_cut_short_by_max_pages_says_so(rig: Rig) -> None:
+    rig.workspace.seed_history(60, running=30)
+    with capture_logs() as logs:
+        await rig.engine(page_size=10, max_pages=2).run_cycle()
+        await rig.engine(page_size=10, max_pages=20).run_cycle()  # not a first start
+    warnings = [e for e in logs if e["event"] == "poll.first_start_truncated"]
+    assert len(warnings) == 1
+    assert warnings[0]["pages"] == 2
+    assert "max_pages" in warnings[0]["hint"]
 
 
 async def test_steady_state_alerts_each_change_once_and_reads_little(rig: Rig) -> None:

@@ -107,7 +107,17 @@ class SourceEngine:
         """A whole fixed-rate cycle: scan pages until every tracked running execution is
         covered (or the scan's budget ends), re-read the rest by id, then (unless
         `commit=False`, for dry runs) persist it all."""
-        return await self._cycle(self._scan_and_refresh, commit=commit)
+        report = await self._cycle(self._scan_and_refresh, commit=commit)
+        if report.first_poll and report.stop_reason == "max_pages":
+            # A fixed first start never looks deeper: what runs below is never tracked.
+            log.warning(
+                "poll.first_start_truncated",
+                source=self.source,
+                pages=report.pages,
+                hint="running executions deeper than max_pages are not tracked: raise "
+                "max_pages, or use polling: adaptive (it sweeps down to discovery_pages)",
+            )
+        return report
 
     async def run_read(self, read: Read, *, max_pages: int | None = None) -> CycleReport:
         """One read of the adaptive cadence, committed as a cycle of its own: the top of
