@@ -271,6 +271,7 @@ async def run_daemon(
             # What start-up built lives as long as the process: moved out of the
             # collector's generations, it is not rescanned by every full collection
             # (each page read allocates enough to trigger them).
+            gc.collect()  # start-up's garbage is freed, not frozen
             gc.freeze()
             log.info(
                 "relay.started",

@@ -8,6 +8,7 @@ use `httpx.MockTransport` or a tiny aiohttp app on loopback.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -230,6 +231,34 @@ async def test_invalid_items_are_skipped_and_reported(harness: Harness) -> None:
     assert page.problems[1].message == "item is a JSON string"
     assert page.problems[2].message.startswith("status: Field required")
     assert "and " in page.problems[3].message  # many errors are summarised, not dumped
+
+
+async def test_an_item_only_the_page_splitter_accepts_loses_that_item_alone(
+    harness: Harness,
+) -> None:
+    # A number out of range, and invalid UTF-8 in an item whose status is unknown: the
+    # page still splits into items, and only those items are lost.
+    good = json.dumps(execution_json("ok-1")).encode()
+    huge = json.dumps(execution_json("bad-1", creditsUsed=12.5)).replace("12.5", "1e400")
+    teleported = json.dumps(execution_json("bad-2", status="teleported")).encode()
+    bad_utf8 = teleported[:-1] + b', "x": "\xff"}'
+    body = b"[" + b",".join([good, huge.encode(), bad_utf8]) + b"]"
+    async with scripted(harness, httpx.Response(200, content=body)) as (client, _):
+        page = await client.list_page(1)
+    assert [e.id for e in page.items] == ["ok-1"]
+    assert [p.index for p in page.problems] == [1, 2]
+
+
+async def test_deeply_nested_data_in_a_page_item_is_accepted(harness: Harness) -> None:
+    nested: object = "bottom"
+    for _ in range(300):
+        nested = {"n": nested}
+    item = execution_json("deep")
+    item["detail"] = {**item["detail"], "input": nested}
+    async with scripted(harness, httpx.Response(200, json=[item])) as (client, _):
+        page = await client.list_page(1)
+    assert page.problems == ()
+    assert [e.id for e in page.items] == ["deep"]
 
 
 async def test_problem_messages_quote_no_values(harness: Harness) -> None:

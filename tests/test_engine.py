@@ -81,6 +81,23 @@ async def test_a_fixed_first_start_cut_short_by_max_pages_says_so(rig: Rig) -> N
     assert "max_pages" in warnings[0]["hint"]
 
 
+async def test_a_change_another_writer_recorded_is_followed(rig: Rig) -> None:
+    # The daemon's engine remembers the store between cycles; `zaia-relay once` (another
+    # engine on the same store) records a new running execution meanwhile.
+    rig.workspace.seed_history(5)
+    daemon = rig.engine(page_size=10, max_pages=1)
+    await daemon.run_cycle()
+    rig.clock.advance(seconds=1)
+    late = rig.workspace.create_execution()
+    await rig.engine(page_size=10, max_pages=1).run_cycle()
+    rig.clock.advance(seconds=1)
+    for _ in range(25):  # it slides below what the daemon's cycles read...
+        rig.workspace.create_execution(status="completed")
+    rig.workspace.set_status(late, "failed", error="step failed")  # ...and fails there
+    report = await daemon.run_cycle()
+    assert (late, "running", "failed") in status_changes(report.transitions)
+
+
 async def test_steady_state_alerts_each_change_once_and_reads_little(rig: Rig) -> None:
     rig.workspace.seed_history(60, running=6, child_ratio=0.0)
     engine = rig.engine(page_size=10)

@@ -18,15 +18,18 @@ budget while anything runs, a fifth of it once nothing does (an idle workspace c
 little, and the top is still read every few seconds). When the bound alone needs more
 than that, every place gets its square-root share and the plan says `over_budget`.
 
-The next read is the place most overdue relative to its rate; when none is due yet,
-the plan says when the first one will be, and nothing is spent before that. A sweep
+The next read is the place most overdue relative to its rate. While anything runs,
+every slot is spent: when no place is due yet, the next slot goes to the one with the
+most endings likely waiting. When idle, the plan says when the top falls due, and
+nothing is spent before that. A sweep
 (first start, or tracked executions whose page is not known after a restart) reads
 pages down the list at half the spendable rate, kept for it however busy the places
 are, and in any slot left over.
 
 Invariants: every tracked running execution belongs to exactly one place; the top is
 always a place (the first) and keeps its once-per-`poll_interval_s` floor even when the
-others cannot; rates are positive; a plan never asks for a read that is not yet due.
+others cannot; rates are positive; with nothing running, a plan never asks for a read
+that is not yet due.
 """
 
 from __future__ import annotations

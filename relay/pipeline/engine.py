@@ -11,10 +11,10 @@ Invariants:
 - Unchanged executions are not rewritten: a steady-state cycle writes only what changed
   (plus refreshed executions, whose `last_seen_at` drives the round-robin), and once the
   first poll is done a cycle that changed nothing writes nothing at all.
-- What the engine remembers of the store between cycles (`KnownMarkers`, the live set,
-  the first poll) is what the store holds, or is dropped: after a commit that may not
-  have landed, a failed cycle (the live set) and when another replica may have polled
-  (`forget`).
+- What the engine remembers of the store between cycles (`KnownMarkers`, the live set)
+  is what the store holds, or is dropped: after a commit that may not have landed, a
+  failed cycle (the live set), when the cursor shows another writer committed since,
+  and when another replica may poll (`forget`).
 - Invalid items are skipped and counted in the report; they never fail the cycle.
 """
 
@@ -85,13 +85,14 @@ class SourceEngine:
         self._store = store
         self._planner = planner
         self._now = now
-        # What the store holds, as of the last committed cycle: the live executions
+        # What the store holds, as of this process's last commit: the live executions
         # (reads plan from them instead of loading every running state for each
-        # request), the markers of executions seen lately, and whether the first poll is
-        # done. A steady-state read of known history then asks the store nothing.
+        # request) and the markers of executions seen lately. A steady-state read of
+        # known history then asks the store only for the cursor, whose time says whether
+        # anyone else (another replica, `zaia-relay once`) committed since.
         self._running: dict[str, TrackedExecution] | None = None
         self._known = KnownMarkers()
-        self._first_poll_done = False
+        self._committed_at: datetime | None = None
         # When this process began a source's first start (adaptive), if it did.
         self._watch_since: datetime | None = None
 
@@ -135,15 +136,17 @@ class SourceEngine:
         """Ask the store again before the next read (another replica may have polled)."""
         self._running = None
         self._known.clear()
-        self._first_poll_done = False
+        self._committed_at = None
 
     async def _cycle(self, reader: _Reader, *, commit: bool) -> CycleReport:
         limits = self._limits
         started_at = self._now()
-        first_poll = not self._first_poll_done
-        if first_poll:
-            cursor = await self._store.get_cursor(limits.source)
-            first_poll = cursor is None or not cursor.first_poll_done
+        cursor = await self._store.get_cursor(limits.source)
+        if self._committed_at is not None and (
+            cursor is None or cursor.last_success_at != self._committed_at
+        ):
+            self.forget()  # another writer committed since: what this one knew is stale
+        first_poll = cursor is None or not cursor.first_poll_done
         if self._running is None:
             running = await self._store.running_states(limits.source)
         else:
@@ -167,7 +170,7 @@ class SourceEngine:
             notifications=alert_plan.notifications,
             group_states=alert_plan.group_states,
         )
-        if commit and result.changes_nothing and self._first_poll_done:
+        if commit and result.changes_nothing and not first_poll:
             # Only the cursor's time would change, which nothing reads back: an idle
             # read costs the store nothing.
             new_alert_ids = set()
@@ -184,7 +187,8 @@ class SourceEngine:
         if commit:
             self._running = {state.id: state for state in live}
             self._known.store(work.states, work.states)
-            self._first_poll_done = True
+            if not result.changes_nothing or first_poll:
+                self._committed_at = now
         notifications = tuple(
             n
             for n in alert_plan.notifications

@@ -213,6 +213,7 @@ class Poller:
         except StoreError as exc:
             self._failed(str(exc))
             log.error("poll.lead_failed", source=self._engine.source, error=str(exc))
+            self._engine.forget()  # the lock may have gone to another replica meanwhile
             return False
         if leading != (not self.health.standby):
             log.info("poll.leader" if leading else "poll.standby", source=self._engine.source)

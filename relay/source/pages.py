@@ -31,8 +31,6 @@ from pydantic import ValidationError
 from relay.domain.models import Execution
 from relay.vocab import ExecutionStatus
 
-_STATUSES = frozenset({"running", "completed", "failed", "cancelled"})
-
 _MAX_PROBLEMS_PER_ITEM = 3
 
 
@@ -74,7 +72,9 @@ class PageEntry:
     def parse(self) -> Execution | ItemProblem:
         """The fully validated execution, or what is wrong with it."""
         try:
-            return Execution.model_validate_json(self.raw)
+            # orjson, not pydantic's JSON parser: that one refuses data nested deeper
+            # than about 200 levels, which the API may send and reads by id accept.
+            return Execution.model_validate(orjson.loads(self.raw))
         except ValidationError as exc:
             return ItemProblem(self.index, self.id, describe_validation_error(exc))
 
@@ -147,6 +147,8 @@ def decode_page(content: bytes) -> Any:
         return _PAGE_ITEMS.decode(content)
     except msgspec.ValidationError:
         return orjson.loads(content)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def parse_entries(
@@ -169,11 +171,11 @@ def _entry(index: int, item: bytes | msgspec.Raw) -> PageEntry | ItemProblem:
     raw = bytes(item)
     try:
         fields = _CHANGE_FIELDS.decode(raw)
-    except msgspec.ValidationError:
-        return _bad_entry(index, orjson.loads(raw))
+    except (msgspec.ValidationError, RecursionError):
+        return _bad_entry(index, raw)
     updated_at = _timestamp(fields.updatedAt)
     if fields.creditsUsed < 0 or updated_at is None:
-        return _bad_entry(index, orjson.loads(raw))
+        return _bad_entry(index, raw)
     return PageEntry(
         index=index,
         id=fields.id,
@@ -185,8 +187,14 @@ def _entry(index: int, item: bytes | msgspec.Raw) -> PageEntry | ItemProblem:
     )
 
 
-def _bad_entry(index: int, item: Any) -> ItemProblem:
+def _bad_entry(index: int, raw: bytes) -> ItemProblem:
     """What is wrong with an item whose change-detection fields are not all valid."""
+    try:
+        item = orjson.loads(raw)
+    except (ValueError, RecursionError):
+        # What the page splitter took for one value, the full parser refuses (a number
+        # out of range, invalid UTF-8, very deep nesting): this item alone is lost.
+        return ItemProblem(index, None, "item is not valid JSON")
     if not isinstance(item, dict):
         return ItemProblem(index, None, f"item is a JSON {json_type(item)}")
     item_id = item.get("id")
