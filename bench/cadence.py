@@ -58,7 +58,7 @@ from typing import Any, TextIO
 from aiohttp import web
 
 from relay.http.runner import ServedApp, serve_app
-from relay.sim import SimWorkspace, create_app, utcnow
+from relay.sim import SimServer, SimWorkspace, utcnow
 
 API_KEY = "bench-key"
 BUDGET_PER_MINUTE = 60
@@ -80,39 +80,18 @@ Key = tuple[str, str]  # (execution id, terminal status)
 # --- the simulator, the receiver and the relay ------------------------------------------
 
 
-class SimHost:
+class SimHost(SimServer):
     """A workspace served on loopback; the arrival time and path of every API request
     (not the control API) are recorded."""
 
     def __init__(self, workspace: SimWorkspace) -> None:
-        self.workspace = workspace
+        super().__init__(workspace, control=False, on_api_request=self._record)
         self.arrivals: list[float] = []
         self.reads: list[tuple[float, str]] = []
-        self._served: ServedApp | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._served is not None
-        return f"http://127.0.0.1:{self._served.port}"
-
-    async def __aenter__(self) -> SimHost:
-        @web.middleware
-        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path.startswith("/api/"):
-                now = time.monotonic()
-                self.arrivals.append(now)
-                self.reads.append((now, _read_name(request)))
-            response: web.StreamResponse = await handler(request)
-            return response
-
-        app = create_app(self.workspace, control=False)
-        app.middlewares.append(record)
-        self._served = await serve_app(app, host="127.0.0.1", port=0, shutdown_timeout_s=2.0)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._served is not None:
-            await self._served.stop()
+    def _record(self, request: web.Request, _status: int, arrived_s: float) -> None:
+        self.arrivals.append(arrived_s)
+        self.reads.append((arrived_s, _read_name(request)))
 
     def count_between(self, start_s: float, end_s: float) -> int:
         return sum(1 for t in self.arrivals if start_s <= t < end_s)

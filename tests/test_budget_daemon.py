@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,7 +30,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay.http.runner import ServedApp, serve_app
-from relay.sim import Fault, SimWorkspace, create_app, utcnow
+from relay.sim import Fault, SimServer, SimWorkspace, utcnow
 from tests.relay_process import RelayProcess
 
 pytestmark = pytest.mark.slow
@@ -56,38 +55,18 @@ class Arrival:
     status: int
 
 
-class TimedSim:
+class TimedSim(SimServer):
     """The simulated API on loopback; every API request's arrival is recorded (the
     `/_sim/` control API is not mounted: the test drives the workspace directly)."""
 
     def __init__(self, workspace: SimWorkspace) -> None:
-        self.workspace = workspace
+        super().__init__(workspace, control=False, on_api_request=self._record)
         self.arrivals: list[Arrival] = []
         self.changed = asyncio.Event()
-        self._served: ServedApp | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._served is not None
-        return f"http://127.0.0.1:{self._served.port}"
-
-    async def __aenter__(self) -> TimedSim:
-        @web.middleware
-        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-            at_s = time.monotonic()
-            response: web.StreamResponse = await handler(request)
-            self.arrivals.append(Arrival(at_s, _kind(request.path), response.status))
-            self.changed.set()
-            return response
-
-        app = create_app(self.workspace, control=False)
-        app.middlewares.append(record)
-        self._served = await serve_app(app, host="127.0.0.1", port=0, shutdown_timeout_s=2.0)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._served is not None:
-            await self._served.stop()
+    def _record(self, request: web.Request, status: int, arrived_s: float) -> None:
+        self.arrivals.append(Arrival(arrived_s, _kind(request.path), status))
+        self.changed.set()
 
     async def wait_for(self, condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
         try:

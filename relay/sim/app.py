@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
+import time
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from relay.http.runner import ServedApp, serve_app
 from relay.lifecycle import AsyncContext
@@ -170,10 +172,30 @@ async def get_nestings(request: web.Request) -> web.Response:
     return await _serve(request, "nestings", answer)
 
 
-def create_app(workspace: SimWorkspace, *, control: bool = True) -> web.Application:
+# Told of every API request (not the control API): the request, the status it was
+# answered with, and its arrival (time.monotonic(), taken before the answer is made).
+OnApiRequest = Callable[[web.Request, int, float], None]
+
+
+def _observing(on_api_request: OnApiRequest) -> Middleware:
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        arrived_s = time.monotonic()
+        response = await handler(request)
+        if request.path.startswith("/api/"):
+            on_api_request(request, response.status, arrived_s)
+        return response
+
+    return observe
+
+
+def create_app(
+    workspace: SimWorkspace, *, control: bool = True, on_api_request: OnApiRequest | None = None
+) -> web.Application:
     """The simulated API; with `control`, also the unauthenticated `/_sim/` control API
     (a loopback test tool: never expose it)."""
-    app = web.Application()
+    middlewares: list[Middleware] = [] if on_api_request is None else [_observing(on_api_request)]
+    app = web.Application(middlewares=middlewares)
     app[WORKSPACE] = workspace
     app[CLOSING] = asyncio.Event()
     # "nestings" is registered before "{id}" so that it is not taken for an id.
@@ -195,11 +217,13 @@ class SimServer(AsyncContext):
         host: str = "127.0.0.1",
         port: int = 0,
         control: bool = True,
+        on_api_request: OnApiRequest | None = None,
     ) -> None:
         self.workspace = workspace
         self.host = host
         self._requested_port = port
         self._control = control
+        self._on_api_request = on_api_request
         self._served: ServedApp | None = None
 
     @property
@@ -214,7 +238,7 @@ class SimServer(AsyncContext):
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        app = create_app(self.workspace, control=self._control)
+        app = create_app(self.workspace, control=self._control, on_api_request=self._on_api_request)
         self._served = await serve_app(
             app, host=self.host, port=self._requested_port, shutdown_timeout_s=2.0
         )
