@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
+from flags import non_default_flags  # bench/, run as a script
 
 from relay.http.runner import ServedApp, serve_app
 from relay.sim import SimServer, SimWorkspace, utcnow
@@ -647,14 +648,6 @@ async def run_workload(name: str, args: argparse.Namespace) -> dict[str, dict[st
         adaptive, fixed = figures["adaptive"].get("median"), figures["fixed"].get("median")
         figures["adaptive"]["ratio"] = adaptive / fixed if adaptive is not None and fixed else None
     return figures
-
-
-def non_default_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
-    return [
-        f"--{name.replace('_', '-')}={value}"
-        for name, value in sorted(vars(args).items())
-        if value != parser.get_default(name)
-    ]
 
 
 async def main(args: argparse.Namespace, flags: list[str]) -> int:

@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from flags import non_default_flags  # bench/, run as a script
 
 from relay.app import Runtime, build_runtime
 from relay.pipeline import CycleReport, SourceEngine, SourceHealth
@@ -545,14 +546,6 @@ def settings_for(args: argparse.Namespace, *, url: str, folder: Path) -> Setting
         lines.append(f"    max_pages: {args.max_pages}")
     text = "sources:\n" + "\n".join(lines) + f"\nstore:\n  url: sqlite:///{folder}/state.db\n"
     return parse_settings(text, environ={})
-
-
-def non_default_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
-    return [
-        f"--{name.replace('_', '-')}={value}"
-        for name, value in sorted(vars(args).items())
-        if value != parser.get_default(name)
-    ]
 
 
 async def main(args: argparse.Namespace, flags: list[str]) -> None:
