@@ -52,6 +52,7 @@ from relay.source.config import MAX_PAGE_SIZE, ClientConfig
 from relay.source.gate import BudgetGate
 from relay.source.pages import (
     ExecutionPage,
+    PageMemo,
     decode_page,
     describe_validation_error,
     json_type,
@@ -79,6 +80,14 @@ class _Answer:
 
 
 _Decode = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _PageBody:
+    """A list answer: its bytes, and the page they were last parsed to or their items."""
+
+    content: bytes
+    decoded: ExecutionPage | Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,7 @@ class ZaiaClient(AsyncContext):
         self._on_request = on_request
         # Any length: the key is the one secret this client holds, however short.
         self._scrubber = SecretScrubber.of([config.api_key], min_length=1)
+        self._pages = PageMemo()
         scheme = "Bearer " if config.auth_scheme == "bearer" else ""
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
@@ -156,17 +166,26 @@ class ZaiaClient(AsyncContext):
             "responderIds": list(self.config.responder_ids),  # repeated; absent when empty
         }
         subject = f"page {page_number} of executions"
+
+        def decode(content: bytes) -> _PageBody:
+            known = self._pages.recall(page_number, size, content)
+            return _PageBody(content, known if known is not None else decode_page(content))
+
         body = await self._get_json(
-            "list", "/api/v1/executions", params=params, subject=subject, decode=decode_page
+            "list", "/api/v1/executions", params=params, subject=subject, decode=decode
         )
-        if not isinstance(body, list):
+        if isinstance(body.decoded, ExecutionPage):
+            return body.decoded
+        if not isinstance(body.decoded, list):
             raise SourceInvalidResponse(
                 self.config.name,
-                f"{subject} is a JSON {json_type(body)}, not the documented array; "
+                f"{subject} is a JSON {json_type(body.decoded)}, not the documented array; "
                 "the API may have changed: upgrade zaia-relay or report it",
             )
-        entries, problems = parse_entries(body)
-        return ExecutionPage(page_number, size, entries, problems, raw_count=len(body))
+        entries, problems = parse_entries(body.decoded)
+        page = ExecutionPage(page_number, size, entries, problems, raw_count=len(body.decoded))
+        self._pages.remember(body.content, page)
+        return page
 
     async def get_execution(self, execution_id: str) -> Execution:
         """One execution by id; SourceNotFound when the API no longer knows it."""

@@ -18,8 +18,9 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
@@ -56,10 +57,9 @@ class _ChangeFields(msgspec.Struct):
 _CHANGE_FIELDS = msgspec.json.Decoder(_ChangeFields)
 
 
-@dataclass(frozen=True, slots=True)
-class PageEntry:
+class PageEntry(msgspec.Struct, frozen=True):
     """One item of a page whose change-detection fields are valid; the rest is unchecked
-    JSON (`raw`)."""
+    JSON (`raw`). A struct, not a dataclass: a page builds a hundred of these per read."""
 
     index: int
     id: str
@@ -67,14 +67,18 @@ class PageEntry:
     credits_used: float
     updated_at: datetime
     is_purged: bool
-    raw: bytes = field(repr=False)
+    # A view into the page's body, not a copy: most entries are never parsed.
+    raw: msgspec.Raw
+
+    def __repr__(self) -> str:  # never the raw JSON: it can hold personal data
+        return f"PageEntry(index={self.index}, id={self.id!r}, status={self.status!r})"
 
     def parse(self) -> Execution | ItemProblem:
         """The fully validated execution, or what is wrong with it."""
         try:
             # orjson, not pydantic's JSON parser: that one refuses data nested deeper
             # than about 200 levels, which the API may send and reads by id accept.
-            return Execution.model_validate(orjson.loads(self.raw))
+            return Execution.model_validate(orjson.loads(bytes(self.raw)))
         except ValidationError as exc:
             return ItemProblem(self.index, self.id, describe_validation_error(exc))
 
@@ -168,14 +172,14 @@ def parse_entries(
 
 
 def _entry(index: int, item: bytes | msgspec.Raw) -> PageEntry | ItemProblem:
-    raw = bytes(item)
+    raw = item if isinstance(item, msgspec.Raw) else msgspec.Raw(item)
     try:
         fields = _CHANGE_FIELDS.decode(raw)
     except (msgspec.ValidationError, RecursionError):
-        return _bad_entry(index, raw)
+        return _bad_entry(index, bytes(raw))
     updated_at = _timestamp(fields.updatedAt)
     if fields.creditsUsed < 0 or updated_at is None:
-        return _bad_entry(index, raw)
+        return _bad_entry(index, bytes(raw))
     return PageEntry(
         index=index,
         id=fields.id,
@@ -222,3 +226,30 @@ def _timestamp(value: Any) -> datetime | None:
 def json_type(value: Any) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
+
+
+class PageMemo:
+    """The last body of each recently read page and the page it parsed to.
+
+    A quiet workspace answers most reads with the very bytes it sent last time; those
+    are recognised by comparing bytes (a memcmp) instead of decoding a hundred items
+    again. Bounded to the `capacity` pages read most recently."""
+
+    def __init__(self, capacity: int = 32) -> None:
+        self._capacity = capacity
+        self._pages: OrderedDict[tuple[int, int], tuple[bytes, ExecutionPage]] = OrderedDict()
+
+    def recall(self, page_number: int, page_size: int, content: bytes) -> ExecutionPage | None:
+        key = (page_number, page_size)
+        known = self._pages.get(key)
+        if known is None or known[0] != content:
+            return None
+        self._pages.move_to_end(key)
+        return known[1]
+
+    def remember(self, content: bytes, page: ExecutionPage) -> None:
+        key = (page.page_number, page.page_size)
+        self._pages[key] = (content, page)
+        self._pages.move_to_end(key)
+        while len(self._pages) > self._capacity:
+            self._pages.popitem(last=False)
