@@ -1,5 +1,6 @@
 """Test kit for delivery: alert factories, a recording HTTP receiver and a fake Slack Web
-API, both real aiohttp servers on loopback."""
+API, both real aiohttp servers on loopback. The receiver also plays a scripted Zaia API
+for the client tests."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
@@ -137,6 +140,7 @@ async def enqueue(
 class Received:
     method: str
     path: str
+    raw_path: str  # as sent: still percent-encoded, with the query
     query: str
     headers: dict[str, str]
     body: bytes
@@ -146,21 +150,45 @@ class Received:
         return json.loads(self.body)
 
 
+# How a reply breaks the connection instead of answering: "close" before any byte of the
+# answer, "reset" likewise but with a TCP RST, "truncate" after the headers and half of
+# the body.
+Cut = Literal["close", "reset", "truncate"]
+
+
 @dataclass
 class Reply:
     status: int = 200
-    body: str = "ok"
+    body: str | bytes = "ok"
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
+    delay_s: float = 0.0  # before the answer
+    cut: Cut | None = None
+    stall_s: float = 0.0  # after the headers and half of the body, before the rest
 
 
 Responder = Callable[[Received], Reply]
 
 
+def _response(answer: Reply) -> web.Response:
+    if isinstance(answer.body, bytes):
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+    return web.Response(status=answer.status, text=answer.body, headers=answer.headers)
+
+
+def _drop(request: web.Request, *, reset: bool) -> None:
+    transport = request.transport
+    assert transport is not None
+    if reset:  # no lingering: the peer gets a RST rather than a FIN
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.close()
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 that records every request and answers with `reply`
-    (a function of the request; 200 `ok` by default). A delayed answer ends early when
-    the receiver closes, so closing never waits out a delay the client gave up on."""
+    (a function of the request; 200 `ok` by default). A delayed or stalled answer ends
+    early when the receiver closes, so closing never waits out a delay the client gave
+    up on."""
 
     def __init__(self, reply: Responder | None = None) -> None:
         self.reply: Responder = reply or (lambda _: Reply())
@@ -174,6 +202,7 @@ class Receiver:
         received = Received(
             method=request.method,
             path=request.path,
+            raw_path=request.raw_path,
             query=request.query_string,
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.read(),
@@ -183,10 +212,34 @@ class Receiver:
         async with self._arrived:
             self.requests.append(received)
             self._arrived.notify_all()
-        if answer.delay_s:
+        await self._wait(answer.delay_s)
+        if answer.cut in ("close", "reset"):
+            _drop(request, reset=answer.cut == "reset")
+            return web.Response()  # never sent: the connection is gone
+        if answer.cut == "truncate" or answer.stall_s:
+            return await self._in_halves(request, answer)
+        return _response(answer)
+
+    async def _wait(self, delay_s: float) -> None:
+        if delay_s:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), timeout=answer.delay_s)
-        return web.Response(status=answer.status, text=answer.body, headers=answer.headers)
+                await asyncio.wait_for(self._closing.wait(), timeout=delay_s)
+
+    async def _in_halves(self, request: web.Request, answer: Reply) -> web.StreamResponse:
+        """The headers and half of the body, then the rest after `stall_s`, or nothing
+        more (the connection closed) for a "truncate" cut."""
+        body = answer.body.encode() if isinstance(answer.body, str) else answer.body
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        if answer.cut == "truncate":
+            _drop(request, reset=False)
+            return response
+        await self._wait(answer.stall_s)
+        with contextlib.suppress(ConnectionError):  # the client may have given up
+            await response.write(body[len(body) // 2 :])
+        return response
 
     async def wait_for(self, count: int, *, timeout_s: float = 10.0) -> list[Received]:
         async with asyncio.timeout(timeout_s), self._arrived:

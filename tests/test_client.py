@@ -1,8 +1,8 @@
-"""The Zaia API client, against fakes at the transport and real servers on loopback.
+"""The Zaia API client, against real HTTP servers on loopback.
 
 Cases the simulator produces are tested against it (the last section); cases it cannot
-(a page with invalid items, a 403, a key echoed by the server, a chosen transport error)
-use `httpx.MockTransport` or a tiny aiohttp app on loopback.
+(a page with invalid items, a 403, a key echoed by the server, a broken connection) use
+a scripted API: `tests.delivery_kit.Receiver` answering with scripted replies.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import asyncio
 import json
 import random
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
-import httpx
+import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
 from relay.errors import (
@@ -36,11 +35,11 @@ from relay.sim.app import SimServer
 from relay.sim.faults import Fault
 from relay.sim.workspace import SimWorkspace
 from relay.source import ClientConfig, RequestOutcome, RetryPolicy, ZaiaClient
+from tests.delivery_kit import Received, Receiver, Reply, Responder
 
 KEY = "zk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 ID = "0b5f3c1e-8a7d-4c2b-9e1f-6a5b4c3d2e1f"
-Reply = httpx.Response | Exception
 
 
 def execution_json(execution_id: str = ID, **overrides: Any) -> dict[str, Any]:
@@ -75,6 +74,10 @@ def error_json(name: str, message: str) -> dict[str, Any]:
     return {"name": name, "message": message, "feedback": {"enUs": message}}
 
 
+def json_reply(body: Any, status: int = 200, **headers: str) -> Reply:
+    return Reply(status, json.dumps(body), {"Content-Type": "application/json", **headers})
+
+
 class Sleeps:
     """An injected sleep that records the delays instead of waiting."""
 
@@ -85,22 +88,21 @@ class Sleeps:
         self.delays.append(delay_s)
 
 
-class Script:
-    """A transport-level fake: answers requests with scripted replies, records requests."""
+def script(*replies: Reply) -> Responder:
+    """Answers with `replies` in turn, then with the last one for ever."""
+    queue = list(replies)
 
-    def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
+    def answer(_: Received) -> Reply:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        if isinstance(reply, Exception):
-            # httpx errors carry the request, and with it the Authorization header.
-            if isinstance(reply, httpx.RequestError):
-                reply.request = request
-            raise reply
-        return reply
+    return answer
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def make_config(**overrides: Any) -> ClientConfig:
@@ -126,12 +128,9 @@ class Harness:
     def record(self, endpoint: str, outcome: RequestOutcome) -> None:
         self.outcomes.append((endpoint, outcome))
 
-    def client(
-        self, transport: httpx.AsyncBaseTransport | None = None, **overrides: Any
-    ) -> ZaiaClient:
+    def client(self, **overrides: Any) -> ZaiaClient:
         return ZaiaClient(
             make_config(**overrides),
-            transport=transport,
             sleep=self.sleeps,
             rng=random.Random(1),
             now=lambda: NOW,
@@ -147,10 +146,13 @@ def harness() -> Harness:
 @asynccontextmanager
 async def scripted(
     harness: Harness, *replies: Reply, **overrides: Any
-) -> AsyncIterator[tuple[ZaiaClient, Script]]:
-    script = Script(*replies)
-    async with harness.client(httpx.MockTransport(script), **overrides) as client:
-        yield client, script
+) -> AsyncIterator[tuple[ZaiaClient, Receiver]]:
+    """A client of an API on loopback that answers with `replies` (see `script`)."""
+    async with (
+        Receiver(script(*replies)) as api,
+        harness.client(base_url=api.url, **overrides) as client,
+    ):
+        yield client, api
 
 
 async def call_endpoint(client: ZaiaClient, endpoint: str) -> object:
@@ -172,7 +174,7 @@ def assert_key_free(exc: BaseException) -> None:
     for link in exception_chain(exc):
         for text in (str(link), repr(link), repr(link.args), repr(vars(link))):
             assert KEY not in text
-        assert not isinstance(link, httpx.HTTPError), "httpx errors carry the request"
+        assert not isinstance(link, aiohttp.ClientError), "aiohttp errors carry the request"
 
 
 # --- auth and paging ----------------------------------------------------------------
@@ -180,12 +182,9 @@ def assert_key_free(exc: BaseException) -> None:
 
 @pytest.mark.parametrize(("scheme", "header"), [("bearer", f"Bearer {KEY}"), ("raw", KEY)])
 async def test_auth_header(harness: Harness, scheme: str, header: str) -> None:
-    async with scripted(harness, httpx.Response(200, json=[]), auth_scheme=scheme) as (
-        client,
-        script,
-    ):
+    async with scripted(harness, json_reply([]), auth_scheme=scheme) as (client, api):
         await client.list_page(1)
-    (request,) = script.requests
+    (request,) = api.requests
     assert request.headers["authorization"] == header
     assert request.headers["accept"] == "application/json"
     assert request.headers["user-agent"].startswith("zaia-relay/")
@@ -193,22 +192,22 @@ async def test_auth_header(harness: Harness, scheme: str, header: str) -> None:
 
 async def test_list_page_sends_paging_and_responder_filter(harness: Harness) -> None:
     page = [execution_json(f"id-{n}") for n in range(3)]
-    replies = (httpx.Response(200, json=page), httpx.Response(200, json=page[:1]))
-    async with scripted(harness, *replies, responder_ids=("r1", "r2")) as (client, script):
+    replies = (json_reply(page), json_reply(page[:1]))
+    async with scripted(harness, *replies, responder_ids=("r1", "r2")) as (client, api):
         first = await client.list_page(1)
         second = await client.list_page(2, page_size=50)
     assert [e.id for e in first.items] == ["id-0", "id-1", "id-2"]
     assert (first.raw_count, first.is_full, first.problems) == (3, True, ())
     assert (second.raw_count, second.page_size, second.is_full) == (1, 50, False)
-    params = [r.url.params for r in script.requests]
-    assert params[0].multi_items() == [
+    params = [parse_qsl(r.query) for r in api.requests]
+    assert params[0] == [
         ("pageNumber", "1"),
         ("pageSize", "3"),
         ("responderIds", "r1"),
         ("responderIds", "r2"),
     ]
-    assert (params[1]["pageNumber"], params[1]["pageSize"]) == ("2", "50")
-    assert script.requests[0].url.path == "/api/v1/executions"
+    assert (dict(params[1])["pageNumber"], dict(params[1])["pageSize"]) == ("2", "50")
+    assert api.requests[0].path == "/api/v1/executions"
     assert harness.outcomes == [("list", 200), ("list", 200)]
 
 
@@ -217,7 +216,7 @@ async def test_invalid_items_are_skipped_and_reported(harness: Harness) -> None:
     missing = execution_json("bad-2")
     del missing["status"]
     body = [execution_json("ok-1"), bad_detail, "not an object", missing, {"id": 7}]
-    async with scripted(harness, httpx.Response(200, json=body)) as (client, _):
+    async with scripted(harness, json_reply(body)) as (client, _):
         page = await client.list_page(1)
     assert [e.id for e in page.items] == ["ok-1"]
     assert page.raw_count == 5  # still a full page for the pager
@@ -243,7 +242,7 @@ async def test_an_item_only_the_page_splitter_accepts_loses_that_item_alone(
     teleported = json.dumps(execution_json("bad-2", status="teleported")).encode()
     bad_utf8 = teleported[:-1] + b', "x": "\xff"}'
     body = b"[" + b",".join([good, huge.encode(), bad_utf8]) + b"]"
-    async with scripted(harness, httpx.Response(200, content=body)) as (client, _):
+    async with scripted(harness, Reply(200, body)) as (client, _):
         page = await client.list_page(1)
     assert [e.id for e in page.items] == ["ok-1"]
     assert [p.index for p in page.problems] == [1, 2]
@@ -255,7 +254,7 @@ async def test_deeply_nested_data_in_a_page_item_is_accepted(harness: Harness) -
         nested = {"n": nested}
     item = execution_json("deep")
     item["detail"] = {**item["detail"], "input": nested}
-    async with scripted(harness, httpx.Response(200, json=[item])) as (client, _):
+    async with scripted(harness, json_reply([item])) as (client, _):
         page = await client.list_page(1)
     assert page.problems == ()
     assert [e.id for e in page.items] == ["deep"]
@@ -264,7 +263,7 @@ async def test_deeply_nested_data_in_a_page_item_is_accepted(harness: Harness) -
 async def test_problem_messages_quote_no_values(harness: Harness) -> None:
     secret_input = "customer password hunter2"
     item = execution_json("bad", creditsUsed=secret_input)
-    async with scripted(harness, httpx.Response(200, json=[item])) as (client, _):
+    async with scripted(harness, json_reply([item])) as (client, _):
         page = await client.list_page(1)
     assert secret_input not in page.problems[0].message
 
@@ -273,7 +272,7 @@ async def test_unknown_fields_are_ignored(harness: Harness) -> None:
     item = execution_json(newTopLevel={"x": 1}, status="cancelled")
     item["detail"] = {**item["detail"], "brandNewField": [1, 2]}
     item["detail"]["origin"] = {**item["detail"]["origin"], "extra": True}
-    async with scripted(harness, httpx.Response(200, json=[item])) as (client, _):
+    async with scripted(harness, json_reply([item])) as (client, _):
         page = await client.list_page(1)
     assert page.problems == ()
     assert page.items[0].status == "cancelled"
@@ -283,20 +282,20 @@ async def test_unknown_fields_are_ignored(harness: Harness) -> None:
 async def test_a_page_that_is_not_an_array_is_refused_without_retry(
     harness: Harness, body: bytes
 ) -> None:
-    async with scripted(harness, httpx.Response(200, content=body)) as (client, script):
+    async with scripted(harness, Reply(200, body)) as (client, api):
         with pytest.raises(SourceInvalidResponse, match="not the documented array") as caught:
             await client.list_page(1)
-    assert len(script.requests) == 1
+    assert len(api.requests) == 1
     assert caught.value.source == "prod"
 
 
 async def test_paging_arguments_are_checked(harness: Harness) -> None:
-    async with scripted(harness, httpx.Response(200, json=[])) as (client, script):
+    async with scripted(harness, json_reply([])) as (client, api):
         with pytest.raises(ValueError, match="page_number"):
             await client.list_page(0)
         with pytest.raises(ValueError, match="page_size"):
             await client.list_page(1, page_size=101)
-    assert script.requests == []
+    assert api.requests == []
     with pytest.raises(ValueError, match="page_size"):
         make_config(page_size=0)
 
@@ -305,28 +304,28 @@ async def test_paging_arguments_are_checked(harness: Harness) -> None:
 
 
 async def test_get_execution(harness: Harness) -> None:
-    async with scripted(harness, httpx.Response(200, json=execution_json())) as (client, script):
+    async with scripted(harness, json_reply(execution_json())) as (client, api):
         execution = await client.get_execution(ID)
     assert (execution.id, execution.status, execution.kind) == (ID, "failed", "agent")
-    assert script.requests[0].url.path == f"/api/v1/executions/{ID}"
+    assert api.requests[0].path == f"/api/v1/executions/{ID}"
     assert harness.outcomes == [("get", 200)]
 
 
 async def test_get_execution_quotes_the_id(harness: Harness) -> None:
-    async with scripted(harness, httpx.Response(200, json=execution_json())) as (client, script):
+    async with scripted(harness, json_reply(execution_json())) as (client, api):
         await client.get_execution("../nestings?x=1")
-    assert script.requests[0].url.raw_path == b"/api/v1/executions/..%2Fnestings%3Fx%3D1"
+    assert api.requests[0].raw_path == "/api/v1/executions/..%2Fnestings%3Fx%3D1"
 
 
 async def test_get_nestings_returns_the_tree(harness: Harness) -> None:
     grandchild = {**execution_json("gc"), "parentId": "child", "children": [None]}
     child = {**execution_json("child"), "parentId": ID, "children": [grandchild]}
     tree = {**execution_json(), "children": [child]}
-    async with scripted(harness, httpx.Response(200, json=tree)) as (client, script):
+    async with scripted(harness, json_reply(tree)) as (client, api):
         root = await client.get_nestings(ID)
     assert [node.id for node in root.walk()] == [ID, "child", "gc"]
-    request = script.requests[0]
-    assert (request.url.path, request.url.params["executionId"]) == (
+    request = api.requests[0]
+    assert (request.path, dict(parse_qsl(request.query))["executionId"]) == (
         "/api/v1/executions/nestings",
         ID,
     )
@@ -335,7 +334,7 @@ async def test_get_nestings_returns_the_tree(harness: Harness) -> None:
 
 async def test_an_invalid_execution_body_is_reported_without_values(harness: Harness) -> None:
     body = execution_json(status="exploded", detail={"type": "agent-execution"})
-    async with scripted(harness, httpx.Response(200, json=body)) as (client, _):
+    async with scripted(harness, json_reply(body)) as (client, _):
         with pytest.raises(SourceInvalidResponse, match="status") as caught:
             await client.get_execution(ID)
     assert "exploded" not in str(caught.value)
@@ -349,14 +348,14 @@ async def test_an_invalid_execution_body_is_reported_without_values(harness: Har
 async def test_unauthorized_names_the_source_and_not_the_key(harness: Harness, status: int) -> None:
     # A careless server echoes the key it refused; the message must not carry it on.
     body = error_json("Unauthorized", f"invalid api key {KEY}")
-    async with scripted(harness, httpx.Response(status, json=body)) as (client, script):
+    async with scripted(harness, json_reply(body, status)) as (client, api):
         with pytest.raises(SourceUnauthorized) as caught:
             await client.list_page(1)
     error = caught.value
     assert "check the API key for source 'prod' (sources.0.api_key)" in str(error)
     assert f"HTTP {status} Unauthorized" in str(error)
     assert (error.source, error.status_code) == ("prod", status)
-    assert len(script.requests) == 1
+    assert len(api.requests) == 1
     assert harness.sleeps.delays == []
     assert_key_free(error)
 
@@ -380,29 +379,29 @@ async def test_documented_error_bodies_are_parsed(
     message: str,
     error_type: type[SourceError],
 ) -> None:
-    reply = httpx.Response(status, json=error_json(name, message))
-    async with scripted(harness, reply) as (client, script):
+    reply = json_reply(error_json(name, message), status)
+    async with scripted(harness, reply) as (client, api):
         with pytest.raises(error_type) as caught:
             await call_endpoint(client, endpoint)
     assert type(caught.value) is error_type
     assert f"HTTP {status} {name}: {message}" in str(caught.value)
     assert caught.value.status_code == status
-    assert len(script.requests) == 1
+    assert len(api.requests) == 1
     assert harness.outcomes == [(endpoint, status)]
 
 
 async def test_a_404_on_the_list_points_at_the_base_url(harness: Harness) -> None:
-    async with scripted(harness, httpx.Response(404, text="nope")) as (client, _):
+    async with scripted(harness, Reply(404, "nope")) as (client, _):
         with pytest.raises(SourceRejected, match=r"check the base_url \(sources.0.base_url\)"):
             await client.list_page(1)
 
 
 async def test_a_redirect_is_not_followed(harness: Harness) -> None:
-    reply = httpx.Response(301, headers={"location": "https://elsewhere.test/"})
-    async with scripted(harness, reply) as (client, script):
+    reply = Reply(301, "", {"Location": "https://elsewhere.test/"})
+    async with scripted(harness, reply) as (client, api):
         with pytest.raises(SourceRejected, match="HTTP 301"):
             await client.list_page(1)
-    assert len(script.requests) == 1
+    assert len(api.requests) == 1
 
 
 # --- retries ------------------------------------------------------------------------
@@ -410,10 +409,10 @@ async def test_a_redirect_is_not_followed(harness: Harness) -> None:
 
 async def test_5xx_is_retried_with_bounded_jittered_backoff(harness: Harness) -> None:
     replies = (
-        httpx.Response(503, json=error_json("ServiceUnavailable", "down")),
-        httpx.Response(502, text="<html>bad gateway</html>"),
-        httpx.Response(500),
-        httpx.Response(200, json=[execution_json()]),
+        json_reply(error_json("ServiceUnavailable", "down"), 503),
+        Reply(502, "<html>bad gateway</html>"),
+        Reply(500, ""),
+        json_reply([execution_json()]),
     )
     async with scripted(harness, *replies) as (client, _):
         page = await client.list_page(1)
@@ -426,7 +425,7 @@ async def test_5xx_is_retried_with_bounded_jittered_backoff(harness: Harness) ->
 
 
 async def test_backoff_is_capped(harness: Harness) -> None:
-    replies = (*(httpx.Response(500),) * 6, httpx.Response(200, json=[]))
+    replies = (*(Reply(500, ""),) * 6, json_reply([]))
     async with scripted(
         harness, *replies, max_retries=6, retry_backoff_s=1.0, retry_backoff_max_s=2.5
     ) as (client, _):
@@ -436,8 +435,8 @@ async def test_backoff_is_capped(harness: Harness) -> None:
 
 
 async def test_persistent_5xx_raises_unavailable_after_the_retries(harness: Harness) -> None:
-    reply = httpx.Response(503, json=error_json("ServiceUnavailable", f"key {KEY} broke"))
-    async with scripted(harness, reply, max_retries=2) as (client, script):
+    reply = json_reply(error_json("ServiceUnavailable", f"key {KEY} broke"), 503)
+    async with scripted(harness, reply, max_retries=2) as (client, api):
         with capture_logs() as logs, pytest.raises(SourceUnavailable) as caught:
             await client.get_execution(ID)
     assert [event["event"] for event in logs] == ["source.retry", "source.retry"]
@@ -447,39 +446,39 @@ async def test_persistent_5xx_raises_unavailable_after_the_retries(harness: Harn
     assert "HTTP 503 ServiceUnavailable" in str(error)
     assert "after 3 attempts" in str(error)
     assert error.status_code == 503
-    assert len(script.requests) == 3
+    assert len(api.requests) == 3
     assert len(harness.sleeps.delays) == 2
     assert_key_free(error)
 
 
 async def test_a_body_that_is_not_json_is_retried(harness: Harness) -> None:
-    html = httpx.Response(
-        200, text="<html>maintenance</html>", headers={"content-type": "text/html"}
-    )
-    async with scripted(harness, html, max_retries=1) as (client, script):
+    html = Reply(200, "<html>maintenance</html>", {"Content-Type": "text/html"})
+    async with scripted(harness, html, max_retries=1) as (client, api):
         with pytest.raises(SourceUnavailable, match=r"not JSON \(HTTP 200, text/html") as caught:
             await client.list_page(1)
-    assert len(script.requests) == 2
+    assert len(api.requests) == 2
     assert "maintenance" not in str(caught.value)
 
     harness.sleeps.delays.clear()
-    async with scripted(harness, html, httpx.Response(200, json=[])) as (client, script):
+    async with scripted(harness, html, json_reply([])) as (client, api):
         page = await client.list_page(1)
     assert (page.raw_count, len(harness.sleeps.delays)) == (0, 1)
 
 
 @pytest.mark.parametrize(
-    "error",
+    "broken",
     [
-        httpx.ConnectError("connection refused"),
-        httpx.ReadTimeout("timed out"),
-        httpx.RemoteProtocolError("peer closed connection"),
+        Reply(cut="close"),  # the server closes the connection without a word
+        Reply(cut="reset"),  # ... or resets it
+        Reply(body=json.dumps([execution_json()]), cut="truncate"),  # stops mid-body
+        Reply(delay_s=30.0),  # never answers within the timeout
     ],
+    ids=["closed", "reset", "truncated", "hung"],
 )
 async def test_transport_errors_are_retried_and_never_chained(
-    harness: Harness, error: Exception
+    harness: Harness, broken: Reply
 ) -> None:
-    async with scripted(harness, error, max_retries=2) as (client, _):
+    async with scripted(harness, broken, max_retries=2, request_timeout_s=0.2) as (client, _):
         with pytest.raises(SourceUnavailable, match="after 3 attempts") as caught:
             await client.list_page(1)
     assert harness.outcomes == [("list", "error")] * 3
@@ -495,8 +494,8 @@ async def test_transport_errors_are_retried_and_never_chained(
 )
 async def test_429_obeys_retry_after(harness: Harness, retry_after: str, expected_s: float) -> None:
     replies = (
-        httpx.Response(429, headers={"retry-after": retry_after}),
-        httpx.Response(200, json=[]),
+        Reply(429, "", {"Retry-After": retry_after}),
+        json_reply([]),
     )
     async with scripted(harness, *replies) as (client, _):
         await client.list_page(1)
@@ -505,7 +504,7 @@ async def test_429_obeys_retry_after(harness: Harness, retry_after: str, expecte
 
 
 async def test_429_without_retry_after_backs_off(harness: Harness) -> None:
-    replies = (httpx.Response(429), httpx.Response(200, json=[]))
+    replies = (Reply(429, ""), json_reply([]))
     async with scripted(harness, *replies) as (client, _):
         await client.list_page(1)
     (delay_s,) = harness.sleeps.delays
@@ -513,7 +512,7 @@ async def test_429_without_retry_after_backs_off(harness: Harness) -> None:
 
 
 async def test_persistent_429_raises_rate_limited_with_the_wait(harness: Harness) -> None:
-    reply = httpx.Response(429, headers={"retry-after": "2"})
+    reply = Reply(429, "", {"Retry-After": "2"})
     async with scripted(harness, reply, max_retries=2) as (client, _):
         with pytest.raises(SourceRateLimited, match="after 3 attempts") as caught:
             await client.list_page(1)
@@ -525,83 +524,80 @@ async def test_persistent_429_raises_rate_limited_with_the_wait(harness: Harness
 async def test_a_retry_after_longer_than_the_cap_is_handed_to_the_caller(
     harness: Harness,
 ) -> None:
-    reply = httpx.Response(429, headers={"retry-after": "120"})
-    async with scripted(harness, reply) as (client, script):
+    reply = Reply(429, "", {"Retry-After": "120"})
+    async with scripted(harness, reply) as (client, api):
         with pytest.raises(SourceRateLimited, match="asked to wait 120s") as caught:
             await client.list_page(1)
     assert caught.value.retry_after_s == 120.0
-    assert len(script.requests) == 1
+    assert len(api.requests) == 1
     assert harness.sleeps.delays == []
 
 
 async def test_503_with_retry_after_is_obeyed(harness: Harness) -> None:
     replies = (
-        httpx.Response(503, headers={"retry-after": "4"}),
-        httpx.Response(200, json=execution_json()),
+        Reply(503, "", {"Retry-After": "4"}),
+        json_reply(execution_json()),
     )
     async with scripted(harness, *replies) as (client, _):
         await client.get_execution(ID)
     assert harness.sleeps.delays == [4.0]
 
 
-# --- real sockets -------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def aiohttp_server(handler: Callable[..., Any]) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield str(server.make_url("")).rstrip("/")
+# --- the connection itself -----------------------------------------------------------
 
 
 async def test_a_slow_answer_times_out_and_is_retried(harness: Harness) -> None:
-    release = asyncio.Event()
-    calls = 0
-
-    async def handler(request: web.Request) -> web.Response:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await release.wait()
-        return web.json_response([execution_json()])
-
-    async with aiohttp_server(handler) as url:
-        try:
-            async with harness.client(base_url=url, request_timeout_s=0.2) as client:
-                page = await client.list_page(1)
-        finally:
-            release.set()
+    # The delay ends early when the API closes, after the test.
+    replies = (Reply(delay_s=30.0), json_reply([execution_json()]))
+    async with scripted(harness, *replies, request_timeout_s=0.2) as (client, api):
+        page = await client.list_page(1)
     assert [e.id for e in page.items] == [ID]
+    assert len(api.requests) == 2
     assert harness.outcomes == [("list", "error"), ("list", 200)]
     assert len(harness.sleeps.delays) == 1
 
 
+async def test_the_timeout_runs_to_the_last_byte(harness: Harness) -> None:
+    # The headers come at once, the rest of the body after the timeout: too late.
+    stalled = Reply(body=json.dumps([execution_json()]), stall_s=1.0)
+    async with scripted(harness, stalled, json_reply([]), request_timeout_s=0.2) as (client, _):
+        page = await client.list_page(1)
+    assert page.raw_count == 0
+    assert harness.outcomes == [("list", "error"), ("list", 200)]
+
+
+async def test_a_connection_closed_before_the_answer_is_tried_again_in_the_attempt(
+    harness: Harness,
+) -> None:
+    # aiohttp sends a GET again, once, when the connection breaks before the answer (as a
+    # pooled one the server closed does): the module docstring says so.
+    replies = (Reply(cut="close"), json_reply([]))
+    async with scripted(harness, *replies, max_retries=0) as (client, api):
+        await client.list_page(1)
+    assert len(api.requests) == 2
+    assert harness.outcomes == [("list", 200)]
+
+
 async def test_a_refused_connection_is_unavailable_and_key_free(harness: Harness) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Nothing listens on the port any more: every attempt is refused.
-    async with harness.client(base_url=f"http://127.0.0.1:{port}", max_retries=1) as client:
-        with pytest.raises(SourceUnavailable, match="ConnectError") as caught:
+    # Nothing listens on the port: every attempt is refused.
+    async with harness.client(base_url=f"http://127.0.0.1:{free_port()}", max_retries=1) as client:
+        with pytest.raises(SourceUnavailable, match="ClientConnectorError") as caught:
             await client.get_execution(ID)
     assert harness.outcomes == [("get", "error")] * 2
     assert_key_free(caught.value)
 
 
-async def test_raw_auth_over_real_http(harness: Harness) -> None:
-    seen: list[str | None] = []
-
-    async def handler(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("Authorization"))
-        return web.json_response(execution_json())
-
-    async with (
-        aiohttp_server(handler) as url,
-        harness.client(base_url=url, auth_scheme="raw") as client,
-    ):
-        await client.get_execution(ID)
-    assert seen == [KEY]
+async def test_the_proxy_comes_from_the_environment(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Receiver(script(json_reply([]))) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with harness.client(base_url="http://zaia.example.invalid") as client:
+            await client.list_page(1)
+    (request,) = proxy.requests
+    assert (request.headers["host"], request.path) == ("zaia.example.invalid", "/api/v1/executions")
 
 
 # --- configuration ------------------------------------------------------------------
@@ -616,11 +612,29 @@ async def test_the_key_stays_out_of_reprs() -> None:
 
 
 async def test_closing_the_client_closes_its_connections(harness: Harness) -> None:
-    client = harness.client(httpx.MockTransport(Script(httpx.Response(200, json=[]))))
-    async with client:
-        await client.list_page(1)
-    with pytest.raises(RuntimeError):
-        await client.list_page(1)
+    async with Receiver(script(json_reply([]))) as api:
+        client = harness.client(base_url=api.url)
+        async with client:
+            await client.list_page(1)
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.list_page(1)
+        await client.aclose()  # a second close is harmless
+    assert len(api.requests) == 1
+    assert harness.outcomes == [("list", 200)]
+
+
+def test_a_client_made_outside_an_event_loop_opens_its_session_inside_one() -> None:
+    # aiohttp sessions need a running loop: the client makes its own on first use.
+    harness = Harness()
+    client = harness.client(base_url=f"http://127.0.0.1:{free_port()}", max_retries=0)
+
+    async def use() -> None:
+        async with client:
+            with pytest.raises(SourceUnavailable, match="ClientConnectorError"):
+                await client.list_page(1)
+
+    asyncio.run(use())
+    assert harness.outcomes == [("list", "error")]
 
 
 def test_from_settings_converts_units_and_keeps_the_key_hidden() -> None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from structlog.testing import capture_logs
 
 from relay.domain.state import Transition
@@ -226,34 +227,34 @@ async def test_listed_by_last_update_a_cycle_reads_only_what_changed(tmp_path: P
     assert requests == ["list"], "the change and known history share the first page"
 
 
-class CorruptOne(httpx.AsyncBaseTransport):
-    """Real HTTP to the simulator, except that one execution comes back in a shape the
-    relay does not know (as an API that grew a new detail type would send it)."""
+def corrupt_one(execution_id: str) -> Middleware:
+    """The simulator's answers, except that one execution read by id comes back in a
+    shape the relay does not know (as an API that grew a new detail type would send it)."""
 
-    def __init__(self, execution_id: str) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
-        self._execution_id = execution_id
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        if request.url.path.endswith(f"/executions/{self._execution_id}"):
-            await response.aread()
-            body = json.loads(response.content)
+    @web.middleware
+    async def corrupt(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.endswith(f"/executions/{execution_id}"):
+            assert isinstance(response, web.Response)
+            assert isinstance(response.body, bytes)
+            body = json.loads(response.body)
             body["detail"]["type"] = "teleport-execution"
-            return httpx.Response(200, json=body)
+            return web.json_response(body)
         return response
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    return corrupt
 
 
 async def test_one_unreadable_execution_never_blocks_the_source(tmp_path: Path) -> None:
     clock = ManualClock()
     workspace = SimWorkspace(api_key=KEY, seed=12, now=clock)
     old = workspace.create_execution(created_at=clock() - timedelta(hours=2))
-    async with SimServer(workspace) as server, SqliteStore(tmp_path / "state.db") as store:
+    async with (
+        SimServer(workspace, middlewares=[corrupt_one(old)]) as server,
+        SqliteStore(tmp_path / "state.db") as store,
+    ):
         config = ClientConfig(name="prod", base_url=server.url, api_key=KEY, page_size=5)
-        async with ZaiaClient(config, transport=CorruptOne(old)) as client:
+        async with ZaiaClient(config) as client:
             engine = SourceEngine(
                 ScanLimits(source="prod", page_size=5, max_pages=2),
                 client=client,

@@ -1,15 +1,15 @@
 """The request budget gate at the API client (source.gate): every attempt takes a slot,
 a 429 slows the source and blocks it until `Retry-After`, no wait outlasts `max_wait_s`.
-Against a real client with the transport faked (httpx.MockTransport)."""
+Against a real client and a scripted API on loopback (`tests.delivery_kit.Receiver`)."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from relay.domain.budget import RequestBudget
 from relay.errors import SourceRateLimited
 from relay.source import BudgetGate, ClientConfig, ZaiaClient
+from tests.delivery_kit import Received, Receiver, Reply
 
 
 class FakeTime:
@@ -70,26 +70,22 @@ async def test_a_wait_longer_than_max_wait_ends_the_read_as_rate_limited() -> No
 async def test_the_client_passes_every_attempt_through_the_gate() -> None:
     time = FakeTime()
     gate = _gate(time, max_wait_s=60.0)
-    answers = [
-        httpx.Response(429, headers={"Retry-After": "7"}),
-        httpx.Response(200, json=[]),
-    ]
+    answers = [Reply(429, "", {"Retry-After": "7"}), Reply(200, "[]")]
     seen: list[float] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def answer(_: Received) -> Reply:
         seen.append(time.now_s)
         return answers.pop(0)
 
-    config = ClientConfig(name="prod", base_url="http://api.test", api_key="k", max_retries=1)
     client_sleeps: list[float] = []
 
     async def client_sleep(delay_s: float) -> None:
         client_sleeps.append(delay_s)
 
-    async with ZaiaClient(
-        config, transport=httpx.MockTransport(handler), sleep=client_sleep, gate=gate
-    ) as client:
-        page = await client.list_page(1)
+    async with Receiver(answer) as api:
+        config = ClientConfig(name="prod", base_url=api.url, api_key="k", max_retries=1)
+        async with ZaiaClient(config, sleep=client_sleep, gate=gate) as client:
+            page = await client.list_page(1)
     assert page.ids == []
     # Two attempts, both through the gate: the retry waited out the Retry-After there.
     assert len(seen) == 2

@@ -16,7 +16,7 @@ import asyncio
 import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -190,12 +190,17 @@ def _observing(on_api_request: OnApiRequest) -> Middleware:
 
 
 def create_app(
-    workspace: SimWorkspace, *, control: bool = True, on_api_request: OnApiRequest | None = None
+    workspace: SimWorkspace,
+    *,
+    control: bool = True,
+    on_api_request: OnApiRequest | None = None,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """The simulated API; with `control`, also the unauthenticated `/_sim/` control API
-    (a loopback test tool: never expose it)."""
-    middlewares: list[Middleware] = [] if on_api_request is None else [_observing(on_api_request)]
-    app = web.Application(middlewares=middlewares)
+    (a loopback test tool: never expose it). `middlewares` run inside the observer: a
+    test rewrites there an answer no workspace gives (a shape the relay does not know)."""
+    observer = [] if on_api_request is None else [_observing(on_api_request)]
+    app = web.Application(middlewares=[*observer, *middlewares])
     app[WORKSPACE] = workspace
     app[CLOSING] = asyncio.Event()
     # "nestings" is registered before "{id}" so that it is not taken for an id.
@@ -218,12 +223,14 @@ class SimServer(AsyncContext):
         port: int = 0,
         control: bool = True,
         on_api_request: OnApiRequest | None = None,
+        middlewares: Sequence[Middleware] = (),
     ) -> None:
         self.workspace = workspace
         self.host = host
         self._requested_port = port
         self._control = control
         self._on_api_request = on_api_request
+        self._middlewares = middlewares
         self._served: ServedApp | None = None
 
     @property
@@ -238,7 +245,12 @@ class SimServer(AsyncContext):
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        app = create_app(self.workspace, control=self._control, on_api_request=self._on_api_request)
+        app = create_app(
+            self.workspace,
+            control=self._control,
+            on_api_request=self._on_api_request,
+            middlewares=self._middlewares,
+        )
         self._served = await serve_app(
             app, host=self.host, port=self._requested_port, shutdown_timeout_s=2.0
         )

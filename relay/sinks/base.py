@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.domain.delivery import Backoff, DeliveryPolicy, classify_status, parse_retry_after
 from relay.errors import SinkError
+from relay.proxies import env_proxy
 from relay.scrub import SecretScrubber
 from relay.settings import DeliverySettings
 
@@ -148,11 +148,11 @@ class HttpAnswer:
 class HttpPoster:
     """POSTs for one sink: no redirects, a whole-request timeout, errors as `SinkError`.
 
-    aiohttp rather than httpx (which the Zaia client uses): on this 2-core target httpx
-    spends ~0.9 ms of CPU a request and tops out near 1,100 requests/s, below the
-    delivery target of 1,000 deliveries/s once signing and the outbox are added;
-    aiohttp's client needs ~0.1-0.2 ms. The session is created on first use, inside
-    the running event loop, as aiohttp requires.
+    aiohttp rather than httpx (the Zaia client made the same choice): on this 2-core
+    target httpx spends ~0.9 ms of CPU a request and tops out near 1,100 requests/s,
+    below the delivery target of 1,000 deliveries/s once signing and the outbox are
+    added; aiohttp's client needs ~0.1-0.2 ms. The session is created on first use,
+    inside the running event loop, as aiohttp requires.
     """
 
     def __init__(
@@ -181,22 +181,19 @@ class HttpPoster:
                 headers={"User-Agent": USER_AGENT},
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=30.0),
-                # Receivers' cookies are not ours to keep. `trust_env` would also read
-                # ~/.netrc and look the proxy up in a thread on every request: the
-                # proxy is looked up once per origin instead (`_proxy`).
+                # Receivers' cookies are not ours to keep. No `trust_env`: the proxy
+                # is looked up once per origin instead (`_proxy`, `relay.proxies`).
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
             )
         return self._session
 
     def _proxy(self, url: str) -> str | None:
-        """The proxy from HTTP_PROXY/HTTPS_PROXY for `url`, unless NO_PROXY exempts it."""
+        """The proxy for `url` (`relay.proxies`), looked up once per origin."""
         split = urlsplit(url)
         origin = f"{split.scheme}://{split.netloc}"
         if origin not in self._proxies:
-            proxies = urllib.request.getproxies()
-            bypass = urllib.request.proxy_bypass(split.hostname or "")
-            self._proxies[origin] = None if bypass else proxies.get(split.scheme)
+            self._proxies[origin] = env_proxy(url)
         return self._proxies[origin]
 
     async def aclose(self) -> None:

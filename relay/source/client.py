@@ -3,8 +3,9 @@
 Invariants:
 - The API key never leaves the `Authorization` header: it is not in any exception, message,
   repr or log event this module produces. Errors are raised outside `except` blocks, so
-  they chain no httpx exception (which would hold the request and its headers), and text
-  that came from the server is scrubbed of the key in case it echoes it.
+  they chain no aiohttp exception (whose `request_info` holds the request headers), and
+  text that came from an exception or the server is scrubbed of the key in case it
+  echoes it.
 - Every HTTP attempt is reported once to `on_request(endpoint, status_code | "error")`.
 - 5xx, 408, 429, timeouts, connection errors and bodies that are not JSON are retried up
   to `max_retries` times (see `retry.py`); everything else is answered at once:
@@ -16,22 +17,33 @@ Invariants:
   `ExecutionPage.problems`, and `raw_count` still counts it so the pager knows the page
   was full. A page that is not a JSON array raises SourceInvalidResponse.
 - Each attempt is bounded by `request_timeout_s` from start to last byte, not only per read.
+
+aiohttp rather than httpx, for CPU: ~0.2 ms a 175 KB page on the 2-core target, against
+~1.1 ms. Where it behaves unlike the httpx client it replaced:
+- The proxy comes from HTTP_PROXY / HTTPS_PROXY / NO_PROXY, read once per client
+  (`relay.proxies`, as the sinks do), not through aiohttp's `trust_env`.
+- No cookies are kept: the API authenticates by key, and the sinks keep none either.
+- TLS is verified against the system's CA store (SSL_CERT_FILE / SSL_CERT_DIR still
+  apply, through OpenSSL), not certifi's bundle.
+- When a connection breaks before the answer (a pooled one the server closed), aiohttp
+  sends the GET again at once, on a new connection, within the same attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 import orjson
 import structlog
 from pydantic import ValidationError
+from yarl import URL
 
 from relay import __version__
 from relay.clock import utcnow
@@ -47,6 +59,7 @@ from relay.errors import (
     SourceUnavailable,
 )
 from relay.lifecycle import AsyncContext
+from relay.proxies import env_proxy
 from relay.scrub import SecretScrubber
 from relay.source.config import MAX_PAGE_SIZE, ClientConfig
 from relay.source.gate import BudgetGate
@@ -63,11 +76,11 @@ from relay.source.retry import RetryPolicy
 Endpoint = Literal["list", "get", "nestings"]
 RequestOutcome = int | Literal["error"]
 OnRequest = Callable[[Endpoint, RequestOutcome], None]
-_Params = dict[str, str | int | list[str]]
+_Params = list[tuple[str, str | int]]
 
 # A poll cycle reads pages one at a time and refreshes a bounded number of executions,
 # so a handful of connections per source is plenty and stays polite to the API.
-_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=30.0)
+_MAX_CONNECTIONS = 8
 _RETRYABLE_STATUS = frozenset({408, 429})
 
 log = structlog.get_logger("relay.source")
@@ -77,6 +90,15 @@ _M = TypeVar("_M", Execution, ExecutionTree)
 @dataclass(frozen=True, slots=True)
 class _Answer:
     body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    """What an attempt read, whole, inside its timeout."""
+
+    status: int
+    headers: Mapping[str, str]  # aiohttp's: case-insensitive
+    content: bytes
 
 
 _Decode = Callable[[bytes], Any]
@@ -107,7 +129,6 @@ class ZaiaClient(AsyncContext):
         self,
         config: ClientConfig,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = utcnow,
@@ -129,24 +150,40 @@ class ZaiaClient(AsyncContext):
         self._scrubber = SecretScrubber.of([config.api_key], min_length=1)
         self._pages = PageMemo()
         scheme = "Bearer " if config.auth_scheme == "bearer" else ""
-        self._http = httpx.AsyncClient(
-            base_url=config.base_url,
-            headers={
-                "Authorization": f"{scheme}{config.api_key}",
-                "Accept": "application/json",
-                "User-Agent": f"zaia-relay/{__version__}",
-            },
-            timeout=httpx.Timeout(config.request_timeout_s),
-            limits=_LIMITS,
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._headers = {
+            "Authorization": f"{scheme}{config.api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"zaia-relay/{__version__}",
+        }
+        # Normalised once; each request appends an already-quoted path to it.
+        self._base_url = str(URL(config.base_url))
+        self._proxy = env_proxy(config.base_url)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"ZaiaClient(source={self.config.name!r}, base_url={self.config.base_url!r})"
 
+    def _http(self) -> aiohttp.ClientSession:
+        """The pooled session, made on first use: aiohttp wants a running loop for it."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=30.0),
+                # No timeout of aiohttp's own: `_attempt` bounds each attempt whole.
+                timeout=aiohttp.ClientTimeout(),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+        return self._session
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def _exit(self) -> None:
         await self.aclose()
@@ -160,11 +197,9 @@ class ZaiaClient(AsyncContext):
             raise ValueError("page_number starts at 1")
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        params: _Params = {
-            "pageNumber": page_number,
-            "pageSize": size,
-            "responderIds": list(self.config.responder_ids),  # repeated; absent when empty
-        }
+        params: _Params = [("pageNumber", page_number), ("pageSize", size)]
+        # Repeated (`responderIds=a&responderIds=b`); absent when empty.
+        params += [("responderIds", responder) for responder in self.config.responder_ids]
         subject = f"page {page_number} of executions"
 
         def decode(content: bytes) -> _PageBody:
@@ -191,14 +226,14 @@ class ZaiaClient(AsyncContext):
         """One execution by id; SourceNotFound when the API no longer knows it."""
         path = f"/api/v1/executions/{quote(execution_id, safe='')}"
         subject = f"execution {execution_id}"
-        body = await self._get_json("get", path, params={}, subject=subject)
+        body = await self._get_json("get", path, params=[], subject=subject)
         return self._parse_one(Execution, body, subject=subject)
 
     async def get_nestings(self, execution_id: str, *, retry: bool = True) -> ExecutionTree:
         """An execution with its descendants. `retry=False` makes one attempt only, for
         callers (failure causes) that have something to fall back on."""
         subject = f"nestings of execution {execution_id}"
-        params: _Params = {"executionId": execution_id}
+        params: _Params = [("executionId", execution_id)]
         body = await self._get_json(
             "nestings",
             "/api/v1/executions/nestings",
@@ -266,26 +301,33 @@ class ZaiaClient(AsyncContext):
     async def _attempt(
         self, endpoint: Endpoint, path: str, *, params: _Params, subject: str, decode: _Decode
     ) -> _Answer | _Failure:
-        # Handlers below only return values: the httpx exception (which holds the request
-        # and its Authorization header) is dropped when the handler ends.
+        # Handlers below only return values: the aiohttp exception (whose request_info
+        # holds the Authorization header) is dropped when the handler ends.
+        session = self._http()
+        # `encoded`: the path is quoted already, and requoting would undo some of it.
+        url = URL(self._base_url + path, encoded=True)
         timeout_s = self.config.request_timeout_s
         if self._gate is not None:
             await self._gate.acquire()
         try:
-            async with asyncio.timeout(timeout_s):
-                response = await self._http.get(path, params=params)
-        except (httpx.TimeoutException, TimeoutError):
+            # The body is read inside the timeout: it bounds the attempt to the last byte.
+            async with (
+                asyncio.timeout(timeout_s),
+                session.get(url, params=params, allow_redirects=False, proxy=self._proxy) as reply,
+            ):
+                response = _Response(reply.status, reply.headers, await reply.read())
+        except TimeoutError:
             self._count(endpoint, "error")
             return _Failure(reason=f"no answer within {timeout_s:g}s")
-        except httpx.RequestError as exc:
+        except aiohttp.ClientError as exc:
             self._count(endpoint, "error")
             return _Failure(
                 reason=self._scrubber.scrub_text(f"{type(exc).__name__}: {exc}".rstrip(": "))
             )
-        self._count(endpoint, response.status_code)
+        self._count(endpoint, response.status)
         result = self._interpret(endpoint, response, subject=subject, decode=decode)
         if self._gate is not None:
-            if response.status_code == 429:
+            if response.status == 429:
                 self._gate.rate_limited(
                     result.retry_after_s if isinstance(result, _Failure) else None
                 )
@@ -294,9 +336,9 @@ class ZaiaClient(AsyncContext):
         return result
 
     def _interpret(
-        self, endpoint: Endpoint, response: httpx.Response, *, subject: str, decode: _Decode
+        self, endpoint: Endpoint, response: _Response, *, subject: str, decode: _Decode
     ) -> _Answer | _Failure:
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             try:
                 return _Answer(decode(response.content))
@@ -338,10 +380,10 @@ class ZaiaClient(AsyncContext):
             )
         return _Failure(f"HTTP {status}{detail}", status, error=error)
 
-    def _api_error_detail(self, response: httpx.Response) -> str:
+    def _api_error_detail(self, response: _Response) -> str:
         """` Name: message` from the documented error body, or "" when there is none."""
         try:
-            body = ApiErrorBody.model_validate(response.json())
+            body = ApiErrorBody.model_validate(orjson.loads(response.content))
         except (ValueError, ValidationError):
             return ""
         # Bounded: a server could send a huge message, and this ends up in logs.
