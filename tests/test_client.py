@@ -35,6 +35,7 @@ from relay.sim.app import SimServer
 from relay.sim.faults import Fault
 from relay.sim.workspace import SimWorkspace
 from relay.source import ClientConfig, RequestOutcome, RetryPolicy, ZaiaClient
+from relay.source.pages import ExecutionPage, PageMemo
 from tests.delivery_kit import Received, Receiver, Reply, Responder
 
 KEY = "zk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -809,3 +810,32 @@ async def test_sim_delay_times_out_then_succeeds(harness: Harness, workspace: Si
         tree = await client.get_nestings(execution_id)
     assert tree.id == execution_id
     assert harness.outcomes == [("nestings", "error"), ("nestings", 200)]
+
+
+async def test_a_page_read_again_unchanged_is_not_parsed_again(
+    harness: Harness, workspace: SimWorkspace
+) -> None:
+    ids = [workspace.create_execution() for _ in range(3)]
+    async with sim_client(harness, workspace) as client:
+        first = await client.list_page(1)
+        again = await client.list_page(1)
+        other_size = await client.list_page(1, page_size=2)
+        workspace.set_status(ids[0], "failed")
+        changed = await client.list_page(1)
+    assert again is first  # the same bytes: the page parsed last time
+    assert other_size is not first
+    assert len(other_size.entries) == 2
+    assert changed is not first
+    assert {e.id: e.status for e in changed.entries}[ids[0]] == "failed"
+    assert {e.id: e.status for e in first.entries}[ids[0]] == "running"
+
+
+def test_the_page_memo_keeps_only_the_pages_read_most_recently() -> None:
+    memo = PageMemo(capacity=2)
+    pages = {n: ExecutionPage(n, 3, (), (), raw_count=0) for n in (1, 2, 3)}
+    for number, page in pages.items():
+        memo.remember(b"[]", page)
+        assert memo.recall(number, 3, b"[]") is page
+    assert memo.recall(1, 3, b"[]") is None  # the oldest went when the third came
+    assert memo.recall(2, 3, b"[ ]") is None  # other bytes are another answer
+    assert memo.recall(2, 100, b"[]") is None  # another page size, another page
