@@ -73,7 +73,7 @@ class AdaptiveRelay:
             self._top(upstream, now=now, now_s=now_s)
             return
         live = [s for s in self.store.values() if is_live(s)]
-        pages = self.positions.pages(now_s=now_s)
+        pages = self.positions.pages((s.id for s in live), now_s=now_s)
         plan = plan_next(_inputs(self, now_s=now_s, live=live, pages=pages, now=now))
         read = plan.read or Read("top")
         if read.kind == "top":

@@ -24,7 +24,7 @@ executions passed as `keep` stay anchored, so memory is bounded by what is track
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NamedTuple
@@ -63,12 +63,14 @@ class ListPositions:
             return None
         return _page(anchor, arrivals=self.arrivals_at(now_s), page_size=self.page_size)
 
-    def pages(self, *, now_s: float) -> dict[str, int]:
-        """The expected page of every anchored execution now."""
+    def pages(self, ids: Iterable[str], *, now_s: float) -> dict[str, int]:
+        """The expected page now of each of `ids` that is anchored."""
         arrivals = self.arrivals_at(now_s)
+        anchors = self.anchors
         return {
             execution_id: _page(anchor, arrivals=arrivals, page_size=self.page_size)
-            for execution_id, anchor in self.anchors.items()
+            for execution_id in ids
+            if (anchor := anchors.get(execution_id)) is not None
         }
 
     def after_page(

@@ -148,7 +148,7 @@ class AdaptivePoller:
 
     def _views(self, running: list[TrackedExecution], *, now_s: float) -> list[RunningView]:
         wall = self._poller.timing.wall_clock()
-        pages = self._positions.pages(now_s=now_s)
+        pages = self._positions.pages((state.id for state in running), now_s=now_s)
         views = []
         for state in running:
             last_read_s = self._last_read_s.get(state.id)
