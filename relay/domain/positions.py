@@ -67,8 +67,10 @@ class ListPositions:
         """The expected page now of each of `ids` that is anchored."""
         arrivals = self.arrivals_at(now_s)
         anchors = self.anchors
+        size = self.page_size
+        # `_page`, inlined: this runs for every tracked execution on every plan.
         return {
-            execution_id: _page(anchor, arrivals=arrivals, page_size=self.page_size)
+            execution_id: max(0, round(anchor[0] + arrivals - anchor[1])) // size + 1
             for execution_id in ids
             if (anchor := anchors.get(execution_id)) is not None
         }
@@ -100,11 +102,12 @@ class ListPositions:
         shown = set(ids)
         # An anchored execution that, with the corrected count, belongs on this page but
         # is not on it has moved in a way the model cannot explain.
+        first, size = offset, self.page_size  # this page's places: [first, first + size)
         lost = {
             execution_id
-            for execution_id, anchor in self.anchors.items()
-            if execution_id not in shown
-            and _page(anchor, arrivals=anchored_at, page_size=self.page_size) == page
+            for execution_id, (place, then) in self.anchors.items()
+            if first <= max(0, round(place + anchored_at - then)) < first + size
+            and execution_id not in shown
         }
         anchors = {
             execution_id: anchor

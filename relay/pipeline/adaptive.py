@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 import structlog
@@ -85,6 +86,7 @@ class AdaptivePoller:
         self._positions = ListPositions(page_size=limits.page_size)
         self._lifetimes = Lifetimes()
         self._last_read_s: dict[str, float] = {}
+        self._started_s: dict[str, float] = {}
         self._calibration: frozenset[str] = frozenset()
         self._last_top_s: float | None = None
         self._top_from: int | None = None
@@ -147,24 +149,35 @@ class AdaptivePoller:
         return plan.read, max(0.0, plan.due_at_s - now_s)
 
     def _views(self, running: list[TrackedExecution], *, now_s: float) -> list[RunningView]:
-        wall = self._poller.timing.wall_clock()
         pages = self._positions.pages((state.id for state in running), now_s=now_s)
+        last_read = self._last_read_s
+        started = self._started_s
         views = []
         for state in running:
-            last_read_s = self._last_read_s.get(state.id)
+            execution_id = state.id
+            started_s = started.get(execution_id)
+            if started_s is None:
+                # Wall-clock times, turned into the cadence's monotonic seconds once per
+                # execution: a plan looks at every tracked execution on every read.
+                started_s = started[execution_id] = self._monotonic_s(state.started_at, now_s)
+            last_read_s = last_read.get(execution_id)
             if last_read_s is None:
                 # Not read by this process yet: the store says when a cycle last saw it.
-                last_read_s = now_s - max(0.0, (wall - state.last_seen_at).total_seconds())
+                last_read_s = min(now_s, self._monotonic_s(state.last_seen_at, now_s))
             views.append(
                 RunningView(
-                    id=state.id,
+                    id=execution_id,
                     responder_id=state.responder_id,
-                    age_s=max(0.0, (wall - state.started_at).total_seconds()),
+                    age_s=max(0.0, now_s - started_s),
                     last_read_s=last_read_s,
-                    page=pages.get(state.id),
+                    page=pages.get(execution_id),
                 )
             )
         return views
+
+    def _monotonic_s(self, at: datetime, now_s: float) -> float:
+        """A wall-clock time on the poller's monotonic clock, `now_s` being now."""
+        return now_s - (self._poller.timing.wall_clock() - at).total_seconds()
 
     def _report(self, plan: Plan, *, running: int, now_s: float) -> None:
         health = self._poller.health
@@ -219,9 +232,9 @@ class AdaptivePoller:
                 self._last_read_s[execution_id] = at_s
 
     def _forget_ended(self, live: Mapping[str, TrackedExecution]) -> None:
-        gone = [execution_id for execution_id in self._last_read_s if execution_id not in live]
-        for execution_id in gone:
-            del self._last_read_s[execution_id]
+        for seen in (self._last_read_s, self._started_s):
+            for execution_id in [i for i in seen if i not in live]:
+                del seen[execution_id]
         unanchored = [
             execution_id
             for execution_id in self._positions.anchors
@@ -286,6 +299,7 @@ class AdaptivePoller:
         self._engine.forget()
         self._positions = ListPositions(page_size=self._positions.page_size)
         self._last_read_s.clear()
+        self._started_s.clear()
         self._calibration = frozenset()
         self._last_top_s = None
         self._top_from = None

@@ -52,11 +52,6 @@ from relay.domain.models import ApiErrorBody, Execution, ExecutionTree
 from relay.errors import (
     SourceError,
     SourceInvalidResponse,
-    SourceNotFound,
-    SourceRateLimited,
-    SourceRejected,
-    SourceUnauthorized,
-    SourceUnavailable,
 )
 from relay.lifecycle import AsyncContext
 from relay.proxies import env_proxy
@@ -71,9 +66,10 @@ from relay.source.pages import (
     json_type,
     parse_entries,
 )
+from relay.source.refusals import Endpoint as Endpoint
+from relay.source.refusals import gave_up, refusal
 from relay.source.retry import RetryPolicy
 
-Endpoint = Literal["list", "get", "nestings"]
 RequestOutcome = int | Literal["error"]
 OnRequest = Callable[[Endpoint, RequestOutcome], None]
 _Params = list[tuple[str, str | int]]
@@ -286,7 +282,14 @@ class ZaiaClient(AsyncContext):
                 else None
             )
             if delay_s is None:
-                raise self._gave_up(result, subject=subject, attempts=attempt + 1)
+                raise gave_up(
+                    self.config,
+                    result.reason,
+                    status_code=result.status_code,
+                    retry_after_s=result.retry_after_s,
+                    subject=subject,
+                    attempts=attempt + 1,
+                )
             log.warning(
                 "source.retry",
                 source=self.config.name,
@@ -352,32 +355,7 @@ class ZaiaClient(AsyncContext):
         if status >= 500 or status in _RETRYABLE_STATUS:
             retry_after_s = parse_retry_after(response.headers.get("retry-after"), now=self._now())
             return _Failure(f"HTTP {status}{detail}", status, retry_after_s)
-        name = self.config.name
-        error: SourceError
-        if status in (401, 403):
-            what = "refused the key" if status == 401 else "denied access with the key"
-            error = SourceUnauthorized(
-                name,
-                f"{subject}: the Zaia API {what} (HTTP {status}{detail}); check the API key "
-                f"for source {name!r} ({self.config.field_path('api_key')})",
-                status_code=status,
-            )
-        elif status == 404 and endpoint != "list":
-            error = SourceNotFound(name, f"{subject} not found (HTTP 404{detail})", status_code=404)
-        elif status == 404 or 300 <= status < 400:
-            error = SourceRejected(
-                name,
-                f"{subject}: the executions endpoint is not at this address (HTTP {status}"
-                f"{detail}); check the base_url ({self.config.field_path('base_url')})",
-                status_code=status,
-            )
-        else:
-            error = SourceRejected(
-                name,
-                f"{subject}: the Zaia API refused the request (HTTP {status}{detail}); "
-                "zaia-relay and the API may disagree: upgrade zaia-relay or report it",
-                status_code=status,
-            )
+        error = refusal(self.config, endpoint, status, detail=detail, subject=subject)
         return _Failure(f"HTTP {status}{detail}", status, error=error)
 
     def _api_error_detail(self, response: _Response) -> str:
@@ -388,25 +366,6 @@ class ZaiaClient(AsyncContext):
             return ""
         # Bounded: a server could send a huge message, and this ends up in logs.
         return self._scrubber.scrub_text(f" {body.name}: {body.message}"[:300])
-
-    def _gave_up(self, failure: _Failure, *, subject: str, attempts: int) -> SourceError:
-        name = self.config.name
-        tried = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-        if failure.status_code == 429:
-            wait = failure.retry_after_s
-            asked = "" if wait is None else f", the API asked to wait {wait:g}s"
-            return SourceRateLimited(
-                name,
-                f"{subject}: rate limited by the Zaia API (HTTP 429) after {tried}{asked}; "
-                "the relay waits before polling this source again",
-                retry_after_s=wait,
-            )
-        return SourceUnavailable(
-            name,
-            f"{subject}: {failure.reason} after {tried}; the relay tries again next cycle "
-            f"(if this lasts, check {self.config.field_path('base_url')} and the network)",
-            status_code=failure.status_code,
-        )
 
     def _count(self, endpoint: Endpoint, outcome: RequestOutcome) -> None:
         if self._on_request is not None:
