@@ -15,6 +15,7 @@ from relay.domain.budget import RequestBudget
 from relay.domain.cadence import (
     IDLE_FRACTION,
     CadenceInputs,
+    EndRates,
     Read,
     RunningView,
     places_of,
@@ -345,3 +346,21 @@ def test_a_short_poll_interval_leaves_the_sweep_its_slots() -> None:
         )
     )
     assert plan.read == Read("sweep", page=3)
+
+
+def test_end_rates_handed_in_are_reused_and_a_new_bound_computes_them_afresh() -> None:
+    quick = Lifetimes()
+    for _ in range(50):
+        quick = quick.ended("r", 20.0)  # at 10 s old, "r" ends within the bound
+    running = [_view("a", 3), _view("b", 3)]
+    fresh = places_of(_inputs(running=running, lifetimes=quick))
+    # Rates of the prior alone, handed in for the same bound: the plan uses them.
+    stale = EndRates(Lifetimes(), horizon_s=15.0)
+    reused = places_of(_inputs(running=running, lifetimes=quick, end_rates=stale))
+    page = {p.read: p for p in fresh}[Read("page", page=3)]
+    old_page = {p.read: p for p in reused}[Read("page", page=3)]
+    assert old_page.change_rate_per_s < page.change_rate_per_s
+    # Handed in for another bound: computed again, as if none had been given.
+    other = EndRates(Lifetimes(), horizon_s=60.0)
+    recomputed = places_of(_inputs(running=running, lifetimes=quick, end_rates=other))
+    assert recomputed == fresh

@@ -109,6 +109,9 @@ class CadenceInputs:
     allowed_rate_per_s: float
     poll_interval_s: float
     lifetimes: Lifetimes
+    # End rates computed for an earlier plan (of these or slightly older lifetimes), to
+    # reuse: None computes them afresh.
+    end_rates: EndRates | None = None
     sweep_page: int | None = None
     last_sweep_s: float = float("-inf")
 
@@ -116,7 +119,9 @@ class CadenceInputs:
 def places_of(inputs: CadenceInputs) -> list[Place]:
     """Group the tracked running executions into the places one request each reads."""
     horizon_s = inputs.poll_interval_s
-    end_rate = _EndRates(inputs.lifetimes, horizon_s=horizon_s)
+    end_rate = inputs.end_rates
+    if end_rate is None or end_rate.horizon_s != horizon_s:
+        end_rate = EndRates(inputs.lifetimes, horizon_s=horizon_s)
     # Something new may arrive at any time: the top is worth at least one change per
     # bound, even when nothing has arrived for a while. What it finds there is worth as
     # much as the endings among the arrivals: those that end before the next read (a
@@ -176,16 +181,19 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
     return places
 
 
-class _EndRates:
+class EndRates:
     """`Lifetimes.end_rate_per_s` for many executions at once, computed once per
     responder and age to within 5% (the estimate moves little more than that across 5%
-    of an age, and a thousand running executions share a hundred or so such ages)."""
+    of an age, and a thousand running executions share a hundred or so such ages).
+    Kept from plan to plan while `lifetimes` stays the same, or nearly: one more ended
+    execution moves the estimates by a fraction of a percent, and computing them is
+    most of a plan's cost."""
 
     _STEPS_PER_E = 20.0  # age buckets: 20 per factor e, about 5% apart
 
     def __init__(self, lifetimes: Lifetimes, *, horizon_s: float) -> None:
-        self._lifetimes = lifetimes
-        self._horizon_s = horizon_s
+        self.lifetimes = lifetimes
+        self.horizon_s = horizon_s
         self._known: dict[tuple[str, int], float] = {}
 
     def __call__(self, view: RunningView) -> float:
@@ -194,8 +202,8 @@ class _EndRates:
         rate = self._known.get(key)
         if rate is None:
             age_s = math.expm1(bucket / self._STEPS_PER_E)
-            rate = self._lifetimes.end_rate_per_s(
-                view.responder_id, age_s=age_s, horizon_s=self._horizon_s
+            rate = self.lifetimes.end_rate_per_s(
+                view.responder_id, age_s=age_s, horizon_s=self.horizon_s
             )
             self._known[key] = rate
         return rate

@@ -31,7 +31,7 @@ from functools import partial
 
 import structlog
 
-from relay.domain.cadence import CadenceInputs, Plan, Read, RunningView, plan_next
+from relay.domain.cadence import CadenceInputs, EndRates, Plan, Read, RunningView, plan_next
 from relay.domain.lifetimes import Lifetimes
 from relay.domain.positions import ListPositions
 from relay.domain.schedule import failure_delay_s
@@ -47,6 +47,8 @@ log = structlog.get_logger("relay.pipeline.adaptive")
 OnPlan = Callable[[str, Plan], None]
 # How often, at most, the "budget too small" warning is repeated.
 _WARN_EVERY_S = 300.0
+# How long a plan's end rates are reused while executions end (see `EndRates`).
+_END_RATES_FOR_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,8 @@ class AdaptivePoller:
         self._top_pages = max(1, min(limits.max_pages, int(cycle_timeout_s / 2 / pace_s)))
         self._positions = ListPositions(page_size=limits.page_size)
         self._lifetimes = Lifetimes()
+        self._end_rates: EndRates | None = None
+        self._end_rates_since_s = float("-inf")
         self._last_read_s: dict[str, float] = {}
         self._started_s: dict[str, float] = {}
         self._calibration: frozenset[str] = frozenset()
@@ -141,12 +145,23 @@ class AdaptivePoller:
                 allowed_rate_per_s=self._gate.budget.rate_per_s,
                 poll_interval_s=self._poll_interval_s,
                 lifetimes=self._lifetimes,
+                end_rates=self._current_end_rates(now_s),
                 sweep_page=None if self._sweep is None else self._sweep.next_page,
                 last_sweep_s=self._last_sweep_s,
             )
         )
         self._report(plan, running=len(running), now_s=now_s)
         return plan.read, max(0.0, plan.due_at_s - now_s)
+
+    def _current_end_rates(self, now_s: float) -> EndRates:
+        rates = self._end_rates
+        if rates is None or (
+            rates.lifetimes is not self._lifetimes
+            and now_s - self._end_rates_since_s >= _END_RATES_FOR_S
+        ):
+            rates = EndRates(self._lifetimes, horizon_s=self._poll_interval_s)
+            self._end_rates, self._end_rates_since_s = rates, now_s
+        return rates
 
     def _views(self, running: list[TrackedExecution], *, now_s: float) -> list[RunningView]:
         pages = self._positions.pages((state.id for state in running), now_s=now_s)
