@@ -10,6 +10,7 @@
     │       ├── SourceRateLimited      429 and retries ran out; carries `retry_after_s`
     │       └── SourceInvalidResponse  JSON, but not of the documented shape
     ├── StoreError             the state store failed
+    │   └── StoreUnwritable    it refuses writes: disk full, read-only file or database
     └── SinkError              a sink refused or failed a delivery (`retryable`: try again?)
 
 Every message says what to do about it, because it may be the only thing an
@@ -87,6 +88,10 @@ class SourceInvalidResponse(SourceUnavailable):
 
 class StoreError(RelayError):
     """The state store failed; the cycle that hit it is retried from stored state."""
+
+
+class StoreUnwritable(StoreError):
+    """The store answers but refuses writes (disk full, read-only); `/readyz` says so."""
 
 
 class SinkError(RelayError):

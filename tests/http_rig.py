@@ -8,7 +8,7 @@ tests can check that no response ever contains any of them.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +36,7 @@ from relay.telemetry.metrics import RelayMetrics
 SOURCE_KEY = "zk_live_SOURCEKEY_prod_6f1d2e3c4b5a69788796a5b4"
 SOURCE_KEY_2 = "zk_live_SOURCEKEY_stag_0a1b2c3d4e5f60718293a4b5"
 ADMIN_TOKEN = "admin-TOKEN-9f8e7d6c5b4a39281706f5e4"
+READ_TOKEN = "read-TOKEN-1a2b3c4d5e6f708192a3b4c5"
 SLACK_URL = "https://hooks.slack.example/services/T0001/B0001/SLACKSECRETabcdef123456"
 WEBHOOK_URL = "https://hooks.example.com/zaia?token=WEBHOOKURLSECRET_77aa88bb"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"SIGNINGSECRET-0123456789abcdef").decode()
@@ -44,6 +45,7 @@ SECRETS = (
     SOURCE_KEY,
     SOURCE_KEY_2,
     ADMIN_TOKEN,
+    READ_TOKEN,
     SLACK_URL,
     WEBHOOK_URL,
     WEBHOOK_SECRET,
@@ -56,7 +58,11 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def make_settings(
-    tmp_path: Path, *, admin_token: str | None = ADMIN_TOKEN, sinks: bool = True
+    tmp_path: Path,
+    *,
+    admin_token: str | None = ADMIN_TOKEN,
+    sinks: bool = True,
+    server: Mapping[str, Any] | None = None,
 ) -> Settings:
     raw: dict[str, Any] = {
         "sources": [
@@ -64,7 +70,7 @@ def make_settings(
             {"name": "staging", "api_key": SOURCE_KEY_2, "poll_interval": "1m"},
         ],
         "store": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
-        "server": {"listen": "127.0.0.1:0", "admin_token": admin_token},
+        "server": {"listen": "127.0.0.1:0", "admin_token": admin_token, **(server or {})},
         "rules": [
             {
                 "name": "execution-failed",
@@ -197,9 +203,14 @@ class HttpRig:
 
 @asynccontextmanager
 async def http_rig(
-    tmp_path: Path, *, admin_token: str | None = ADMIN_TOKEN, sinks: bool = True
+    tmp_path: Path,
+    *,
+    admin_token: str | None = ADMIN_TOKEN,
+    sinks: bool = True,
+    server: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[HttpRig]:
-    settings = make_settings(tmp_path, admin_token=admin_token, sinks=sinks)
+    """`server`: more `server.*` settings (read_token, allowed_hosts, ...)."""
+    settings = make_settings(tmp_path, admin_token=admin_token, sinks=sinks, server=server)
     clock = ManualClock(START)
     registry = CollectorRegistry()
     metrics = RelayMetrics(

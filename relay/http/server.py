@@ -2,13 +2,15 @@
 
     GET  /healthz                      the process is alive (always 200)
     GET  /readyz                       200, or 503 with JSON reasons: store unreachable,
-                                       source unauthorized, source stale (> 3 intervals)
+                                       store unwritable (disk full, read-only), source
+                                       unauthorized, source stale (> 3 intervals)
     GET  /metrics                      Prometheus text (OpenMetrics when asked)
     GET  /                             status page (HTML, refreshes itself)
     /api/v1/...                        see `relay.http.admin_api`
 
 Invariants:
-- Probes and metrics never need the admin token, and never fail because the store is
+- Probes and metrics never need a token nor a listed Host (`relay.http.access` guards
+  the rest: `server.allowed_hosts`, `server.read_token`), and never fail because the store is
   down: `/metrics` keeps the last outbox counts, `/readyz` reports the store as a reason.
 - Every response body passes the secret scrubber (`relay.scrub`, see `relay.http.common`).
 - `HttpServer` runs the app through `relay.http.runner` (`AppRunner(handle_signals=False)`):
@@ -31,6 +33,7 @@ from relay.clock import utcnow
 from relay.domain.silences import config_silences as silences_from_settings
 from relay.durations import format_age_s
 from relay.errors import StoreError
+from relay.http.access import access_middleware
 from relay.http.admin_api import add_api_routes
 from relay.http.common import (
     CONTEXT,
@@ -107,7 +110,7 @@ def build_app(
         status_refresh_s=status_refresh_s,
     )
     app = web.Application(
-        middlewares=[_errors_middleware, _admin_middleware],
+        middlewares=[_errors_middleware, access_middleware, _admin_middleware],
         client_max_size=_MAX_BODY_BYTES,
     )
     app[CONTEXT] = context
@@ -184,6 +187,8 @@ async def readiness(context: HttpContext) -> list[dict[str, str]]:
         store_problem = f"the store did not answer within {context.store_timeout_s:g}s"
     if store_problem is not None:
         reasons.append({"check": "store", "reason": "store_unreachable", "message": store_problem})
+    elif (refusal := await _writes_refused(context)) is not None:
+        reasons.append({"check": "store", "reason": "store_unwritable", "message": refusal})
     now = context.now()
     for name in source_order(context):
         health = context.health[name]
@@ -213,6 +218,15 @@ async def readiness(context: HttpContext) -> list[dict[str, str]]:
                 {"check": "source", "source": name, "reason": "source_stale", "message": message}
             )
     return reasons
+
+
+async def _writes_refused(context: HttpContext) -> str | None:
+    """Why the store refuses writes (it answers reads), or None: tried again each time."""
+    try:
+        async with asyncio.timeout(context.store_timeout_s):
+            return await context.store.writes_refused()
+    except TimeoutError:
+        return f"a write to the store did not finish within {context.store_timeout_s:g}s"
 
 
 async def _readyz(request: web.Request) -> web.Response:

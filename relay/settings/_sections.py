@@ -7,11 +7,12 @@ trailing slash; `server.listen` is a valid `host:port`.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from relay.durations import format_duration
 from relay.settings._base import (
@@ -140,9 +141,19 @@ class StoreSettings(Section):
         return urlsplit(self.url).password
 
 
+# A read token shorter than this is too easy to guess (and too short to scrub).
+MIN_READ_TOKEN_CHARS = 16
+
+
 class ServerSettings(Section):
     listen: str = "0.0.0.0:8080"
     admin_token: OptionalSecret = None
+    # Reads (status page, /api/v1) need a token when read_token is set or protect_reads
+    # is true; the admin token is always accepted for them too.
+    read_token: OptionalSecret = None
+    protect_reads: bool = False
+    # Host headers the status page and API answer to (empty: any), e.g. relay.internal:8080.
+    allowed_hosts: list[str] = Field(default_factory=list)
     shutdown_grace: PositiveDuration = timedelta(seconds=20)
 
     @field_validator("listen")
@@ -150,6 +161,33 @@ class ServerSettings(Section):
     def _host_port(cls, value: str) -> str:
         _split_listen(value)
         return value.strip()
+
+    @field_validator("read_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_READ_TOKEN_CHARS:
+            raise ValueError(
+                f"should be at least {MIN_READ_TOKEN_CHARS} characters (e.g. openssl rand -hex 16)"
+            )
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [_check_allowed_host(host) for host in value]
+
+    @model_validator(mode="after")
+    def _reads_protectable(self) -> ServerSettings:
+        if self.protect_reads and self.read_token is None and self.admin_token is None:
+            raise_problems(
+                [(("protect_reads",), "needs server.read_token or server.admin_token")],
+                title="ServerSettings",
+            )
+        return self
+
+    @property
+    def reads_protected(self) -> bool:
+        return self.protect_reads or self.read_token is not None
 
     @property
     def host(self) -> str:
@@ -166,6 +204,19 @@ def _split_listen(value: str) -> tuple[str, int]:
         raise ValueError("should be HOST:PORT, like 0.0.0.0:8080 or [::]:8080")
     host = host.removeprefix("[").removesuffix("]")  # IPv6 literals are bracketed
     return host or "0.0.0.0", int(port_text)
+
+
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?")
+
+
+def _check_allowed_host(value: str) -> str:
+    host = value.strip().lower()
+    if not _HOST.fullmatch(host):
+        raise ValueError(
+            "each entry should be a host name or address, with or without :PORT "
+            "(relay.internal, relay.internal:8080, 10.0.0.7, [::1]:8080)"
+        )
+    return host
 
 
 def _lower(value: Any) -> Any:

@@ -12,6 +12,9 @@ Invariants:
   `Backend._writing`; nothing done through it commits on its own.
 - Rows are read by column name (`sqlite3.Row` and `asyncpg.Record` both allow it), never
   by position.
+- A write refused because the store cannot take writes (`StoreUnwritable`: disk full,
+  read-only) is remembered; `writes_refused` says so, and tries a one-row write to see
+  whether it has passed, until one lands. While no refusal is remembered it costs nothing.
 - Timestamps go in timezone-aware (a naive one is refused with `ValueError`, before any
   statement runs) and come out in UTC.
 """
@@ -21,14 +24,19 @@ from __future__ import annotations
 import functools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, Self
 
+import structlog
+
 from relay.clock import as_utc
 from relay.durations import utc_iso
+from relay.errors import StoreError, StoreUnwritable
 from relay.store import sql
+
+log = structlog.get_logger("relay.store")
 
 Params = dict[str, Any]
 
@@ -184,6 +192,8 @@ class Backend(ABC):
     runs on."""
 
     dialect: ClassVar[Dialect]
+    # Why the last write was refused, until a write lands again (see `writes_refused`).
+    _write_refusal: str | None = None
 
     @abstractmethod
     async def open(self) -> None: ...
@@ -199,8 +209,35 @@ class Backend(ABC):
         database. Backend failures leave as `StoreError`s naming `action`."""
 
     @abstractmethod
-    def _writing(self, action: str) -> AbstractAsyncContextManager[Session]:
+    def _write_transaction(self, action: str) -> AbstractAsyncContextManager[Session]:
         """A session that commits when the block ends and rolls back when it raises."""
+
+    @asynccontextmanager
+    async def _writing(self, action: str) -> AsyncIterator[Session]:
+        """`_write_transaction`, remembering a refusal to write (`StoreUnwritable`)."""
+        try:
+            async with self._write_transaction(action) as session:
+                yield session
+        except StoreUnwritable as exc:
+            if self._write_refusal is None:
+                log.warning("store.writes_refused", error=str(exc))
+            self._write_refusal = str(exc)
+            raise
+
+    async def writes_refused(self) -> str | None:
+        """None while the store takes writes; else why the last write was refused. A
+        remembered refusal is tested again with a one-row write, and forgotten when it
+        lands (a failure of another kind keeps it: nothing was learnt)."""
+        if self._write_refusal is None:
+            return None
+        try:
+            async with self._writing("check that the store takes writes") as session:
+                await session.execute(sql.WRITE_PROBE)
+        except StoreError:
+            return self._write_refusal
+        log.info("store.writes_accepted")
+        self._write_refusal = None
+        return None
 
     async def __aenter__(self) -> Self:
         await self.open()

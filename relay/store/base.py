@@ -81,6 +81,11 @@ class Store(Protocol):
         """Raise `StoreError` unless the store is open and answers."""
         ...
 
+    async def writes_refused(self) -> str | None:
+        """None while the store takes writes; else why it refused the last one (disk
+        full, read-only), after trying a one-row write again. Never raises."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

@@ -49,6 +49,11 @@ def _upsert(table: str, columns: Sequence[str], *, key: int, keep: Sequence[str]
 
 
 PING = "SELECT count(*) FROM schema_migrations"
+# A write that changes nothing anyone reads, yet writes a row (and so needs the disk).
+WRITE_PROBE = (
+    "UPDATE schema_migrations SET name = name"
+    " WHERE version = (SELECT max(version) FROM schema_migrations)"
+)
 
 # --- executions, transitions, cursors, message references ------------------------------
 

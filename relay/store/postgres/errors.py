@@ -5,6 +5,7 @@ Invariants:
 - Every failure of the backend (server errors, refused or dropped connections,
   timeouts) leaves as a `StoreError`; wrong arguments (naive datetimes, one id instead
   of a collection) stay `ValueError` / `TypeError`.
+- A full disk or a read-only database is a `StoreUnwritable`.
 - No message holds the URL's password: the database is named by `redact_url`, and the
   password is masked in the server's own words too.
 """
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
-from relay.errors import StoreError
+from relay.errors import StoreError, StoreUnwritable
 from relay.scrub import SecretScrubber
 
 # What a broken or vanished connection raises, besides the server's own errors
@@ -29,6 +30,9 @@ CONNECTION_ERRORS = (
     OSError,
     TimeoutError,
 )
+
+# disk_full and read_only_sql_transaction: the server answers, but no write lands.
+_UNWRITABLE_STATES = frozenset({"53100", "25006"})
 
 
 def redact_url(url: str) -> str:
@@ -69,9 +73,9 @@ class PgErrors:
         detail = str(exc) or type(exc).__name__
         if self._password:
             detail = SecretScrubber.of([self._password], min_length=1).scrub_text(detail)
-        return StoreError(
-            f"postgresql store {self.where}: cannot {action}: {detail}; {_advice(exc)}"
-        )
+        state = getattr(exc, "sqlstate", "") or ""
+        kind = StoreUnwritable if state in _UNWRITABLE_STATES else StoreError
+        return kind(f"postgresql store {self.where}: cannot {action}: {detail}; {_advice(exc)}")
 
 
 def _advice(exc: BaseException) -> str:
@@ -97,6 +101,11 @@ def _advice(exc: BaseException) -> str:
         )
     if state == "53100":
         return "the database server's disk is full; free space or lower store.retention"
+    if state == "25006":
+        return (
+            "the database is read-only (a standby, or default_transaction_read_only); "
+            "point store.url at the primary"
+        )
     if state == "53300" or isinstance(exc, asyncpg.TooManyConnectionsError):
         return (
             "the server has no free connections; raise max_connections or lower the "

@@ -124,7 +124,7 @@ class PostgresStore(SqlStore):
     ) -> AbstractAsyncContextManager[PgSession]:
         return self._transaction(action, snapshot=snapshot)
 
-    def _writing(self, action: str) -> AbstractAsyncContextManager[PgSession]:
+    def _write_transaction(self, action: str) -> AbstractAsyncContextManager[PgSession]:
         return self._transaction(action, snapshot=False)
 
     @asynccontextmanager

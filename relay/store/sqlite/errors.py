@@ -2,6 +2,7 @@
 
 Invariant: every `sqlite3.Error` a SQLite store meets leaves it as the `StoreError` of
 `store_error`; the advice follows SQLite's extended error name (`SQLITE_BUSY`, ...).
+A full disk or a read-only file is a `StoreUnwritable`: the store answers, but no write lands.
 """
 
 from __future__ import annotations
@@ -9,13 +10,18 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from relay.errors import StoreError
+from relay.errors import StoreError, StoreUnwritable
 
 
 def store_error(path: Path, action: str, exc: sqlite3.Error, busy_timeout_s: float) -> StoreError:
     """The `StoreError` for `exc`, naming the file and saying what to do about it."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     detail = str(exc)
+    kind = (
+        StoreUnwritable
+        if name == "SQLITE_FULL" or name.startswith("SQLITE_READONLY")
+        else StoreError
+    )
     if name == "SQLITE_FULL":
         advice = "the disk is full; free space on it or lower store.retention"
     elif name.startswith("SQLITE_READONLY"):
@@ -45,4 +51,4 @@ def store_error(path: Path, action: str, exc: sqlite3.Error, busy_timeout_s: flo
         )
     else:
         advice = "check the file and its disk, or point store.url elsewhere"
-    return StoreError(f"sqlite store {path}: cannot {action}: {detail}; {advice}")
+    return kind(f"sqlite store {path}: cannot {action}: {detail}; {advice}")

@@ -159,7 +159,7 @@ class SqliteStore(SqlStore):
                 yield SqliteSession(conn)
 
     @asynccontextmanager
-    async def _writing(self, action: str) -> AsyncIterator[SqliteSession]:
+    async def _write_transaction(self, action: str) -> AsyncIterator[SqliteSession]:
         async with self._lock:
             conn = self._require_open()
             with self._mapped(action):
