@@ -26,7 +26,7 @@ from relay.settings._sections import (
     SourceSettings,
     StoreSettings,
 )
-from relay.settings._sinks import SinkSettings
+from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
 
 Location = tuple[str | int, ...]
 
@@ -67,9 +67,15 @@ class Settings(Section):
 
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret value in `settings`: API keys, webhook URLs, tokens, signing secrets
-    (with and without `whsec_`), header values, the admin token and a database password
-    in the store URL (a plain string, yet a secret)."""
-    return distinct_secrets([*model_secrets(settings), settings.store.password])
+    (with and without `whsec_`), header values, the admin token, a database password
+    in the store URL (a plain string, yet a secret) and the `Authorization` value of
+    Alertmanager basic auth (so its base64 is scrubbed too)."""
+    basic_auth = [
+        sink.basic_auth.header_value
+        for sink in settings.sinks.values()
+        if isinstance(sink, AlertmanagerSinkSettings) and sink.basic_auth is not None
+    ]
+    return distinct_secrets([*model_secrets(settings), settings.store.password, *basic_auth])
 
 
 def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:

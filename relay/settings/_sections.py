@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from relay.durations import format_duration
 from relay.settings._base import (
@@ -140,10 +140,25 @@ class StoreSettings(Section):
         return urlsplit(self.url).password
 
 
+# An admin token guards every mutation of the API; shorter ones can be guessed.
+MIN_ADMIN_TOKEN_CHARS = 16
+
+
 class ServerSettings(Section):
     listen: str = "0.0.0.0:8080"
     admin_token: OptionalSecret = None
     shutdown_grace: PositiveDuration = timedelta(seconds=20)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value.
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"should be at least {MIN_ADMIN_TOKEN_CHARS} characters "
+                "(generate one with: openssl rand -hex 32)"
+            )
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -13,7 +13,6 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -81,10 +80,9 @@ def alertmanager_alert(
 def _authorization(settings: AlertmanagerSinkSettings) -> tuple[dict[str, str], list[str]]:
     """The `authorization` header, if any, and the secrets it holds (for scrubbing)."""
     if settings.basic_auth is not None:
-        password = settings.basic_auth.password.get_secret_value()
-        pair = f"{settings.basic_auth.username}:{password}".encode()
-        credentials = base64.b64encode(pair).decode("ascii")
-        return {"authorization": f"Basic {credentials}"}, [password, credentials]
+        header = settings.basic_auth.header_value
+        # The header's variants (`relay.scrub`) hold the password only from 6 characters.
+        return {"authorization": header}, [header, settings.basic_auth.password.get_secret_value()]
     if settings.bearer_token is not None:
         token = settings.bearer_token.get_secret_value()
         return {"authorization": f"Bearer {token}"}, [token]
