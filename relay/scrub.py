@@ -73,10 +73,13 @@ def _b64(text: str) -> Iterator[str]:
 
 
 def _user_password(pair: str) -> Iterator[str]:
-    """`user:password` (as written and percent-decoded), and the password alone."""
+    """`user:password` (as written and percent-decoded), the password alone (the user
+    for a bare `TOKEN@`), and the base64 an HTTP client sends them as."""
     for form in {pair, unquote(pair)}:
+        user, colon, password = form.partition(":")
         yield form
-        yield form.partition(":")[2]
+        yield password if colon else user
+        yield from _b64(f"{user}:{password}")
 
 
 def _auth_variants(secret: str) -> Iterator[str]:
@@ -101,12 +104,8 @@ def _url_variants(secret: str) -> Iterator[str]:
     except ValueError:
         return
     userinfo, at, _ = netloc.rpartition("@")
-    if not at or not userinfo:
-        return
-    for form in _user_password(userinfo):
-        yield form
-        if ":" in form:
-            yield from _b64(form)
+    if at and userinfo:
+        yield from _user_password(userinfo)
 
 
 def _variants(secret: str) -> set[str]:

@@ -82,6 +82,8 @@ USERINFO_URL = "https://relay-bot:p%40ss%2Fw0rd%21@hooks.example.com/zaia"
         (USERINFO_URL, "p@ss/w0rd!"),
         (USERINFO_URL, quote("p@ss/w0rd!", safe="")),
         ("sec%2Fret-value", "sec/ret-value"),
+        ("https://ghp_t0ken1234@git.example/x", "ghp_t0ken1234"),
+        ("https://ghp_t0ken1234@git.example/x", base64.b64encode(b"ghp_t0ken1234:").decode()),
     ],
 )
 def test_what_a_secret_is_sent_as_is_scrubbed_too(configured: str, sent: str) -> None:

@@ -22,7 +22,7 @@ from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.durations import utc_iso
 from relay.settings import AlertmanagerSinkSettings
-from relay.sinks.base import HttpSink
+from relay.sinks.base import HttpSink, url_secrets
 
 ALERTMANAGER_MAX_BATCH = 100
 # A test alert shows in Alertmanager for this long, then resolves by itself.
@@ -98,6 +98,8 @@ class AlertmanagerSink(HttpSink):
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         authorization, secrets = _authorization(settings)
+        if "@" in settings.url:  # `user:password@`, sent as basic auth
+            secrets += url_secrets(settings.url)
         super().__init__(
             name,
             settings,
@@ -109,9 +111,6 @@ class AlertmanagerSink(HttpSink):
         self._url = settings.url.rstrip("/") + "/api/v2/alerts"
         self._labels = dict(settings.labels)
         self._headers = {"content-type": "application/json", **authorization}
-
-    def __repr__(self) -> str:
-        return f"AlertmanagerSink({self._name!r}, {self._url!r})"
 
     def body(self, notifications: Sequence[Notification]) -> bytes:
         alerts = [alertmanager_alert(n, extra_labels=self._labels) for n in notifications]
