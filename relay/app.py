@@ -43,6 +43,7 @@ from relay.pipeline import (
     SourceEngine,
     SourceLoop,
 )
+from relay.scrub import SecretScrubber
 from relay.settings import Settings, SourceSettings
 from relay.sinks import Sink, StoredMessageRefs, build_sinks
 from relay.source import BudgetGate, ClientConfig, ZaiaClient
@@ -127,6 +128,7 @@ async def build_runtime(
             now=now,
             on_result=metrics.on_delivery,
             silences=active_silences,
+            scrubber=SecretScrubber.from_settings(settings),
         )
 
         def on_cycle(

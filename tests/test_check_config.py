@@ -206,3 +206,58 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_commands_are_a_registry() -> None:
     assert "check-config" in COMMANDS
     assert COMMANDS["check-config"].help
+
+
+# --- what can never work, and YAML that would quote a secret --------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["!s3cr3t-T0ken-value", "*s3cr3t-T0ken-value", "!!int s3cr3t-T0ken-value", "@s3cr3t-T0ken"],
+)
+def test_a_yaml_error_never_prints_the_value(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, VALID.replace(f"api_key: {API_KEY}", f"api_key: {value}"))
+    assert main(["check-config", "-c", str(path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{path}:4: invalid YAML: ")
+    assert "s3cr3t" not in line
+    assert "quote" in line  # the hint: quote the value (or drop its tag)
+
+
+def test_config_that_can_never_deliver_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = VALID + textwrap.indent(
+        textwrap.dedent(
+            """
+            hook:
+              type: webhook
+              url: https://relay:hunter2-pass@hooks.example.com/in
+              headers: {Authorization: Bearer hdr-T0ken-123456}
+            am:
+              type: alertmanager
+              url: https://relay:hunter2-pass@am.example.com
+              bearer_token: am-T0ken-123456
+              labels: {team-name: sre, team_name: sre, 0day: x}
+            """
+        ),
+        "  ",
+    )
+    text += "server:\n  admin_token: a\n"
+    assert main(["check-config", "-c", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    problems = {line.split(": ", 1)[0]: line for line in err.splitlines()}
+    assert sorted(problems) == [
+        "server.admin_token",
+        "sinks.am.bearer_token",
+        "sinks.am.labels.0day",
+        "sinks.am.labels.team-name",
+        "sinks.hook.headers.Authorization",
+    ]
+    assert "the HTTP client refuses to send both" in problems["sinks.hook.headers.Authorization"]
+    assert "[a-zA-Z_][a-zA-Z0-9_]*" in problems["sinks.am.labels.team-name"]
+    assert "at least 16 characters" in problems["server.admin_token"]
+    for secret in ("hunter2-pass", "hdr-T0ken-123456", "am-T0ken-123456"):
+        assert secret not in err

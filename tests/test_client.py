@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import aiohttp
 import pytest
@@ -359,6 +359,17 @@ async def test_unauthorized_names_the_source_and_not_the_key(harness: Harness, s
     assert len(api.requests) == 1
     assert harness.sleeps.delays == []
     assert_key_free(error)
+
+
+async def test_an_echoed_key_is_scrubbed_before_the_message_is_cut(harness: Harness) -> None:
+    # The key straddles where the detail is cut: cut first, its start would be left.
+    body = error_json("BadRequest", "x" * 270 + f" Bearer {KEY} {quote(KEY, safe='')}")
+    async with scripted(harness, json_reply(body, 400)) as (client, _):
+        with pytest.raises(SourceError) as caught:
+            await client.list_page(1)
+    assert "HTTP 400 BadRequest: xxx" in str(caught.value)
+    assert KEY[:8] not in str(caught.value)
+    assert_key_free(caught.value)
 
 
 @pytest.mark.parametrize(

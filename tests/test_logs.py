@@ -153,7 +153,7 @@ sources:
   - {{name: a, api_key: {API_KEY}}}
   - {{name: b, api_key: second-key-123}}
 store: {{url: "postgresql://relay:db-pa55word@db.example/relay"}}
-server: {{admin_token: adm-token-456}}
+server: {{admin_token: adm-token-456-0123456}}
 sinks:
   oncall: {{type: slack, webhook_url: "{WEBHOOK_URL}"}}
   bot: {{type: slack, bot_token: {TOKEN}, channel: C0123}}
@@ -173,7 +173,7 @@ sinks:
         API_KEY,
         "second-key-123",
         "db-pa55word",
-        "adm-token-456",
+        "adm-token-456-0123456",
         WEBHOOK_URL,
         TOKEN,
         "https://hooks.example.com/zaia?token=q-tok-789",
@@ -181,4 +181,5 @@ sinks:
         signing,
         "hdr-key-000",
         "am-pw-111",
+        "Basic " + base64.b64encode(b"u:am-pw-111").decode(),
     }

@@ -398,7 +398,12 @@ def test_interpolation_with_and_without_default(tmp_path: Path) -> None:
     assert settings.server.admin_token is None  # empty means not configured
     assert settings.alerts.link_template == "https://app.example/x/{execution_id}?a=${literal}"
 
-    env = {"ZAIA_API_KEY": "k-1234", "HOST": "h", "LISTEN": "0.0.0.0:1", "RELAY_ADMIN_TOKEN": "t"}
+    env = {
+        "ZAIA_API_KEY": "k-1234",
+        "HOST": "h",
+        "LISTEN": "0.0.0.0:1",
+        "RELAY_ADMIN_TOKEN": "t" * 16,
+    }
     settings = load(tmp_path, text, env)
     assert settings.server.port == 1
     assert settings.server.admin_token is not None
@@ -473,9 +478,9 @@ def test_bad_override_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_override_creates_missing_sections(tmp_path: Path) -> None:
-    settings = load(tmp_path, MINIMAL, {"RELAY_SERVER__ADMIN_TOKEN": "adm-7f3e9a"})
+    settings = load(tmp_path, MINIMAL, {"RELAY_SERVER__ADMIN_TOKEN": "adm-7f3e9a-0b1c2d3e"})
     assert settings.server.admin_token is not None
-    assert settings.server.admin_token.get_secret_value() == "adm-7f3e9a"
+    assert settings.server.admin_token.get_secret_value() == "adm-7f3e9a-0b1c2d3e"
 
 
 def test_invalid_override_value_says_where_it_came_from(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from relay.errors import SinkError
+from relay.scrub import REDACTED, SecretScrubber
 from relay.settings import AlertmanagerSinkSettings
+from relay.settings.loader import parse_settings
 from relay.sinks.alertmanager import ALERTMANAGER_MAX_BATCH, AlertmanagerSink
 from tests.delivery_kit import Receiver, Reply, make_alert, make_notification
 from tests.tools import require_tool
@@ -125,3 +127,17 @@ async def test_round_trip_through_a_real_alertmanager(alertmanager: str) -> None
         assert {a["labels"]["alert_id"] for a in active} == {firing.id}
     finally:
         await sink.aclose()
+
+
+def test_a_password_in_the_url_is_a_secret() -> None:
+    text = """
+sources: [{name: prod, api_key: zk-live-0b1c2d3e4f5a}]
+sinks:
+  am: {type: alertmanager, url: "https://relay:am-url-pa55word@am.example.com"}
+"""
+    settings = parse_settings(text, environ={})
+    scrubber = SecretScrubber.from_settings(settings)
+    sent = "Basic " + base64.b64encode(b"relay:am-url-pa55word").decode()
+    assert scrubber.scrub_text(f"{sent} am-url-pa55word") == f"Basic {REDACTED} {REDACTED}"
+    sink = AlertmanagerSink("am", settings.sinks["am"])  # type: ignore[arg-type]
+    assert "pa55word" not in repr(sink)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from relay.errors import SinkError
+from relay.scrub import REDACTED
 from relay.settings import SlackSinkSettings
 from relay.sinks.slack import MemoryMessageRefs, MessageRef, SlackSink
 from relay.sinks.slack_refs import StoredMessageRefs
@@ -273,3 +274,15 @@ async def test_bot_resolve_edits_the_original_even_after_a_restart(
         ("chat.update", original_ts),
     ]
     assert slack.messages[original_ts]["text"].startswith("RESOLVED")
+
+
+async def test_bot_error_codes_echoing_the_token_are_scrubbed(slack: FakeSlack) -> None:
+    sink = SlackSink("oncall", bot_settings(slack.api_url))
+    slack.fail_next.append(f"bad_token_Bearer_{TOKEN}")
+    try:
+        with pytest.raises(SinkError) as caught:
+            await sink.send([make_notification()])
+    finally:
+        await sink.aclose()
+    assert f"bad_token_Bearer_{REDACTED}" in str(caught.value)
+    assert TOKEN not in str(caught.value)

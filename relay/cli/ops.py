@@ -18,6 +18,7 @@ from relay.clock import utcnow
 from relay.domain.silences import config_silences, new_silence
 from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
+from relay.scrub import SecretScrubber
 from relay.settings import Settings
 from relay.sinks import build_sink, send_test
 from relay.store import Store, open_store
@@ -53,7 +54,8 @@ def test_sink(settings: Settings, name: str) -> int:
     try:
         message_id = asyncio.run(send())
     except SinkError as exc:
-        print(f"zaia-relay: test alert not delivered: {exc}", file=sys.stderr)
+        scrubbed = SecretScrubber.from_settings(settings).scrub_text(str(exc))
+        print(f"zaia-relay: test alert not delivered: {scrubbed}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"sent a test alert through sink {name!r} (webhook-id {message_id})")
     return EXIT_OK
@@ -86,12 +88,14 @@ def _list_dead(settings: Settings, *, sink: str | None, limit: int) -> int:
     if not letters:
         print("no dead letters")
         return EXIT_OK
+    # Rows stored by an older release may hold what is scrubbed today.
+    scrub = SecretScrubber.from_settings(settings).scrub_text
     for letter in letters:
         n = letter.notification
         print(
             f"{n.id}  sink={n.sink}  {n.kind}  attempts={letter.attempts}"
             f"  dead_at={utc_iso(letter.dead_at, timespec='seconds')}\n"
-            f"    {n.alert.summary}\n    reason: {letter.reason}"
+            f"    {scrub(n.alert.summary)}\n    reason: {scrub(letter.reason)}"
         )
     return EXIT_OK
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from relay.clock import utcnow
 from relay.delivery.types import ActiveSilences
 from relay.delivery.worker import DeliveryWorker, OnResult, Outbox
+from relay.scrub import SecretScrubber
 from relay.sinks.base import Sink
 
 
@@ -31,10 +32,16 @@ class DeliveryPool:
         now: Callable[[], datetime] = utcnow,
         on_result: OnResult | None = None,
         silences: ActiveSilences | None = None,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
         self.workers = {
             name: DeliveryWorker(
-                sink, outbox=outbox, now=now, on_result=on_result, silences=silences
+                sink,
+                outbox=outbox,
+                now=now,
+                on_result=on_result,
+                silences=silences,
+                scrubber=scrubber,
             )
             for name, sink in sinks.items()
         }

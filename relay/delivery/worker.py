@@ -43,6 +43,7 @@ from relay.domain.delivery import SinkHealth, TokenBucket, after_failure, batche
 from relay.domain.silences import matching_silence
 from relay.durations import format_duration, utc_iso
 from relay.errors import SinkError, StoreError
+from relay.scrub import SecretScrubber
 from relay.sinks.base import Sink
 from relay.store.records import OutboxItem
 from relay.vocab import NotificationOutcome
@@ -58,6 +59,8 @@ _LEASE_MARGIN_S = 5.0
 # process enqueued or replayed (`zaia-relay deliveries retry`) without waking it.
 DEFAULT_IDLE_POLL_S = 5.0
 _STORE_RETRY_S = (0.5, 30.0)
+# What a failure may leave in the outbox (`last_error`, a dead letter's reason).
+STORED_ERROR_CHARS = 600
 _DEFERRED = "not attempted: the sink paused after another message failed"
 
 
@@ -74,6 +77,7 @@ class DeliveryWorker:
         messages_per_step: int = DEFAULT_MESSAGES_PER_STEP,
         idle_poll_s: float = DEFAULT_IDLE_POLL_S,
         silences: ActiveSilences | None = None,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
         if concurrency < 1 or messages_per_step < 1:
             raise ValueError("concurrency and messages_per_step must be at least 1")
@@ -87,6 +91,8 @@ class DeliveryWorker:
         self._idle_poll_s = idle_poll_s
         self._max_messages = messages_per_step
         self._silences = silences
+        # Every configured secret, not only this sink's: what is stored is shown later.
+        self._scrubber = scrubber if scrubber is not None else SecretScrubber()
         self.health = SinkHealth()
         self._bucket: TokenBucket | None = None
         self._woken = asyncio.Event()
@@ -302,7 +308,7 @@ class DeliveryWorker:
         self, sent: Sent, *, error: SinkError, now: datetime, result: StepResult
     ) -> None:
         name = self.sink.name
-        message = str(error)
+        message = self._scrubber.excerpt(str(error), limit=STORED_ERROR_CHARS)
         by_outcome: dict[NotificationOutcome, list[OutboxItem]] = {}
         decisions = [
             after_failure(

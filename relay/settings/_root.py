@@ -26,7 +26,7 @@ from relay.settings._sections import (
     SourceSettings,
     StoreSettings,
 )
-from relay.settings._sinks import SinkSettings
+from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
 
 Location = tuple[str | int, ...]
 
@@ -67,9 +67,15 @@ class Settings(Section):
 
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret value in `settings`: API keys, webhook URLs, tokens, signing secrets
-    (with and without `whsec_`), header values, the admin token and a database password
-    in the store URL (a plain string, yet a secret)."""
-    return distinct_secrets([*model_secrets(settings), settings.store.password])
+    (with and without `whsec_`), header values, the admin token, a database password
+    in the store URL (a plain string, yet a secret), the `Authorization` value of
+    Alertmanager basic auth (so its base64 is scrubbed too) and an Alertmanager URL
+    with `user:password@`."""
+    alertmanager = [s for s in settings.sinks.values() if isinstance(s, AlertmanagerSinkSettings)]
+    credentials = [s.basic_auth.header_value for s in alertmanager if s.basic_auth is not None]
+    # An Alertmanager URL is plain text, unless it carries `user:password@`.
+    credentials += [s.url for s in alertmanager if "@" in s.url]
+    return distinct_secrets([*model_secrets(settings), settings.store.password, *credentials])
 
 
 def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:

@@ -141,8 +141,9 @@ class StoreSettings(Section):
         return urlsplit(self.url).password
 
 
-# A read token shorter than this is too easy to guess (and too short to scrub).
-MIN_READ_TOKEN_CHARS = 16
+# The admin token guards every change, the read token every read: shorter ones can be
+# guessed (and are too short to scrub reliably).
+MIN_TOKEN_CHARS = 16
 
 
 class ServerSettings(Section):
@@ -156,20 +157,22 @@ class ServerSettings(Section):
     allowed_hosts: list[str] = Field(default_factory=list)
     shutdown_grace: PositiveDuration = timedelta(seconds=20)
 
+    @field_validator("admin_token", "read_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value.
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"should be at least {MIN_TOKEN_CHARS} characters "
+                "(generate one with: openssl rand -hex 32)"
+            )
+        return value
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         _split_listen(value)
         return value.strip()
-
-    @field_validator("read_token")
-    @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_READ_TOKEN_CHARS:
-            raise ValueError(
-                f"should be at least {MIN_READ_TOKEN_CHARS} characters (e.g. openssl rand -hex 16)"
-            )
-        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -7,14 +7,21 @@ Invariants:
 - Retry settings are ordered: `retry_initial <= retry_max <= max_age`.
 - A Slack sink has exactly one of `webhook_url` and `bot_token`; a bot token needs a
   channel. A webhook signing secret is base64 (optionally prefixed `whsec_`).
+- A URL with `user:password@` never goes with an `Authorization` header (configured, or
+  set by the sink for a token or basic auth): the HTTP client refuses to send both, so
+  every attempt would fail until `max_age`.
+- Alertmanager label names are Prometheus label names (`LABEL_NAME`); Alertmanager
+  answers 400 to an alert with any other.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -39,6 +46,19 @@ RESERVED_WEBHOOK_HEADERS = frozenset(
     {"content-type", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature"}
 )
 WEBHOOK_SECRET_PREFIX = "whsec_"
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_BOTH_CREDENTIALS = (
+    "cannot go with a user:password@ in {url}: the HTTP client refuses to send both; "
+    "give the credentials in one place"
+)
+
+
+def _has_userinfo(url: str) -> bool:
+    """Whether `url` carries `user[:password]@` (the message never repeats it)."""
+    try:
+        return "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return False
 
 
 class DeliverySettings(Section):
@@ -84,6 +104,8 @@ class SlackSinkSettings(DeliverySettings):
             )
         if self.webhook_url is not None:
             problems.extend(_url_problems(self.webhook_url, "webhook_url"))
+        if self.bot_token is not None and _has_userinfo(self.api_url):
+            problems.append((("bot_token",), _BOTH_CREDENTIALS.format(url="api_url")))
         raise_problems(problems, title="SlackSinkSettings")
         return self
 
@@ -107,6 +129,12 @@ class WebhookSinkSettings(DeliverySettings):
     @model_validator(mode="after")
     def _usable(self) -> WebhookSinkSettings:
         problems = _url_problems(self.url, "url")
+        if _has_userinfo(self.url.get_secret_value()):
+            problems += [
+                (("headers", name), _BOTH_CREDENTIALS.format(url="url"))
+                for name in self.headers
+                if name.lower() == "authorization"
+            ]
         if self.secret is not None:
             try:
                 _decode_webhook_secret(self.secret.get_secret_value())
@@ -149,6 +177,12 @@ class BasicAuthSettings(Section):
     username: str
     password: Secret
 
+    @property
+    def header_value(self) -> str:
+        """The `Authorization` value: `Basic base64(username:password)`, a secret."""
+        pair = f"{self.username}:{self.password.get_secret_value()}".encode()
+        return f"Basic {base64.b64encode(pair).decode('ascii')}"
+
 
 class AlertmanagerSinkSettings(DeliverySettings):
     type: Literal["alertmanager"]
@@ -158,12 +192,21 @@ class AlertmanagerSinkSettings(DeliverySettings):
     labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _one_auth(self) -> AlertmanagerSinkSettings:
+    def _usable(self) -> AlertmanagerSinkSettings:
+        problems: Problems = [
+            (("labels", name), f"not a label name Alertmanager accepts ({LABEL_NAME.pattern})")
+            for name in self.labels
+            if not LABEL_NAME.fullmatch(name)
+        ]
         if self.basic_auth is not None and self.bearer_token is not None:
-            raise_problems(
-                [(("bearer_token",), "give basic_auth or bearer_token, not both")],
-                title="AlertmanagerSinkSettings",
-            )
+            problems.append((("bearer_token",), "give basic_auth or bearer_token, not both"))
+        if _has_userinfo(self.url):
+            problems += [
+                ((field,), _BOTH_CREDENTIALS.format(url="url"))
+                for field in ("basic_auth", "bearer_token")
+                if getattr(self, field) is not None
+            ]
+        raise_problems(problems, title="AlertmanagerSinkSettings")
         return self
 
 

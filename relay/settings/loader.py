@@ -115,20 +115,72 @@ def parse_settings(
 # --- 1. YAML ------------------------------------------------------------------------
 
 
+# PyYAML's messages quote what they stumbled on (a tag, an alias, a value), which may
+# be a secret: quoted text goes, but for what cannot be one (`_HARMLESS_QUOTE`).
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_QUOTE_HINT = (
+    "; quote values that start with ! * & @ or ` (YAML reads them as tags, aliases, "
+    "anchors or reserved characters)"
+)
+# What PyYAML's constructors raise, besides its own errors, for `!!int abc`, `!!bool x`.
+_CONSTRUCTOR_ERRORS = (ValueError, KeyError, TypeError, OverflowError)
+_TAG_HINT = "a value does not fit its tag (like !!int); quote the value or drop the tag"
+
+
+# Kept: one character, or a token name of PyYAML's own (`'<block end>'`).
+_HARMLESS_QUOTE = re.compile(r"""(['"])(?:[^\\]|\\[a-z]|\\x[0-9a-f]{2}|<[a-z ]+>)\1""")
+
+
+def _unquoted(message: str) -> str:
+    return _QUOTED.sub(lambda m: m[0] if _HARMLESS_QUOTE.fullmatch(m[0]) else "(...)", message)
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, source: str) -> ConfigProblem:
+    """Where the YAML is wrong and how, without the text there (it may be a secret)."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{source}:{mark.line + 1}" if mark is not None else source
+    # Never the offending line itself (`get_snippet`) nor a quoted part of it.
+    what = "; ".join(_unquoted(str(part)) for part in (exc.context, exc.problem) if part)
+    column = f" (column {mark.column + 1})" if mark is not None else ""
+    hint = _QUOTE_HINT if re.search(r"tag|alias|anchor|cannot start", what) else ""
+    return ConfigProblem(where, f"invalid YAML: {what}{column}{hint}")
+
+
+def _unfit_value(node: yaml.Node, source: str) -> ConfigProblem:
+    """The first scalar whose explicit tag its value does not fit (`!!int abc`)."""
+    pending = [node]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, yaml.ScalarNode):
+            try:  # a fresh loader: a failed construction leaves state behind
+                yaml.SafeLoader("").construct_object(current)
+            except (*_CONSTRUCTOR_ERRORS, yaml.YAMLError):
+                mark = current.start_mark
+                return ConfigProblem(
+                    f"{source}:{mark.line + 1}",
+                    f"invalid YAML: {_TAG_HINT} (column {mark.column + 1})",
+                )
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            pending.extend(part for pair in current.value for part in pair)
+    return ConfigProblem(source, f"invalid YAML: {_TAG_HINT}")
+
+
 def _parse_yaml(text: str, *, source: str) -> tuple[Any, dict[Location, int], Found]:
     loader = yaml.SafeLoader(text)
+    node: yaml.Node | None = None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        # Never the offending line itself (`get_snippet`): it may hold a secret.
-        what = "; ".join(str(part) for part in (exc.context, exc.problem) if part)
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError([ConfigProblem(where, f"invalid YAML: {what}{column}")]) from None
+        raise ConfigError([_yaml_problem(exc, source)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(source, f"invalid YAML: {type(exc).__name__}")]) from None
+    except _CONSTRUCTOR_ERRORS:
+        # `!!int abc`, `!!bool maybe`: the constructor's own error quotes the value.
+        assert node is not None
+        raise ConfigError([_unfit_value(node, source)]) from None
     finally:
         loader.dispose()
     lines: dict[Location, int] = {}

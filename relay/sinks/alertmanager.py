@@ -13,7 +13,6 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from relay.clock import utcnow
 from relay.domain.alerts import Notification
 from relay.durations import utc_iso
 from relay.settings import AlertmanagerSinkSettings
-from relay.sinks.base import HttpSink
+from relay.sinks.base import HttpSink, url_secrets
 
 ALERTMANAGER_MAX_BATCH = 100
 # A test alert shows in Alertmanager for this long, then resolves by itself.
@@ -81,10 +80,9 @@ def alertmanager_alert(
 def _authorization(settings: AlertmanagerSinkSettings) -> tuple[dict[str, str], list[str]]:
     """The `authorization` header, if any, and the secrets it holds (for scrubbing)."""
     if settings.basic_auth is not None:
-        password = settings.basic_auth.password.get_secret_value()
-        pair = f"{settings.basic_auth.username}:{password}".encode()
-        credentials = base64.b64encode(pair).decode("ascii")
-        return {"authorization": f"Basic {credentials}"}, [password, credentials]
+        header = settings.basic_auth.header_value
+        # The header's variants (`relay.scrub`) hold the password only from 6 characters.
+        return {"authorization": header}, [header, settings.basic_auth.password.get_secret_value()]
     if settings.bearer_token is not None:
         token = settings.bearer_token.get_secret_value()
         return {"authorization": f"Bearer {token}"}, [token]
@@ -100,6 +98,8 @@ class AlertmanagerSink(HttpSink):
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         authorization, secrets = _authorization(settings)
+        if "@" in settings.url:  # `user:password@`, sent as basic auth
+            secrets += url_secrets(settings.url)
         super().__init__(
             name,
             settings,
@@ -111,9 +111,6 @@ class AlertmanagerSink(HttpSink):
         self._url = settings.url.rstrip("/") + "/api/v2/alerts"
         self._labels = dict(settings.labels)
         self._headers = {"content-type": "application/json", **authorization}
-
-    def __repr__(self) -> str:
-        return f"AlertmanagerSink({self._name!r}, {self._url!r})"
 
     def body(self, notifications: Sequence[Notification]) -> bytes:
         alerts = [alertmanager_alert(n, extra_labels=self._labels) for n in notifications]

@@ -263,10 +263,12 @@ class HttpPoster:
 
     def detail(self, response: HttpAnswer) -> str:
         """`: <start of the body>`, bounded and scrubbed, or "" for an empty body."""
-        text = " ".join(response.text()[: _DETAIL_CHARS * 2].split())
-        if not text:
-            return ""
-        return f": {self._scrubber.scrub_text(text)[:_DETAIL_CHARS]}"
+        text = self._scrubber.excerpt(response.text(), limit=_DETAIL_CHARS)
+        return f": {text}" if text else ""
+
+    def scrubbed(self, text: str, *, limit: int) -> str:
+        """`text` from the receiver, bounded and scrubbed of this sink's secrets."""
+        return self._scrubber.excerpt(text, limit=limit)
 
 
 class HttpSink(BaseSink):

@@ -171,7 +171,7 @@ class SlackSink(HttpSink):
             )
         if answer.get("ok") is True:
             return answer
-        error = str(answer.get("error") or "unknown_error")[:100]
+        error = self._poster.scrubbed(str(answer.get("error") or "unknown_error"), limit=100)
         if error in tolerate:
             return answer
         if error in RETRYABLE_API_ERRORS:

@@ -365,7 +365,7 @@ class ZaiaClient(AsyncContext):
         except (ValueError, ValidationError):
             return ""
         # Bounded: a server could send a huge message, and this ends up in logs.
-        return self._scrubber.scrub_text(f" {body.name}: {body.message}"[:300])
+        return " " + self._scrubber.excerpt(f"{body.name}: {body.message}", limit=300)
 
     def _count(self, endpoint: Endpoint, outcome: RequestOutcome) -> None:
         if self._on_request is not None:
