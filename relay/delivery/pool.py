@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from relay.clock import utcnow
+from relay.delivery.loop import OnError
 from relay.delivery.types import ActiveSilences
 from relay.delivery.worker import DeliveryWorker, OnResult, Outbox
 from relay.sinks.base import Sink
@@ -31,10 +32,16 @@ class DeliveryPool:
         now: Callable[[], datetime] = utcnow,
         on_result: OnResult | None = None,
         silences: ActiveSilences | None = None,
+        on_error: OnError | None = None,
     ) -> None:
         self.workers = {
             name: DeliveryWorker(
-                sink, outbox=outbox, now=now, on_result=on_result, silences=silences
+                sink,
+                outbox=outbox,
+                now=now,
+                on_result=on_result,
+                silences=silences,
+                on_error=on_error,
             )
             for name, sink in sinks.items()
         }
