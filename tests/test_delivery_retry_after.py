@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -21,8 +24,10 @@ from relay.domain.delivery import RetryAfter, bounded_retry_after
 from relay.domain.silences import Silence
 from relay.errors import SinkError
 from relay.settings import WebhookSinkSettings
+from relay.settings.loader import parse_settings
 from relay.sim import ManualClock
 from relay.sinks.webhook import WebhookSink
+from relay.source import ClientConfig
 from relay.store import OutboxCounts, SqliteStore
 from relay.telemetry.metrics import RelayMetrics
 from tests.delivery_kit import T0, Received, Receiver, Reply, enqueue, make_notification
@@ -244,3 +249,26 @@ async def test_max_age_wins_over_a_pause_longer_than_it(store: SqliteStore) -> N
     dead = await store.dead_letters(sink="hook")
     assert len(dead) == 4
     assert all("max_age" in (d.reason) for d in dead)
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60) | st.from_regex(r"-?\d{1,500}(\.\d{0,5})?", fullmatch=True))
+def test_no_retry_after_header_escapes_the_cap_or_raises(header: str) -> None:
+    """Whatever a server sends: a wait within [0, cap] that a date can add, or None."""
+    wait = bounded_retry_after(header, now=NOW, max_s=900.0)
+    if wait is not None:
+        assert 0.0 <= wait.seconds <= 900.0
+        assert NOW + timedelta(seconds=wait.seconds) >= NOW
+
+
+def test_the_caps_default_to_15m_for_sinks_and_5m_for_sources() -> None:
+    settings = parse_settings(
+        """
+sources: [{name: prod, api_key: k}]
+rules: [{name: r, when: {status: [failed]}, severity: critical, sinks: [hook]}]
+sinks: {hook: {type: webhook, url: "http://127.0.0.1:9/h"}}
+""",
+        environ={},
+    )
+    assert webhook("http://127.0.0.1:9/h").policy.max_retry_after_s == 900.0
+    assert ClientConfig.from_settings(settings.sources[0]).max_retry_after_s == 300.0

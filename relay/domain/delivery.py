@@ -72,7 +72,7 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         return float(text)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # `-0000`: RFC 5322 calls that UTC with an unknown local zone
         when = when.replace(tzinfo=UTC)
