@@ -8,7 +8,8 @@ Invariants:
   echoes it.
 - Every HTTP attempt is reported once to `on_request(endpoint, status_code | "error")`.
 - 5xx, 408, 429, timeouts, connection errors and bodies that are not JSON are retried up
-  to `max_retries` times (see `retry.py`); everything else is answered at once:
+  to `max_retries` times (see `retry.py`; a 429 to a read by id or nestings is given up
+  at once, and `Retry-After` is bounded by `max_retry_after`); the rest is answered at once:
   401/403 -> SourceUnauthorized, 404 -> SourceNotFound (SourceRejected for the list, whose
   404 means a wrong base_url), other 4xx and redirects -> SourceRejected. When retries
   run out a 429 raises SourceRateLimited carrying `retry_after_s`; anything else raises
