@@ -129,6 +129,7 @@ async def build_runtime(
             on_result=metrics.on_delivery,
             silences=active_silences,
             scrubber=SecretScrubber.from_settings(settings),
+            on_error=metrics.on_delivery_error,
         )
 
         def on_cycle(
@@ -155,7 +156,6 @@ async def build_runtime(
                     # API receives it.
                     RequestBudget.per_minute(budget, margin_s=1.0),
                     source=source.name,
-                    max_retry_after_s=source.max_retry_after.total_seconds(),
                     # A wait for a slot is part of a cycle: keep it well inside one.
                     max_wait_s=source.cycle_timeout.total_seconds() / 4,
                 )

@@ -29,4 +29,8 @@ SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 ALERT_STATES: tuple[AlertState, ...] = get_args(AlertState)
 CYCLE_OUTCOMES: tuple[CycleOutcome, ...] = get_args(CycleOutcome)
 NOTIFICATION_OUTCOMES: tuple[NotificationOutcome, ...] = get_args(NotificationOutcome)
+# Where a delivery worker contained an error of its own: a whole step, or settling one
+# message (`zaia_relay_delivery_errors_total`).
+DeliveryErrorStage = Literal["step", "settle"]
+DELIVERY_ERROR_STAGES: tuple[DeliveryErrorStage, ...] = get_args(DeliveryErrorStage)
 TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset({"completed", "failed", "cancelled"})

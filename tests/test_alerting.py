@@ -212,15 +212,3 @@ sinks: {hook: {type: webhook, url: "http://127.0.0.1:9/hook"}}
     rig.clock.advance(seconds=15)
     dry = await rig.engine().run_cycle(commit=False)
     assert (dry.new_alerts, dry.notifications) == ((), ()), "already sent: nothing to show"
-
-
-async def test_a_429_from_nestings_reaches_the_poll_schedule(rig: Rig) -> None:
-    parent = rig.workspace.create_execution(kind="agent")
-    child = rig.workspace.spawn_child(parent, kind="agent")
-    await rig.cycle()
-    rig.workspace.set_status(child, "failed", error="child broke")
-    rig.workspace.set_status(parent, "failed")
-    rig.workspace.inject_fault(Fault("retry_after", endpoint="nestings", retry_after="120"))
-    report = await rig.cycle()
-    assert [a.rule for a in report.new_alerts] == ["root-failed"], "the alert is not held back"
-    assert report.retry_after_s == 120.0, "the poller waits as the API asked"

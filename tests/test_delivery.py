@@ -127,7 +127,8 @@ POLICY = DeliveryPolicy(backoff=Backoff(initial_s=1, max_s=300, jitter=0), max_a
         (True, 900.0, 1, 0, "retry", 900.0),  # even beyond the cap
         (True, None, 12, 3299, "retry", 300.0),  # lands exactly on max_age: still allowed
         (True, None, 12, 3301, "dead", None),  # would retry after max_age: dead now
-        (True, 7200.0, 1, 0, "dead", None),  # asked to wait past max_age
+        (True, 7200.0, 1, 0, "retry", 900.0),  # past max_retry_after (15m): counts as it
+        (True, 3000.0, 1, 3000, "dead", None),  # capped, but still past max_age: dead now
         (False, None, 1, 0, "dead", None),  # refused: dead at once
         (False, 5.0, 1, 0, "dead", None),
     ],

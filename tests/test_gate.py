@@ -46,13 +46,23 @@ async def test_requests_wait_for_their_slot() -> None:
     assert gate.budget.used(time.now_s) == 3
 
 
-async def test_a_429_blocks_until_retry_after_capped_by_max_retry_after() -> None:
+async def test_a_429_to_a_list_read_blocks_until_its_retry_after() -> None:
     time = FakeTime()
-    gate = _gate(time, max_retry_after_s=30.0, max_wait_s=60.0)
+    gate = _gate(time, max_wait_s=60.0)
     await gate.acquire()
-    gate.rate_limited(3600.0)
+    gate.rate_limited(30.0)
     await gate.acquire()
     assert time.slept == pytest.approx([30.0])
+    assert gate.budget.throttled
+
+
+async def test_a_429_to_a_drill_down_read_only_slows_the_source() -> None:
+    time = FakeTime()
+    gate = _gate(time, max_wait_s=60.0)
+    await gate.acquire()
+    gate.rate_limited(3600.0, blocks=False)
+    await gate.acquire()
+    assert sum(time.slept) < 5.0  # the halved pace, not the hour
     assert gate.budget.throttled
 
 

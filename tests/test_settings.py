@@ -338,6 +338,7 @@ def test_duplicate_rule_names(tmp_path: Path) -> None:
             "sinks.oncall.headers: Webhook-Signature is set by the relay",
         ),
         ("{type: webhook, url: https://x, retry_initial: 10m}", "sinks.oncall.retry_initial:"),
+        ("{type: webhook, url: https://x, max_retry_after: 0s}", "sinks.oncall.max_retry_after:"),
         (
             "{type: alertmanager, url: http://am, bearer_token: t, "
             "basic_auth: {username: u, password: p}}",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from relay.clock import utcnow
+from relay.delivery.loop import OnError
 from relay.delivery.types import ActiveSilences
 from relay.delivery.worker import DeliveryWorker, OnResult, Outbox
 from relay.scrub import SecretScrubber
@@ -33,6 +34,7 @@ class DeliveryPool:
         on_result: OnResult | None = None,
         silences: ActiveSilences | None = None,
         scrubber: SecretScrubber | None = None,
+        on_error: OnError | None = None,
     ) -> None:
         self.workers = {
             name: DeliveryWorker(
@@ -42,6 +44,7 @@ class DeliveryPool:
                 on_result=on_result,
                 silences=silences,
                 scrubber=scrubber,
+                on_error=on_error,
             )
             for name, sink in sinks.items()
         }

@@ -6,8 +6,8 @@ Invariants:
   crash between sending and marking leaves it leased; the lease runs out and it is sent
   again, under the same `webhook-id`.
 - `step()` never sleeps: it reads the injected clock, decides with the pure functions of
-  `relay.domain.delivery`, and says when it wants to run again. `run()` is the only
-  place that waits (real time), until that moment or until `wake()`.
+  `relay.domain.delivery`, and says when it wants to run again. `run()` (in
+  `relay.delivery.loop`) is the only place that waits, until then or until `wake()`.
 - A sink is never hammered: after a retryable failure the whole sink pauses (for its
   `Retry-After` or its backoff) and, while failing, only one message is tried at a time.
   Messages of the same step not yet started when a failure comes are put back, due
@@ -18,6 +18,13 @@ Invariants:
   `group_wait`; then everything due goes together, up to `max_batch` a message.
 - A rate limit is a token bucket: one token a message, and a step claims no more
   notifications than it has tokens to send.
+- `max_age` always wins: a retry, a deferral or a sink's pause never holds a
+  notification past it; while the sink is paused, what falls due is still looked at,
+  and what is older than `max_age` goes to the dead letters on time.
+- Nothing a receiver or one notification causes stops the worker: an unexpected error
+  while settling a message retries (then ages out) that message alone, and one that
+  escapes a step is logged (`delivery.step_failed`), counted (`on_error`) and backed
+  off; only cancellation ends `run()`.
 - `drain(grace_s)` stops taking work, lets the step in flight finish within the grace,
   then cancels it (what it had leased comes back when the lease runs out).
 
@@ -27,7 +34,6 @@ the protocol and result types are in `relay.delivery.types` and importable from 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -36,12 +42,19 @@ from datetime import datetime, timedelta
 import structlog
 
 from relay.clock import utcnow
+from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
+from relay.delivery.outcomes import log_outcome, split_silenced
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
-from relay.domain.backoff import backoff_ceiling_s
-from relay.domain.delivery import SinkHealth, TokenBucket, after_failure, batches, digest_ready_at
-from relay.domain.silences import matching_silence
-from relay.durations import format_duration, utc_iso
+from relay.domain.delivery import (
+    SinkHealth,
+    TokenBucket,
+    after_failure,
+    batches,
+    digest_ready_at,
+    given_up,
+)
+from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
 from relay.sinks.base import Sink
@@ -55,16 +68,12 @@ DEFAULT_CONCURRENCY = 8
 # transaction each) are shared by many deliveries.
 DEFAULT_MESSAGES_PER_STEP = 64
 _LEASE_MARGIN_S = 5.0
-# With nothing pending the worker still looks every so often, for rows that another
-# process enqueued or replayed (`zaia-relay deliveries retry`) without waking it.
-DEFAULT_IDLE_POLL_S = 5.0
-_STORE_RETRY_S = (0.5, 30.0)
 # What a failure may leave in the outbox (`last_error`, a dead letter's reason).
 STORED_ERROR_CHARS = 600
 _DEFERRED = "not attempted: the sink paused after another message failed"
 
 
-class DeliveryWorker:
+class DeliveryWorker(WorkerLoop):
     def __init__(
         self,
         sink: Sink,
@@ -78,93 +87,32 @@ class DeliveryWorker:
         idle_poll_s: float = DEFAULT_IDLE_POLL_S,
         silences: ActiveSilences | None = None,
         scrubber: SecretScrubber | None = None,
+        on_error: OnError | None = None,
     ) -> None:
         if concurrency < 1 or messages_per_step < 1:
             raise ValueError("concurrency and messages_per_step must be at least 1")
+        super().__init__(sink.name, now=now, idle_poll_s=idle_poll_s, on_error=on_error)
         self.sink = sink
         self.policy = sink.policy
         self._outbox = outbox
-        self._now = now
         self._rng = rng if rng is not None else random.Random()
         self._on_result = on_result
         self._concurrency = concurrency
-        self._idle_poll_s = idle_poll_s
         self._max_messages = messages_per_step
         self._silences = silences
         # Every configured secret, not only this sink's: what is stored is shown later.
         self._scrubber = scrubber if scrubber is not None else SecretScrubber()
         self.health = SinkHealth()
         self._bucket: TokenBucket | None = None
-        self._woken = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"DeliveryWorker({self.sink.name!r})"
-
-    # --- control --------------------------------------------------------------------
-
-    def wake(self) -> None:
-        """New notifications may be due: look now rather than at the next planned time."""
-        self._woken.set()
-
-    async def run(self) -> None:
-        """Deliver until `drain()` (or cancellation)."""
-        self._task = asyncio.current_task()
-        store_failures = 0
-        log.info("delivery.started", sink=self.sink.name)
-        while not self._stopping:
-            self._woken.clear()  # before reading the store: a wake during the step counts
-            try:
-                result = await self.step()
-            except StoreError as exc:
-                store_failures += 1
-                delay_s = backoff_ceiling_s(
-                    store_failures, base_s=_STORE_RETRY_S[0], max_s=_STORE_RETRY_S[1]
-                )
-                log.error("delivery.store_failed", sink=self.sink.name, error=str(exc))
-                await self._wait(delay_s)
-                continue
-            store_failures = 0
-            if result.claimed:
-                await asyncio.sleep(0)  # let the engine and the HTTP server in between
-                continue
-            await self._wait(self._seconds_until(result.next_wake_at))
-        log.info("delivery.stopped", sink=self.sink.name)
-
-    async def drain(self, grace_s: float) -> None:
-        """Stop taking work; wait up to `grace_s` for the step in flight, then cancel it."""
-        self._stopping = True
-        self._woken.set()
-        task = self._task
-        if task is None or task.done() or task is asyncio.current_task():
-            return
-        done, _ = await asyncio.wait({task}, timeout=grace_s)
-        if not done:
-            log.warning("delivery.drain_timeout", sink=self.sink.name, grace_s=grace_s)
-            task.cancel()
-            await asyncio.wait({task})
 
     def lease_s(self, messages: int) -> float:
         """How long claimed rows stay ours: longer than a step sending `messages` can
         last (every round of `concurrency` sends timing out), plus a margin."""
         rounds = math.ceil(messages / self._concurrency)
         return self.policy.timeout_s * rounds + _LEASE_MARGIN_S
-
-    def _seconds_until(self, when: datetime | None) -> float:
-        if when is None:
-            return self._idle_poll_s
-        return min(self._idle_poll_s, max(0.0, (when - self._now()).total_seconds()))
-
-    async def _wait(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        try:
-            async with asyncio.timeout(seconds):
-                await self._woken.wait()
-        except TimeoutError:
-            pass
 
     # --- one step -------------------------------------------------------------------
 
@@ -173,7 +121,7 @@ class DeliveryWorker:
         now = self._now()
         name = self.sink.name
         if self.health.paused(now):
-            return StepResult(next_wake_at=self.health.paused_until)
+            return await self._while_paused(now)
         due = await self._outbox.next_due_at(name)
         if due is None:
             return StepResult()
@@ -193,6 +141,13 @@ class DeliveryWorker:
         items = await self._outbox.claim_due(name, now=now, limit=limit, lease_s=lease_s)
         if not items:
             return StepResult(next_wake_at=await self._outbox.next_due_at(name))
+        try:
+            return await self._deliver(items, now=now)
+        except Exception:
+            await self._release(items, now=now)
+            raise
+
+    async def _deliver(self, items: list[OutboxItem], *, now: datetime) -> StepResult:
         result = StepResult(claimed=len(items))
         items = await self._drop_silenced(items, now=now, result=result)
         fresh = await self._expire(items, now=now, result=result)
@@ -203,6 +158,45 @@ class DeliveryWorker:
         sent = await send_in_lanes(self.sink, planned, concurrency=self._concurrency)
         await self._settle(sent, result=result)
         return result
+
+    async def _release(self, items: list[OutboxItem], *, now: datetime) -> None:
+        """A step failed after claiming `items`: what is still pending is due again
+        after its backoff, rather than when the lease runs out."""
+        for item in items:
+            delay_s = self.policy.backoff.delay_s(item.attempts + 1, rng=self._rng)
+            await self._outbox.mark_retry(
+                self.sink.name,
+                item.notification.id,
+                next_attempt_at=min(now + timedelta(seconds=delay_s), self._expires_at(item)),
+                error=item.last_error
+                or "not attempted: the step failed (see delivery.step_failed)",
+            )
+
+    async def _while_paused(self, now: datetime) -> StepResult:
+        """Nothing is sent while the sink is paused, but what falls due still ages:
+        dead-letter what passed `max_age`, and hold the rest until the pause ends or
+        its own `max_age` does, whichever comes first."""
+        name = self.sink.name
+        paused_until = self.health.paused_until
+        assert paused_until is not None
+        due = await self._outbox.next_due_at(name)
+        if due is None or due > now:
+            return StepResult(next_wake_at=paused_until if due is None else min(due, paused_until))
+        limit = self._max_messages * self.policy.max_batch
+        items = await self._outbox.claim_due(name, now=now, limit=limit, lease_s=self.lease_s(1))
+        result = StepResult(claimed=len(items))
+        for item in await self._expire(items, now=now, result=result):
+            await self._outbox.mark_retry(
+                name,
+                item.notification.id,
+                next_attempt_at=min(paused_until, self._expires_at(item)),
+                error=item.last_error or _DEFERRED,
+            )
+        return result
+
+    def _expires_at(self, item: OutboxItem) -> datetime:
+        """The first moment `item` is older than `max_age`."""
+        return item.first_enqueued_at + timedelta(seconds=self.policy.max_age_s, milliseconds=1)
 
     def _bucket_at(self, now: datetime) -> TokenBucket:
         if self._bucket is None:
@@ -223,19 +217,7 @@ class DeliveryWorker:
         active = await self._silences(now)
         if not active:
             return items
-        keep: list[OutboxItem] = []
-        muted: dict[str, list[OutboxItem]] = {}
-        for item in items:
-            notification = item.notification
-            silence = (
-                None
-                if notification.kind == "test"
-                else matching_silence(notification.alert, active, now)
-            )
-            if silence is None:
-                keep.append(item)
-            else:
-                muted.setdefault(silence.id, []).append(item)
+        keep, muted = split_silenced(items, active, now)
         for silence_id, silenced in muted.items():
             reason = f"silenced by {silence_id}"
             await self._outbox.mark_silenced(
@@ -288,21 +270,50 @@ class DeliveryWorker:
                 now=now,
                 backoff=self.policy.backoff,
                 rng=self._rng,
+                max_retry_after_s=self.policy.max_retry_after_s,
             )
         for s, error in failed:
-            await self._fail(s, error=error, now=now, result=result)
+            try:
+                await self._fail(s, error=error, now=now, result=result)
+            except StoreError:
+                raise
+            except Exception as exc:  # contained to this message
+                await self._contain(s, exc, now=now)
         if delivered and not retryable:
             self.health = self.health.after_success()
         resume_at = self.health.paused_until or now
-        for s in sent:
-            if not s.attempted:
-                for item in s.items:
-                    await self._outbox.mark_retry(
-                        name,
-                        item.notification.id,
-                        next_attempt_at=resume_at,
-                        error=item.last_error or _DEFERRED,
-                    )
+        deferred = [item for s in sent if not s.attempted for item in s.items]
+        for item in deferred:
+            await self._outbox.mark_retry(
+                name,
+                item.notification.id,
+                next_attempt_at=min(resume_at, self._expires_at(item)),
+                error=item.last_error or _DEFERRED,
+            )
+
+    async def _contain(self, sent: Sent, exc: Exception, *, now: datetime) -> None:
+        """Settling `sent` failed on an error of the relay's own: log it (type and place:
+        its text may quote a sink's address), count it and try the message again after
+        its backoff, `max_age` still ending it: it stops neither the sink nor the process."""
+        log.error(
+            "delivery.settle_failed",
+            sink=self.sink.name,
+            error_type=type(exc).__name__,
+            at=raised_at(exc),
+            ids=[item.notification.id for item in sent.items[:5]],
+            hint="a bug in zaia-relay: this message is tried again later and goes to the "
+            "dead letters after max_age, the sink delivers the others; please report it",
+        )
+        self.count_error("settle")
+        for item in sent.items:
+            delay_s = self.policy.backoff.delay_s(item.attempts + 1, rng=self._rng)
+            retry_at = now + timedelta(seconds=delay_s)
+            await self._outbox.mark_retry(
+                self.sink.name,
+                item.notification.id,
+                next_attempt_at=min(retry_at, self._expires_at(item)),
+                error=f"internal error while settling the delivery ({type(exc).__name__})",
+            )
 
     async def _fail(
         self, sent: Sent, *, error: SinkError, now: datetime, result: StepResult
@@ -320,6 +331,7 @@ class DeliveryWorker:
                 now=now,
                 policy=self.policy,
                 rng=self._rng,
+                not_before=self.health.paused_until,  # or they would only be deferred
             )
             for item in sent.items
         ]
@@ -327,10 +339,16 @@ class DeliveryWorker:
         # batched together again, so a retried batch keeps its `webhook-id`.
         retry_times = [d.next_attempt_at for d in decisions if d.outcome == "retry"]
         next_at = max((t for t in retry_times if t is not None), default=None)
-        if next_at is not None and self.health.paused_until is not None:
-            # Never before the sink's pause ends: the items would only be deferred.
-            next_at = max(next_at, self.health.paused_until)
         for item, decision in zip(sent.items, decisions, strict=True):
+            if next_at is not None and next_at >= self._expires_at(item):
+                # Another notification of the message set the time, past this one's max_age.
+                decision = given_up(
+                    message,
+                    failures=item.attempts + 1,
+                    first_enqueued_at=item.first_enqueued_at,
+                    now=now,
+                    policy=self.policy,
+                )
             if decision.outcome == "retry" and next_at is not None:
                 await self._outbox.mark_retry(
                     name, item.notification.id, next_attempt_at=next_at, error=message
@@ -354,24 +372,15 @@ class DeliveryWorker:
     ) -> None:
         result.outcomes[outcome] = result.outcomes.get(outcome, 0) + len(items)
         notifications = tuple(item.notification for item in items)
-        fields = {
-            "sink": self.sink.name,
-            "count": len(items),
-            "duration_ms": round(duration_s * 1000, 1),
-        }
-        if outcome == "delivered":
-            log.debug("delivery.delivered", **fields)
-        elif outcome == "retry":
-            paused = self.health.paused_until
-            log.warning(
-                "delivery.retry",
-                **fields,
-                error=error,
-                paused_until=utc_iso(paused),
-                ids=[n.id for n in notifications[:5]],
-            )
-        elif outcome == "dead":
-            log.error("delivery.dead", **fields, error=error, ids=[n.id for n in notifications[:5]])
+        paused_until = self.health.paused_until
+        log_outcome(
+            self.sink.name,
+            outcome,
+            items,
+            duration_s=duration_s,
+            error=error,
+            paused_until=paused_until,
+        )
         if self._on_result is not None:
             self._on_result(
                 DeliveryResult(self.sink.name, outcome, notifications, duration_s, error)

@@ -10,6 +10,9 @@ Invariants:
 - A retry is never scheduled sooner than the server's `Retry-After`, and never later than
   `max_age` after the notification was first enqueued: a notification that cannot be
   delivered within `max_age` goes to the dead-letter queue instead.
+- A `Retry-After` is bounded once, by `bounded_retry_after`, for sinks and the Zaia API
+  alike: past the cap, unreadable, negative or infinite, it counts as the cap, so no
+  answer can pause a sink or a source for longer (nor overflow a date).
 - Backoff delays grow exponentially from `initial_s` up to `max_s`; jitter only ever
   shortens a delay (by at most `jitter`), so the schedule is an upper bound (the
   formula is `relay.domain.backoff`'s).
@@ -69,11 +72,37 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         return float(text)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # `-0000`: RFC 5322 calls that UTC with an unknown local zone
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfter:
+    """A `Retry-After` as obeyed: `seconds` within `[0, cap]`; `capped` when the header
+    said more, or something unreadable, and the cap was used instead."""
+
+    seconds: float
+    capped: bool
+
+
+def bounded_retry_after(value: str | None, *, now: datetime, max_s: float) -> RetryAfter | None:
+    """The wait a `Retry-After` header asks for, at most `max_s`; None when absent."""
+    if value is None or not value.strip():
+        return None
+    seconds = parse_retry_after(value, now=now)
+    bounded = capped_wait_s(max_s if seconds is None else seconds, max_s=max_s)
+    return RetryAfter(bounded, capped=seconds is None or bounded != seconds)
+
+
+def capped_wait_s(seconds: float, *, max_s: float) -> float:
+    """The one rule for a server's wait: `seconds` if within `[0, max_s]`; past it,
+    negative, infinite or not a number, `max_s`."""
+    if not math.isfinite(seconds) or not 0 <= seconds <= max_s:
+        return max_s
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +146,8 @@ class DeliveryPolicy:
     max_batch: int = 1
     # One attempt, from start to last byte; leases are sized from it.
     timeout_s: float = 10.0
+    # The longest a receiver's `Retry-After` may pause the sink.
+    max_retry_after_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.max_age_s <= 0:
@@ -125,8 +156,8 @@ class DeliveryPolicy:
             raise ValueError("rate_per_s must be positive and burst at least 1")
         if self.group_wait_s < 0 or self.max_batch < 1:
             raise ValueError("group_wait_s must be >= 0 and max_batch >= 1")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
+        if self.timeout_s <= 0 or self.max_retry_after_s <= 0:
+            raise ValueError("timeout_s and max_retry_after_s must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,26 +179,40 @@ def after_failure(
     now: datetime,
     policy: DeliveryPolicy,
     rng: random.Random,
+    not_before: datetime | None = None,
 ) -> RetryDecision:
     """Retry later, or give up into the dead-letter queue.
 
     `failures` counts the failed attempts of this notification, the one just seen
     included. The delay is the backoff for that many failures, or the server's
-    `Retry-After` when that is longer.
+    `Retry-After` when that is longer, and not before `not_before` (the sink's pause).
+    Whatever they say, a retry that would come after `max_age` is a dead letter now.
     """
     if not retryable:
         return RetryDecision("dead", None, error)
     delay_s = policy.backoff.delay_s(failures, rng=rng)
     if retry_after_s is not None:
-        delay_s = max(delay_s, retry_after_s)
+        delay_s = max(delay_s, capped_wait_s(retry_after_s, max_s=policy.max_retry_after_s))
+    # Bounded by max_age before it becomes a date: no delay can overflow one.
+    delay_s = min(delay_s, policy.max_age_s + 1.0)
     next_attempt_at = now + timedelta(seconds=delay_s)
-    deadline = first_enqueued_at + timedelta(seconds=policy.max_age_s)
-    if next_attempt_at > deadline:
-        age = format_rough_s((now - first_enqueued_at).total_seconds())
-        limit = format_rough_s(policy.max_age_s)
-        reason = f"gave up after {failures} attempt(s) over {age} (max_age {limit}): {error}"
-        return RetryDecision("dead", None, reason)
+    if not_before is not None:
+        next_attempt_at = max(next_attempt_at, not_before)
+    if next_attempt_at > first_enqueued_at + timedelta(seconds=policy.max_age_s):
+        return given_up(
+            error, failures=failures, first_enqueued_at=first_enqueued_at, now=now, policy=policy
+        )
     return RetryDecision("retry", next_attempt_at, error)
+
+
+def given_up(
+    error: str, *, failures: int, first_enqueued_at: datetime, now: datetime, policy: DeliveryPolicy
+) -> RetryDecision:
+    """Dead: the next attempt could only come after `max_age`."""
+    age = format_rough_s((now - first_enqueued_at).total_seconds())
+    limit = format_rough_s(policy.max_age_s)
+    reason = f"gave up after {failures} attempt(s) over {age} (max_age {limit}): {error}"
+    return RetryDecision("dead", None, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +242,12 @@ class SinkHealth:
         now: datetime,
         backoff: Backoff,
         rng: random.Random,
+        max_retry_after_s: float = 900.0,
     ) -> SinkHealth:
         failures = self.consecutive_failures + 1
         pause_s = backoff.delay_s(failures, rng=rng)
         if retry_after_s is not None:
-            pause_s = max(pause_s, retry_after_s)
+            pause_s = max(pause_s, capped_wait_s(retry_after_s, max_s=max_retry_after_s))
         until = now + timedelta(seconds=pause_s)
         if self.paused_until is not None:
             until = max(until, self.paused_until)
@@ -265,13 +311,17 @@ __all__ = [
     "DEFAULT_BURST",
     "Backoff",
     "DeliveryPolicy",
+    "RetryAfter",
     "RetryDecision",
     "SinkHealth",
     "TokenBucket",
     "Verdict",
     "after_failure",
     "batches",
+    "bounded_retry_after",
+    "capped_wait_s",
     "classify_status",
     "digest_ready_at",
+    "given_up",
     "parse_retry_after",
 ]

@@ -50,8 +50,6 @@ class AlertPlan:
     notifications: tuple[Notification, ...] = ()
     group_states: tuple[GroupState, ...] = ()
     kinds: Mapping[str, NotificationKind] = field(default_factory=dict)
-    # The API asked us to slow down while following child executions (429).
-    retry_after_s: float | None = None
 
     @property
     def resolved(self) -> tuple[Alert, ...]:
@@ -101,7 +99,7 @@ class AlertPlanner:
             link_template=self._alerts_settings.link_template,
             redactor=self._redactor,
         )
-        causes, retry_after_s = await self._causes(transitions)
+        causes = await self._causes(transitions)
         per_execution = evaluate_transitions(self._rules, transitions, ctx=ctx, causes=causes)
         running_now = live_after(running_before, changed)
         per_execution += evaluate_running(self._rules, running_now, ctx=ctx)
@@ -119,7 +117,7 @@ class AlertPlanner:
             group_states = outcome.states
 
         if not triples:
-            return AlertPlan(group_states=tuple(group_states), retry_after_s=retry_after_s)
+            return AlertPlan(group_states=tuple(group_states))
         silences = self._config_silences + await self._store.list_silences(now=now)
         dispatch = notifications_for(triples, self._rules, silences=silences, now=now)
         by_id = {alert.id: alert for alert, _, _ in triples}
@@ -129,18 +127,16 @@ class AlertPlanner:
             notifications=tuple(dispatch.notifications),
             group_states=tuple(group_states),
             kinds={alert.id: kind for alert, kind, _ in triples},
-            retry_after_s=retry_after_s,
         )
 
-    async def _causes(
-        self, transitions: Sequence[Transition]
-    ) -> tuple[dict[str, FailureCause], float | None]:
+    async def _causes(self, transitions: Sequence[Transition]) -> dict[str, FailureCause]:
         """Failure causes that need a child execution: followed through `/nestings`.
 
         Best effort within a budget: one attempt per call, at most `max_nestings` calls
         and `nestings_budget_s` in all, and none after the API said it is unavailable
         or busy. Whatever is not followed keeps the cause found in the execution itself,
-        so a slow `/nestings` can delay no alert."""
+        so a slow `/nestings` can delay no alert. A 429 here slows the source but never
+        delays its next read (the client and its gate see to that)."""
         wanted = [
             t.execution
             for t in transitions
@@ -149,7 +145,6 @@ class AlertPlanner:
             and needs_nestings(failure_cause(t.execution, redactor=self._redactor), t.execution)
         ][: self._max_nestings]
         causes: dict[str, FailureCause] = {}
-        retry_after_s: float | None = None
         try:
             async with asyncio.timeout(self._nestings_budget_s):
                 for execution in wanted:
@@ -158,7 +153,6 @@ class AlertPlanner:
                     if deeper is not None:
                         causes[execution.id] = deeper
         except (SourceError, TimeoutError) as exc:
-            retry_after_s = getattr(exc, "retry_after_s", None)
             log.warning(
                 "cause.nestings_stopped",
                 source=self._source,
@@ -167,7 +161,7 @@ class AlertPlanner:
                 error=str(exc) or "took longer than its budget",
                 hint="alerts keep the cause found in the execution itself",
             )
-        return causes, retry_after_s
+        return causes
 
     async def _window_executions(
         self,

@@ -75,8 +75,6 @@ class CycleReport:
     new_alerts: tuple[Alert, ...] = ()
     resolved_alerts: tuple[Alert, ...] = ()
     notifications: tuple[Notification, ...] = ()
-    # A `Retry-After` the API sent during an otherwise successful cycle (/nestings).
-    retry_after_s: float | None = None
     # What the cycle read: pages (in order) and executions re-read by id.
     pages_seen: tuple[PageSeen, ...] = ()
     refreshed_ids: tuple[str, ...] = ()

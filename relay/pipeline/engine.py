@@ -43,6 +43,7 @@ from relay.domain.state import SourceCursor, TrackedExecution
 from relay.errors import (
     SourceInvalidResponse,
     SourceNotFound,
+    SourceRateLimited,
     SourceRejected,
     SourceUnauthorized,
 )
@@ -209,7 +210,6 @@ class SourceEngine:
             new_alerts=tuple(a for a in alert_plan.alerts if a.id in new_alert_ids),
             resolved_alerts=alert_plan.resolved,
             notifications=notifications,
-            retry_after_s=alert_plan.retry_after_s,
             pages_seen=tuple(work.pages),
             refreshed_ids=tuple(work.refreshed),
         )
@@ -237,7 +237,8 @@ class SourceEngine:
         )
         by_id = {s.id: s for s in running}
         for execution_id in refresh_ids:
-            await self._refresh(by_id[execution_id], policy=policy, work=work)
+            if not await self._refresh(by_id[execution_id], policy=policy, work=work):
+                break  # rate limited: the pages read still count, the rest waits a cycle
         return plan
 
     async def _read_place(
@@ -352,7 +353,8 @@ class SourceEngine:
 
     async def _refresh(
         self, previous: TrackedExecution, *, policy: FirstSeenPolicy, work: CycleWork
-    ) -> None:
+    ) -> bool:
+        """Re-read one execution by id; False when the API said to slow down (429)."""
         problem: str | None = None
         work.refreshed.append(previous.id)
         try:
@@ -361,7 +363,11 @@ class SourceEngine:
             work.vanished += 1
             work.states[previous.id] = vanished(previous, now=self._now())
             log.info("execution.vanished", source=self._limits.source, execution_id=previous.id)
-            return
+            return True
+        except SourceRateLimited as exc:
+            # A read by id is never worth stalling the list for: it is read again later.
+            log.warning("poll.refresh_rate_limited", source=self._limits.source, error=str(exc))
+            return False
         except (SourceInvalidResponse, SourceRejected, SourceUnauthorized) as exc:
             # One execution the API will not show us (a shape we do not know, or no
             # access to it) must not fail every cycle: count it, and move it to the back
@@ -370,8 +376,9 @@ class SourceEngine:
         if problem is not None:
             work.problems.append(ItemProblem(-1, previous.id, problem))
             work.states[previous.id] = replace(previous, last_seen_at=self._now())
-            return
+            return True
         work.observed += 1
         work.record(
             observe(previous, execution, source=self._limits.source, now=self._now(), policy=policy)
         )
+        return True

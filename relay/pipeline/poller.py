@@ -149,7 +149,8 @@ class Poller:
         self, cycle: Callable[[], Awaitable[CycleReport]] | None = None
     ) -> float | None:
         """One guarded cycle (the engine's whole cycle unless `cycle` says otherwise);
-        returns a `Retry-After` to honour, if the API sent one."""
+        returns a `Retry-After` to honour, if the API sent one to a cycle that failed
+        (already bounded by `max_retry_after`); a successful cycle runs the next on time."""
         source = self._engine.source
         run = cycle if cycle is not None else self._engine.run_cycle
         began = self.timing.clock()
@@ -196,8 +197,6 @@ class Poller:
         else:
             outcome = "ok"
             self._succeeded(report)
-            if report is not None:
-                retry_after_s = report.retry_after_s
         duration_s = self.timing.clock() - began
         self.health.last_outcome = outcome
         if self._on_cycle is not None:

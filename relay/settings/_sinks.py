@@ -69,6 +69,9 @@ class DeliverySettings(Section):
     max_age: PositiveDuration = timedelta(hours=24)
     retry_initial: PositiveDuration = timedelta(seconds=1)
     retry_max: PositiveDuration = timedelta(minutes=5)
+    # A receiver's `Retry-After` longer than this is taken as this: none pauses a sink
+    # for longer (max_age still wins over both).
+    max_retry_after: PositiveDuration = timedelta(minutes=15)
 
     @model_validator(mode="after")
     def _ordered_retries(self) -> DeliverySettings:

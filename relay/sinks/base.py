@@ -24,15 +24,23 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
+import structlog
 
 from relay import __version__
 from relay.clock import utcnow
 from relay.domain.alerts import Notification
-from relay.domain.delivery import Backoff, DeliveryPolicy, classify_status, parse_retry_after
+from relay.domain.delivery import (
+    Backoff,
+    DeliveryPolicy,
+    bounded_retry_after,
+    classify_status,
+)
 from relay.errors import SinkError
 from relay.proxies import env_proxy
 from relay.scrub import SecretScrubber
 from relay.settings import DeliverySettings
+
+log = structlog.get_logger("relay.sinks")
 
 USER_AGENT = f"zaia-relay/{__version__}"
 # A worker sends a few messages at once to one sink; more connections would not help.
@@ -102,6 +110,7 @@ def delivery_policy(
         group_wait_s=group_wait_s,
         max_batch=max_batch,
         timeout_s=settings.timeout.total_seconds(),
+        max_retry_after_s=settings.max_retry_after.total_seconds(),
     )
 
 
@@ -164,9 +173,11 @@ class HttpPoster:
         config_path: str,
         secrets: Sequence[str] = (),
         now: Callable[[], datetime] = utcnow,
+        max_retry_after_s: float = 900.0,
     ) -> None:
         self.sink = sink
         self.timeout_s = timeout_s
+        self.max_retry_after_s = max_retry_after_s
         self._receiver = receiver  # "the webhook receiver", "Slack", ...: for messages
         self._config_path = config_path
         # Any length: every one of them is a credential of this sink.
@@ -229,6 +240,23 @@ class HttpPoster:
         self.check(answer)
         return answer
 
+    def _retry_after_s(self, response: HttpAnswer) -> float | None:
+        """The receiver's `Retry-After`, within `max_retry_after` (a warning if not)."""
+        header = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
+        wait = bounded_retry_after(header, now=self._now(), max_s=self.max_retry_after_s)
+        if wait is None:
+            return None
+        if wait.capped:
+            log.warning(
+                "delivery.retry_after_capped",
+                sink=self.sink,
+                retry_after=self._scrubber.scrub_text((header or "")[:40]),
+                used_s=wait.seconds,
+                hint=f"the receiver asked for longer than sinks.{self.sink}.max_retry_after "
+                "(or something unreadable); the sink pauses for that long instead",
+            )
+        return wait.seconds
+
     def check(self, response: HttpAnswer) -> None:
         """Raise `SinkError` unless `response` is a 2xx."""
         status = response.status
@@ -237,13 +265,11 @@ class HttpPoster:
             return
         detail = self.detail(response)
         if verdict == "retry":
-            retry_after = {k.lower(): v for k, v in response.headers.items()}.get("retry-after")
-            retry_after_s = parse_retry_after(retry_after, now=self._now())
             raise SinkError(
                 self.sink,
                 f"HTTP {status} from {self._receiver}{detail}; retrying with backoff",
                 retryable=True,
-                retry_after_s=retry_after_s,
+                retry_after_s=self._retry_after_s(response),
             )
         if 300 <= status < 400:
             what = (
@@ -297,6 +323,7 @@ class HttpSink(BaseSink):
             config_path=f"sinks.{name}.{config_key}",
             secrets=secrets,
             now=now,
+            max_retry_after_s=policy.max_retry_after_s,
         )
 
     async def aclose(self) -> None:

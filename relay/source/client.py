@@ -8,7 +8,8 @@ Invariants:
   echoes it.
 - Every HTTP attempt is reported once to `on_request(endpoint, status_code | "error")`.
 - 5xx, 408, 429, timeouts, connection errors and bodies that are not JSON are retried up
-  to `max_retries` times (see `retry.py`); everything else is answered at once:
+  to `max_retries` times (see `retry.py`; a 429 to a read by id or nestings is given up
+  at once, and `Retry-After` is bounded by `max_retry_after`); the rest is answered at once:
   401/403 -> SourceUnauthorized, 404 -> SourceNotFound (SourceRejected for the list, whose
   404 means a wrong base_url), other 4xx and redirects -> SourceRejected. When retries
   run out a 429 raises SourceRateLimited carrying `retry_after_s`; anything else raises
@@ -47,7 +48,7 @@ from yarl import URL
 
 from relay import __version__
 from relay.clock import utcnow
-from relay.domain.delivery import parse_retry_after
+from relay.domain.delivery import bounded_retry_after
 from relay.domain.models import ApiErrorBody, Execution, ExecutionTree
 from relay.errors import (
     SourceError,
@@ -274,11 +275,14 @@ class ZaiaClient(AsyncContext):
                 return result.body
             if result.error is not None:
                 raise result.error
+            # A 429 to a read by id or nestings is given up at once: its caller has a
+            # fallback, and waiting would hold up the list reads behind it.
+            drill_down_429 = endpoint != "list" and result.status_code == 429
             delay_s = (
                 self._policy.next_delay_s(
                     attempt, retry_after_s=result.retry_after_s, rng=self._rng
                 )
-                if retry
+                if retry and not drill_down_429
                 else None
             )
             if delay_s is None:
@@ -289,6 +293,7 @@ class ZaiaClient(AsyncContext):
                     retry_after_s=result.retry_after_s,
                     subject=subject,
                     attempts=attempt + 1,
+                    endpoint=endpoint,
                 )
             log.warning(
                 "source.retry",
@@ -332,7 +337,8 @@ class ZaiaClient(AsyncContext):
         if self._gate is not None:
             if response.status == 429:
                 self._gate.rate_limited(
-                    result.retry_after_s if isinstance(result, _Failure) else None
+                    result.retry_after_s if isinstance(result, _Failure) else None,
+                    blocks=endpoint == "list",
                 )
             elif isinstance(result, _Answer):
                 self._gate.succeeded()
@@ -353,10 +359,28 @@ class ZaiaClient(AsyncContext):
                 )
         detail = self._api_error_detail(response)
         if status >= 500 or status in _RETRYABLE_STATUS:
-            retry_after_s = parse_retry_after(response.headers.get("retry-after"), now=self._now())
+            retry_after_s = self._retry_after_s(endpoint, response.headers.get("retry-after"))
             return _Failure(f"HTTP {status}{detail}", status, retry_after_s)
         error = refusal(self.config, endpoint, status, detail=detail, subject=subject)
         return _Failure(f"HTTP {status}{detail}", status, error=error)
+
+    def _retry_after_s(self, endpoint: Endpoint, header: str | None) -> float | None:
+        """The API's `Retry-After`, within `max_retry_after` (a warning if not)."""
+        max_s = self.config.max_retry_after_s
+        wait = bounded_retry_after(header, now=self._now(), max_s=max_s)
+        if wait is None:
+            return None
+        if wait.capped:
+            log.warning(
+                "source.retry_after_capped",
+                source=self.config.name,
+                endpoint=endpoint,
+                retry_after=self._scrubber.scrub_text((header or "")[:40]),
+                used_s=wait.seconds,
+                hint=f"the API asked for longer than {self.config.field_path('max_retry_after')}"
+                " (or something unreadable); the source waits that long instead",
+            )
+        return wait.seconds
 
     def _api_error_detail(self, response: _Response) -> str:
         """` Name: message` from the documented error body, or "" when there is none."""

@@ -27,14 +27,16 @@ class ClientConfig:
     max_retries: int = 3
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 30.0
+    # The longest the API's `Retry-After` may hold this source back.
+    max_retry_after_s: float = 300.0
     # Where the operator fixes this source, like "sources.0"; used in error messages.
     config_path: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        if self.request_timeout_s <= 0:
-            raise ValueError("request_timeout_s must be positive")
+        if self.request_timeout_s <= 0 or self.max_retry_after_s <= 0:
+            raise ValueError("request_timeout_s and max_retry_after_s must be positive")
         if self.auth_scheme not in ("bearer", "raw"):
             raise ValueError("auth_scheme must be 'bearer' or 'raw'")
 
@@ -52,6 +54,7 @@ class ClientConfig:
             max_retries=source.max_retries,
             retry_backoff_s=source.retry_backoff.total_seconds(),
             retry_backoff_max_s=source.retry_backoff_max.total_seconds(),
+            max_retry_after_s=source.max_retry_after.total_seconds(),
             config_path="" if index is None else f"sources.{index}",
         )
 

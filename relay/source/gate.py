@@ -7,8 +7,10 @@ Invariants:
 - Requests of one source pass one at a time, each at a slot the budget allowed, so no
   rolling window holds more than the budget, whoever asks (the cadence, the alert
   planner following child executions, a retry).
-- A 429 slows the source and blocks it until the `Retry-After` (at most
-  `max_retry_after_s`) has passed; successes bring the rate back.
+- A 429 slows the source; a 429 to a list read also blocks it until the `Retry-After`
+  (already bounded by the client, `max_retry_after`) has passed. A 429 to a read by id
+  or nestings only slows it: those reads have fallbacks and must not stall the list.
+  Successes bring the rate back.
 - A request is never held longer than `max_wait_s`: past that `acquire` raises
   `SourceRateLimited` with the wait, so the cycle ends as rate limited (and the poll
   loop waits) instead of timing out while it holds a slot open.
@@ -32,14 +34,12 @@ class BudgetGate:
         budget: RequestBudget,
         *,
         source: str,
-        max_retry_after_s: float = 300.0,
         max_wait_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._budget = budget
         self._source = source
-        self._max_retry_after_s = max_retry_after_s
         self._max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
@@ -68,11 +68,11 @@ class BudgetGate:
                     )
                 await self._sleep(wait_s)
 
-    def rate_limited(self, retry_after_s: float | None) -> None:
-        """The API answered 429."""
-        if retry_after_s is not None:
-            retry_after_s = min(retry_after_s, self._max_retry_after_s)
-        self._budget = self._budget.rate_limited(now_s=self._clock(), retry_after_s=retry_after_s)
+    def rate_limited(self, retry_after_s: float | None, *, blocks: bool = True) -> None:
+        """The API answered 429; `blocks`: hold every request for its `Retry-After`."""
+        self._budget = self._budget.rate_limited(
+            now_s=self._clock(), retry_after_s=retry_after_s if blocks else None
+        )
 
     def succeeded(self) -> None:
         self._budget = self._budget.succeeded()

@@ -56,16 +56,21 @@ def gave_up(
     retry_after_s: float | None,
     subject: str,
     attempts: int,
+    endpoint: Endpoint = "list",
 ) -> SourceError:
     """The error once retries ran out, the last attempt having failed for `reason`."""
     name = config.name
     tried = f"{attempts} attempt{'s' if attempts > 1 else ''}"
     if status_code == 429:
         asked = "" if retry_after_s is None else f", the API asked to wait {retry_after_s:g}s"
+        then = (
+            "the relay waits before polling this source again"
+            if endpoint == "list"
+            else "the relay reads on without it and slows down"
+        )
         return SourceRateLimited(
             name,
-            f"{subject}: rate limited by the Zaia API (HTTP 429) after {tried}{asked}; "
-            "the relay waits before polling this source again",
+            f"{subject}: rate limited by the Zaia API (HTTP 429) after {tried}{asked}; {then}",
             retry_after_s=retry_after_s,
         )
     return SourceUnavailable(

@@ -32,7 +32,14 @@ from prometheus_client.metrics_core import Metric
 from relay import __version__
 from relay.clock import utcnow
 from relay.domain.alerts import Alert
-from relay.vocab import CYCLE_OUTCOMES, NOTIFICATION_OUTCOMES, TERMINAL_STATUSES, CycleOutcome
+from relay.vocab import (
+    CYCLE_OUTCOMES,
+    DELIVERY_ERROR_STAGES,
+    NOTIFICATION_OUTCOMES,
+    TERMINAL_STATUSES,
+    CycleOutcome,
+    DeliveryErrorStage,
+)
 
 if TYPE_CHECKING:
     from relay.delivery.types import DeliveryResult
@@ -73,6 +80,9 @@ _HELP = {
     "notifications": "Notifications by what became of them when their turn came, by sink and "
     f"outcome ({_listed(NOTIFICATION_OUTCOMES)}): retry is a failure rescheduled, dead one "
     "given up (moved to the dead letters), silenced one a silence matched (not sent).",
+    "delivery_errors": "Errors of the relay's own that a delivery worker contained (logged "
+    f"and backed off, the process went on), by sink and stage ({_listed(DELIVERY_ERROR_STAGES)})"
+    ": step is a whole step, settle the outcome of one message.",
     "notification_duration_seconds": "Duration of delivery attempts (one request to the sink, "
     "which may carry a digest of several notifications), whatever the outcome.",
     "detection_latency_seconds": "Time from an execution's end (as the API reports it) to its "
@@ -173,6 +183,7 @@ class RelayMetrics:
         self.invalid_items = counter("invalid_items", "source")
         self.alerts = counter("alerts", "rule", "severity", "state")
         self.notifications = counter("notifications", "sink", "outcome")
+        self.delivery_errors = counter("delivery_errors", "sink", "stage")
         self.notification_duration = histogram(
             "notification_duration_seconds", "sink", buckets=_SEND_BUCKETS_S
         )
@@ -219,6 +230,8 @@ class RelayMetrics:
         by_outcome = (self.notifications, NOTIFICATION_OUTCOMES)
         others = (self.notification_duration, self.outbox_pending, self.dead_letters)
         _start_at_zero(sink, by_outcome=by_outcome, others=others)
+        for stage in DELIVERY_ERROR_STAGES:
+            self.delivery_errors.labels(sink, stage)
 
     # --- polling ----------------------------------------------------------------------------
 
@@ -287,6 +300,10 @@ class RelayMetrics:
         notifications, which all met `result.outcome`."""
         self.notifications.labels(result.sink, result.outcome).inc(result.count)
         self.notification_duration.labels(result.sink).observe(max(0.0, result.duration_s))
+
+    def on_delivery_error(self, sink: str, stage: DeliveryErrorStage, /) -> None:
+        """A `relay.delivery.loop.OnError`: a worker contained an error of its own."""
+        self.delivery_errors.labels(sink, stage).inc()
 
     def set_outbox(self, counts: Mapping[str, tuple[int, int]]) -> None:
         """Outbox sizes as `{sink: (pending, dead)}`; sinks absent from `counts` that were
