@@ -25,8 +25,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from relay.errors import StoreError
 from relay.store.backend import Session, aware_utc
+from relay.store.postgres.errors import described
 from relay.store.records import OutboxItem
 
 log = structlog.get_logger("relay.store.postgres")
@@ -125,8 +125,8 @@ class ClaimRenewal:
             await asyncio.sleep(RENEW_EVERY_S)
             try:
                 await self.renew()
-            except StoreError as exc:
-                log.warning("store.claim_renewal_failed", error=str(exc))
+            except Exception as exc:  # a renewal missed only shortens a lease
+                log.warning("store.claim_renewal_failed", error=described(exc))
 
     async def stop(self) -> None:
         task, self._task = self._task, None

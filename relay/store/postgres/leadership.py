@@ -35,6 +35,7 @@ import structlog
 
 from relay.errors import StoreError
 from relay.store.backend import Session
+from relay.store.postgres.errors import described
 
 log = structlog.get_logger("relay.store.postgres")
 
@@ -136,6 +137,7 @@ class Leadership:
                 await self.round()
             finally:
                 self._start()  # a failed first round is retried in the background
+        self._start()  # (again, should the rounds have stopped)
         if source in self.leading:
             return True
         if self._failure is not None:
@@ -207,8 +209,8 @@ class Leadership:
             await asyncio.sleep(self._renew_every_s)
             try:
                 await self.round()
-            except StoreError as exc:
-                log.warning("store.leadership_round_failed", error=str(exc))
+            except Exception as exc:  # the rounds must go on: they keep the leases
+                log.warning("store.leadership_round_failed", error=described(exc))
 
     async def release(self) -> None:
         """Stop leading every source and leave: the others take them at once."""
