@@ -168,3 +168,12 @@ async def test_rounds_run_together_never_give_a_source_to_two_replicas(
         assert sorted(everyone) == SOURCES  # settled: all led, each by one
         assert all(len(sources) <= fair_share(9, 5) for sources in led)
         assert sum((await held(admin)).values()) == 9
+
+
+async def test_a_frozen_replica_holds_no_row_lock_longer_than_its_lease(pg_url: str) -> None:
+    # A replica stopped inside a transaction (a cycle's commit holds its lease row) has
+    # its session closed by the server once idle for the lease's length.
+    store = PostgresStore(pg_url, lease_ttl_s=7)
+    async with store, store._reading("read a setting") as session:
+        [row] = await session.fetch("SHOW idle_in_transaction_session_timeout")
+    assert row[0] == "7s"

@@ -112,6 +112,8 @@ class PostgresStore(SqlStore):
                     min_size=self._min_size,
                     max_size=self._max_size,
                     timeout=CONNECT_TIMEOUT_S,
+                    # A startup parameter, the session's default: it survives the
+                    # RESET ALL a connection gets when it goes back to the pool.
                     server_settings={"idle_in_transaction_session_timeout": self._idle_limit_ms},
                 )
             try:
