@@ -95,6 +95,13 @@ class RelayProcess:
         self._process.kill()
         return await self.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process stops, its connections stay open (no FIN is sent)."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
     async def wait(self, *, timeout_s: float = 20.0) -> int:
         async with asyncio.timeout(timeout_s):
             code = await self._process.wait()

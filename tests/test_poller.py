@@ -207,6 +207,7 @@ async def test_a_replica_on_standby_skips_cycles_and_is_not_stale() -> None:
     )
     await poller.run(max_cycles=2)
     assert outcomes == ["standby", "standby"]
+    assert time.sleeps == [1.0], "a replica on standby asks again within a second"
     assert cycles.starts == [], "another replica polls this source"
     assert cycles.forgotten == 1, "what the engine knew of the store is stale once on standby"
     assert poller.health.standby

@@ -1,5 +1,6 @@
 """The PostgreSQL store against a real server: what only PostgreSQL has (migrations and
-schema versions, URLs and errors, search_path, leadership, two pools claiming together).
+schema versions, URLs and errors, search_path, two pools claiming together). Leadership
+is in test_leadership.py, short outbox leases in test_store_claims.py.
 
 The scenarios shared with SQLite run on both backends from test_store_states.py (states,
 transitions, cursors, message refs, prune), test_store_alerts.py, test_store_outbox.py
@@ -152,50 +153,3 @@ async def test_two_claimers_never_claim_the_same_row(pg_url: str) -> None:
         assert tasks[1].result() + tasks[3].result()
     finally:
         await asyncio.gather(first.close(), second.close())
-
-
-# --- leadership -------------------------------------------------------------------------
-
-
-async def test_one_store_leads_a_source_until_it_closes(pg_url: str) -> None:
-    source, other = f"lead-{uuid.uuid4().hex}", f"lead-{uuid.uuid4().hex}"
-    first, second = PostgresStore(pg_url), PostgresStore(pg_url)
-    async with first, second:
-        assert await first.try_lead(source) is True
-        assert await first.try_lead(source) is True  # still leading
-        assert await second.try_lead(source) is False
-        assert await second.try_lead(other) is True
-        assert await first.try_lead(other) is False
-        await first.close()  # releases its locks at once
-        assert await second.try_lead(source) is True
-        await first.open()
-        assert await first.try_lead(source) is False
-    with pytest.raises(StoreError, match="not open"):
-        await first.try_lead(source)
-
-
-async def test_a_leader_that_loses_its_connection_hands_over(pg_url: str) -> None:
-    source = f"lead-{uuid.uuid4().hex}"
-    first, second = PostgresStore(pg_url), PostgresStore(pg_url)
-    admin = await asyncpg.connect(pg_url)
-    async with first, second:
-        try:
-            assert await first.try_lead(source) is True
-            pid = await admin.fetchval(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND objsubid = 1 AND objid = (hashtext('zaia-relay:' || $1::text)::bigint "
-                "& 4294967295)::oid",
-                source,
-            )
-            assert pid is not None
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-            for _ in range(100):  # the backend ends within milliseconds
-                if await second.try_lead(source):
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                pytest.fail("the lock did not pass on when its session ended")
-            # The old leader notices and no longer leads.
-            assert await first.try_lead(source) is False
-        finally:
-            await admin.close()

@@ -38,7 +38,7 @@ from relay.domain.schedule import failure_delay_s
 from relay.domain.state import TrackedExecution
 from relay.pipeline.cycle import CycleReport
 from relay.pipeline.engine import SourceEngine
-from relay.pipeline.poller import Poller, SourceHealth
+from relay.pipeline.poller import STANDBY_CHECK_S, Poller, SourceHealth
 from relay.source.gate import BudgetGate
 from relay.vocab import TERMINAL_STATUSES
 
@@ -121,7 +121,7 @@ class AdaptivePoller:
             health = self._poller.health
             if health.standby:
                 self._reset()
-                await self._poller.timing.sleep(self._poll_interval_s)
+                await self._poller.timing.sleep(min(self._poll_interval_s, STANDBY_CHECK_S))
             elif health.last_outcome == "ok" and health.last_report is not None:
                 self._learn(read, health.last_report, read_at_s=began_s)
             else:

@@ -8,7 +8,9 @@ Invariants:
   `SourceHealth` and backed off, and never raised to the caller, so one source's
   trouble never stalls another. Only cancellation ends the loop.
 - With a shared store (PostgreSQL), one replica polls each source at a time: `lead`
-  asks the store before each cycle, and a replica on standby skips the cycle.
+  asks the store before each cycle, and a replica on standby skips the cycle and asks
+  again within `STANDBY_CHECK_S` (the store answers from what it knows, without a round
+  trip), so a source handed over is polled at once whatever its interval.
 - 401/403 marks the source unauthorized (unready) with a message naming the source;
   the loop keeps trying at a slow pace so a rotated key is picked up without a restart.
 """
@@ -32,6 +34,8 @@ from relay.pipeline.cycle import CycleReport
 from relay.vocab import CycleOutcome
 
 log = structlog.get_logger("relay.pipeline.poller")
+
+STANDBY_CHECK_S = 1.0
 
 OnCycle = Callable[[str, CycleOutcome, float, CycleReport | None], None]
 
@@ -142,6 +146,8 @@ class Poller:
                 max_delay_s=self._max_backoff_s,
                 rng=self.timing.rng,
             )
+            if self.health.standby:
+                start = min(start, self.timing.clock() + STANDBY_CHECK_S)
             tick = start
             await self.timing.sleep(max(0.0, start - self.timing.clock()))
 

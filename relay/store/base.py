@@ -192,6 +192,9 @@ class Store(Protocol):
         and it is not due again before `now + lease_s` unless marked for retry sooner.
         Two claimers (tasks, processes, replicas) never get the same row while a lease
         runs; a claimer that dies lets its lease run out and the row comes back.
+        PostgreSQL leases for at most 20 s and renews the lease while this store is
+        open, up to `now + lease_s` (`relay.store.postgres.claims`), so what a dead
+        replica claimed comes back within 20 s.
 
         SQLite: the select and the update run in one `BEGIN IMMEDIATE` transaction, so
         claimers queue on the write lock. PostgreSQL, where claimers skip each other's
@@ -266,9 +269,10 @@ class Store(Protocol):
 
     async def try_lead(self, source: str) -> bool:
         """Whether this process is (or just became) the one that polls `source`. Several
-        replicas share a PostgreSQL store and only the holder of a source's lock polls
-        it, the lock passing on within seconds when its holder dies; a SQLite store
-        serves one replica, which always leads."""
+        replicas share a PostgreSQL store and only the holder of a source's lease polls
+        it, the lease passing on within seconds when its holder dies; a SQLite store
+        serves one replica, which always leads. Once asked, `commit_cycle` of that
+        source fails with `StoreError` unless this store still leads it."""
         ...
 
     async def get_message_ref(self, sink: str, alert_id: str) -> records.MessageRefRecord | None:

@@ -5,7 +5,8 @@ A backend (`relay.store.sqlite`, `relay.store.postgres`) adds connections and
 transactions, and its ways of bulk-inserting and claiming (`relay.store.backend`).
 
 Invariants (besides those of `relay.store.base.Store`):
-- `commit_cycle` is ONE write transaction: states, transitions, alerts, outbox rows,
+- `commit_cycle` is ONE write transaction, fenced first by the source's leadership
+  (`_fence_cycle`, PostgreSQL's): states, transitions, alerts, outbox rows,
   group states and the cursor are committed together or not at all. A notification
   therefore never reaches the outbox without its alert and the state change that
   caused it.
@@ -23,7 +24,7 @@ from datetime import datetime
 from relay.domain.alerts import Alert
 from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
 from relay.store import sql
-from relay.store.backend import Params, Row, distinct_ids
+from relay.store.backend import Params, Row, Session, distinct_ids
 from relay.store.records import (
     CommitOutcome,
     CycleResult,
@@ -172,6 +173,7 @@ class SqlStore(SqlAlerts, SqlOutbox):
             )
             groups = [group_params(g, at=at, dialect=dialect) for g in result.group_states]
         async with self._writing("commit a poll cycle") as session:
+            await self._fence_cycle(session, result.source)
             await session.execute_many(sql.STATE_UPSERT, states)
             await session.execute_many(sql.TRANSITION_INSERT, transitions)
             new_ids, fired_before = await session.store_alerts(alerts) if alerts else _NONE_STORED
@@ -182,6 +184,10 @@ class SqlStore(SqlAlerts, SqlOutbox):
             await session.execute_many(sql.GROUP_UPSERT, groups)
             await session.execute(sql.CURSOR_UPSERT, **cursor)
         return CommitOutcome(new_alert_ids=new_ids, enqueued=enqueued)
+
+    async def _fence_cycle(self, session: Session, source: str) -> None:
+        """First in a cycle's commit: refuse it (`StoreError`) when this replica no
+        longer leads `source`. A store that one replica owns always leads."""
 
     async def get_message_ref(self, sink: str, alert_id: str) -> MessageRefRecord | None:
         async with self._reading("read a message reference") as session:

@@ -3,7 +3,8 @@
 - `store`: `PostgresStore`, its pool, lifecycle and transactions;
 - `dialect`: `$n` placeholders, `timestamptz`, `text[]` id lists, and the statements only
   PostgreSQL runs this way (bulk `unnest` inserts, claims with `FOR UPDATE SKIP LOCKED`);
-- `leadership`: which replica polls which source (session-level advisory locks);
+- `leadership`: which replica polls which source (leases in a table, shared out);
+- `claims`: short outbox leases, renewed while their delivery runs;
 - `schema`: the versioned PostgreSQL schema, migrated under a transaction-level lock;
 - `errors`: asyncpg and server failures as `StoreError`s without the URL's password.
 

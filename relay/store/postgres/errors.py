@@ -122,3 +122,9 @@ def _advice(exc: BaseException) -> str:
             "the next cycle retries"
         )
     return "check the server's log and store.url"
+
+
+def described(exc: BaseException) -> str:
+    """What a log line may say of a failure: a `StoreError`'s message (scrubbed of the
+    URL's password), or only the name of anything else."""
+    return str(exc) if isinstance(exc, StoreError) else type(exc).__name__

@@ -1,101 +1,231 @@
-"""Which replica polls which source: session-level advisory locks of PostgreSQL.
+"""Which replica polls which source: leases in the `source_leases` table, shared out.
 
-Leading `source` means holding the session-level advisory lock
-`pg_try_advisory_lock(hashtext('zaia-relay:' || source))` on a connection of its own,
-outside the pool, kept open while the store is. The lock is the server's: it goes away
-with the session, so when the leader exits, crashes or loses its connection, the next
-`try_lead` of another replica gets it. A dead peer is noticed by the server through TCP
-keepalives, which the leader connection asks for every few seconds; a leader that can no
-longer reach the server stops leading at its next `try_lead` (the check has a timeout).
+Each store is a replica with an id of its own. A round (every `renew_every_s`, in a
+task of its own, and at once when a source is first asked about) does, in SQL on the
+database's clock (`clock_timestamp()`, so replica clocks do not matter):
+1. heartbeat: `replicas.seen_at` of this replica;
+2. register the sources this replica polls (a row each, held by no one, if missing);
+3. renew the leases it still holds (`expires_at` pushed `ttl_s` ahead);
+4. share out: with `live` replicas seen within `ttl_s` and `total` sources, the share is
+   ceil(total / live); holding more, it releases the extra at once (another replica
+   takes them at its next round); holding fewer, it takes free or expired sources.
+A take is one `UPDATE ... WHERE holder IS NULL OR expires_at <= clock_timestamp()` over
+rows locked `FOR UPDATE SKIP LOCKED`, so a source never goes to two replicas.
 
-Caveats: the lock is per database, not per schema (two deployments sharing a database
-under different schemas share the locks of same-named sources), two sources whose names
-hash alike share a lock (one replica then leads both), and a pooler in transaction mode
-(PgBouncer) between the relay and the server breaks session locks: connect directly.
-The one-key locks here live in another key space than the two-key lock that serialises
-migrations (`relay.store.postgres.schema`).
+A replica that dies, or is cut off without a FIN, stops renewing: its leases expire
+within `ttl_s` and the others take them at their next round. A replica believes it leads
+only until `ttl_s` after the start of its last successful round (less than what the
+server gave it), and a cycle's commit is fenced (`fence`): it locks the lease row and
+commits only while this replica holds it unexpired, so a stale leader cannot commit
+after another took over.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
-import asyncpg  # type: ignore[import-untyped]
 import structlog
 
-from relay.store.postgres.errors import CONNECTION_ERRORS, PgErrors
+from relay.errors import StoreError
+from relay.store.backend import Session
+from relay.store.postgres.errors import described
 
 log = structlog.get_logger("relay.store.postgres")
 
-CONNECT_TIMEOUT_S = 10.0
-_LEAD_CHECK_TIMEOUT_S = 5.0
-# Server-side keepalives of the leader connection: a vanished leader's session (and
-# lock) ends within about idle + interval * count seconds.
-_LEAD_SETTINGS = {
-    "application_name": "zaia-relay leader",
-    "tcp_keepalives_idle": "5",
-    "tcp_keepalives_interval": "2",
-    "tcp_keepalives_count": "3",
-}
-_LEAD_KEY = "SELECT pg_try_advisory_lock(hashtext('zaia-relay:' || $1::text))"
+LEASE_TTL_S = 10.0
+RENEW_EVERY_S = 2.0
+
+_HEARTBEAT = (
+    "INSERT INTO replicas (id, seen_at) VALUES (:me, clock_timestamp()) "
+    "ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
+)
+_REGISTER = (
+    "INSERT INTO source_leases (source, holder, expires_at) "
+    "SELECT s, NULL, clock_timestamp() FROM unnest(:sources::text[]) AS s ORDER BY s "
+    "ON CONFLICT (source) DO NOTHING"
+)
+_RENEW = (
+    "UPDATE source_leases SET expires_at = clock_timestamp() + make_interval(secs => :ttl) "
+    "WHERE holder = :me AND expires_at > clock_timestamp() AND source = ANY(:sources::text[]) "
+    "RETURNING source"
+)
+_SHARE = (
+    "SELECT (SELECT count(*) FROM source_leases) AS total, (SELECT count(*) FROM replicas "
+    "WHERE seen_at > clock_timestamp() - make_interval(secs => :ttl)) AS live"
+)
+_RELEASE = (
+    "UPDATE source_leases SET holder = NULL, expires_at = clock_timestamp() "
+    "WHERE holder = :me AND source = ANY(:sources::text[])"
+)
+_FREE = "(holder IS NULL OR expires_at <= clock_timestamp())"
+_TAKE = (
+    "UPDATE source_leases SET holder = :me, "
+    "expires_at = clock_timestamp() + make_interval(secs => :ttl) "
+    f"WHERE {_FREE} AND source IN (SELECT source FROM source_leases "
+    f"WHERE source = ANY(:sources::text[]) AND {_FREE} ORDER BY source "
+    "LIMIT :wanted FOR UPDATE SKIP LOCKED) RETURNING source"
+)
+# Rows no replica has touched for an hour: sources no longer configured, replicas gone.
+# Rows another round has locked are skipped, so forgetting never waits on one.
+_FORGET = (
+    "DELETE FROM source_leases WHERE source IN (SELECT source FROM source_leases "
+    "WHERE expires_at < clock_timestamp() - interval '1 hour' FOR UPDATE SKIP LOCKED)",
+    "DELETE FROM replicas WHERE id IN (SELECT id FROM replicas "
+    "WHERE seen_at < clock_timestamp() - interval '1 hour' FOR UPDATE SKIP LOCKED)",
+)
+_FENCE = (
+    "SELECT 1 FROM source_leases WHERE source = :source AND holder = :me "
+    "AND expires_at > clock_timestamp() FOR SHARE"
+)
+_LEAVE = (
+    "UPDATE source_leases SET holder = NULL, expires_at = clock_timestamp() WHERE holder = :me",
+    "DELETE FROM replicas WHERE id = :me",
+)
+
+Transaction = Callable[[str], AbstractAsyncContextManager[Session]]
+
+
+def fair_share(total: int, live: int) -> int:
+    """The most sources one of `live` replicas leads, so that all `total` are led."""
+    return math.ceil(total / max(live, 1))
+
+
+def new_replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Leadership:
-    """The sources one store leads, and the connection that holds their locks."""
+    """The sources one store leads (see the module docstring)."""
 
-    def __init__(self, url: str, *, errors: PgErrors) -> None:
-        self._url = url
-        self._errors = errors
-        self._conn: Any = None
-        self._leading: set[str] = set()
+    def __init__(
+        self,
+        transaction: Transaction,
+        *,
+        ttl_s: float = LEASE_TTL_S,
+        renew_every_s: float = RENEW_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.replica_id = new_replica_id()
+        self._transaction = transaction
+        self._ttl_s = ttl_s
+        self._renew_every_s = renew_every_s
+        self._clock = clock
+        self._wanted: set[str] = set()
+        self._leading: frozenset[str] = frozenset()
+        self._valid_until = 0.0
+        self._failure: StoreError | None = None
         self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def leading(self) -> frozenset[str]:
+        return self._leading if self._clock() < self._valid_until else frozenset()
 
     async def try_lead(self, source: str) -> bool:
-        """Whether this store holds (or just took) the lock of `source`. Raises
-        `StoreError` when the server cannot be reached, after giving up whatever it led."""
+        """Whether this replica leads `source` now. Raises the `StoreError` of the last
+        round when it failed and nothing is led."""
+        if source not in self._wanted:
+            self._wanted.add(source)
+            try:
+                await self.round()
+            finally:
+                self._start()  # a failed first round is retried in the background
+        self._start()  # (again, should the rounds have stopped)
+        if source in self.leading:
+            return True
+        if self._failure is not None:
+            raise self._failure
+        return False
+
+    def wants(self, source: str) -> bool:
+        """Whether this replica ever asked to lead `source` (its commits are fenced)."""
+        return source in self._wanted
+
+    async def round(self) -> frozenset[str]:
+        """One heartbeat, renewal and share-out; returns the sources led."""
         async with self._lock:
-            conn = self._conn
-            if conn is not None and not await self._alive(conn):
-                log.warning(
-                    "store.leadership_lost", url=self._errors.where, sources=sorted(self._leading)
+            began = self._clock()
+            try:
+                leading = await self._share_out()
+            except StoreError as exc:
+                self._failure = exc
+                raise
+            self._failure = None
+            gained, lost = leading - self._leading, self._leading - leading
+            self._leading, self._valid_until = leading, began + self._ttl_s
+        for source in sorted(gained):
+            log.info("store.leading", replica=self.replica_id, source=source)
+        for source in sorted(lost):
+            log.info("store.not_leading", replica=self.replica_id, source=source)
+        return leading
+
+    async def _share_out(self) -> frozenset[str]:
+        me, ttl, sources = self.replica_id, self._ttl_s, sorted(self._wanted)
+        async with self._transaction("share out the sources") as session:
+            await session.execute(_HEARTBEAT, me=me)
+            await session.execute(_REGISTER, sources=sources)
+            held = {
+                row["source"]
+                for row in await session.fetch(_RENEW, me=me, ttl=ttl, sources=sources)
+            }
+            counts = await session.fetch_one(_SHARE, ttl=ttl)
+            assert counts is not None
+            share = fair_share(int(counts["total"]), int(counts["live"]))
+            if len(held) > share:
+                extra = sorted(held)[share:]
+                await session.execute(_RELEASE, me=me, sources=extra)
+                held -= set(extra)
+            elif len(held) < share:
+                taken = await session.fetch(
+                    _TAKE, me=me, ttl=ttl, sources=sources, wanted=share - len(held)
                 )
-                await self._drop()
-                conn = None
-            if source in self._leading:
-                return True
-            with self._errors.mapped("take the lead of a source"):
-                if conn is None:
-                    conn = await asyncpg.connect(
-                        self._url, timeout=CONNECT_TIMEOUT_S, server_settings=_LEAD_SETTINGS
-                    )
-                    self._conn = conn
-                got = bool(await conn.fetchval(_LEAD_KEY, source, timeout=_LEAD_CHECK_TIMEOUT_S))
-            if got:
-                self._leading.add(source)
-                log.info("store.leading", url=self._errors.where, source=source)
-            return got
+                held |= {row["source"] for row in taken}
+            for statement in _FORGET:
+                await session.execute(statement)
+        return frozenset(held)
+
+    async def fence(self, session: Session, source: str) -> None:
+        """Inside a cycle's commit: lock the lease of `source`, and refuse the commit
+        unless this replica holds it unexpired."""
+        if await session.fetch_one(_FENCE, source=source, me=self.replica_id) is None:
+            raise StoreError(
+                f"source {source!r} is no longer led by this replica (its lease expired or "
+                "another replica took it over); the cycle was not committed"
+            )
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._keep(), name="relay-leadership")
+
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self._renew_every_s)
+            try:
+                await self.round()
+            except Exception as exc:  # the rounds must go on: they keep the leases
+                log.warning("store.leadership_round_failed", error=described(exc))
 
     async def release(self) -> None:
-        """Stop leading every source (closing the session releases its locks)."""
-        async with self._lock:
-            await self._drop()
-
-    async def _alive(self, conn: Any) -> bool:
-        if conn.is_closed():
-            return False
+        """Stop leading every source and leave: the others take them at once."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        asked, self._leading = bool(self._wanted), frozenset()
+        self._wanted.clear()
+        if not asked:
+            return
         try:
-            await conn.fetchval("SELECT 1", timeout=_LEAD_CHECK_TIMEOUT_S)
-        except CONNECTION_ERRORS:
-            return False
-        return True
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        self._leading.clear()
-        if conn is not None and not conn.is_closed():
-            try:
-                # Closing the session releases its advisory locks.
-                await asyncio.wait_for(conn.close(), _LEAD_CHECK_TIMEOUT_S)
-            except CONNECTION_ERRORS:
-                conn.terminate()
+            async with self._transaction("give up the lead of its sources") as session:
+                for statement in _LEAVE:
+                    await session.execute(statement, me=self.replica_id)
+        except StoreError as exc:
+            # Its leases expire on their own within the TTL.
+            log.warning("store.leadership_release_failed", error=str(exc))

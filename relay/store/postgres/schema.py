@@ -37,9 +37,9 @@ _CREATE_BOOKKEEPING = """
     )
 """
 # Serialises migrations of every replica (transaction-scoped: released at COMMIT). The
-# two-key form lives in another key space than the one-key locks of source leadership
-# (`relay.store.postgres.leadership`), so a source named "migrate" cannot block every
-# replica's start.
+# two-key form lives in another key space than the one-key advisory locks that led
+# sources before version 2, so a source named "migrate" of an older replica cannot
+# block every replica's start.
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('zaia-relay'), hashtext('migrate'))"
 
 
@@ -197,7 +197,29 @@ _WHOLE_SCHEMA = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA,)
+# Version 2: source leadership by leases in tables (`relay.store.postgres.leadership`),
+# instead of session-level advisory locks.
+_SOURCE_LEASES = Migration(
+    version=2,
+    name="source leases and replica heartbeats",
+    statements=(
+        """
+            CREATE TABLE source_leases (
+                source     text COLLATE "C" NOT NULL PRIMARY KEY,
+                holder     text,
+                expires_at timestamptz      NOT NULL
+            )
+            """,
+        """
+            CREATE TABLE replicas (
+                id      text        NOT NULL PRIMARY KEY,
+                seen_at timestamptz NOT NULL
+            )
+            """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

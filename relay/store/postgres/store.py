@@ -14,8 +14,14 @@ writers, PostgreSQL keeps the invariants with constraints and row locks:
 - `commit_cycle` is ONE transaction; transitions and outbox rows are deduplicated by
   their unique keys (`ON CONFLICT DO NOTHING`), new alerts named by the server.
 - `claim_due` leases with `FOR UPDATE SKIP LOCKED` (see `relay.store.postgres.dialect`).
-- `try_lead` elects, per source, the one replica that polls it, with a session-level
-  advisory lock (see `relay.store.postgres.leadership`).
+- `try_lead` elects, per source, the one replica that polls it, with leases in a table
+  shared out among the live replicas (see `relay.store.postgres.leadership`); a cycle's
+  commit is fenced by its source's lease.
+- Outbox leases are short and renewed while their delivery runs
+  (`relay.store.postgres.claims`), so a dead replica's claims come back within seconds.
+- A connection idle inside a transaction longer than the source lease is closed by the
+  server (`idle_in_transaction_session_timeout`): a frozen replica cannot keep row
+  locks that others wait on.
 - The schema is versioned in `schema_migrations` with PostgreSQL's own numbering (see
   `relay.store.postgres.schema`); `open()` migrates it, replicas starting together
   included.
@@ -31,19 +37,23 @@ to the server as settings, so `?search_path=relay` selects a schema.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
 
 from relay.errors import StoreError
-from relay.store.backend import Dialect
+from relay.store.backend import Dialect, Session
+from relay.store.postgres.claims import ClaimRenewal
 from relay.store.postgres.dialect import POSTGRES, PgSession
 from relay.store.postgres.errors import PgErrors
-from relay.store.postgres.leadership import CONNECT_TIMEOUT_S, Leadership
+from relay.store.postgres.leadership import LEASE_TTL_S, RENEW_EVERY_S, Leadership
 from relay.store.postgres.schema import migrate
+from relay.store.records import OutboxItem
 from relay.store.sql_store import SqlStore
 
 if TYPE_CHECKING:
@@ -51,13 +61,26 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("relay.store.postgres")
 
+CONNECT_TIMEOUT_S = 10.0
+
 
 class PostgresStore(SqlStore):
     """The `Store` on a PostgreSQL database (see the module docstring)."""
 
     dialect: ClassVar[Dialect] = POSTGRES
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 5,
+        lease_ttl_s: float = LEASE_TTL_S,
+        renew_every_s: float = RENEW_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`lease_ttl_s`, `renew_every_s`: of source leases; `clock`: the monotonic
+        clock leases are timed on (tests drive rounds and renewals themselves)."""
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ValueError(
                 f"need 0 <= min_size <= max_size and max_size >= 1, got {min_size}..{max_size}"
@@ -67,7 +90,11 @@ class PostgresStore(SqlStore):
         self._min_size = min_size
         self._max_size = max_size
         self._pool: Any = None
-        self._leadership = Leadership(url, errors=self._errors)
+        self._idle_limit_ms = str(round(lease_ttl_s * 1000))
+        self.leadership = Leadership(
+            self._writing, ttl_s=lease_ttl_s, renew_every_s=renew_every_s, clock=clock
+        )
+        self.claims = ClaimRenewal(self._writing, clock=clock)
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -85,6 +112,9 @@ class PostgresStore(SqlStore):
                     min_size=self._min_size,
                     max_size=self._max_size,
                     timeout=CONNECT_TIMEOUT_S,
+                    # A startup parameter, the session's default: it survives the
+                    # RESET ALL a connection gets when it goes back to the pool.
+                    server_settings={"idle_in_transaction_session_timeout": self._idle_limit_ms},
                 )
             try:
                 with self._errors.mapped("create or migrate the schema"):
@@ -99,8 +129,10 @@ class PostgresStore(SqlStore):
 
     async def close(self) -> None:
         async with self._lock:
+            if self._pool is not None:
+                await self.leadership.release()
+            await self.claims.stop()
             pool, self._pool = self._pool, None
-            await self._leadership.release()
             if pool is not None:
                 with self._errors.mapped("close"):
                     await pool.close()
@@ -108,7 +140,21 @@ class PostgresStore(SqlStore):
     async def try_lead(self, source: str) -> bool:
         """Whether this store leads `source` (see `relay.store.postgres.leadership`)."""
         self._require_open()
-        return await self._leadership.try_lead(source)
+        return await self.leadership.try_lead(source)
+
+    async def _fence_cycle(self, session: Session, source: str) -> None:
+        # A replica that never asked to lead (`zaia-relay once`, tests) is not fenced.
+        if self.leadership.wants(source):
+            await self.leadership.fence(session, source)
+
+    async def claim_due(
+        self, sink: str, *, now: datetime, limit: int, lease_s: float
+    ) -> list[OutboxItem]:
+        """Claims with a short lease, renewed up to `lease_s` (`relay.store.postgres.claims`)."""
+        granted = self.claims.granted(lease_s) if lease_s > 0 else lease_s
+        items = await super().claim_due(sink, now=now, limit=limit, lease_s=granted)
+        self.claims.hold(sink, items, now=now, lease_s=lease_s)
+        return items
 
     # --- transactions -------------------------------------------------------------
 
