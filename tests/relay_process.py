@@ -117,3 +117,18 @@ class RelayProcess:
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+
+
+def alert_failures_to(hook_url: str) -> str:
+    """Configuration (YAML, at the top level) of one rule sending every failed execution
+    to a webhook sink named `hook` at `hook_url`."""
+    return f"""rules:
+  - name: execution-failed
+    when: {{status: [failed]}}
+    severity: critical
+    sinks: [hook]
+sinks:
+  hook:
+    type: webhook
+    url: {hook_url}
+"""

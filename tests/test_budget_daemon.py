@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay.http.runner import ServedApp, serve_app
 from relay.sim import Fault, SimServer, SimWorkspace, utcnow
-from tests.relay_process import RelayProcess
+from tests.relay_process import RelayProcess, alert_failures_to
 
 pytestmark = pytest.mark.slow
 
@@ -176,16 +176,7 @@ server:
   listen: 127.0.0.1:0
 log:
   format: json
-rules:
-  - name: execution-failed
-    when: {{status: [failed]}}
-    severity: critical
-    sinks: [hook]
-sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-"""
+{alert_failures_to(hook_url)}"""
 
 
 def workspace_with_depth() -> tuple[SimWorkspace, str, str]:

@@ -15,7 +15,7 @@ from relay.errors import RelayError
 from relay.settings.loader import parse_settings
 from relay.sim import SimServer, SimWorkspace
 from relay.store.sqlite import SqliteStore
-from tests.relay_process import RelayProcess
+from tests.relay_process import RelayProcess, alert_failures_to
 
 KEY = "daemon-test-key"
 
@@ -63,16 +63,7 @@ server:
   shutdown_grace: 10s
 log:
   format: json
-rules:
-  - name: execution-failed
-    when: {{status: [failed]}}
-    severity: critical
-    sinks: [hook]
-sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-"""
+{alert_failures_to(hook_url)}"""
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from relay.sim import SimServer, SimWorkspace
 from tests.delivery_kit import Receiver
-from tests.relay_process import RelayProcess
+from tests.relay_process import RelayProcess, alert_failures_to
 from tests.test_store_postgres import pg_url  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -43,16 +43,7 @@ def write_config(
         for n in names
     )
     alerting = f"""
-rules:
-  - name: execution-failed
-    when: {{status: [failed]}}
-    severity: critical
-    sinks: [hook]
-sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-"""
+{alert_failures_to(hook_url)}"""
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"""
