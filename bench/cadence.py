@@ -53,7 +53,7 @@ from functools import partial
 from pathlib import Path
 
 from flags import non_default_flags  # bench/, run as a script
-from rig import API_KEY, Key, Receiver, Relay, SimHost
+from rig import API_KEY, Key, Receiver, Relay, SimHost, alert_endings_to
 
 from relay.sim import SimWorkspace, utcnow
 
@@ -72,11 +72,6 @@ DEEP_ENDINGS = (("completed", 0.6), ("failed", 0.3), ("cancelled", 0.1))
 
 
 def write_config(folder: Path, *, mode: str, sim_url: str, hook_url: str) -> Path:
-    rules = "".join(
-        f"  - name: {status}\n    when: {{status: [{status}]}}\n"
-        f"    severity: warning\n    sinks: [hook]\n"
-        for status in TERMINAL_RULES
-    )
     path = folder / "relay.yaml"
     path.write_text(
         f"""sources:
@@ -90,18 +85,7 @@ def write_config(folder: Path, *, mode: str, sim_url: str, hook_url: str) -> Pat
     discovery_pages: {DISCOVERY_PAGES}
 store:
   url: sqlite:///{folder}/state.db
-server:
-  listen: 127.0.0.1:0
-log:
-  format: json
-rules:
-{rules}sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-    group_wait: 0s
-    max_alerts_per_request: 1
-"""
+{alert_endings_to(hook_url, TERMINAL_RULES)}"""
     )
     return path
 

@@ -188,3 +188,26 @@ class Relay:
                 self._process.kill()
                 await self._process.wait()
         await self._reader
+
+
+def alert_endings_to(hook_url: str, statuses: Iterable[str], *, sink_options: str = "") -> str:
+    """The configuration's `server`, `log`, `rules` and `sinks` the benches share: one rule
+    per status, each notifying the webhook sink `hook` at once, one alert a request
+    (`sink_options`: more of its lines, indented four spaces)."""
+    rules = "".join(
+        f"  - name: {status}\n    when: {{status: [{status}]}}\n"
+        f"    severity: warning\n    sinks: [hook]\n"
+        for status in statuses
+    )
+    return f"""server:
+  listen: 127.0.0.1:0
+log:
+  format: json
+rules:
+{rules}sinks:
+  hook:
+    type: webhook
+    url: {hook_url}
+    group_wait: 0s
+    max_alerts_per_request: 1
+{sink_options}"""

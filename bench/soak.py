@@ -40,7 +40,7 @@ from typing import TextIO
 
 from aiohttp import web
 from flags import non_default_flags  # bench/, run as a script
-from rig import API_KEY, Key, Receiver, Relay, SimHost
+from rig import API_KEY, Key, Receiver, Relay, SimHost, alert_endings_to
 
 from relay.sim import SimWorkspace
 from relay.sim.faults import Fault
@@ -51,15 +51,12 @@ SINK_TIMEOUT_S = 3.0
 API_TIMEOUT_S = 3.0
 # Retry-After values a misbehaving server sends: a sane one, and every kind the relay
 # must cap (issue 13): huge, absurdly long, negative, a date far in the future.
+ENDING_STATUSES = tuple(status for status, _ in ENDINGS)
+SINK_OPTIONS = f"    timeout: {SINK_TIMEOUT_S:g}s\n    max_retry_after: 5s\n"
 RETRY_AFTERS = ("2", "999999999999", "9" * 400, "-5", "Fri, 31 Dec 9999 23:59:59 GMT")
 
 
 def write_config(folder: Path, *, sim_url: str, hook_url: str) -> Path:
-    rules = "".join(
-        f"  - name: {status}\n    when: {{status: [{status}]}}\n"
-        f"    severity: warning\n    sinks: [hook]\n"
-        for status, _ in ENDINGS
-    )
     path = folder / "relay.yaml"
     path.write_text(
         f"""sources:
@@ -75,20 +72,7 @@ def write_config(folder: Path, *, sim_url: str, hook_url: str) -> Path:
     max_retry_after: 5s
 store:
   url: sqlite:///{folder}/state.db
-server:
-  listen: 127.0.0.1:0
-log:
-  format: json
-rules:
-{rules}sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-    group_wait: 0s
-    max_alerts_per_request: 1
-    timeout: {SINK_TIMEOUT_S:g}s
-    max_retry_after: 5s
-"""
+{alert_endings_to(hook_url, ENDING_STATUSES, sink_options=SINK_OPTIONS)}"""
     )
     return path
 
