@@ -115,10 +115,10 @@ DUE_SELECT = (
     "AND earlier.sink = outbox.sink AND earlier.status = 'pending' AND earlier.seq < outbox.seq) "
     "ORDER BY next_attempt_at, seq LIMIT :limit"
 )
-# Delivered is final, but a dead row may still become delivered: a slow attempt
-# succeeded after all.
 # Every settle clears `claimed` (set by a claim): a row still claimed is one whose
 # claimer has not settled it, the lease `release_own_leases` hands back on SQLite.
+# Delivered is final, but a dead row may still become delivered: a slow attempt
+# succeeded after all.
 MARK_DELIVERED = (
     "UPDATE outbox SET status = 'delivered', delivered_at = :now, dead_at = NULL, "
     "claimed = FALSE "
