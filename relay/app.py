@@ -256,6 +256,14 @@ async def _prune_forever(runtime: Runtime) -> None:
         await asyncio.sleep(PRUNE_INTERVAL_S)
 
 
+async def _release_own_leases(store: Store) -> None:
+    """Deliver at once what a killed predecessor had in flight, instead of after its
+    lease (SQLite only: one daemon per file; the CLI never releases)."""
+    released = await store.release_own_leases(now=utcnow())
+    if released:
+        log.info("store.leases_released", count=released)
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -269,6 +277,7 @@ async def run_daemon(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with build_runtime(settings) as runtime:
+            await _release_own_leases(runtime.store)
             await runtime.http.start()
             # What start-up built lives as long as the process: moved out of the
             # collector's generations, it is not rescanned by every full collection

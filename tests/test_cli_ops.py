@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,18 @@ async def test_dead_letters_are_listed_replayed_and_purged(tmp_path: Path) -> No
 
     async with SqliteStore(tmp_path / "state.db") as store:
         assert (await store.outbox_counts())["hook"] == (1, 0)
+
+
+async def test_the_cli_leaves_the_daemons_leases_alone(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with SqliteStore(tmp_path / "state.db") as store:
+        alert = make_alert("exec-1", at=T0)
+        await store.commit_cycle(alert_cycle([alert], notify(alert, "hook", at=T0), at=T0))
+        await store.claim_due("hook", now=T0, limit=10, lease_s=85)  # the daemon's, in flight
+    listed = await asyncio.to_thread(cli, "deliveries", "list", config=config)
+    assert listed.returncode == 0, listed.stderr
+    async with SqliteStore(tmp_path / "state.db") as store:
+        assert await store.next_due_at("hook") == T0 + timedelta(seconds=85)
 
 
 async def test_silences_are_added_listed_and_expired(tmp_path: Path) -> None:

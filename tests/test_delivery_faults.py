@@ -5,6 +5,8 @@ delivering to a real webhook receiver on loopback (issue 5, item 8).
   a duplicate only ever repeats the same `webhook-id` with the same body.
 - The receiver answers 429 with `Retry-After: 5`: no request reaches it for 5 s.
 - `kill -9` with 1,000 alerts queued: after a restart all 1,000 arrive.
+- `kill -9` while a delivery hangs: the restarted relay sends it again within 5 s of its
+  start, not after the 85 s lease (issue 13, item 8).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from standardwebhooks.webhooks import Webhook
 from relay.sim import SimServer, SimWorkspace
 from relay.store import OutboxCounts, SqliteStore
 from tests.delivery_kit import Received, Receiver, Reply
-from tests.relay_process import RelayProcess, alert_failures_to
+from tests.relay_process import RelayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,7 @@ KEY = "delivery-faults-key"
 SECRET = "whsec_" + base64.b64encode(b"delivery-faults-signing-key-0001").decode()
 
 
-def write_config(tmp_path: Path, *, sim_url: str, hook_url: str) -> Path:
+def write_config(tmp_path: Path, *, sim_url: str, hook_url: str, timeout: str = "2s") -> Path:
     config = tmp_path / "relay.yaml"
     config.write_text(
         f"""
@@ -47,8 +49,17 @@ server:
   shutdown_grace: 5s
 log:
   format: json
-{alert_failures_to(hook_url)}    secret: {SECRET}
-    timeout: 2s
+rules:
+  - name: execution-failed
+    when: {{status: [failed]}}
+    severity: critical
+    sinks: [hook]
+sinks:
+  hook:
+    type: webhook
+    url: {hook_url}
+    secret: {SECRET}
+    timeout: {timeout}
     retry_initial: 200ms
     retry_max: 1s
 """
@@ -191,5 +202,40 @@ async def test_kill_9_with_1000_queued_then_all_arrive(
     delivered = {receiver_json(r)["execution"]["id"] for r in receiver.requests}
     assert failed <= delivered
     assert len(switch.ok) == 1000
+    async with SqliteStore(tmp_path / "state.db") as store:
+        assert (await store.outbox_counts()).get("hook", (0, 0)) == (0, 0)
+
+
+async def test_kill_9_mid_delivery_is_sent_again_within_5s_of_the_restart(
+    tmp_path: Path, sim: tuple[SimWorkspace, str]
+) -> None:
+    workspace, sim_url = sim
+    # The first delivery hangs (until the receiver closes); later ones are answered.
+    receiver = Receiver(lambda _: Reply(204, "", delay_s=0 if receiver.requests else 60))
+    async with receiver:
+        # The default timeout: a lease of 85 s, which the restart must not wait out.
+        config = write_config(
+            tmp_path, sim_url=sim_url, hook_url=f"{receiver.url}/hook", timeout="10s"
+        )
+        relay = await RelayProcess.start(["run", "-c", str(config)])
+        try:
+            await relay.wait_for_event("poll.done")
+            workspace.create_execution(status="failed")
+            (in_flight,) = await receiver.wait_for(1, timeout_s=20)
+            await relay.kill()
+        finally:
+            await relay.close()
+        started_at = time.time()
+        restarted = await RelayProcess.start(["run", "-c", str(config)])
+        try:
+            await receiver.wait_for(2, timeout_s=10)
+            await restarted.wait_for_event("store.leases_released")
+            assert await restarted.stop() == 0, restarted.tail()
+        finally:
+            await restarted.close()
+    again = receiver.requests[1]
+    assert again.at - started_at < 5.0
+    assert again.headers["webhook-id"] == in_flight.headers["webhook-id"]
+    assert [e["count"] for e in restarted.named("store.leases_released")] == [1]
     async with SqliteStore(tmp_path / "state.db") as store:
         assert (await store.outbox_counts()).get("hook", (0, 0)) == (0, 0)

@@ -3,8 +3,8 @@
 Invariants:
 - At least once: a notification leaves the outbox only when the sink accepted it
   (`mark_delivered`), was refused for good or aged past `max_age` (`mark_dead`). A
-  crash between sending and marking leaves it leased; the lease runs out and it is sent
-  again, under the same `webhook-id`.
+  crash between sending and marking leaves it leased; the lease runs out (on SQLite the
+  next daemon hands it back at start) and it is sent again, under the same `webhook-id`.
 - `step()` never sleeps: it reads the injected clock, decides with the pure functions of
   `relay.domain.delivery`, and says when it wants to run again. `run()` (in
   `relay.delivery.loop`) is the only place that waits, until then or until `wake()`.

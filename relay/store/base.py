@@ -210,6 +210,14 @@ class Store(Protocol):
         """
         ...
 
+    async def release_own_leases(self, *, now: datetime) -> int:
+        """Make due at `now` every row a claim leased and no settle cleared, one attempt
+        fewer (a crash is no failed attempt); returns how many. Only the daemon calls it,
+        at start: on SQLite no one else can hold those leases (one daemon per file).
+        PostgreSQL returns 0: another replica may hold them, and they are short anyway.
+        Retries scheduled by a settle (backoff, Retry-After) stay as they are."""
+        ...
+
     async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int:
         """Mark notifications delivered (final); returns how many changed. A dead letter
         that a slow attempt delivered after all counts as delivered."""

@@ -115,22 +115,27 @@ DUE_SELECT = (
     "AND earlier.sink = outbox.sink AND earlier.status = 'pending' AND earlier.seq < outbox.seq) "
     "ORDER BY next_attempt_at, seq LIMIT :limit"
 )
+# Every settle clears `claimed` (set by a claim): a row still claimed is one whose
+# claimer has not settled it, the lease `release_own_leases` hands back on SQLite.
 # Delivered is final, but a dead row may still become delivered: a slow attempt
 # succeeded after all.
 MARK_DELIVERED = (
-    "UPDATE outbox SET status = 'delivered', delivered_at = :now, dead_at = NULL "
+    "UPDATE outbox SET status = 'delivered', delivered_at = :now, dead_at = NULL, "
+    "claimed = FALSE "
     "WHERE sink = :sink AND {ids} AND status <> 'delivered'"
 )
 MARK_SILENCED = (
-    "UPDATE outbox SET status = 'silenced', delivered_at = :now, last_error = :reason "
+    "UPDATE outbox SET status = 'silenced', delivered_at = :now, last_error = :reason, "
+    "claimed = FALSE "
     "WHERE sink = :sink AND {ids} AND status = 'pending'"
 )
 MARK_RETRY = (
-    "UPDATE outbox SET next_attempt_at = :next_attempt_at, last_error = :reason "
+    "UPDATE outbox SET next_attempt_at = :next_attempt_at, last_error = :reason, "
+    "claimed = FALSE "
     "WHERE sink = :sink AND id = :id AND status = 'pending'"
 )
 MARK_DEAD = (
-    "UPDATE outbox SET status = 'dead', dead_at = :now, last_error = :reason "
+    "UPDATE outbox SET status = 'dead', dead_at = :now, last_error = :reason, claimed = FALSE "
     "WHERE sink = :sink AND id = :id AND status = 'pending'"
 )
 DEAD_SELECT = "SELECT attempts, enqueued_at, dead_at, last_error, body FROM outbox"
@@ -139,9 +144,15 @@ DEAD_NEWEST_FIRST = "ORDER BY dead_at DESC, seq DESC LIMIT :limit"
 # they would go straight back to the dead letters.
 REPLAY_DEAD = (
     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = :now, "
-    "enqueued_at = :now, dead_at = NULL WHERE "
+    "enqueued_at = :now, dead_at = NULL, claimed = FALSE WHERE "
 )
 PURGE_DEAD = "DELETE FROM outbox WHERE "
+# Leases a previous process left (it died before settling them) are due now, and the
+# attempt it did not finish is not counted. Retries scheduled by a settle are not claimed.
+RELEASE_CLAIMS = (
+    "UPDATE outbox SET next_attempt_at = :now, attempts = attempts - 1, claimed = FALSE "
+    "WHERE status = 'pending' AND claimed"
+)
 NEXT_DUE = (
     "SELECT min(next_attempt_at) AS due FROM outbox WHERE sink = :sink AND status = 'pending'"
 )

@@ -5,6 +5,9 @@ Invariants:
   due, so lease expiry needs no sweeper and a crashed claimer's rows come back alone.
   What keeps two claimers off one row is the backend's (`Session.claim`): SQLite queues
   claimers on its write lock, PostgreSQL skips rows another claimer has locked.
+- A claim also sets `claimed`, and every settle (delivered, silenced, retried, dead,
+  replayed) clears it: a row pending and claimed is leased, never a scheduled retry.
+  That is what a SQLite daemon hands back at start (`release_own_leases`).
 - Only pending rows are leased, retried, silenced or killed; delivered is final (a dead
   row may still become delivered, when a slow attempt succeeded after all).
 - Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without

@@ -52,7 +52,8 @@ _OUTBOX_INSERT = (
 )
 _CLAIM = (
     f"WITH due AS ({sql.DUE_SELECT} FOR UPDATE OF outbox SKIP LOCKED) "
-    "UPDATE outbox SET attempts = outbox.attempts + 1, next_attempt_at = :lease_end FROM due "
+    "UPDATE outbox SET attempts = outbox.attempts + 1, next_attempt_at = :lease_end, "
+    "claimed = TRUE FROM due "
     "WHERE outbox.seq = due.seq RETURNING due.next_attempt_at, outbox.seq, "
     "outbox.attempts - 1 AS attempts, outbox.enqueued_at, outbox.last_error, outbox.body"
 )

@@ -219,7 +219,16 @@ _SOURCE_LEASES = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES)
+# Version 3: a claim marks its rows, every settle clears the mark (SQLite's version 6).
+# PostgreSQL keeps short renewed leases and never releases on start; the column is
+# there because the settling statements are shared.
+_CLAIMED = Migration(
+    version=3,
+    name="claimed outbox rows",
+    statements=("ALTER TABLE outbox ADD COLUMN claimed boolean NOT NULL DEFAULT false",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES, _CLAIMED)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -137,6 +137,11 @@ class PostgresStore(SqlStore):
                 with self._errors.mapped("close"):
                     await pool.close()
 
+    async def release_own_leases(self, *, now: datetime) -> int:
+        # Another replica may hold them; a dead one's come back within `CLAIM_LEASE_S`.
+        del now
+        return 0
+
     async def try_lead(self, source: str) -> bool:
         """Whether this store leads `source` (see `relay.store.postgres.leadership`)."""
         self._require_open()

@@ -40,7 +40,10 @@ _OUTBOX_INSERT = (
     "VALUES (:id, :sink, :alert_id, :kind, 'pending', :created_at, :created_at, :body) "
     "ON CONFLICT (id, sink) DO NOTHING"
 )
-_LEASE = "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = :lease_end WHERE seq = :seq"
+_LEASE = (
+    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = :lease_end, claimed = TRUE "
+    "WHERE seq = :seq"
+)
 
 
 class SqliteDialect(Dialect):

@@ -223,6 +223,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX message_refs_by_age ON message_refs (created_at)",
         ),
     ),
+    Migration(
+        version=6,
+        name="claimed outbox rows",
+        statements=(
+            # Set by a claim, cleared by every settle: what tells a lease from a retry
+            # time, so a restarted daemon can hand back its predecessor's leases.
+            "ALTER TABLE outbox ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

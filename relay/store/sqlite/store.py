@@ -24,6 +24,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -31,6 +32,7 @@ import aiosqlite
 import structlog
 
 from relay.errors import StoreError
+from relay.store import sql
 from relay.store.backend import Dialect
 from relay.store.sql_store import SqlStore
 from relay.store.sqlite.dialect import SQLITE, SqliteSession
@@ -136,6 +138,10 @@ class SqliteStore(SqlStore):
             if conn is not None:
                 with self._mapped("close"):
                     await conn.close()
+
+    async def release_own_leases(self, *, now: datetime) -> int:
+        async with self._writing("release the leases a previous process left") as session:
+            return await session.execute(sql.RELEASE_CLAIMS, now=self.dialect.encode_time(now))
 
     async def try_lead(self, source: str) -> bool:
         # One replica per SQLite file (the Helm chart enforces it): it always leads.
