@@ -23,6 +23,7 @@ EXPECTED_ALERTS = {
     "ZaiaRelaySourceStale",
     "ZaiaRelayDeadLettersGrowing",
     "ZaiaRelayOutboxBacklog",
+    "ZaiaRelayDeliveryErrors",
 }
 
 
