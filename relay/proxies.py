@@ -6,20 +6,58 @@ Invariants:
   goes direct. ALL_PROXY is not read.
 - The clients look the proxy up once per origin (aiohttp's `trust_env` would look it
   up on every request, in a thread, and read ~/.netrc as well).
+- A proxy's `user:password@` is sent as a `Proxy-Authorization` header (`Proxy.headers`),
+  apart from its URL:
+  aiohttp quotes the proxy URL in its errors, which end up in logs and stored errors.
+  `proxy_secrets()` names those credentials for the scrubbers, in case one is quoted
+  anyway.
 """
 
 from __future__ import annotations
 
+import base64
 import urllib.request
-from urllib.parse import urlsplit
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
-def env_proxy(url: str) -> str | None:
+class Proxy(NamedTuple):
+    url: str  # without userinfo
+    headers: dict[str, str] | None  # Proxy-Authorization, when the URL had credentials
+
+
+def env_proxy(url: str) -> Proxy | None:
     """The proxy from the environment for `url`, or None to connect directly."""
     split = urlsplit(url)
     if urllib.request.proxy_bypass(split.hostname or ""):
         return None
-    return urllib.request.getproxies().get(split.scheme)
+    proxy = urllib.request.getproxies().get(split.scheme)
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return Proxy(proxy, None)
+    host = parts.netloc.rsplit("@", 1)[1]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return Proxy(bare, {"Proxy-Authorization": _basic(parts.username, parts.password)})
 
 
-__all__ = ["env_proxy"]
+def proxy_secrets() -> list[str]:
+    """The proxy URLs of the environment that carry credentials, their passwords and
+    the `Proxy-Authorization` values made of them."""
+    found: list[str] = []
+    for proxy in urllib.request.getproxies().values():
+        parts = urlsplit(proxy)
+        if parts.username is not None:
+            found += [proxy, _basic(parts.username, parts.password)]
+            if parts.password:
+                found.append(unquote(parts.password))
+    return found
+
+
+def _basic(username: str, password: str | None) -> str:
+    pair = f"{unquote(username)}:{unquote(password or '')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+__all__ = ["Proxy", "env_proxy", "proxy_secrets"]

@@ -213,7 +213,13 @@ def test_commands_are_a_registry() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["!s3cr3t-T0ken-value", "*s3cr3t-T0ken-value", "!!int s3cr3t-T0ken-value", "@s3cr3t-T0ken"],
+    [
+        "!s3cr3t-T0ken-value",
+        "*s3cr3t-T0ken-value",
+        "!!int s3cr3t-T0ken-value",
+        "!!timestamp s3cr3t-T0ken-value",  # PyYAML raises AttributeError here
+        "@s3cr3t-T0ken",
+    ],
 )
 def test_a_yaml_error_never_prints_the_value(
     value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

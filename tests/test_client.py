@@ -850,3 +850,21 @@ def test_the_page_memo_keeps_only_the_pages_read_most_recently() -> None:
     assert memo.recall(1, 3, b"[]") is None  # the oldest went when the third came
     assert memo.recall(2, 3, b"[ ]") is None  # other bytes are another answer
     assert memo.recall(2, 100, b"[]") is None  # another page size, another page
+
+
+async def test_a_proxy_password_never_reaches_an_error(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy refuses the tunnel: aiohttp's error quotes the proxy URL it was given.
+    async with Receiver(script(Reply(407, "proxy says no"))) as proxy:
+        port = proxy.url.rsplit(":", 1)[1].split("/")[0]
+        monkeypatch.setenv("HTTPS_PROXY", f"http://bob:hunter2secret@127.0.0.1:{port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with harness.client(base_url="https://zaia.example.invalid", max_retries=0) as c:
+            with pytest.raises(SourceUnavailable) as caught:
+                await c.list_page(1)
+    text = f"{caught.value} {caught.value!r} {caught.value.__cause__!r}"
+    assert "127.0.0.1" in text  # the error still says which proxy refused
+    assert "hunter2secret" not in text
+    assert "bob:" not in text

@@ -177,3 +177,36 @@ async def test_a_frozen_replica_holds_no_row_lock_longer_than_its_lease(pg_url: 
     async with store, store._reading("read a setting") as session:
         [row] = await session.fetch("SHOW idle_in_transaction_session_timeout")
     assert row[0] == "7s"
+
+
+async def test_a_source_only_one_replica_polls_is_led_even_beyond_its_share(
+    pg_url: str, admin: asyncpg.Connection
+) -> None:
+    # A rolling deploy: two replicas still poll "a" alone, the new one "a", "d" and "e".
+    # Three sources, three replicas: a share of one each, and "e" would never be led.
+    old_1, old_2, new = replica(pg_url), replica(pg_url), replica(pg_url)
+    async with old_1, old_2, new:
+        await join(old_1, ["a"])
+        await join(old_2, ["a"])
+        await join(new, ["a", "d", "e"])
+        await rounds([old_1, old_2, new], passes=2)
+        assert (
+            await admin.fetchval(
+                "SELECT count(*) FROM source_leases WHERE holder IS NULL OR "
+                "expires_at <= clock_timestamp()"
+            )
+            == 1
+        )  # one of d and e is nobody's
+        # A whole TTL later (the rows moved back), the one replica polling it takes it.
+        await admin.execute(
+            "UPDATE source_leases SET expires_at = expires_at - make_interval(secs => $1) "
+            "WHERE holder IS NULL",
+            TTL_S + 1,
+        )
+        await rounds([old_1, old_2, new], passes=3)  # and keeps it round after round
+        leases = await admin.fetch("SELECT source, holder FROM source_leases")
+        holders = {row["source"]: row["holder"] for row in leases}
+        new_id = new.leadership.replica_id
+        assert holders["d"] == new_id
+        assert holders["e"] == new_id
+        assert holders["a"] is not None

@@ -2,7 +2,8 @@
 replica had claimed is due again within `CLAIM_LEASE_S` (and SQLite's are as asked).
 
 Two stores are two replicas; the lease clock of the first is a counter the test moves,
-and its renewals are run by the test (`claims.renew()`), not by waiting.
+and its renewals are run by the test (`claims.renew()`), not by waiting (its own renewal
+task is set to wait an hour, so it never runs beside the test's).
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ async def test_a_dead_replicas_claims_are_due_again_after_the_short_lease(pg_url
 
 async def test_claims_are_renewed_while_delivering_up_to_the_lease_asked(pg_url: str) -> None:
     clock = Clock()
-    async with PostgresStore(pg_url, clock=clock) as worker, PostgresStore(pg_url) as other:
+    async with (
+        PostgresStore(pg_url, clock=clock, claims_renew_every_s=3600) as worker,
+        PostgresStore(pg_url) as other,
+    ):
         await _enqueue(worker, 2, "oncall")
         await worker.claim_due("oncall", now=T0, limit=10, lease_s=ASKED_S)
         assert await worker.claims.renew() == 0  # no time has passed: nothing to push on
@@ -65,7 +69,7 @@ async def test_claims_are_renewed_while_delivering_up_to_the_lease_asked(pg_url:
 
 async def test_a_settled_or_retried_row_is_never_renewed(pg_url: str) -> None:
     clock = Clock()
-    async with PostgresStore(pg_url, clock=clock) as worker:
+    async with PostgresStore(pg_url, clock=clock, claims_renew_every_s=3600) as worker:
         first, second = await _enqueue(worker, 2, "oncall")
         await worker.claim_due("oncall", now=T0, limit=10, lease_s=ASKED_S)
         await worker.mark_delivered("oncall", [first.id], now=at(1))

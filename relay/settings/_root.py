@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._rules import RuleSettings, SilenceSettings
 from relay.settings._secrets import distinct_secrets, model_secrets
@@ -70,12 +71,14 @@ def secrets_of(settings: Settings) -> list[str]:
     (with and without `whsec_`), header values, the admin token, a database password
     in the store URL (a plain string, yet a secret), the `Authorization` value of
     Alertmanager basic auth (so its base64 is scrubbed too) and an Alertmanager URL
-    with `user:password@`."""
+    with `user:password@`; and the credentials of a proxy in the environment."""
     alertmanager = [s for s in settings.sinks.values() if isinstance(s, AlertmanagerSinkSettings)]
     credentials = [s.basic_auth.header_value for s in alertmanager if s.basic_auth is not None]
     # An Alertmanager URL is plain text, unless it carries `user:password@`.
     credentials += [s.url for s in alertmanager if "@" in s.url]
-    return distinct_secrets([*model_secrets(settings), settings.store.password, *credentials])
+    return distinct_secrets(
+        [*model_secrets(settings), settings.store.password, *credentials, *proxy_secrets()]
+    )
 
 
 def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:

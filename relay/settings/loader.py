@@ -123,7 +123,7 @@ _QUOTE_HINT = (
     "anchors or reserved characters)"
 )
 # What PyYAML's constructors raise, besides its own errors, for `!!int abc`, `!!bool x`.
-_CONSTRUCTOR_ERRORS = (ValueError, KeyError, TypeError, OverflowError)
+_CONSTRUCTOR_ERRORS = (ValueError, KeyError, TypeError, OverflowError, AttributeError)
 _TAG_HINT = "a value does not fit its tag (like !!int); quote the value or drop the tag"
 
 

@@ -36,7 +36,7 @@ from relay.domain.delivery import (
     classify_status,
 )
 from relay.errors import SinkError
-from relay.proxies import env_proxy
+from relay.proxies import Proxy, env_proxy, proxy_secrets
 from relay.scrub import SecretScrubber
 from relay.settings import DeliverySettings
 
@@ -181,10 +181,10 @@ class HttpPoster:
         self._receiver = receiver  # "the webhook receiver", "Slack", ...: for messages
         self._config_path = config_path
         # Any length: every one of them is a credential of this sink.
-        self._scrubber = SecretScrubber.of(secrets, min_length=1)
+        self._scrubber = SecretScrubber.of([*secrets, *proxy_secrets()], min_length=1)
         self._now = now
         self._session: aiohttp.ClientSession | None = None
-        self._proxies: dict[str, str | None] = {}
+        self._proxies: dict[str, Proxy | None] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -199,7 +199,7 @@ class HttpPoster:
             )
         return self._session
 
-    def _proxy(self, url: str) -> str | None:
+    def _proxy(self, url: str) -> Proxy | None:
         """The proxy for `url` (`relay.proxies`), looked up once per origin."""
         split = urlsplit(url)
         origin = f"{split.scheme}://{split.netloc}"
@@ -215,6 +215,7 @@ class HttpPoster:
     async def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> HttpAnswer:
         """The receiver's 2xx answer, or `SinkError` for anything else."""
         failure: str | None = None
+        proxy = self._proxy(url)
         try:
             async with (
                 asyncio.timeout(self.timeout_s),
@@ -223,7 +224,8 @@ class HttpPoster:
                     data=content,
                     headers=dict(headers),
                     allow_redirects=False,
-                    proxy=self._proxy(url),
+                    proxy=None if proxy is None else proxy.url,
+                    proxy_headers=None if proxy is None else proxy.headers,
                 ) as response,
             ):
                 body = await response.content.read(_MAX_BODY_BYTES)

@@ -55,7 +55,7 @@ from relay.errors import (
     SourceInvalidResponse,
 )
 from relay.lifecycle import AsyncContext
-from relay.proxies import env_proxy
+from relay.proxies import env_proxy, proxy_secrets
 from relay.scrub import SecretScrubber
 from relay.source.config import MAX_PAGE_SIZE, ClientConfig
 from relay.source.gate import BudgetGate
@@ -144,7 +144,7 @@ class ZaiaClient(AsyncContext):
         self._now = now
         self._on_request = on_request
         # Any length: the key is the one secret this client holds, however short.
-        self._scrubber = SecretScrubber.of([config.api_key], min_length=1)
+        self._scrubber = SecretScrubber.of([config.api_key, *proxy_secrets()], min_length=1)
         self._pages = PageMemo()
         scheme = "Bearer " if config.auth_scheme == "bearer" else ""
         self._headers = {
@@ -321,7 +321,13 @@ class ZaiaClient(AsyncContext):
             # The body is read inside the timeout: it bounds the attempt to the last byte.
             async with (
                 asyncio.timeout(timeout_s),
-                session.get(url, params=params, allow_redirects=False, proxy=self._proxy) as reply,
+                session.get(
+                    url,
+                    params=params,
+                    allow_redirects=False,
+                    proxy=None if self._proxy is None else self._proxy.url,
+                    proxy_headers=None if self._proxy is None else self._proxy.headers,
+                ) as reply,
             ):
                 response = _Response(reply.status, reply.headers, await reply.read())
         except TimeoutError:

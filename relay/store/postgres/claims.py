@@ -65,8 +65,15 @@ class Held:
 class ClaimRenewal:
     """The rows this store leased, and the task that keeps their leases (see above)."""
 
-    def __init__(self, transaction: Transaction, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        transaction: Transaction,
+        *,
+        renew_every_s: float = RENEW_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._transaction = transaction
+        self._renew_every_s = renew_every_s
         self._clock = clock
         self._held: dict[tuple[str, str], Held] = {}
         self._task: asyncio.Task[None] | None = None
@@ -122,9 +129,10 @@ class ClaimRenewal:
 
     async def _keep(self) -> None:
         while self._held:
-            await asyncio.sleep(RENEW_EVERY_S)
+            await asyncio.sleep(self._renew_every_s)
             try:
-                await self.renew()
+                async with asyncio.timeout(CLAIM_LEASE_S):  # a cut connection must not hang it
+                    await self.renew()
             except Exception as exc:  # a renewal missed only shortens a lease
                 log.warning("store.claim_renewal_failed", error=described(exc))
 

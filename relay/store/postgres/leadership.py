@@ -8,7 +8,9 @@ database's clock (`clock_timestamp()`, so replica clocks do not matter):
 3. renew the leases it still holds (`expires_at` pushed `ttl_s` ahead);
 4. share out: with `live` replicas seen within `ttl_s` and `total` sources, the share is
    ceil(total / live); holding more, it releases the extra at once (another replica
-   takes them at its next round); holding fewer, it takes free or expired sources.
+   takes them at its next round); holding fewer, it takes free or expired sources; and
+   a source it polls that no one took for a whole `ttl_s` it takes whatever its share
+   (replicas with different sources, in a rolling deploy, would leave it unpolled).
 A take is one `UPDATE ... WHERE holder IS NULL OR expires_at <= clock_timestamp()` over
 rows locked `FOR UPDATE SKIP LOCKED`, so a source never goes to two replicas.
 
@@ -72,6 +74,17 @@ _TAKE = (
     f"WHERE source = ANY(:sources::text[]) AND {_FREE} ORDER BY source "
     "LIMIT :wanted FOR UPDATE SKIP LOCKED) RETURNING source"
 )
+# A source nobody took for a whole TTL: the replicas under their share do not poll it
+# (replicas with different sources, as in a rolling deploy), so one that does takes it,
+# beyond its share.
+_TAKE_ORPHANS = (
+    "UPDATE source_leases SET holder = :me, "
+    "expires_at = clock_timestamp() + make_interval(secs => :ttl) "
+    f"WHERE {_FREE} AND source IN (SELECT source FROM source_leases "
+    f"WHERE source = ANY(:sources::text[]) AND {_FREE} "
+    "AND expires_at <= clock_timestamp() - make_interval(secs => :ttl) "
+    "FOR UPDATE SKIP LOCKED) RETURNING source"
+)
 # Rows no replica has touched for an hour: sources no longer configured, replicas gone.
 # Rows another round has locked are skipped, so forgetting never waits on one.
 _FORGET = (
@@ -118,6 +131,10 @@ class Leadership:
         self._renew_every_s = renew_every_s
         self._clock = clock
         self._wanted: set[str] = set()
+        # Never cleared, unlike `_wanted`: a cycle still committing after `release()` is
+        # fenced, and refused.
+        self._asked: set[str] = set()
+        self._orphans: set[str] = set()  # led beyond the share: no one else would
         self._leading: frozenset[str] = frozenset()
         self._valid_until = 0.0
         self._failure: StoreError | None = None
@@ -133,6 +150,7 @@ class Leadership:
         round when it failed and nothing is led."""
         if source not in self._wanted:
             self._wanted.add(source)
+            self._asked.add(source)
             try:
                 await self.round()
             finally:
@@ -146,14 +164,23 @@ class Leadership:
 
     def wants(self, source: str) -> bool:
         """Whether this replica ever asked to lead `source` (its commits are fenced)."""
-        return source in self._wanted
+        return source in self._asked
 
     async def round(self) -> frozenset[str]:
         """One heartbeat, renewal and share-out; returns the sources led."""
         async with self._lock:
             began = self._clock()
             try:
-                leading = await self._share_out()
+                # Bounded: a connection cut without a FIN would hold the lock, and every
+                # poller asking, for as long as TCP takes to notice.
+                async with asyncio.timeout(self._ttl_s):
+                    leading = await self._share_out()
+            except TimeoutError:
+                self._failure = StoreError(
+                    f"sharing out the sources took over {self._ttl_s:g}s; the database may "
+                    "be unreachable (the relay tries again)"
+                )
+                raise self._failure from None
             except StoreError as exc:
                 self._failure = exc
                 raise
@@ -178,8 +205,11 @@ class Leadership:
             counts = await session.fetch_one(_SHARE, ttl=ttl)
             assert counts is not None
             share = fair_share(int(counts["total"]), int(counts["live"]))
-            if len(held) > share:
-                extra = sorted(held)[share:]
+            # Orphans taken beyond the share are kept: released, they would be orphans
+            # again.
+            shared = sorted(held - self._orphans)
+            if len(shared) > share:
+                extra = shared[share:]
                 await session.execute(_RELEASE, me=me, sources=extra)
                 held -= set(extra)
             elif len(held) < share:
@@ -187,6 +217,12 @@ class Leadership:
                     _TAKE, me=me, ttl=ttl, sources=sources, wanted=share - len(held)
                 )
                 held |= {row["source"] for row in taken}
+            orphans = {
+                row["source"]
+                for row in await session.fetch(_TAKE_ORPHANS, me=me, ttl=ttl, sources=sources)
+            }
+            held |= orphans
+            self._orphans = (self._orphans | orphans) & held
             for statement in _FORGET:
                 await session.execute(statement)
         return frozenset(held)
@@ -220,6 +256,7 @@ class Leadership:
             await asyncio.gather(task, return_exceptions=True)
         asked, self._leading = bool(self._wanted), frozenset()
         self._wanted.clear()
+        self._orphans.clear()
         if not asked:
             return
         try:

@@ -48,6 +48,7 @@ import structlog
 
 from relay.errors import StoreError
 from relay.store.backend import Dialect, Session
+from relay.store.postgres.claims import RENEW_EVERY_S as CLAIMS_RENEW_EVERY_S
 from relay.store.postgres.claims import ClaimRenewal
 from relay.store.postgres.dialect import POSTGRES, PgSession
 from relay.store.postgres.errors import PgErrors
@@ -77,10 +78,12 @@ class PostgresStore(SqlStore):
         max_size: int = 5,
         lease_ttl_s: float = LEASE_TTL_S,
         renew_every_s: float = RENEW_EVERY_S,
+        claims_renew_every_s: float = CLAIMS_RENEW_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`lease_ttl_s`, `renew_every_s`: of source leases; `clock`: the monotonic
-        clock leases are timed on (tests drive rounds and renewals themselves)."""
+        """`lease_ttl_s`, `renew_every_s`: of source leases; `claims_renew_every_s`: of
+        outbox leases; `clock`: the monotonic clock leases are timed on (tests drive
+        rounds and renewals themselves)."""
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ValueError(
                 f"need 0 <= min_size <= max_size and max_size >= 1, got {min_size}..{max_size}"
@@ -94,7 +97,7 @@ class PostgresStore(SqlStore):
         self.leadership = Leadership(
             self._writing, ttl_s=lease_ttl_s, renew_every_s=renew_every_s, clock=clock
         )
-        self.claims = ClaimRenewal(self._writing, clock=clock)
+        self.claims = ClaimRenewal(self._writing, renew_every_s=claims_renew_every_s, clock=clock)
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
