@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import urllib.request
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 
@@ -42,6 +42,11 @@ def env_proxy(url: str) -> Proxy | None:
     return Proxy(bare, {"Proxy-Authorization": _basic(parts.username, parts.password)})
 
 
+def request_options(proxy: Proxy | None) -> dict[str, Any]:
+    """The keyword arguments of an aiohttp request going through `proxy` (none: direct)."""
+    return {} if proxy is None else {"proxy": proxy.url, "proxy_headers": proxy.headers}
+
+
 def proxy_secrets() -> list[str]:
     """The proxy URLs of the environment that carry credentials, their passwords and
     the `Proxy-Authorization` values made of them."""
@@ -60,4 +65,4 @@ def _basic(username: str, password: str | None) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
-__all__ = ["Proxy", "env_proxy", "proxy_secrets"]
+__all__ = ["Proxy", "env_proxy", "proxy_secrets", "request_options"]

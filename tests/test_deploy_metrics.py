@@ -42,8 +42,10 @@ DESIGN_METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "zaia_relay_dead_letters": ("gauge", frozenset({"sink"})),
 }
 # Beyond DESIGN.md: the per-responder counter behind the dashboard's failure ratio per
-# responder (responder ids are bounded by the workspace's agents and workflows).
+# responder (responder ids are bounded by the workspace's agents and workflows), and the
+# relay's own errors while delivering (a self-alert).
 EXTRA_METRICS: dict[str, tuple[str, frozenset[str]]] = {
+    "zaia_relay_delivery_errors_total": ("counter", frozenset({"sink", "stage"})),
     "zaia_relay_responder_executions_ended_total": (
         "counter",
         frozenset({"source", "responder_id", "status"}),

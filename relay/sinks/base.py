@@ -36,7 +36,7 @@ from relay.domain.delivery import (
     classify_status,
 )
 from relay.errors import SinkError
-from relay.proxies import Proxy, env_proxy, proxy_secrets
+from relay.proxies import Proxy, env_proxy, proxy_secrets, request_options
 from relay.scrub import SecretScrubber
 from relay.settings import DeliverySettings
 
@@ -215,7 +215,6 @@ class HttpPoster:
     async def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> HttpAnswer:
         """The receiver's 2xx answer, or `SinkError` for anything else."""
         failure: str | None = None
-        proxy = self._proxy(url)
         try:
             async with (
                 asyncio.timeout(self.timeout_s),
@@ -224,8 +223,7 @@ class HttpPoster:
                     data=content,
                     headers=dict(headers),
                     allow_redirects=False,
-                    proxy=None if proxy is None else proxy.url,
-                    proxy_headers=None if proxy is None else proxy.headers,
+                    **request_options(self._proxy(url)),
                 ) as response,
             ):
                 body = await response.content.read(_MAX_BODY_BYTES)

@@ -55,7 +55,7 @@ from relay.errors import (
     SourceInvalidResponse,
 )
 from relay.lifecycle import AsyncContext
-from relay.proxies import env_proxy, proxy_secrets
+from relay.proxies import env_proxy, proxy_secrets, request_options
 from relay.scrub import SecretScrubber
 from relay.source.config import MAX_PAGE_SIZE, ClientConfig
 from relay.source.gate import BudgetGate
@@ -322,11 +322,7 @@ class ZaiaClient(AsyncContext):
             async with (
                 asyncio.timeout(timeout_s),
                 session.get(
-                    url,
-                    params=params,
-                    allow_redirects=False,
-                    proxy=None if self._proxy is None else self._proxy.url,
-                    proxy_headers=None if self._proxy is None else self._proxy.headers,
+                    url, params=params, allow_redirects=False, **request_options(self._proxy)
                 ) as reply,
             ):
                 response = _Response(reply.status, reply.headers, await reply.read())
