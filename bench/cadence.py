@@ -53,7 +53,7 @@ from functools import partial
 from pathlib import Path
 
 from flags import non_default_flags  # bench/, run as a script
-from rig import API_KEY, Key, Receiver, Relay, SimHost, alert_endings_to
+from rig import API_KEY, Key, Receiver, Relay, SimHost, alert_endings_to, max_in_window
 
 from relay.sim import SimWorkspace, utcnow
 
@@ -170,17 +170,6 @@ async def harness(
 def save_reads(path: Path, reads: list[tuple[float, str]]) -> None:
     start = reads[0][0] if reads else 0.0
     path.write_text("".join(f"{t - start:9.3f} {name}\n" for t, name in reads))
-
-
-def max_in_window(times: list[float], window_s: float) -> int:
-    """The most events in any half-open window [t, t + window_s)."""
-    ordered = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(ordered):
-        while ordered[lo] <= t - window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -72,6 +72,7 @@ from typing import Any, TypeVar
 
 import httpx
 from flags import non_default_flags  # bench/, run as a script
+from rig import max_in_window
 
 from relay.app import Runtime, build_runtime
 from relay.pipeline import CycleReport, SourceEngine, SourceHealth
@@ -285,17 +286,6 @@ class Tap:
         self.outcomes.clear()
         self.max_staleness_s = 0.0
         self.over_budget_cycles = 0
-
-
-def max_in_window(times: list[float], window_s: float) -> int:
-    """The most events in any half-open window [t, t + window_s)."""
-    ordered = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(ordered):
-        while ordered[lo] <= t - window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -211,3 +211,14 @@ rules:
     group_wait: 0s
     max_alerts_per_request: 1
 {sink_options}"""
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    """The most events in any half-open window [t, t + window_s)."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] <= t - window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best

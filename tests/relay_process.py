@@ -119,9 +119,11 @@ class RelayProcess:
             await self._reader
 
 
-def alert_failures_to(hook_url: str) -> str:
+def alert_failures_to(hook_url: str, **sink_options: str) -> str:
     """Configuration (YAML, at the top level) of one rule sending every failed execution
-    to a webhook sink named `hook` at `hook_url`."""
+    to a webhook sink named `hook` at `hook_url`, with more of its settings
+    (`secret="..."`, `timeout="2s"`)."""
+    options = "".join(f"    {key}: {value}\n" for key, value in sink_options.items())
     return f"""rules:
   - name: execution-failed
     when: {{status: [failed]}}
@@ -131,4 +133,4 @@ sinks:
   hook:
     type: webhook
     url: {hook_url}
-"""
+{options}"""

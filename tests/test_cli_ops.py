@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from relay.store import SqliteStore
+from tests.relay_process import alert_failures_to
 from tests.test_store_alerts import alert_cycle, make_alert, notify
 from tests.test_store_sqlite import T0
 
@@ -40,17 +41,7 @@ sources:
     api_key: k
 store:
   url: sqlite:///{tmp_path}/state.db
-rules:
-  - name: execution-failed
-    when: {{status: [failed]}}
-    severity: critical
-    sinks: [hook]
-sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-    secret: {SECRET}
-"""
+{alert_failures_to(hook_url, secret=SECRET)}"""
     )
     return config
 

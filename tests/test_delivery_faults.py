@@ -24,7 +24,7 @@ from standardwebhooks.webhooks import Webhook
 from relay.sim import SimServer, SimWorkspace
 from relay.store import OutboxCounts, SqliteStore
 from tests.delivery_kit import Received, Receiver, Reply
-from tests.relay_process import RelayProcess
+from tests.relay_process import RelayProcess, alert_failures_to
 
 pytestmark = pytest.mark.slow
 
@@ -49,20 +49,11 @@ server:
   shutdown_grace: 5s
 log:
   format: json
-rules:
-  - name: execution-failed
-    when: {{status: [failed]}}
-    severity: critical
-    sinks: [hook]
-sinks:
-  hook:
-    type: webhook
-    url: {hook_url}
-    secret: {SECRET}
-    timeout: {timeout}
-    retry_initial: 200ms
-    retry_max: 1s
-"""
+{
+            alert_failures_to(
+                hook_url, secret=SECRET, timeout=timeout, retry_initial="200ms", retry_max="1s"
+            )
+        }"""
     )
     return config
 

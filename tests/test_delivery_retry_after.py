@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,19 @@ class Deliveries:
         assert self.done.is_set(), f"{self.delivered} of {self.expected} delivered"
 
 
+@asynccontextmanager
+async def running(worker: DeliveryWorker, sink: WebhookSink) -> AsyncIterator[asyncio.Task[None]]:
+    """The worker's real loop, running until the block ends (then drained, and stopped)."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield task
+        await worker.drain(1.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sink.aclose()
+
+
 async def test_the_worker_loop_survives_nasty_retry_afters_and_delivers_the_rest(
     store: SqliteStore,
 ) -> None:
@@ -134,17 +148,11 @@ async def test_the_worker_loop_survives_nasty_retry_afters_and_delivers_the_rest
         )
         deliveries = Deliveries(len(NASTY))
         worker = DeliveryWorker(sink, outbox=store, rng=random.Random(3), on_result=deliveries)
-        task = asyncio.create_task(worker.run())
-        try:
+        async with running(worker, sink) as task:
             now = datetime.now(UTC)
             await enqueue(store, [make_notification(created_at=now) for _ in NASTY], at=now)
             worker.wake()
             await deliveries.wait(task)
-            await worker.drain(1.0)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sink.aclose()
     assert sorted(answered.values()) == [2] * len(NASTY), "one 429 each, then delivered"
     assert await counts(store) == OutboxCounts(0, 0)
 
@@ -188,15 +196,9 @@ async def test_an_error_of_the_relay_is_contained_counted_and_the_rest_delivered
         )
         now = datetime.now(UTC)
         await enqueue(store, [make_notification(created_at=now) for _ in range(2)], at=now)
-        task = asyncio.create_task(worker.run())
-        try:
+        async with running(worker, sink) as task:
             with capture_logs() as logs:
                 await deliveries.wait(task)
-            await worker.drain(1.0)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await sink.aclose()
 
     def errors(stage: str) -> float | None:
         labels = {"sink": "hook", "stage": stage}

@@ -26,6 +26,7 @@ from relay.sim import Fault, ManualClock, SimServer, SimWorkspace
 from relay.source import ClientConfig, ZaiaClient
 from relay.source.gate import BudgetGate
 from relay.store.sqlite import SqliteStore
+from tests.test_engine import Rig as EngineRig
 
 KEY = "retry-after-test-key"
 NASTY = ["999999999999", "9" * 400, "-5", "Fri, 31 Dec 9999 23:59:59 GMT"]
@@ -45,12 +46,9 @@ sinks: {hook: {type: webhook, url: "http://127.0.0.1:9/hook"}}
 
 
 @dataclass
-class Rig:
-    workspace: SimWorkspace
-    clock: ManualClock
-    store: SqliteStore
-    client: ZaiaClient
-    requests: list[str]
+class Rig(EngineRig):
+    """The engine tests' rig, with a poller that records its sleeps and reports."""
+
     sleeps: list[float] = field(default_factory=list)
     reports: list[CycleReport] = field(default_factory=list)
 

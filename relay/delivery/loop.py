@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,7 +48,7 @@ def raised_at(exc: BaseException) -> str:
     return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
 
 
-class WorkerLoop:
+class WorkerLoop(ABC):
     """Runs `step()` until drained; a subclass provides the step."""
 
     def __init__(
@@ -66,8 +67,9 @@ class WorkerLoop:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def step(self) -> StepResult:
-        raise NotImplementedError
+        """Send what is due now, if anything, and say when to look again."""
 
     def wake(self) -> None:
         """New notifications may be due: look now rather than at the next planned time."""
