@@ -107,6 +107,27 @@ class Alert:
     silenced_by: str | None = None  # id of the silence that matched, if any
 
 
+def route_group_key(*, route: str, values: Mapping[str, str]) -> str:
+    """The stable key of one group of a route: the route's id and its `group_by` values.
+
+    The same on every replica and restart, so notifications of one group enqueued in
+    different cycles find each other in the outbox."""
+    parts = [route, *(f"{name}={values[name]}" for name in sorted(values))]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"grp_{digest[:24]}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationGroup:
+    """The route group a notification belongs to: notifications of one group (one sink)
+    that arrive within `wait_s` of each other go out as one message."""
+
+    key: str  # `route_group_key`
+    wait_s: float
+    route: str  # the route's name (or `routes[i]`), for messages and logs
+    values: Mapping[str, str] = field(default_factory=dict)  # the `group_by` labels
+
+
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One message about an alert for one sink; the unit of the outbox."""
@@ -116,6 +137,7 @@ class Notification:
     kind: NotificationKind
     alert: Alert  # the alert as it was when the notification was created
     created_at: datetime
+    group: NotificationGroup | None = None  # set by a route with `group_by`
 
     @classmethod
     def about(
@@ -126,6 +148,7 @@ class Notification:
         kind: NotificationKind,
         created_at: datetime,
         sequence: int = 0,
+        group: NotificationGroup | None = None,
     ) -> Notification:
         return cls(
             id=notification_id(alert.id, kind, sequence),
@@ -133,4 +156,5 @@ class Notification:
             kind=kind,
             alert=alert,
             created_at=created_at,
+            group=group,
         )

@@ -25,7 +25,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
-from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
+from relay.domain.alerts import (
+    Alert,
+    ExecutionFacts,
+    FailureCause,
+    Notification,
+    NotificationGroup,
+)
 from relay.durations import utc_iso
 from relay.vocab import AlertState, NotificationKind, Severity
 
@@ -118,6 +124,16 @@ def notification_to_dict(notification: Notification) -> dict[str, Any]:
         "kind": notification.kind,
         "created_at": _time(notification.created_at),
         "alert": alert_to_dict(notification.alert),
+        "group": None if notification.group is None else _group_to_dict(notification.group),
+    }
+
+
+def _group_to_dict(group: NotificationGroup) -> dict[str, Any]:
+    return {
+        "key": group.key,
+        "wait_s": group.wait_s,
+        "route": group.route,
+        "values": dict(group.values),
     }
 
 
@@ -284,4 +300,20 @@ def notification_from_dict(raw: Mapping[str, Any]) -> Notification:
         kind=cast(NotificationKind, f.choice("kind", get_args(NotificationKind))),
         alert=alert_from_dict(alert),
         created_at=f.time("created_at"),
+        group=_group_from_dict(f.raw("group")),
+    )
+
+
+def _group_from_dict(raw: Any) -> NotificationGroup | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"notification.group: expected an object, got {raw!r}")
+    f = _Fields(raw, "notification.group")
+    wait_s = f.opt_number("wait_s")
+    return NotificationGroup(
+        key=f.text("key"),
+        wait_s=0.0 if wait_s is None else wait_s,
+        route=f.text("route"),
+        values=f.opt_labels("values") or {},
     )
