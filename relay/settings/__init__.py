@@ -9,6 +9,7 @@ secret is a `SecretStr`, so printing a model never shows one.
 """
 
 from relay.settings._base import PositiveDuration, RateLimit, Section, parse_rate_limit
+from relay.settings._intervals import Matchers, TimeIntervalSettings, parse_matcher_list
 from relay.settings._root import Settings, reference_problems, secrets_of
 from relay.settings._rules import (
     CountThreshold,
@@ -55,6 +56,7 @@ __all__ = [
     "DurationThreshold",
     "GroupKey",
     "LogSettings",
+    "Matchers",
     "OriginType",
     "PositiveDuration",
     "RateLimit",
@@ -70,8 +72,10 @@ __all__ = [
     "SourceSettings",
     "StoreSettings",
     "Threshold",
+    "TimeIntervalSettings",
     "WebhookSinkSettings",
     "WhenSettings",
+    "parse_matcher_list",
     "parse_rate_limit",
     "reference_problems",
     "secrets_of",

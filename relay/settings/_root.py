@@ -16,8 +16,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from relay.domain.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
+from relay.settings._intervals import TimeIntervalSettings
 from relay.settings._rules import RuleSettings, SilenceSettings
 from relay.settings._secrets import distinct_secrets, model_secrets
 from relay.settings._sections import (
@@ -41,6 +43,7 @@ class Settings(Section):
     rules: list[RuleSettings] = Field(default_factory=list)
     sinks: dict[Name, SinkSettings] = Field(default_factory=dict)
     silences: list[SilenceSettings] = Field(default_factory=list)
+    time_intervals: list[TimeIntervalSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -60,6 +63,10 @@ class Settings(Section):
             if rule.name == name:
                 return rule
         raise KeyError(name)
+
+    def intervals(self) -> dict[str, TimeInterval]:
+        """The `time_intervals` by name, ready for routes and silences."""
+        return {entry.name: entry.build() for entry in self.time_intervals}
 
     def secret_values(self) -> list[str]:
         """`secrets_of(self)`: what `relay.scrub.SecretScrubber.from_settings` asks for."""
@@ -111,6 +118,7 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
     """Problems between sections of a (possibly partly invalid) configuration tree."""
     problems = _unique_names(tree, "sources", "source")
     problems += _unique_names(tree, "rules", "rule")
+    problems += _unique_names(tree, "time_intervals", "time interval")
 
     sinks = tree.get("sinks")
     sink_names = sorted(str(name) for name in sinks) if isinstance(sinks, Mapping) else []
