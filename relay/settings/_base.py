@@ -237,7 +237,9 @@ def label_problems(
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for name, value in values.items():
         if not LABEL_NAME.fullmatch(name):
-            problems.append(((field, name), f"not a {noun} name ({LABEL_NAME.pattern})"))
+            problems.append(
+                ((field, name), f"invalid {noun} name: should match {LABEL_NAME.pattern}")
+            )
         elif name in reserved:
             problems.append(((field, name), f"set by the relay; a rule cannot replace this {noun}"))
         elif not value.strip():

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from relay.settings._base import (
-    Duration,
     LABEL_NAME,
+    Duration,
     HttpUrl,
     OneOrMany,
     OptionalSecret,
