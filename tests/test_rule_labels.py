@@ -144,7 +144,8 @@ def test_a_known_responder_is_named_in_the_summary_and_description() -> None:
     named = _failed(r, names=NAMES, output={"error": "quota exceeded"})
     assert named.summary == "Sales Qualifier agent failed: quota exceeded"
     assert f"Responder: Sales Qualifier ({SALES})" in named.description
-    assert named.execution is not None and named.execution.responder_id == SALES
+    assert named.execution is not None
+    assert named.execution.responder_id == SALES
     unnamed = _failed(r, output={"error": "quota exceeded"})
     assert unnamed.summary == "agent execution exec-123 failed: quota exceeded"
     assert "responder" not in unnamed.labels
