@@ -20,6 +20,7 @@ from relay.domain.delivery import DeliveryPolicy
 from relay.errors import SinkError
 from relay.settings import ConsoleSinkSettings
 from relay.sinks.base import BaseSink
+from relay.vocab import RESERVED_LABELS
 
 # Printing is cheap and local: take whatever is due in one go.
 CONSOLE_MAX_BATCH = 500
@@ -33,8 +34,17 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _extras(notification: Notification) -> str:
+    """The rule's own labels and its annotations, `key=value` each."""
+    alert = notification.alert
+    labels = [f"{k}={v}" for k, v in alert.labels.items() if k not in RESERVED_LABELS]
+    notes = [f"{k}={v}" for k, v in alert.annotations.items()]
+    return _one_line(" ".join([*labels, *notes]))
+
+
 def console_line(notification: Notification, *, color: bool) -> str:
-    """`HH:MM:SSZ CRITICAL firing   rule [source] summary  link` in one line."""
+    """`HH:MM:SSZ CRITICAL firing   rule [source] summary  labels annotations  link` in
+    one line."""
     alert = notification.alert
     resolved = notification.kind == "resolved" or alert.state == "resolved"
     state = {"reminder": "reminder", "test": "test"}.get(notification.kind, alert.state)
@@ -42,6 +52,9 @@ def console_line(notification: Notification, *, color: bool) -> str:
     severity = f"{alert.severity.upper():<8}"
     parts = [f"{state:<8}", f"{alert.rule} [{alert.source}]", _one_line(alert.summary)]
     link = f"  {alert.link}" if alert.link else ""
+    extras = _extras(notification)
+    if extras:
+        link = f"  {extras}{link}"
     if not color:
         return f"{when} {severity} {' '.join(parts)}{link}"
     tint = _ANSI_RESOLVED if resolved else _ANSI.get(alert.severity, "")
