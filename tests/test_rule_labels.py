@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ from pydantic import ValidationError
 from relay.domain.alerts import Alert
 from relay.domain.rules import evaluate_running, evaluate_transitions
 from relay.domain.windows import evaluate_windows
+from relay.errors import ConfigError
 from relay.settings import RuleSettings
+from relay.settings.loader import load_settings
 from relay.vocab import RESERVED_LABELS
 from tests.rules_builders import SOURCE, context, execution, rule, tracked, transition
 
@@ -183,3 +186,54 @@ def test_windowed_groups_by_responder_use_the_name() -> None:
     unnamed = evaluate_windows([r], executions, {}, ctx=context(60)).alerts[0][0]
     assert unnamed.summary.endswith(f"for responder_id={SALES}")
     assert "responder" not in unnamed.labels
+
+
+# --- as check-config reports them -------------------------------------------------------
+
+_CONFIG = """
+sources:
+  - name: prod
+    api_key: key-0123456789
+responders:
+  cb364d8f: "  Sales   Qualifier "
+  empty-name: ""
+rules:
+  - name: failed
+    when: {status: [failed]}
+    severity: critical
+    sinks: [oncall]
+    labels: {team: payments, severity: low}
+    annotations: {runbook_url: "ftp://wiki.example/x"}
+sinks:
+  oncall:
+    type: slack
+    webhook_url: https://hooks.slack.com/services/T/B/C
+    mentions: {critical: ["<!subteam^S0123ABC>", "@here"]}
+"""
+
+
+def test_check_config_names_each_field(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text(_CONFIG)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    found = sorted(str(problem).split(":")[0] for problem in caught.value.problems)
+    assert found == [
+        "responders.empty-name",
+        "rules.0.annotations.runbook_url",
+        "rules.0.labels.severity",
+        "sinks.oncall.mentions.critical.1",
+    ]
+
+
+def test_responder_names_are_one_tidy_line(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text(_CONFIG.replace('  empty-name: ""\n', "").replace("severity: low", "x: y"))
+    path.write_text(
+        path.read_text()
+        .replace('"ftp://wiki.example/x"', "https://wiki.example/x")
+        .replace(', "@here"', "")
+    )
+    settings = load_settings(path, environ={})
+    assert settings.responders == {"cb364d8f": "Sales Qualifier"}
+    assert settings.rules[0].labels == {"team": "payments", "x": "y"}
