@@ -307,3 +307,16 @@ def test_good_mentions_and_a_single_one_are_accepted() -> None:
     settings = SlackSinkSettings.model_validate(raw)
     assert settings.mentions["critical"] == [TEAM]
     assert settings.mentions["warning"] == ["<!here>", "<!channel>", "<!everyone>"]
+
+
+def test_slack_names_the_responder_of_a_windowed_group() -> None:
+    alert = make_alert(windowed=True)
+    assert alert.group is not None
+    named = replace(alert, labels={**alert.labels, "responder": "Sales Qualifier"})
+    for shown, expected in (
+        (alert, f"responder_id={alert.group['responder_id']}"),
+        (named, "Sales Qualifier"),
+    ):
+        blocks = assert_within_slack_limits(slack_message([make_notification(shown)]))
+        fields = [f["text"] for b in blocks if b["type"] == "section" for f in b.get("fields", [])]
+        assert f"*Group*\n{expected}" in fields

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from relay.vocab import AlertState, NotificationKind, Severity
+from relay.vocab import RESERVED_LABELS, AlertState, NotificationKind, Severity
 
 
 def alert_id(*parts: str) -> str:
@@ -109,6 +109,11 @@ class Alert:
     silenced_by: str | None = None  # id of the silence that matched, if any
     # The rule's annotations (`runbook_url`, ...): shown by sinks, never matched on.
     annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def rule_labels(self) -> dict[str, str]:
+        """The labels the rule added: those the relay does not set itself."""
+        return {k: v for k, v in self.labels.items() if k not in RESERVED_LABELS}
 
     @property
     def responder(self) -> str | None:

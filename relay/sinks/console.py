@@ -20,7 +20,6 @@ from relay.domain.delivery import DeliveryPolicy
 from relay.errors import SinkError
 from relay.settings import ConsoleSinkSettings
 from relay.sinks.base import BaseSink
-from relay.vocab import RESERVED_LABELS
 
 # Printing is cheap and local: take whatever is due in one go.
 CONSOLE_MAX_BATCH = 500
@@ -37,7 +36,7 @@ def _one_line(text: str) -> str:
 def _extras(notification: Notification) -> str:
     """The rule's own labels and its annotations, `key=value` each."""
     alert = notification.alert
-    labels = [f"{k}={v}" for k, v in alert.labels.items() if k not in RESERVED_LABELS]
+    labels = [f"{k}={v}" for k, v in alert.rule_labels.items()]
     notes = [f"{k}={v}" for k, v in alert.annotations.items()]
     return _one_line(" ".join([*labels, *notes]))
 

@@ -44,8 +44,9 @@ from slack_sdk.models.blocks import (
 )
 
 from relay.domain.alerts import Alert, Notification
+from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
-from relay.vocab import RESERVED_LABELS, RUNBOOK_ANNOTATION
+from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -154,11 +155,10 @@ def _fields(notification: Notification) -> list[MarkdownTextObject]:
 
 def _group_text(alert: Alert) -> str:
     """The group's values; a responder with a configured name is named."""
-    parts: list[str] = []
-    for key, value in sorted((alert.group or {}).items()):
-        name = alert.labels.get("responder") if key == "responder_id" else None
-        parts.append(name or f"{key}={value}")
-    return ", ".join(parts)
+    group = dict(sorted((alert.group or {}).items()))
+    name, responder_id = alert.labels.get("responder"), group.get("responder_id")
+    names = {responder_id: name} if name and responder_id else {}
+    return group_text(group, names)
 
 
 def runbook_url(alert: Alert) -> str | None:
@@ -171,7 +171,7 @@ def runbook_url(alert: Alert) -> str | None:
 
 def _extras_text(alert: Alert) -> str | None:
     """The rule's own labels and its annotations (but the runbook), in one line."""
-    labels = [f"{k}={v}" for k, v in alert.labels.items() if k not in RESERVED_LABELS]
+    labels = [f"{k}={v}" for k, v in alert.rule_labels.items()]
     notes = [f"{k}: {v}" for k, v in alert.annotations.items() if k != RUNBOOK_ANNOTATION]
     if not labels and not notes:
         return None
