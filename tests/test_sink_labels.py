@@ -21,7 +21,8 @@ from relay.settings import (
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.console import ConsoleSink
 from relay.sinks.slack import SlackSink
-from relay.sinks.slack_blocks import MAX_FALLBACK_CHARS, MAX_MENTION_CHARS, slack_message
+from relay.sinks.slack_blocks import MAX_FALLBACK_CHARS, slack_message
+from relay.sinks.slack_mentions import MAX_MENTION_CHARS
 from relay.sinks.webhook import WebhookSink
 from tests.delivery_kit import FakeSlack, Receiver, make_alert, make_notification
 from tests.test_render_slack import assert_within_slack_limits

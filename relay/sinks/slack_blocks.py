@@ -11,10 +11,8 @@ Invariants:
   rather than at Slack.
 - Text taken from alerts is escaped for mrkdwn (`&`, `<`, `>`), and cut after escaping
   without leaving half an entity; a code block's content cannot close its fence.
-- Mentions come only from the sink's configured `mentions` (validated Slack tokens),
-  never from an alert: they are put before the escaped text of firing and reminder
-  messages (a digest: those of its worst firing severity), never on resolved or test
-  messages, and bounded to `MAX_MENTION_CHARS`.
+- Mentions come only from the sink's configured `mentions` (see
+  `relay.sinks.slack_mentions`), put before the escaped text, never inside it.
 - A rule's `runbook_url` annotation is a "Runbook" button (a link in digests) when it
   is an http(s) URL Slack can take; its other labels and annotations are one escaped
   context line.
@@ -27,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.models.attachments import BlockAttachment
@@ -46,6 +44,7 @@ from slack_sdk.models.blocks import (
 from relay.domain.alerts import Alert, Notification
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
+from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
 from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
@@ -57,7 +56,6 @@ MAX_BUTTON_CHARS = 75
 MAX_URL_CHARS = 3000
 MAX_FALLBACK_CHARS = 3000
 DIGEST_SHOWN = 20
-MAX_MENTION_CHARS = 500
 ELLIPSIS = "…"
 # The attachment's colour bar, by severity; resolved is always green.
 SEVERITY_HEX = {"critical": "#D92D20", "warning": "#F79009", "info": "#2E90FA"}
@@ -294,29 +292,6 @@ def _colour(notifications: Sequence[Notification]) -> str:
     return SEVERITY_HEX[_worst(notifications)]
 
 
-Mentions = Mapping[str, Sequence[str]]
-_NO_MENTIONS: Mentions = {}
-
-
-def mention_text(notifications: Sequence[Notification], mentions: Mentions) -> str:
-    """The configured mentions for the worst severity firing in the message (firing and
-    reminder notifications only), space-separated and bounded; "" when there are none."""
-    firing = [
-        n.alert.severity
-        for n in notifications
-        if n.kind in ("firing", "reminder") and not _is_resolved(n)
-    ]
-    if not firing:
-        return ""
-    worst = min(firing, key=_SEVERITY_ORDER.__getitem__)
-    text = ""
-    for mention in mentions.get(worst, ()):
-        if len(text) + len(mention) + 1 > MAX_MENTION_CHARS:
-            break
-        text = f"{text} {mention}" if text else mention
-    return text
-
-
 def _with_mentions(mentions: str, escaped: str, limit: int) -> str:
     """`mentions` (configured, unescaped) before the already escaped text, within `limit`."""
     if not mentions:
@@ -336,7 +311,7 @@ def fallback_text(notifications: Sequence[Notification], *, mentions: str = "") 
 
 
 def slack_message(
-    notifications: Sequence[Notification], *, mentions: Mentions = _NO_MENTIONS
+    notifications: Sequence[Notification], *, mentions: Mentions = NO_MENTIONS
 ) -> dict[str, Any]:
     """The JSON of a message (for an incoming webhook or `chat.postMessage`/`chat.update`):
     fallback text (with the configured mentions of a firing message), and one attachment
@@ -355,7 +330,7 @@ def slack_message(
 
 
 def slack_thread_reply(
-    notification: Notification, *, mentions: Mentions = _NO_MENTIONS
+    notification: Notification, *, mentions: Mentions = NO_MENTIONS
 ) -> dict[str, Any]:
     """A short reply in the thread of an alert's first message (resolved, reminder); a
     reminder carries the configured mentions."""
@@ -385,7 +360,6 @@ __all__ = [
     "colour_hex",
     "escape",
     "fallback_text",
-    "mention_text",
     "runbook_url",
     "slack_message",
     "slack_thread_reply",
