@@ -90,6 +90,7 @@ def _planner(
         config_silences=silences,
         client=client,
         store=store,
+        responder_names=settings.responders,
         # Following child executions is best effort: it may use a quarter of a cycle's
         # time at most, never the whole of it.
         nestings_budget_s=min(DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4),
@@ -149,6 +150,7 @@ async def build_runtime(
         for index, source in enumerate(settings.sources):
             budget = source.budget_per_minute
             metrics.on_budget(source.name, budget_per_minute=budget)
+            metrics.set_responder_names(source.name, settings.responders)
             gate = None
             if budget is not None:
                 gate = BudgetGate(

@@ -34,3 +34,26 @@ NOTIFICATION_OUTCOMES: tuple[NotificationOutcome, ...] = get_args(NotificationOu
 DeliveryErrorStage = Literal["step", "settle"]
 DELIVERY_ERROR_STAGES: tuple[DeliveryErrorStage, ...] = get_args(DeliveryErrorStage)
 TERMINAL_STATUSES: frozenset[ExecutionStatus] = frozenset({"completed", "failed", "cancelled"})
+# Labels the relay sets on every alert it can (`relay.domain.render_text`, and the
+# Alertmanager sink's `alertname`/`alert_id`): a rule's own `labels` cannot replace them.
+RESERVED_LABELS: frozenset[str] = frozenset(
+    {
+        "rule",
+        "severity",
+        "source",
+        "type",
+        "responder_id",
+        "responder",
+        "agent_id",
+        "workflow_id",
+        "alertname",
+        "alert_id",
+    }
+)
+# Annotations the Alertmanager sink sets from the alert itself; a rule's own
+# `annotations` cannot replace them (a rule has `summary`/`description` templates).
+RESERVED_ANNOTATIONS: frozenset[str] = frozenset(
+    {"summary", "description", "execution_id", "error", "link"}
+)
+# The annotation Slack (and the status page) show as a "Runbook" link.
+RUNBOOK_ANNOTATION = "runbook_url"

@@ -180,6 +180,8 @@ def rule(
     include_input: bool = False,
     summary: str | None = None,
     description: str | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
     **when: Any,
 ) -> RuleSettings:
     raw: dict[str, Any] = {
@@ -195,6 +197,8 @@ def rule(
         ("repeat_interval", repeat_interval),
         ("summary", summary),
         ("description", description),
+        ("labels", labels),
+        ("annotations", annotations),
     ):
         if value is not None:
             raw[key] = value
@@ -202,8 +206,15 @@ def rule(
 
 
 def context(
-    now: float = 0.0, *, link_template: str | None = None, source: str = SOURCE
+    now: float = 0.0,
+    *,
+    link_template: str | None = None,
+    source: str = SOURCE,
+    responder_names: dict[str, str] | None = None,
 ) -> RuleContext:
+    names = responder_names or {}
     if link_template is None:
-        return RuleContext(source=source, now=at(now))
-    return RuleContext(source=source, now=at(now), link_template=link_template)
+        return RuleContext(source=source, now=at(now), responder_names=names)
+    return RuleContext(
+        source=source, now=at(now), link_template=link_template, responder_names=names
+    )

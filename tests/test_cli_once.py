@@ -90,3 +90,30 @@ async def test_once_prints_the_transitions_of_one_cycle(
         assert code == 1
         assert "check the API key for source 'prod' (sources.0.api_key)" in err
         assert "wrong-key" not in err + out
+
+
+async def test_once_names_configured_responders(tmp_path: Path, workspace: SimWorkspace) -> None:
+    responder = "cb364d8f-6e9c-48ed-b241-ac405da66337"
+    async with SimServer(workspace) as sim:
+        config = tmp_path / "relay.yaml"
+        config.write_text(
+            f"sources:\n  - name: prod\n    base_url: {sim.url}\n    api_key: ${{ZAIA_API_KEY}}\n"
+            f"store:\n  url: sqlite:///{tmp_path}/state.db\n"
+            f"responders:\n  {responder}: Sales Qualifier\n"
+            "rules:\n  - name: failed\n    when: {status: [failed]}\n    severity: critical\n"
+            "    sinks: [out]\n    labels: {team: sales}\n"
+            "sinks:\n  out:\n    type: console\n    color: never\n"
+        )
+        code, _, _ = await once(config)
+        assert code == 0
+        failing = workspace.create_execution(kind="agent", responder_id=responder)
+        code, _, _ = await once(config)
+        workspace.set_status(failing, "failed", error="the CRM timed out")
+        code, out, _ = await once(config)
+    assert code == 0
+    [transition] = [line for line in out.splitlines() if failing in line and "->" in line]
+    assert f"responder Sales Qualifier ({responder})" in transition
+    assert "alert critical failed: Sales Qualifier agent failed" in out
+    delivered = next(line for line in out.splitlines() if "CRITICAL firing" in line)
+    assert "Sales Qualifier agent failed" in delivered
+    assert "team=sales" in delivered

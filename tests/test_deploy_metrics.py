@@ -152,6 +152,8 @@ server:
   listen: 127.0.0.1:{port}
 log:
   format: json
+responders:
+  cb364d8f-6e9c-48ed-b241-ac405da66337: Sales Qualifier
 rules:
   - name: execution-failed
     when: {{status: [failed]}}
@@ -205,6 +207,11 @@ async def test_a_running_relay_exports_every_queried_metric(tmp_path: Path) -> N
                 exposition,
                 re.MULTILINE,
             ), exposition
+            # Configured responder names, set at start (labels in sorted order).
+            assert (
+                'zaia_relay_responder_info{name="Sales Qualifier",'
+                'responder_id="cb364d8f-6e9c-48ed-b241-ac405da66337",source="prod"} 1.0'
+            ) in exposition
             assert await relay.stop() == 0
         finally:
             await relay.close()

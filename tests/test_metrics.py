@@ -116,6 +116,21 @@ async def test_every_designed_metric_is_exposed_with_its_label_set() -> None:
     assert "_created" not in text
 
 
+async def test_responder_names_are_an_info_metric_per_source() -> None:
+    metrics = RelayMetrics(CollectorRegistry(), sources=["prod", "staging"])
+    names = {"cb364d8f": "Sales Qualifier", "a1b2": "Nightly sync"}
+    for source in ("prod", "staging"):
+        metrics.set_responder_names(source, names)
+    family = "zaia_relay_responder_info"
+    for source in ("prod", "staging"):
+        labels = {"source": source, "responder_id": "a1b2", "name": "Nightly sync"}
+        assert metrics.registry.get_sample_value(family, labels) == 1
+    wrong = {"source": "prod", "responder_id": "a1b2", "name": "Sales Qualifier"}
+    assert metrics.registry.get_sample_value(family, wrong) is None
+    exposed = families(metrics.exposition()[0].decode())
+    assert exposed[family] == {"source", "responder_id", "name"}
+
+
 async def test_configured_sources_and_sinks_start_at_zero() -> None:
     metrics = RelayMetrics(CollectorRegistry(), sources=["prod"], sinks=["oncall"])
     assert value(metrics, "zaia_relay_poll_cycles_total", source="prod", outcome="ok") == 0
@@ -288,6 +303,7 @@ async def test_promtool_accepts_the_real_metrics_output(tmp_path: Path) -> None:
         metrics.credits.labels("prod", "cancelled").inc(12.5)
         metrics.alerts_queued([make_alert(1)], queued_at=rig.clock())
         metrics.on_delivery(DeliveryResult("oncall", "delivered", (firing(3),), 0.2))
+        metrics.set_responder_names("prod", {"cb364d8f": 'Sales "Qualifier"\\ agent'})
         await commit_alerts(rig.store, [make_alert(2)], at=rig.clock())
         response = await rig.client.get("/metrics")
         assert response.status_code == 200

@@ -47,6 +47,7 @@ def test_webhook_body_documented_shape() -> None:
             "source": "prod",
             "type": "agent",
         },
+        "annotations": {},
         "started_at": "2026-03-02T09:00:00Z",
         "ended_at": None,
         "group": None,

@@ -341,3 +341,23 @@ def test_each_source_shows_how_it_polls_what_it_spends_and_how_far_behind_it_is(
     )
     (row,) = parse(render_status_page(view(sources=[source]))).table("sources")
     assert row.cells[6:9] == [mode, spend, unread]
+
+
+async def test_alerts_show_the_responder_by_name_and_link_the_runbook(tmp_path: Path) -> None:
+    async with http_rig(tmp_path) as rig:
+        named = replace(
+            make_alert(1, at=rig.clock(), summary="Sales Qualifier agent failed"),
+            labels={"responder_id": "resp-1", "responder": "Sales Qualifier"},
+            annotations={"runbook_url": "https://wiki.example/runbook?a=1&b=2"},
+        )
+        unnamed = replace(
+            make_alert(2, at=rig.clock()), annotations={"runbook_url": "javascript:alert(1)"}
+        )
+        await commit_alerts(rig.store, [named, unnamed], at=rig.clock())
+        page = parse((await rig.client.get("/")).text)
+    rows = {row.cells[-1]: row for row in page.table("alerts")}  # by summary
+    assert rows["Sales Qualifier agent failed · runbook"].cells[-2] == "Sales Qualifier"
+    # No name configured: the id; an unsafe runbook URL is no link.
+    assert rows["Agent execution exec-0002 failed"].cells[-2] == "resp-1"
+    assert "https://wiki.example/runbook?a=1&b=2" in page.links
+    assert not any(link.startswith("javascript") for link in page.links)

@@ -135,7 +135,7 @@ def _once(args: argparse.Namespace) -> int:
         print(f"zaia-relay: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     for report in reports:
-        print(format_cycle(report))
+        print(format_cycle(report, responder_names=settings.responders))
     if args.dry_run:
         print("dry run: nothing was stored or sent")
     return EXIT_OK

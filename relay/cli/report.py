@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from relay.domain.state import Transition
 from relay.pipeline import CycleReport
 
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
-def format_transition(transition: Transition) -> str:
+
+def format_transition(
+    transition: Transition, responder_names: Mapping[str, str] = _NO_NAMES
+) -> str:
+    """One line; a responder with a configured name is shown by it (its id after)."""
     execution = transition.execution
     if transition.kind == "credits":
         change = f"credits {transition.credits_before:g} -> {transition.credits_after:g}"
     else:
         change = f"{transition.from_status} -> {transition.to_status}"
     flag = "" if transition.alertable else "  (baseline)"
+    name = responder_names.get(execution.responder_id)
+    responder = execution.responder_id if name is None else f"{name} ({execution.responder_id})"
     return (
         f"  {transition.execution_id}  {execution.kind:<8}  {change:<24}"
-        f"  responder {execution.responder_id}  credits {execution.credits_used:g}{flag}"
+        f"  responder {responder}  credits {execution.credits_used:g}{flag}"
     )
 
 
-def format_cycle(report: CycleReport) -> str:
+def format_cycle(report: CycleReport, *, responder_names: Mapping[str, str] = _NO_NAMES) -> str:
     header = (
         f"source {report.source}: {report.pages} page(s), {report.refreshes} refresh(es), "
         f"{report.observed} execution(s) observed, {report.running} running, "
@@ -30,7 +40,7 @@ def format_cycle(report: CycleReport) -> str:
     lines = [header]
     # A baseline can hold thousands of executions; list only what would alert, plus a count.
     shown = [t for t in report.transitions if t.alertable]
-    lines.extend(format_transition(t) for t in shown)
+    lines.extend(format_transition(t, responder_names) for t in shown)
     hidden = len(report.transitions) - len(shown)
     if hidden:
         lines.append(f"  ... and {hidden} baseline transition(s) recorded without alerting")

@@ -6,6 +6,8 @@ Invariants:
 - A notification's `id` (sent as `webhook-id`) is derived from the alert id and what
   the notification says (firing, the n-th reminder, resolved), so it is the same on
   every delivery attempt, and a resolve never shares the id of its firing.
+- `labels` hold the relay's own (bounded) labels, a rule's `labels` (which never
+  replace the relay's) and `responder`, the responder's configured name, when known.
 - Alerts carry no execution inputs, and the error excerpt in `cause` is already
   bounded and redacted: nothing downstream needs to scrub them again.
 """
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from relay.vocab import AlertState, NotificationKind, Severity
+from relay.vocab import RESERVED_LABELS, AlertState, NotificationKind, Severity
 
 
 def alert_id(*parts: str) -> str:
@@ -105,6 +107,24 @@ class Alert:
     # receivers that expire alerts (Alertmanager) keep it firing until then.
     renew_by: datetime | None = None
     silenced_by: str | None = None  # id of the silence that matched, if any
+    # The rule's annotations (`runbook_url`, ...): shown by sinks, never matched on.
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def rule_labels(self) -> dict[str, str]:
+        """The labels the rule added: those the relay does not set itself."""
+        return {k: v for k, v in self.labels.items() if k not in RESERVED_LABELS}
+
+    @property
+    def responder(self) -> str | None:
+        """Who the alert is about, in words people know: the responder's configured name
+        (the `responder` label), else its id; None when the alert is about no one."""
+        name = self.labels.get("responder")
+        if name:
+            return name
+        if self.execution is not None:
+            return self.execution.responder_id
+        return self.labels.get("responder_id") or None
 
 
 def route_group_key(*, route: str, values: Mapping[str, str]) -> str:

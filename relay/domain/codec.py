@@ -113,6 +113,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "ended_at": _opt_time(alert.ended_at),
         "renew_by": _opt_time(alert.renew_by),
         "silenced_by": alert.silenced_by,
+        "annotations": dict(alert.annotations),
     }
 
 
@@ -283,6 +284,7 @@ def alert_from_dict(raw: Mapping[str, Any]) -> Alert:
         ended_at=f.opt_time("ended_at"),
         renew_by=f.opt_time("renew_by"),
         silenced_by=f.opt_text("silenced_by"),
+        annotations=f.opt_labels("annotations") or {},
     )
 
 

@@ -2,7 +2,12 @@
 
 Invariants:
 - Labels are bounded: rule, severity, source, and the execution's (or group's) type,
-  responder_id, agent_id, workflow_id when known. Never an execution id.
+  responder_id, agent_id, workflow_id when known; `responder` (the responder's
+  configured name) when one is configured; and the rule's own `labels`, which never
+  replace the relay's (settings refuse `RESERVED_LABELS`, and the relay's are written
+  last). Never an execution id.
+- Where a responder has a configured name, text (summaries, descriptions, group
+  text) says the name; its id stays in the labels and the execution facts.
 - A summary is one line of at most `SUMMARY_CHARS` characters.
 - Text taken from executions (error excerpts, opted-in inputs) arrives here already
   redacted and bounded; nothing here reads inputs or outputs.
@@ -16,8 +21,9 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from relay.domain.aggregate import WindowMeasure
@@ -33,6 +39,7 @@ SUMMARY_CHARS = 300
 _SHORT_ID_CHARS = 8
 _FOLDED_LISTED = 10  # descendants named in a description; the rest are counted
 _LABEL_KEYS = ("type", "responder_id", "agent_id", "workflow_id")
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +50,7 @@ class ExecutionFinding:
     source: str
     facts: ExecutionFacts
     condition: str  # what happened, e.g. "failed" or "used 612 credits (> 500)"
+    responder: str | None = None  # the responder's configured name, if any
     from_status: str | None = None  # of the status transition, when there was one
     cause: FailureCause | None = None
     folded: tuple[str, ...] = ()  # failing descendants folded into this alert (same cycle)
@@ -58,14 +66,26 @@ class WindowFinding:
     group: Mapping[str, str]
     measure: WindowMeasure
     state: AlertState
+    responder_names: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def responder(self) -> str | None:
+        """The configured name of the group's responder (grouped by responder_id)."""
+        responder_id = self.group.get("responder_id")
+        return None if responder_id is None else self.responder_names.get(responder_id)
 
 
 # --- labels and links ---------------------------------------------------------------
 
 
-def execution_labels(*, rule: RuleSettings, source: str, facts: ExecutionFacts) -> dict[str, str]:
-    labels = {"rule": rule.name, "severity": rule.severity, "source": source, "type": facts.kind}
+def execution_labels(finding: ExecutionFinding) -> dict[str, str]:
+    rule, facts = finding.rule, finding.facts
+    labels = dict(rule.labels)  # first: the relay's own labels below always win
+    labels |= {"rule": rule.name, "severity": rule.severity, "source": finding.source}
+    labels["type"] = facts.kind
     labels["responder_id"] = facts.responder_id
+    if finding.responder is not None:
+        labels["responder"] = finding.responder
     if facts.agent_id is not None:
         labels["agent_id"] = facts.agent_id
     if facts.workflow_id is not None:
@@ -73,9 +93,13 @@ def execution_labels(*, rule: RuleSettings, source: str, facts: ExecutionFacts) 
     return labels
 
 
-def group_labels(*, rule: RuleSettings, source: str, group: Mapping[str, str]) -> dict[str, str]:
-    labels = {"rule": rule.name, "severity": rule.severity, "source": source}
-    labels.update((key, value) for key, value in group.items() if key in _LABEL_KEYS)
+def group_labels(finding: WindowFinding) -> dict[str, str]:
+    rule = finding.rule
+    labels = dict(rule.labels)  # first: the relay's own labels below always win
+    labels |= {"rule": rule.name, "severity": rule.severity, "source": finding.source}
+    labels.update((key, value) for key, value in finding.group.items() if key in _LABEL_KEYS)
+    if finding.responder is not None:
+        labels["responder"] = finding.responder
     return labels
 
 
@@ -128,10 +152,15 @@ def threshold_text(threshold: Threshold, fmt: Any = format_number) -> str:
     return f">= {fmt(threshold.gte)}"
 
 
-def group_text(group: Mapping[str, str]) -> str:
+def group_text(group: Mapping[str, str], responder_names: Mapping[str, str] = _NO_NAMES) -> str:
+    """`responder_id=…, type=agent`; a responder with a configured name is just its name."""
     if not group:
         return "all executions"
-    return ", ".join(f"{key}={value}" for key, value in group.items())
+    parts: list[str] = []
+    for key, value in group.items():
+        name = responder_names.get(value) if key == "responder_id" else None
+        parts.append(name if name is not None else f"{key}={value}")
+    return ", ".join(parts)
 
 
 # --- per-execution alerts -----------------------------------------------------------
@@ -150,6 +179,7 @@ def execution_values(finding: ExecutionFinding) -> dict[str, Any]:
         "status": facts.status,
         "from_status": finding.from_status or "",
         "responder_id": facts.responder_id,
+        "responder": finding.responder or facts.responder_id,
         "agent_id": facts.agent_id or "",
         "workflow_id": facts.workflow_id or "",
         "parent_id": facts.parent_id or "",
@@ -171,7 +201,10 @@ def execution_summary(finding: ExecutionFinding) -> str:
     if custom is not None and (text := render_template(custom, execution_values(finding))):
         return one_line(text)
     facts, cause = finding.facts, finding.cause
-    text = f"{facts.kind} execution {short_id(facts.id)} {finding.condition}"
+    if finding.responder is not None:  # "Sales Qualifier agent failed"
+        text = f"{finding.responder} {facts.kind} {finding.condition}"
+    else:
+        text = f"{facts.kind} execution {short_id(facts.id)} {finding.condition}"
     if cause is not None:
         if len(cause.chain) > 1:
             text += " in child " + " -> ".join(short_id(i) for i in cause.chain[1:])
@@ -195,7 +228,10 @@ def execution_description(finding: ExecutionFinding) -> str:
     if finding.from_status is not None and finding.from_status != facts.status:
         lines.append(f"Transition: {finding.from_status} -> {facts.status}")
     lines.append(f"Condition: {finding.condition}")
-    lines.append(f"Responder: {facts.responder_id}")
+    if finding.responder is not None:
+        lines.append(f"Responder: {finding.responder} ({facts.responder_id})")
+    else:
+        lines.append(f"Responder: {facts.responder_id}")
     if facts.agent_id is not None:
         lines.append(f"Agent: {facts.agent_id}")
     if facts.workflow_id is not None:
@@ -278,7 +314,7 @@ def window_values(finding: WindowFinding) -> dict[str, Any]:
         "source": finding.source,
         "state": finding.state,
         "window": format_whole_duration(window),
-        "group": group_text(finding.group),
+        "group": group_text(finding.group, finding.responder_names),
         "failure_ratio": percent(finding.measure.failure_ratio),
         "failed": finding.measure.failed,
         "terminal": finding.measure.terminal,
@@ -289,6 +325,7 @@ def window_values(finding: WindowFinding) -> dict[str, Any]:
     }
     for key in _LABEL_KEYS:
         values[key] = finding.group.get(key, "")
+    values["responder"] = finding.responder or values["responder_id"]
     return values
 
 

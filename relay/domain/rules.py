@@ -71,6 +71,7 @@ __all__ = [
 ]
 
 _NO_CAUSES: Mapping[str, FailureCause] = MappingProxyType({})
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 _STATUS_WORDS = {
     "failed": "failed",
     "cancelled": "was cancelled",
@@ -87,14 +88,25 @@ class RuleContext:
     now: datetime
     link_template: str = DEFAULT_LINK_TEMPLATE
     redactor: Redactor = field(default_factory=Redactor)
+    # responder_id -> configured name (`responders:`): alert text and the `responder`
+    # label use the name; ids stay in the execution facts and the `responder_id` label.
+    responder_names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, alerts: AlertsSettings, *, source: str, now: datetime) -> RuleContext:
+    def from_settings(
+        cls,
+        alerts: AlertsSettings,
+        *,
+        source: str,
+        now: datetime,
+        responder_names: Mapping[str, str] = _NO_NAMES,
+    ) -> RuleContext:
         return cls(
             source=source,
             now=now,
             link_template=alerts.link_template,
             redactor=Redactor.from_settings(alerts),
+            responder_names=responder_names,
         )
 
 
@@ -259,6 +271,7 @@ def _transition_alert(
         source=ctx.source,
         facts=facts_of(execution),
         condition=match.condition,
+        responder=ctx.responder_names.get(execution.responder_id),
         from_status=match.transition.from_status,
         cause=cause,
         folded=() if cascade is None else tuple(sorted(cascade.folded)),
@@ -292,10 +305,11 @@ def _execution_alert(
         summary=execution_summary(finding),
         description=execution_description(finding),
         started_at=observed_at,
-        labels=execution_labels(rule=finding.rule, source=ctx.source, facts=facts),
+        labels=execution_labels(finding),
         execution=facts,
         cause=finding.cause,
         link=build_link(ctx.link_template, link_values),
+        annotations=dict(finding.rule.annotations),
     )
 
 
@@ -333,7 +347,11 @@ def evaluate_running(
                 continue
             condition = _running_condition(elapsed, when.running_for.gt, rule=rule, state=state)
             finding = ExecutionFinding(
-                rule=rule, source=ctx.source, facts=facts_of(state), condition=condition
+                rule=rule,
+                source=ctx.source,
+                facts=facts_of(state),
+                condition=condition,
+                responder=ctx.responder_names.get(state.responder_id),
             )
             alerts.append(_execution_alert(finding, observed_at=ctx.now, ctx=ctx))
     return alerts

@@ -162,6 +162,7 @@ def _group_alert(
         group=state.group,
         measure=measure,
         state="firing" if firing else "resolved",
+        responder_names=ctx.responder_names,
     )
     assert state.fired_at is not None  # only a group that fired notifies
     return Alert(
@@ -175,10 +176,11 @@ def _group_alert(
         summary=window_summary(finding),
         description=window_description(finding),
         started_at=state.fired_at,
-        labels=group_labels(rule=rule, source=ctx.source, group=state.group),
+        labels=group_labels(finding),
         link=build_link(ctx.link_template, {"source": ctx.source, **state.group}),
         group=dict(state.group),
         value=state.value,
         ended_at=None if firing else state.resolved_at,
         renew_by=ctx.now + rule.repeat_interval if firing else None,
+        annotations=dict(rule.annotations),
     )

@@ -29,6 +29,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
+from relay.vocab import RUNBOOK_ANNOTATION
 
 if TYPE_CHECKING:
     from relay.store import OutboxCounts
@@ -101,6 +102,8 @@ async def gather_status(context: HttpContext) -> StatusView:
                     summary=alert.summary,
                     link=alert.link,
                     silenced_by=alert.silenced_by,
+                    responder=alert.responder,
+                    runbook=alert.annotations.get(RUNBOOK_ANNOTATION),
                 )
             )
 

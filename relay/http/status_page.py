@@ -63,6 +63,8 @@ class AlertRow:
     summary: str
     link: str | None = None
     silenced_by: str | None = None
+    responder: str | None = None  # its configured name, else its id
+    runbook: str | None = None  # the rule's `runbook_url`
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,9 @@ def _alerts(view: StatusView) -> str:
         summary = _e(a.summary)
         if link:
             summary = f'<a href="{_e(link)}" rel="noopener noreferrer">{summary}</a>'
+        runbook = _safe_link(a.runbook)
+        if runbook:
+            summary += f' · <a href="{_e(runbook)}" rel="noopener noreferrer">runbook</a>'
         state = _badge(a.state)
         if a.silenced_by:
             state += f" {_badge('silenced')}"
@@ -210,9 +215,10 @@ def _alerts(view: StatusView) -> str:
             f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}">'
             f"<td>{_time(a.started_at)}</td><td>{_e(a.rule)}</td>"
             f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
-            f"<td>{summary}</td></tr>"
+            f"<td>{_e(a.responder or '')}</td><td>{summary}</td></tr>"
         )
-    return _table("alerts", ("Started", "Rule", "Severity", "State", "Source", "Summary"), rows)
+    columns = ("Started", "Rule", "Severity", "State", "Source", "Responder", "Summary")
+    return _table("alerts", columns, rows)
 
 
 def _count(value: int | None, *, dead: bool = False) -> str:

@@ -70,8 +70,10 @@ class AlertPlanner:
         store: Store,
         max_nestings_per_cycle: int = DEFAULT_MAX_NESTINGS_PER_CYCLE,
         nestings_budget_s: float = DEFAULT_NESTINGS_BUDGET_S,
+        responder_names: Mapping[str, str] | None = None,
     ) -> None:
         self._source = source
+        self._responder_names = dict(responder_names or {})
         self._rules = list(rules)
         self._alerts_settings = alerts
         self._redactor = Redactor.from_settings(alerts)
@@ -98,6 +100,7 @@ class AlertPlanner:
             now=now,
             link_template=self._alerts_settings.link_template,
             redactor=self._redactor,
+            responder_names=self._responder_names,
         )
         causes = await self._causes(transitions)
         per_execution = evaluate_transitions(self._rules, transitions, ctx=ctx, causes=causes)

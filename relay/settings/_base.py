@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -222,6 +222,29 @@ def check_http_url(value: str, *, field: str = "URL") -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
+# Prometheus/Alertmanager label names: Alertmanager answers 400 to an alert with any
+# other, and routes match on these names.
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def label_problems(
+    values: Mapping[str, str], *, field: str, reserved: frozenset[str] = frozenset(), noun: str
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems of a map of label (or annotation) names to values, located at `field.NAME`:
+    names that are not label names, names the relay sets itself, empty values."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, value in values.items():
+        if not LABEL_NAME.fullmatch(name):
+            problems.append(
+                ((field, name), f"invalid {noun} name: should match {LABEL_NAME.pattern}")
+            )
+        elif name in reserved:
+            problems.append(((field, name), f"set by the relay; a rule cannot replace this {noun}"))
+        elif not value.strip():
+            problems.append(((field, name), "should not be empty"))
+    return problems
 
 
 def _check_template(value: str) -> str:

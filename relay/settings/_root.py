@@ -3,7 +3,8 @@
 Invariants of a `Settings` value:
 - at least one source; source names, rule names and sink names are unique;
 - every sink a rule names is defined under `sinks`;
-- every rule a config-defined silence names is defined under `rules`.
+- every rule a config-defined silence names is defined under `rules`;
+- a responder name (`responders`) is one non-empty line of at most 100 characters.
 The cross-section checks are written against plain data (`reference_problems`) so the
 loader can also run them when other parts of the file failed validation, and report
 every problem in one go.
@@ -12,9 +13,9 @@ every problem in one go.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from relay.domain.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
@@ -34,6 +35,20 @@ from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
 Location = tuple[str | int, ...]
 
 
+def _check_responder_name(value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("should not be empty")
+    if len(value) > _RESPONDER_NAME_CHARS:
+        raise ValueError(f"should be at most {_RESPONDER_NAME_CHARS} characters")
+    return value
+
+
+# Shown in one-line summaries and used as the `responder` label: one line, bounded.
+_RESPONDER_NAME_CHARS = 100
+ResponderName = Annotated[str, AfterValidator(_check_responder_name)]
+
+
 class Settings(Section):
     sources: list[SourceSettings] = Field(min_length=1)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -44,6 +59,8 @@ class Settings(Section):
     sinks: dict[Name, SinkSettings] = Field(default_factory=dict)
     silences: list[SilenceSettings] = Field(default_factory=list)
     time_intervals: list[TimeIntervalSettings] = Field(default_factory=list)
+    # responder_id -> the name people know it by, shown instead of the id in messages.
+    responders: dict[str, ResponderName] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -7,6 +7,9 @@ Invariants:
   `duration`); a per-execution rule has no aggregate condition and no `group_by`.
 - A threshold has exactly one of `gt` and `gte`.
 - A silence has at least one matcher and ends after it starts.
+- A rule's `labels` and `annotations` have label names (`LABEL_NAME`), non-empty
+  values, and never a name the relay sets itself (`RESERVED_LABELS`,
+  `RESERVED_ANNOTATIONS`); `annotations.runbook_url` is an http(s) URL.
 """
 
 from __future__ import annotations
@@ -24,9 +27,19 @@ from relay.settings._base import (
     PositiveDuration,
     Section,
     Template,
+    check_http_url,
+    label_problems,
     raise_problems,
 )
-from relay.vocab import ExecutionKind, ExecutionStatus, FromStatus, Severity
+from relay.vocab import (
+    RESERVED_ANNOTATIONS,
+    RESERVED_LABELS,
+    RUNBOOK_ANNOTATION,
+    ExecutionKind,
+    ExecutionStatus,
+    FromStatus,
+    Severity,
+)
 
 OriginType = Literal[
     "api",
@@ -121,6 +134,10 @@ class RuleSettings(Section):
     summary: Template | None = None
     description: Template | None = None
     include_input: bool = False
+    # Carried to every sink; `labels` join the alert's own (routes and silences match
+    # on them), `annotations` are shown (`runbook_url` as a link).
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
 
     @property
     def windowed(self) -> bool:
@@ -159,6 +176,23 @@ class RuleSettings(Section):
                     "applies to running executions: use status: [running] or leave status out",
                 )
             )
+        problems.extend(
+            label_problems(self.labels, field="labels", reserved=RESERVED_LABELS, noun="label")
+        )
+        problems.extend(
+            label_problems(
+                self.annotations,
+                field="annotations",
+                reserved=RESERVED_ANNOTATIONS,
+                noun="annotation",
+            )
+        )
+        runbook = self.annotations.get(RUNBOOK_ANNOTATION)
+        if runbook is not None and runbook.strip():
+            try:
+                check_http_url(runbook)
+            except ValueError as exc:
+                problems.append((("annotations", RUNBOOK_ANNOTATION), str(exc)))
         problems.extend(_duplicates(self.sinks, "sinks", "sink"))
         problems.extend(_duplicates(self.group_by, "group_by", "key"))
         raise_problems(problems, title="RuleSettings")

@@ -12,6 +12,8 @@ Invariants:
   every attempt would fail until `max_age`.
 - Alertmanager label names are Prometheus label names (`LABEL_NAME`); Alertmanager
   answers 400 to an alert with any other.
+- A Slack sink's `mentions` are Slack mention tokens (`SLACK_MENTION`) and nothing
+  else, so configuration cannot smuggle other markup into a message.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from relay.settings._base import (
+    LABEL_NAME,
     Duration,
     HttpUrl,
+    OneOrMany,
     OptionalSecret,
     PositiveDuration,
     RateLimit,
@@ -37,6 +41,7 @@ from relay.settings._base import (
     check_http_url,
     raise_problems,
 )
+from relay.vocab import Severity
 
 Problems = list[tuple[tuple[str | int, ...], str]]
 
@@ -46,7 +51,9 @@ RESERVED_WEBHOOK_HEADERS = frozenset(
     {"content-type", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature"}
 )
 WEBHOOK_SECRET_PREFIX = "whsec_"
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# What a Slack mention looks like in message text: a user group, a user, or a broadcast.
+SLACK_MENTION = re.compile(r"<!subteam\^[A-Z0-9]+>|<@[UW][A-Z0-9]+>|<!(?:here|channel|everyone)>")
+_MENTION_FORMS = "<!subteam^S0123ABC>, <@U0123ABC>, <!here>, <!channel> or <!everyone>"
 _BOTH_CREDENTIALS = (
     "cannot go with a user:password@ in {url}: the HTTP client refuses to send both; "
     "give the credentials in one place"
@@ -93,10 +100,17 @@ class SlackSinkSettings(DeliverySettings):
     api_url: HttpUrl = "https://slack.com/api"
     group_wait: Duration = timedelta(seconds=10)
     rate_limit: RateLimitSetting | None = RateLimit(count=1, per=timedelta(seconds=1))
+    # Added to firing messages of that severity, outside the escaped alert text.
+    mentions: dict[Severity, Annotated[list[str], OneOrMany]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> SlackSinkSettings:
-        problems: Problems = []
+        problems: Problems = [
+            (("mentions", severity, index), f"not a Slack mention; use {_MENTION_FORMS}")
+            for severity, entries in self.mentions.items()
+            for index, entry in enumerate(entries)
+            if not SLACK_MENTION.fullmatch(entry)
+        ]
         if (self.webhook_url is None) == (self.bot_token is None):
             problems.append(((), "give exactly one of webhook_url or bot_token (with channel)"))
         if self.bot_token is not None and not self.channel:

@@ -4,8 +4,11 @@ Invariants:
 - One request carries up to `ALERTMANAGER_MAX_BATCH` alerts (the API takes an array):
   Alertmanager does its own grouping and routing, so no `group_wait` here.
 - Each alert is labelled `alertname` (the rule), `severity`, `source`, `alert_id` and
-  the alert's own labels, plus the sink's configured `labels`, which never replace
-  those four. A resolved notification sets `endsAt`.
+  the alert's own labels (the rule's `labels` and `responder`, the responder's name,
+  among them), plus the sink's configured `labels`, which never replace those four.
+  Its annotations are the rule's `annotations` and the relay's `summary`,
+  `description`, `execution_id`, `error`, `link`, which the rule's never replace. A
+  resolved notification sets `endsAt`.
 - Basic auth or a bearer token when configured; neither ever appears in an error.
 - `alertmanager_alert` is pure: nothing in it adds data the alert does not carry (the
   error excerpt is already bounded and redacted).
@@ -54,7 +57,9 @@ def alertmanager_alert(
     }
     # Alertmanager treats an empty label value as an absent label.
     labels = {key: value for key, value in labels.items() if value}
-    annotations = {"summary": alert.summary, "description": alert.description}
+    # The rule's annotations first: the relay's own (summary, ...) are never replaced.
+    annotations = {key: value for key, value in alert.annotations.items() if value}
+    annotations |= {"summary": alert.summary, "description": alert.description}
     if alert.execution is not None:
         annotations["execution_id"] = alert.execution.id
     if alert.cause is not None and alert.cause.error_excerpt:

@@ -33,8 +33,17 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _extras(notification: Notification) -> str:
+    """The rule's own labels and its annotations, `key=value` each."""
+    alert = notification.alert
+    labels = [f"{k}={v}" for k, v in alert.rule_labels.items()]
+    notes = [f"{k}={v}" for k, v in alert.annotations.items()]
+    return _one_line(" ".join([*labels, *notes]))
+
+
 def console_line(notification: Notification, *, color: bool) -> str:
-    """`HH:MM:SSZ CRITICAL firing   rule [source] summary  link` in one line."""
+    """`HH:MM:SSZ CRITICAL firing   rule [source] summary  labels annotations  link` in
+    one line."""
     alert = notification.alert
     resolved = notification.kind == "resolved" or alert.state == "resolved"
     state = {"reminder": "reminder", "test": "test"}.get(notification.kind, alert.state)
@@ -42,6 +51,9 @@ def console_line(notification: Notification, *, color: bool) -> str:
     severity = f"{alert.severity.upper():<8}"
     parts = [f"{state:<8}", f"{alert.rule} [{alert.source}]", _one_line(alert.summary)]
     link = f"  {alert.link}" if alert.link else ""
+    extras = _extras(notification)
+    if extras:
+        link = f"  {extras}{link}"
     if not color:
         return f"{when} {severity} {' '.join(parts)}{link}"
     tint = _ANSI_RESOLVED if resolved else _ANSI.get(alert.severity, "")

@@ -103,6 +103,9 @@ class SlackSink(HttpSink):
         self._channel = settings.channel or ""
         self._api_url = settings.api_url.rstrip("/")
         self._refs = refs if refs is not None else MemoryMessageRefs()
+        self._mentions: dict[str, tuple[str, ...]] = {
+            severity: tuple(m) for severity, m in settings.mentions.items()
+        }
 
     def __repr__(self) -> str:
         mode = "webhook" if self._webhook_url is not None else f"bot, channel {self._channel}"
@@ -112,13 +115,15 @@ class SlackSink(HttpSink):
         if not notifications:
             raise ValueError("nothing to send")
         if self._webhook_url is not None:
-            body = json.dumps(slack_message(notifications)).encode()
+            body = json.dumps(slack_message(notifications, mentions=self._mentions)).encode()
             url = self._webhook_url.get_secret_value()
             await self._poster.post(url, content=body, headers=_JSON)
             return
         if len(notifications) == 1 and await self._follow_up(notifications[0]):
             return
-        answer = await self._call("chat.postMessage", slack_message(notifications))
+        answer = await self._call(
+            "chat.postMessage", slack_message(notifications, mentions=self._mentions)
+        )
         ref = MessageRef(
             str(answer.get("channel") or self._channel), str(answer.get("ts", "")), False
         )
@@ -143,7 +148,11 @@ class SlackSink(HttpSink):
             await self._call(
                 "chat.update", edited, tolerate=("message_not_found", "cant_update_message")
             )
-        reply = {"channel": ref.channel, "thread_ts": ref.ts, **slack_thread_reply(notification)}
+        reply = {
+            "channel": ref.channel,
+            "thread_ts": ref.ts,
+            **slack_thread_reply(notification, mentions=self._mentions),
+        }
         if notification.kind == "reminder":
             reply["reply_broadcast"] = True
         await self._call("chat.postMessage", reply)

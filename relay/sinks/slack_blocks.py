@@ -11,6 +11,11 @@ Invariants:
   rather than at Slack.
 - Text taken from alerts is escaped for mrkdwn (`&`, `<`, `>`), and cut after escaping
   without leaving half an entity; a code block's content cannot close its fence.
+- Mentions come only from the sink's configured `mentions` (see
+  `relay.sinks.slack_mentions`), put before the escaped text, never inside it.
+- A rule's `runbook_url` annotation is a "Runbook" button (a link in digests) when it
+  is an http(s) URL Slack can take; its other labels and annotations are one escaped
+  context line.
 - One notification renders as a detailed message; several render as a digest listing
   at most `DIGEST_SHOWN` of them, then "and N more". The colour bar is the severity of
   the worst firing alert, green when everything in the message resolved.
@@ -37,7 +42,10 @@ from slack_sdk.models.blocks import (
 )
 
 from relay.domain.alerts import Alert, Notification
+from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
+from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
+from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -129,7 +137,7 @@ def _fields(notification: Notification) -> list[MarkdownTextObject]:
     facts = alert.execution
     if facts is not None:
         fields.append(_field("Execution", f"{facts.kind} {facts.id} ({facts.status})"))
-        fields.append(_field("Responder", facts.responder_id))
+        fields.append(_field("Responder", alert.responder or facts.responder_id))
         if facts.agent_id:
             fields.append(_field("Agent", facts.agent_id))
         if facts.workflow_id:
@@ -137,11 +145,35 @@ def _fields(notification: Notification) -> list[MarkdownTextObject]:
         fields.append(_field("Credits", format_credits(facts.credits_used)))
         fields.append(_field("Duration", format_span_s(facts.duration_s)))
     if alert.group:
-        group = ", ".join(f"{key}={value}" for key, value in sorted(alert.group.items()))
-        fields.append(_field("Group", group))
+        fields.append(_field("Group", _group_text(alert)))
     if alert.value is not None:
         fields.append(_field("Value", f"{alert.value:g}"))
     return fields[:MAX_FIELDS]
+
+
+def _group_text(alert: Alert) -> str:
+    """The group's values; a responder with a configured name is named."""
+    group = dict(sorted((alert.group or {}).items()))
+    name, responder_id = alert.labels.get("responder"), group.get("responder_id")
+    names = {responder_id: name} if name and responder_id else {}
+    return group_text(group, names)
+
+
+def runbook_url(alert: Alert) -> str | None:
+    """The rule's `runbook_url`, when it is a URL Slack can link to."""
+    url = alert.annotations.get(RUNBOOK_ANNOTATION, "")
+    if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_CHARS:
+        return None
+    return None if any(c in url for c in "<>| \n") else url
+
+
+def _extras_text(alert: Alert) -> str | None:
+    """The rule's own labels and its annotations (but the runbook), in one line."""
+    labels = [f"{k}={v}" for k, v in alert.rule_labels.items()]
+    notes = [f"{k}: {v}" for k, v in alert.annotations.items() if k != RUNBOOK_ANNOTATION]
+    if not labels and not notes:
+        return None
+    return clip(escape(" · ".join([*labels, *notes])), MAX_SECTION_CHARS)
 
 
 def _cause_text(alert: Alert) -> str | None:
@@ -175,13 +207,25 @@ def _alert_blocks(notification: Notification) -> list[Block]:
     cause = _cause_text(alert)
     if cause is not None:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=cause)))
+    buttons: list[ButtonElement] = []
     if alert.link and len(alert.link) <= MAX_URL_CHARS:
-        button = ButtonElement(
-            text=PlainTextObject(text="Open execution" if alert.execution else "Open"),
-            url=alert.link,
-            action_id="open",
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text="Open execution" if alert.execution else "Open"),
+                url=alert.link,
+                action_id="open",
+            )
         )
-        blocks.append(ActionsBlock(elements=[button]))
+    runbook = runbook_url(alert)
+    if runbook is not None:
+        buttons.append(
+            ButtonElement(text=PlainTextObject(text="Runbook"), url=runbook, action_id="runbook")
+        )
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    extras = _extras_text(alert)
+    if extras is not None:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=extras)]))
     context = f"alert `{alert.id}` · started {utc_iso(alert.started_at)}"
     if alert.ended_at is not None:
         context += f" · resolved {utc_iso(alert.ended_at)}"
@@ -198,6 +242,9 @@ def _digest_line(notification: Notification) -> str:
     line = f"{title} · {escape(alert.source)}\n{escape(alert.summary)}"
     if alert.link:
         line += f" {_link(alert.link, 'open')}"
+    runbook = runbook_url(alert)
+    if runbook is not None:
+        line += f" · {_link(runbook, 'runbook')}"
     return clip(line, MAX_SECTION_CHARS)
 
 
@@ -245,19 +292,30 @@ def _colour(notifications: Sequence[Notification]) -> str:
     return SEVERITY_HEX[_worst(notifications)]
 
 
-def fallback_text(notifications: Sequence[Notification]) -> str:
-    """The plain `text` Slack shows in notifications and where blocks cannot render."""
+def _with_mentions(mentions: str, escaped: str, limit: int) -> str:
+    """`mentions` (configured, unescaped) before the already escaped text, within `limit`."""
+    if not mentions:
+        return clip(escaped, limit)
+    return f"{mentions} {clip(escaped, limit - len(mentions) - 1)}"
+
+
+def fallback_text(notifications: Sequence[Notification], *, mentions: str = "") -> str:
+    """The plain `text` Slack shows in notifications and where blocks cannot render;
+    `mentions` (from `mention_text`) go first, outside the escaping."""
     if len(notifications) == 1:
         n = notifications[0]
         text = f"{_state_word(n)} [{n.alert.severity}] {n.alert.summary}"
     else:
         text = _digest_header(notifications)
-    return clip(escape(" ".join(text.split())), MAX_FALLBACK_CHARS)
+    return _with_mentions(mentions, escape(" ".join(text.split())), MAX_FALLBACK_CHARS)
 
 
-def slack_message(notifications: Sequence[Notification]) -> dict[str, Any]:
+def slack_message(
+    notifications: Sequence[Notification], *, mentions: Mentions = NO_MENTIONS
+) -> dict[str, Any]:
     """The JSON of a message (for an incoming webhook or `chat.postMessage`/`chat.update`):
-    fallback text, and one attachment holding the blocks and the severity colour."""
+    fallback text (with the configured mentions of a firing message), and one attachment
+    holding the blocks and the severity colour."""
     if not notifications:
         raise ValueError("a message needs at least one notification")
     if len(notifications) == 1:
@@ -267,19 +325,28 @@ def slack_message(notifications: Sequence[Notification]) -> dict[str, Any]:
     if len(blocks) > MAX_BLOCKS:  # unreachable by construction; kept as the last guard
         raise ValueError(f"{len(blocks)} blocks exceed Slack's limit of {MAX_BLOCKS}")
     attachment = BlockAttachment(blocks=blocks, color=_colour(notifications))
-    return {"text": fallback_text(notifications), "attachments": [attachment.to_dict()]}
+    text = fallback_text(notifications, mentions=mention_text(notifications, mentions))
+    return {"text": text, "attachments": [attachment.to_dict()]}
 
 
-def slack_thread_reply(notification: Notification) -> dict[str, Any]:
-    """A short reply in the thread of an alert's first message (resolved, reminder)."""
+def slack_thread_reply(
+    notification: Notification, *, mentions: Mentions = NO_MENTIONS
+) -> dict[str, Any]:
+    """A short reply in the thread of an alert's first message (resolved, reminder); a
+    reminder carries the configured mentions."""
     alert = notification.alert
     word = _state_word(notification).capitalize()
     when = utc_iso(alert.ended_at or notification.created_at)
     text = f"{_emoji(notification)} {word} at {when}: {escape(' '.join(alert.summary.split()))}"
     if alert.value is not None:
         text += f" (value {alert.value:g})"
-    block = SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_SECTION_CHARS)))
-    return {"text": clip(text, MAX_FALLBACK_CHARS), "blocks": [block.to_dict()]}
+    mentioned = mention_text([notification], mentions)
+    block_text = _with_mentions(mentioned, text, MAX_SECTION_CHARS)
+    block = SectionBlock(text=MarkdownTextObject(text=block_text))
+    return {
+        "text": _with_mentions(mentioned, text, MAX_FALLBACK_CHARS),
+        "blocks": [block.to_dict()],
+    }
 
 
 __all__ = [
@@ -293,6 +360,7 @@ __all__ = [
     "colour_hex",
     "escape",
     "fallback_text",
+    "runbook_url",
     "slack_message",
     "slack_thread_reply",
 ]

@@ -63,6 +63,7 @@ def _alert_json(alert: Alert) -> dict[str, Any]:
         "summary": alert.summary,
         "description": alert.description,
         "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
         "started_at": utc_iso(alert.started_at),
         "ended_at": utc_iso(alert.ended_at),
         "group": None if alert.group is None else dict(alert.group),

@@ -62,6 +62,8 @@ def _listed(values: Iterable[str]) -> str:
 # The help text of each metric, by its name after the prefix.
 _HELP = {
     "build": "Version of the running zaia-relay.",
+    "responder": "The configured name of a responder (responders:), by source and responder "
+    "id, for dashboards to show names; always 1.",
     "poll_cycles": f"Poll cycles run, by source and outcome ({_listed(CYCLE_OUTCOMES)}).",
     "poll_duration_seconds": "Duration of poll cycles, whatever their outcome.",
     "api_requests": "HTTP requests to the Zaia API, by endpoint (list, get, nestings) and "
@@ -168,6 +170,9 @@ class RelayMetrics:
 
         self.build_info = Info(f"{PREFIX}_build", _HELP["build"], registry=registry)
         self.build_info.info({"version": version})
+        self.responder_info = Info(
+            f"{PREFIX}_responder", _HELP["responder"], ("source", "responder_id"), registry=registry
+        )
         self.poll_cycles = counter("poll_cycles", "source", "outcome")
         self.poll_duration = histogram("poll_duration_seconds", "source", buckets=_POLL_BUCKETS_S)
         self.api_requests = counter("api_requests", "source", "endpoint", "code")
@@ -214,6 +219,12 @@ class RelayMetrics:
             self.request_rate,
         )
         _start_at_zero(source, by_outcome=by_outcome, others=others)
+
+    def set_responder_names(self, source: str, names: Mapping[str, str]) -> None:
+        """`zaia_relay_responder_info{source,responder_id,name} 1` for each configured name;
+        bounded like `responder_executions_ended` (a workspace's responders)."""
+        for responder_id, name in names.items():
+            self.responder_info.labels(source, responder_id).info({"name": name})
 
     def on_budget(self, source: str, *, budget_per_minute: float | None) -> None:
         """The request budget of `source` (None: no ceiling)."""
