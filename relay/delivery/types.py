@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -28,6 +28,10 @@ class Outbox(Protocol):
     async def claim_due(
         self, sink: str, *, now: datetime, limit: int, lease_s: float
     ) -> list[OutboxItem]: ...
+
+    async def stamp_messages(
+        self, sink: str, messages: Mapping[str, Collection[str]], *, now: datetime
+    ) -> int: ...
 
     async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int: ...
 

@@ -16,6 +16,10 @@ Invariants:
   resolve); different alerts go concurrently, at most `concurrency` at once.
 - `group_wait`: nothing is sent before the oldest due notification has waited
   `group_wait`; then everything due goes together, up to `max_batch` a message.
+- Route groups (`relay.domain.grouping`): the due notifications of one group go as one
+  message (up to `GROUP_MESSAGE_MAX`, whatever `max_batch`), never with another group's
+  or ungrouped ones. A group message's members are stamped before its first attempt
+  (`stamp_messages`), and a retry sends exactly them again, together.
 - A rate limit is a token bucket: one token a message, and a step claims no more
   notifications than it has tokens to send.
 - `max_age` always wins: a retry, a deferral or a sink's pause never holds a
@@ -50,10 +54,10 @@ from relay.domain.delivery import (
     SinkHealth,
     TokenBucket,
     after_failure,
-    batches,
     digest_ready_at,
     given_up,
 )
+from relay.domain.grouping import group_message_id, plan_messages
 from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
@@ -71,6 +75,12 @@ _LEASE_MARGIN_S = 5.0
 # What a failure may leave in the outbox (`last_error`, a dead letter's reason).
 STORED_ERROR_CHARS = 600
 _DEFERRED = "not attempted: the sink paused after another message failed"
+_NOT_THIS_STEP = "not attempted yet: more messages were due than one step sends"
+
+
+def _group_key(item: OutboxItem) -> str | None:
+    group = item.notification.group
+    return None if group is None else group.key
 
 
 class DeliveryWorker(WorkerLoop):
@@ -142,22 +152,55 @@ class DeliveryWorker(WorkerLoop):
         if not items:
             return StepResult(next_wake_at=await self._outbox.next_due_at(name))
         try:
-            return await self._deliver(items, now=now)
+            return await self._deliver(items, now=now, messages=messages)
         except Exception:
             await self._release(items, now=now)
             raise
 
-    async def _deliver(self, items: list[OutboxItem], *, now: datetime) -> StepResult:
+    async def _deliver(
+        self, items: list[OutboxItem], *, now: datetime, messages: int
+    ) -> StepResult:
         result = StepResult(claimed=len(items))
         items = await self._drop_silenced(items, now=now, result=result)
         fresh = await self._expire(items, now=now, result=result)
-        planned = batches(fresh, max_batch=self.policy.max_batch)
+        planned = plan_messages(
+            fresh,
+            max_batch=self.policy.max_batch,
+            group_of=_group_key,
+            message_of=lambda item: item.message_id,
+        )
+        # A claim completes the groups it touches, so it may hold more messages than
+        # the step may send (a failing sink, the rate limit): the rest is due again now.
+        planned, later = planned[:messages], planned[messages:]
+        for message in later:
+            for item in message:
+                await self._outbox.mark_retry(
+                    self.sink.name,
+                    item.notification.id,
+                    next_attempt_at=now,
+                    error=item.last_error or _NOT_THIS_STEP,
+                )
+        await self._stamp(planned, now=now)
         if planned and self._bucket is not None:
             self._bucket = self._bucket.take(now, len(planned))
         result.messages = len(planned)
         sent = await send_in_lanes(self.sink, planned, concurrency=self._concurrency)
         await self._settle(sent, result=result)
         return result
+
+    async def _stamp(self, planned: list[list[OutboxItem]], *, now: datetime) -> None:
+        """Fix the members of each group message about to be attempted the first time:
+        its retries carry the same set (and so the same `webhook-id`), and a grouped
+        notification arriving meanwhile goes in the next message."""
+        fresh: dict[str, list[str]] = {}
+        for message in planned:
+            key = _group_key(message[0])
+            if key is None or message[0].message_id is not None:
+                continue
+            ids = [item.notification.id for item in message]
+            fresh[group_message_id(key, ids)] = ids
+        if fresh:
+            await self._outbox.stamp_messages(self.sink.name, fresh, now=now)
 
     async def _release(self, items: list[OutboxItem], *, now: datetime) -> None:
         """A step failed after claiming `items`: what is still pending is due again
@@ -305,9 +348,10 @@ class DeliveryWorker(WorkerLoop):
             "dead letters after max_age, the sink delivers the others; please report it",
         )
         self.count_error("settle")
+        # One time for the whole message, so its members are claimed together again.
+        failures = max(item.attempts for item in sent.items) + 1
+        retry_at = now + timedelta(seconds=self.policy.backoff.delay_s(failures, rng=self._rng))
         for item in sent.items:
-            delay_s = self.policy.backoff.delay_s(item.attempts + 1, rng=self._rng)
-            retry_at = now + timedelta(seconds=delay_s)
             await self._outbox.mark_retry(
                 self.sink.name,
                 item.notification.id,
