@@ -14,8 +14,9 @@ Invariants:
   when the pause ends.
 - Notifications about the same alert in one step are sent in order (firing before its
   resolve); different alerts go concurrently, at most `concurrency` at once.
-- `group_wait`: nothing is sent before the oldest due notification has waited
-  `group_wait`; then everything due goes together, up to `max_batch` a message.
+- `group_wait`: nothing is sent before the oldest due ungrouped notification has
+  waited `group_wait` (or a route group's message is due: its route's wait is in its
+  due time); then everything due goes together, up to `max_batch` a message.
 - Route groups (`relay.domain.grouping`): the due notifications of one group go as one
   message (up to `GROUP_MESSAGE_MAX`, whatever `max_batch`), never with another group's
   or ungrouped ones. A group message's members are stamped before its first attempt
@@ -54,8 +55,8 @@ from relay.domain.delivery import (
     SinkHealth,
     TokenBucket,
     after_failure,
-    digest_ready_at,
     given_up,
+    sink_ready_at,
 )
 from relay.domain.grouping import group_message_id, plan_messages
 from relay.durations import format_duration
@@ -133,10 +134,14 @@ class DeliveryWorker(WorkerLoop):
         if self.health.paused(now):
             return await self._while_paused(now)
         due = await self._outbox.next_due_at(name)
+        if due is not None and self.policy.group_wait_s > 0:
+            due = sink_ready_at(
+                ungrouped_due_at=await self._outbox.next_due_at(name, grouped=False),
+                grouped_due_at=await self._outbox.next_due_at(name, grouped=True),
+                group_wait_s=self.policy.group_wait_s,
+            )
         if due is None:
             return StepResult()
-        if self.policy.group_wait_s > 0:
-            due = digest_ready_at(due, group_wait_s=self.policy.group_wait_s)
         if due > now:
             return StepResult(next_wake_at=due)
         messages = 1 if self.health.failing else self._max_messages

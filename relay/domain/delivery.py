@@ -300,6 +300,18 @@ def digest_ready_at(first_due_at: datetime, *, group_wait_s: float) -> datetime:
     return first_due_at + timedelta(seconds=group_wait_s)
 
 
+def sink_ready_at(
+    *, ungrouped_due_at: datetime | None, grouped_due_at: datetime | None, group_wait_s: float
+) -> datetime | None:
+    """When a sink with a digest wait (`group_wait_s`) has something to send: its oldest
+    due ungrouped notification after that wait, or its first route group's message,
+    whose due time already holds its route's wait (the sink's is not added to it)."""
+    ready = [] if grouped_due_at is None else [grouped_due_at]
+    if ungrouped_due_at is not None:
+        ready.append(digest_ready_at(ungrouped_due_at, group_wait_s=group_wait_s))
+    return min(ready, default=None)
+
+
 def batches(items: Sequence[_T], *, max_batch: int) -> list[list[_T]]:
     """`items` in order, cut into messages of at most `max_batch`."""
     if max_batch < 1:
@@ -324,4 +336,5 @@ __all__ = [
     "digest_ready_at",
     "given_up",
     "parse_retry_after",
+    "sink_ready_at",
 ]

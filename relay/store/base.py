@@ -284,9 +284,10 @@ class Store(Protocol):
         """(pending, dead) per sink that has any; leased rows count as pending."""
         ...
 
-    async def next_due_at(self, sink: str) -> datetime | None:
+    async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None:
         """When the next pending notification of `sink` is due (maybe already past, or
-        the end of a lease); None when nothing is pending."""
+        the end of a lease); None when nothing is pending. `grouped`: among those of a
+        route group only (True) or ungrouped ones only (False)."""
         ...
 
     # --- housekeeping -------------------------------------------------------------

@@ -273,7 +273,10 @@ class SqlOutbox(Backend):
             for sink in sorted(pending.keys() | dead.keys())
         }
 
-    async def next_due_at(self, sink: str) -> datetime | None:
+    async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None:
+        statement = sql.NEXT_DUE
+        if grouped is not None:
+            statement += f" AND group_key IS {'NOT ' if grouped else ''}NULL"
         async with self._reading("find the next due notification") as session:
-            row = await session.fetch_one(sql.NEXT_DUE, sink=sink)
+            row = await session.fetch_one(statement, sink=sink)
         return None if row is None else self.dialect.time_or_none(row["due"])
