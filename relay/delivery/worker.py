@@ -33,7 +33,8 @@ Invariants:
 - `drain(grace_s)` stops taking work, lets the step in flight finish within the grace,
   then cancels it (what it had leased comes back when the lease runs out).
 
-The sending itself (lanes by alert, bounded concurrency) is in `relay.delivery.send`;
+Cutting a step's notifications into messages is in `relay.delivery.plan`; the sending
+itself (lanes by alert, bounded concurrency) is in `relay.delivery.send`;
 the protocol and result types are in `relay.delivery.types` and importable from here.
 """
 
@@ -49,6 +50,7 @@ import structlog
 from relay.clock import utcnow
 from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
 from relay.delivery.outcomes import log_outcome, split_silenced
+from relay.delivery.plan import step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
 from relay.domain.delivery import (
@@ -58,7 +60,6 @@ from relay.domain.delivery import (
     given_up,
     sink_ready_at,
 )
-from relay.domain.grouping import group_message_id, plan_messages
 from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
@@ -76,12 +77,6 @@ _LEASE_MARGIN_S = 5.0
 # What a failure may leave in the outbox (`last_error`, a dead letter's reason).
 STORED_ERROR_CHARS = 600
 _DEFERRED = "not attempted: the sink paused after another message failed"
-_NOT_THIS_STEP = "not attempted yet: more messages were due than one step sends"
-
-
-def _group_key(item: OutboxItem) -> str | None:
-    group = item.notification.group
-    return None if group is None else group.key
 
 
 class DeliveryWorker(WorkerLoop):
@@ -168,44 +163,20 @@ class DeliveryWorker(WorkerLoop):
         result = StepResult(claimed=len(items))
         items = await self._drop_silenced(items, now=now, result=result)
         fresh = await self._expire(items, now=now, result=result)
-        planned = plan_messages(
+        planned = await step_messages(
+            self._outbox,
+            self.sink.name,
             fresh,
             max_batch=self.policy.max_batch,
-            group_of=_group_key,
-            message_of=lambda item: item.message_id,
+            messages=messages,
+            now=now,
         )
-        # A claim completes the groups it touches, so it may hold more messages than
-        # the step may send (a failing sink, the rate limit): the rest is due again now.
-        planned, later = planned[:messages], planned[messages:]
-        for message in later:
-            for item in message:
-                await self._outbox.mark_retry(
-                    self.sink.name,
-                    item.notification.id,
-                    next_attempt_at=now,
-                    error=item.last_error or _NOT_THIS_STEP,
-                )
-        await self._stamp(planned, now=now)
         if planned and self._bucket is not None:
             self._bucket = self._bucket.take(now, len(planned))
         result.messages = len(planned)
         sent = await send_in_lanes(self.sink, planned, concurrency=self._concurrency)
         await self._settle(sent, result=result)
         return result
-
-    async def _stamp(self, planned: list[list[OutboxItem]], *, now: datetime) -> None:
-        """Fix the members of each group message about to be attempted the first time:
-        its retries carry the same set (and so the same `webhook-id`), and a grouped
-        notification arriving meanwhile goes in the next message."""
-        fresh: dict[str, list[str]] = {}
-        for message in planned:
-            key = _group_key(message[0])
-            if key is None or message[0].message_id is not None:
-                continue
-            ids = [item.notification.id for item in message]
-            fresh[group_message_id(key, ids)] = ids
-        if fresh:
-            await self._outbox.stamp_messages(self.sink.name, fresh, now=now)
 
     async def _release(self, items: list[OutboxItem], *, now: datetime) -> None:
         """A step failed after claiming `items`: what is still pending is due again
