@@ -3,12 +3,13 @@ is due, how due notifications are cut into messages, and what a group's message 
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pytest
 
-from relay.domain.delivery import sink_ready_at
+from relay.domain.delivery import Attempted, Backoff, DeliveryPolicy, message_after_failure
 from relay.domain.grouping import (
     GROUP_MESSAGE_MAX,
     GroupFacts,
@@ -17,6 +18,7 @@ from relay.domain.grouping import (
     group_message_id,
     message_group,
     plan_messages,
+    sink_ready_at,
 )
 from tests.delivery_kit import T0, make_alert, make_notification
 from tests.grouping_kit import group_of, grouped
@@ -168,3 +170,37 @@ def test_sink_ready_at(
         grouped_due_at=None if grouped_due is None else at(grouped_due),
         group_wait_s=wait_s,
     ) == (None if ready is None else at(ready))
+
+
+def test_a_failed_message_is_retried_at_one_time_or_its_old_members_die() -> None:
+    policy = DeliveryPolicy(backoff=Backoff(initial_s=1, max_s=60), max_age_s=100)
+    now = at(50)
+    members = [
+        Attempted(failures=1, first_enqueued_at=at(45)),  # backoff ~1 s
+        Attempted(failures=5, first_enqueued_at=at(40)),  # backoff ~16 s: sets the time
+        Attempted(failures=1, first_enqueued_at=at(-45)),  # max_age ends at 55
+    ]
+    decisions = message_after_failure(
+        "HTTP 503",
+        members=members,
+        retryable=True,
+        retry_after_s=None,
+        now=now,
+        policy=policy,
+        rng=random.Random(3),
+    )
+    assert [d.outcome for d in decisions] == ["retry", "retry", "dead"]
+    assert decisions[0].next_attempt_at == decisions[1].next_attempt_at
+    assert decisions[1].next_attempt_at is not None
+    assert decisions[1].next_attempt_at > at(60)
+    assert "max_age" in decisions[2].reason
+    refused = message_after_failure(
+        "HTTP 410",
+        members=members,
+        retryable=False,
+        retry_after_s=None,
+        now=now,
+        policy=policy,
+        rng=random.Random(3),
+    )
+    assert [(d.outcome, d.reason) for d in refused] == [("dead", "HTTP 410")] * 3

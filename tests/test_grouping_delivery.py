@@ -88,6 +88,9 @@ async def test_five_alerts_within_group_wait_are_one_request_and_a_sixth_the_nex
     }
     assert body["group"]["alert_ids"] == [n.alert.id for n in burst]
     assert [n["alert"]["id"] for n in body["notifications"]] == [n.alert.id for n in burst]
+    # One shape for a route's messages, even when a group has one alert.
+    assert receiver.requests[1].json()["type"] == "alert.group"
+    assert receiver.requests[1].json()["group"]["count"] == 1
 
 
 async def test_a_retried_group_message_keeps_its_id_and_members(store: Store) -> None:

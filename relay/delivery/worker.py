@@ -17,10 +17,8 @@ Invariants:
 - `group_wait`: nothing is sent before the oldest due ungrouped notification has
   waited `group_wait` (or a route group's message is due: its route's wait is in its
   due time); then everything due goes together, up to `max_batch` a message.
-- Route groups (`relay.domain.grouping`): the due notifications of one group go as one
-  message (up to `GROUP_MESSAGE_MAX`, whatever `max_batch`), never with another group's
-  or ungrouped ones. A group message's members are stamped before its first attempt
-  (`stamp_messages`), and a retry sends exactly them again, together.
+- A route group's due notifications go as one message, its members fixed before its
+  first attempt and retried together (`relay.delivery.plan`).
 - A rate limit is a token bucket: one token a message, and a step claims no more
   notifications than it has tokens to send.
 - `max_age` always wins: a retry, a deferral or a sink's pause never holds a
@@ -53,13 +51,8 @@ from relay.delivery.outcomes import log_outcome, split_silenced
 from relay.delivery.plan import step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
-from relay.domain.delivery import (
-    SinkHealth,
-    TokenBucket,
-    after_failure,
-    given_up,
-    sink_ready_at,
-)
+from relay.domain.delivery import Attempted, SinkHealth, TokenBucket, message_after_failure
+from relay.domain.grouping import sink_ready_at
 from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
@@ -341,37 +334,23 @@ class DeliveryWorker(WorkerLoop):
         name = self.sink.name
         message = self._scrubber.excerpt(str(error), limit=STORED_ERROR_CHARS)
         by_outcome: dict[NotificationOutcome, list[OutboxItem]] = {}
-        decisions = [
-            after_failure(
-                message,
-                retryable=error.retryable,
-                retry_after_s=error.retry_after_s,
-                failures=item.attempts + 1,
-                first_enqueued_at=item.first_enqueued_at,
-                now=now,
-                policy=self.policy,
-                rng=self._rng,
-                not_before=self.health.paused_until,  # or they would only be deferred
-            )
-            for item in sent.items
-        ]
-        # One time for the whole message: its notifications come due together and are
-        # batched together again, so a retried batch keeps its `webhook-id`.
-        retry_times = [d.next_attempt_at for d in decisions if d.outcome == "retry"]
-        next_at = max((t for t in retry_times if t is not None), default=None)
+        decisions = message_after_failure(
+            message,
+            members=[Attempted(i.attempts + 1, i.first_enqueued_at) for i in sent.items],
+            retryable=error.retryable,
+            retry_after_s=error.retry_after_s,
+            now=now,
+            policy=self.policy,
+            rng=self._rng,
+            not_before=self.health.paused_until,  # or they would only be deferred
+        )
         for item, decision in zip(sent.items, decisions, strict=True):
-            if next_at is not None and next_at >= self._expires_at(item):
-                # Another notification of the message set the time, past this one's max_age.
-                decision = given_up(
-                    message,
-                    failures=item.attempts + 1,
-                    first_enqueued_at=item.first_enqueued_at,
-                    now=now,
-                    policy=self.policy,
-                )
-            if decision.outcome == "retry" and next_at is not None:
+            if decision.outcome == "retry" and decision.next_attempt_at is not None:
                 await self._outbox.mark_retry(
-                    name, item.notification.id, next_attempt_at=next_at, error=message
+                    name,
+                    item.notification.id,
+                    next_attempt_at=decision.next_attempt_at,
+                    error=message,
                 )
                 by_outcome.setdefault("retry", []).append(item)
             else:

@@ -205,6 +205,65 @@ def after_failure(
     return RetryDecision("retry", next_attempt_at, error)
 
 
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What a message's failure needs to know of one of its notifications."""
+
+    failures: int  # failed attempts, the one just seen included
+    first_enqueued_at: datetime
+
+
+def message_after_failure(
+    error: str,
+    *,
+    members: Sequence[Attempted],
+    retryable: bool,
+    retry_after_s: float | None,
+    now: datetime,
+    policy: DeliveryPolicy,
+    rng: random.Random,
+    not_before: datetime | None = None,
+) -> list[RetryDecision]:
+    """`after_failure` for each notification of a failed message, with ONE retry time
+    for all: they come due together and go together again, so a retried batch or
+    group keeps its members and its `webhook-id`. A notification for which that time
+    is past its `max_age` is dead instead."""
+    decisions = [
+        after_failure(
+            error,
+            retryable=retryable,
+            retry_after_s=retry_after_s,
+            failures=m.failures,
+            first_enqueued_at=m.first_enqueued_at,
+            now=now,
+            policy=policy,
+            rng=rng,
+            not_before=not_before,
+        )
+        for m in members
+    ]
+    retry_times = [d.next_attempt_at for d in decisions if d.next_attempt_at is not None]
+    if not retry_times:
+        return decisions
+    next_at = max(retry_times)
+    max_age = timedelta(seconds=policy.max_age_s)
+    settled: list[RetryDecision] = []
+    for member, decision in zip(members, decisions, strict=True):
+        if decision.outcome == "retry" and next_at > member.first_enqueued_at + max_age:
+            # Another notification of the message set the time, past this one's max_age.
+            decision = given_up(
+                error,
+                failures=member.failures,
+                first_enqueued_at=member.first_enqueued_at,
+                now=now,
+                policy=policy,
+            )
+        elif decision.outcome == "retry":
+            decision = RetryDecision("retry", next_at, error)
+        settled.append(decision)
+    return settled
+
+
 def given_up(
     error: str, *, failures: int, first_enqueued_at: datetime, now: datetime, policy: DeliveryPolicy
 ) -> RetryDecision:
@@ -300,18 +359,6 @@ def digest_ready_at(first_due_at: datetime, *, group_wait_s: float) -> datetime:
     return first_due_at + timedelta(seconds=group_wait_s)
 
 
-def sink_ready_at(
-    *, ungrouped_due_at: datetime | None, grouped_due_at: datetime | None, group_wait_s: float
-) -> datetime | None:
-    """When a sink with a digest wait (`group_wait_s`) has something to send: its oldest
-    due ungrouped notification after that wait, or its first route group's message,
-    whose due time already holds its route's wait (the sink's is not added to it)."""
-    ready = [] if grouped_due_at is None else [grouped_due_at]
-    if ungrouped_due_at is not None:
-        ready.append(digest_ready_at(ungrouped_due_at, group_wait_s=group_wait_s))
-    return min(ready, default=None)
-
-
 def batches(items: Sequence[_T], *, max_batch: int) -> list[list[_T]]:
     """`items` in order, cut into messages of at most `max_batch`."""
     if max_batch < 1:
@@ -321,6 +368,7 @@ def batches(items: Sequence[_T], *, max_batch: int) -> list[list[_T]]:
 
 __all__ = [
     "DEFAULT_BURST",
+    "Attempted",
     "Backoff",
     "DeliveryPolicy",
     "RetryAfter",
@@ -335,6 +383,6 @@ __all__ = [
     "classify_status",
     "digest_ready_at",
     "given_up",
+    "message_after_failure",
     "parse_retry_after",
-    "sink_ready_at",
 ]

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from relay.domain.alerts import Notification, NotificationGroup
-from relay.domain.delivery import batches
+from relay.domain.delivery import batches, digest_ready_at
 from relay.vocab import Severity
 
 # One group message carries at most this many notifications: a receiver's request stays
@@ -58,6 +58,18 @@ def group_due_at(*, now: datetime, wait_s: float, facts: GroupFacts) -> datetime
     if last is not None and now - last < wait:
         return last + wait
     return now + wait
+
+
+def sink_ready_at(
+    *, ungrouped_due_at: datetime | None, grouped_due_at: datetime | None, group_wait_s: float
+) -> datetime | None:
+    """When a sink with a digest wait (`group_wait_s`) has something to send: its oldest
+    due ungrouped notification after that wait, or its first route group's message,
+    whose due time already holds its route's wait (the sink's is not added to it)."""
+    ready = [] if grouped_due_at is None else [grouped_due_at]
+    if ungrouped_due_at is not None:
+        ready.append(digest_ready_at(ungrouped_due_at, group_wait_s=group_wait_s))
+    return min(ready, default=None)
 
 
 def group_message_id(group_key: str, notification_ids: Sequence[str]) -> str:
@@ -169,4 +181,5 @@ __all__ = [
     "group_message_id",
     "message_group",
     "plan_messages",
+    "sink_ready_at",
 ]

@@ -13,6 +13,12 @@ Invariants:
 - Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without
   sending: a silence matched when it fell due); nothing else is ever written.
 - A sink's error is kept to its first `MAX_ERROR_CHARS` characters.
+- Route groups: a grouped row is enqueued due when its group's message is
+  (`relay.domain.grouping.group_due_at`, from facts read in the enqueueing transaction;
+  PostgreSQL locks the pending row it joins, so no claim takes it meanwhile). A claim
+  that takes some of a group's due rows takes the rest too (`GROUP_CLAIM_MAX` a group).
+  `message_id` and `message_at` are written once, by `stamp_messages`, and kept through
+  retries, dead letters and replays: a group message's members never change.
 """
 
 from __future__ import annotations
