@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -29,6 +29,10 @@ class Outbox(Protocol):
         self, sink: str, *, now: datetime, limit: int, lease_s: float
     ) -> list[OutboxItem]: ...
 
+    async def stamp_messages(
+        self, sink: str, messages: Mapping[str, Collection[str]], *, now: datetime
+    ) -> int: ...
+
     async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int: ...
 
     async def mark_silenced(
@@ -43,7 +47,7 @@ class Outbox(Protocol):
         self, sink: str, notification_id: str, *, reason: str, now: datetime
     ) -> bool: ...
 
-    async def next_due_at(self, sink: str) -> datetime | None: ...
+    async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None: ...
 
 
 # The silences in force at a time (config ones and stored ones): a notification that

@@ -14,8 +14,11 @@ Invariants:
   when the pause ends.
 - Notifications about the same alert in one step are sent in order (firing before its
   resolve); different alerts go concurrently, at most `concurrency` at once.
-- `group_wait`: nothing is sent before the oldest due notification has waited
-  `group_wait`; then everything due goes together, up to `max_batch` a message.
+- `group_wait`: nothing is sent before the oldest due ungrouped notification has
+  waited `group_wait` (or a route group's message is due: its route's wait is in its
+  due time); then everything due goes together, up to `max_batch` a message.
+- A route group's due notifications go as one message, its members fixed before its
+  first attempt and retried together (`relay.delivery.plan`).
 - A rate limit is a token bucket: one token a message, and a step claims no more
   notifications than it has tokens to send.
 - `max_age` always wins: a retry, a deferral or a sink's pause never holds a
@@ -28,7 +31,8 @@ Invariants:
 - `drain(grace_s)` stops taking work, lets the step in flight finish within the grace,
   then cancels it (what it had leased comes back when the lease runs out).
 
-The sending itself (lanes by alert, bounded concurrency) is in `relay.delivery.send`;
+Cutting a step's notifications into messages is in `relay.delivery.plan`; the sending
+itself (lanes by alert, bounded concurrency) is in `relay.delivery.send`;
 the protocol and result types are in `relay.delivery.types` and importable from here.
 """
 
@@ -44,16 +48,11 @@ import structlog
 from relay.clock import utcnow
 from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
 from relay.delivery.outcomes import log_outcome, split_silenced
+from relay.delivery.plan import step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
-from relay.domain.delivery import (
-    SinkHealth,
-    TokenBucket,
-    after_failure,
-    batches,
-    digest_ready_at,
-    given_up,
-)
+from relay.domain.delivery import Attempted, SinkHealth, TokenBucket, message_after_failure
+from relay.domain.grouping import sink_ready_at
 from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
@@ -123,10 +122,14 @@ class DeliveryWorker(WorkerLoop):
         if self.health.paused(now):
             return await self._while_paused(now)
         due = await self._outbox.next_due_at(name)
+        if due is not None and self.policy.group_wait_s > 0:
+            due = sink_ready_at(
+                ungrouped_due_at=await self._outbox.next_due_at(name, grouped=False),
+                grouped_due_at=await self._outbox.next_due_at(name, grouped=True),
+                group_wait_s=self.policy.group_wait_s,
+            )
         if due is None:
             return StepResult()
-        if self.policy.group_wait_s > 0:
-            due = digest_ready_at(due, group_wait_s=self.policy.group_wait_s)
         if due > now:
             return StepResult(next_wake_at=due)
         messages = 1 if self.health.failing else self._max_messages
@@ -142,16 +145,25 @@ class DeliveryWorker(WorkerLoop):
         if not items:
             return StepResult(next_wake_at=await self._outbox.next_due_at(name))
         try:
-            return await self._deliver(items, now=now)
+            return await self._deliver(items, now=now, messages=messages)
         except Exception:
             await self._release(items, now=now)
             raise
 
-    async def _deliver(self, items: list[OutboxItem], *, now: datetime) -> StepResult:
+    async def _deliver(
+        self, items: list[OutboxItem], *, now: datetime, messages: int
+    ) -> StepResult:
         result = StepResult(claimed=len(items))
         items = await self._drop_silenced(items, now=now, result=result)
         fresh = await self._expire(items, now=now, result=result)
-        planned = batches(fresh, max_batch=self.policy.max_batch)
+        planned = await step_messages(
+            self._outbox,
+            self.sink.name,
+            fresh,
+            max_batch=self.policy.max_batch,
+            messages=messages,
+            now=now,
+        )
         if planned and self._bucket is not None:
             self._bucket = self._bucket.take(now, len(planned))
         result.messages = len(planned)
@@ -305,9 +317,10 @@ class DeliveryWorker(WorkerLoop):
             "dead letters after max_age, the sink delivers the others; please report it",
         )
         self.count_error("settle")
+        # One time for the whole message, so its members are claimed together again.
+        failures = max(item.attempts for item in sent.items) + 1
+        retry_at = now + timedelta(seconds=self.policy.backoff.delay_s(failures, rng=self._rng))
         for item in sent.items:
-            delay_s = self.policy.backoff.delay_s(item.attempts + 1, rng=self._rng)
-            retry_at = now + timedelta(seconds=delay_s)
             await self._outbox.mark_retry(
                 self.sink.name,
                 item.notification.id,
@@ -321,37 +334,23 @@ class DeliveryWorker(WorkerLoop):
         name = self.sink.name
         message = self._scrubber.excerpt(str(error), limit=STORED_ERROR_CHARS)
         by_outcome: dict[NotificationOutcome, list[OutboxItem]] = {}
-        decisions = [
-            after_failure(
-                message,
-                retryable=error.retryable,
-                retry_after_s=error.retry_after_s,
-                failures=item.attempts + 1,
-                first_enqueued_at=item.first_enqueued_at,
-                now=now,
-                policy=self.policy,
-                rng=self._rng,
-                not_before=self.health.paused_until,  # or they would only be deferred
-            )
-            for item in sent.items
-        ]
-        # One time for the whole message: its notifications come due together and are
-        # batched together again, so a retried batch keeps its `webhook-id`.
-        retry_times = [d.next_attempt_at for d in decisions if d.outcome == "retry"]
-        next_at = max((t for t in retry_times if t is not None), default=None)
+        decisions = message_after_failure(
+            message,
+            members=[Attempted(i.attempts + 1, i.first_enqueued_at) for i in sent.items],
+            retryable=error.retryable,
+            retry_after_s=error.retry_after_s,
+            now=now,
+            policy=self.policy,
+            rng=self._rng,
+            not_before=self.health.paused_until,  # or they would only be deferred
+        )
         for item, decision in zip(sent.items, decisions, strict=True):
-            if next_at is not None and next_at >= self._expires_at(item):
-                # Another notification of the message set the time, past this one's max_age.
-                decision = given_up(
-                    message,
-                    failures=item.attempts + 1,
-                    first_enqueued_at=item.first_enqueued_at,
-                    now=now,
-                    policy=self.policy,
-                )
-            if decision.outcome == "retry" and next_at is not None:
+            if decision.outcome == "retry" and decision.next_attempt_at is not None:
                 await self._outbox.mark_retry(
-                    name, item.notification.id, next_attempt_at=next_at, error=message
+                    name,
+                    item.notification.id,
+                    next_attempt_at=decision.next_attempt_at,
+                    error=message,
                 )
                 by_outcome.setdefault("retry", []).append(item)
             else:

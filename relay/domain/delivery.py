@@ -205,6 +205,65 @@ def after_failure(
     return RetryDecision("retry", next_attempt_at, error)
 
 
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What a message's failure needs to know of one of its notifications."""
+
+    failures: int  # failed attempts, the one just seen included
+    first_enqueued_at: datetime
+
+
+def message_after_failure(
+    error: str,
+    *,
+    members: Sequence[Attempted],
+    retryable: bool,
+    retry_after_s: float | None,
+    now: datetime,
+    policy: DeliveryPolicy,
+    rng: random.Random,
+    not_before: datetime | None = None,
+) -> list[RetryDecision]:
+    """`after_failure` for each notification of a failed message, with ONE retry time
+    for all: they come due together and go together again, so a retried batch or
+    group keeps its members and its `webhook-id`. A notification for which that time
+    is past its `max_age` is dead instead."""
+    decisions = [
+        after_failure(
+            error,
+            retryable=retryable,
+            retry_after_s=retry_after_s,
+            failures=m.failures,
+            first_enqueued_at=m.first_enqueued_at,
+            now=now,
+            policy=policy,
+            rng=rng,
+            not_before=not_before,
+        )
+        for m in members
+    ]
+    retry_times = [d.next_attempt_at for d in decisions if d.next_attempt_at is not None]
+    if not retry_times:
+        return decisions
+    next_at = max(retry_times)
+    max_age = timedelta(seconds=policy.max_age_s)
+    settled: list[RetryDecision] = []
+    for member, decision in zip(members, decisions, strict=True):
+        if decision.outcome == "retry" and next_at > member.first_enqueued_at + max_age:
+            # Another notification of the message set the time, past this one's max_age.
+            decision = given_up(
+                error,
+                failures=member.failures,
+                first_enqueued_at=member.first_enqueued_at,
+                now=now,
+                policy=policy,
+            )
+        elif decision.outcome == "retry":
+            decision = RetryDecision("retry", next_at, error)
+        settled.append(decision)
+    return settled
+
+
 def given_up(
     error: str, *, failures: int, first_enqueued_at: datetime, now: datetime, policy: DeliveryPolicy
 ) -> RetryDecision:
@@ -309,6 +368,7 @@ def batches(items: Sequence[_T], *, max_batch: int) -> list[list[_T]]:
 
 __all__ = [
     "DEFAULT_BURST",
+    "Attempted",
     "Backoff",
     "DeliveryPolicy",
     "RetryAfter",
@@ -323,5 +383,6 @@ __all__ = [
     "classify_status",
     "digest_ready_at",
     "given_up",
+    "message_after_failure",
     "parse_retry_after",
 ]

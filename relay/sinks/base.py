@@ -67,11 +67,13 @@ class Sink(Protocol):
 
     @property
     def max_batch(self) -> int:
-        """The most notifications one `send` may be given."""
+        """The most ungrouped notifications one `send` may be given (a route group's
+        message holds up to `relay.domain.grouping.GROUP_MESSAGE_MAX`, whatever this)."""
         ...
 
     async def send(self, notifications: Sequence[Notification]) -> None:
-        """Deliver `notifications` as one message (a digest or batch when several)."""
+        """Deliver `notifications` as one message (a digest or batch when several): all
+        ungrouped, or all of one route group (`Notification.group`), never mixed."""
         ...
 
     async def aclose(self) -> None: ...

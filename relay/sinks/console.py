@@ -2,7 +2,9 @@
 
 Invariants:
 - One line per notification, flushed at once, so lines from a digest never interleave
-  with log output mid-line: newlines in summaries are folded into spaces.
+  with log output mid-line: newlines in summaries are folded into spaces. A route
+  group's message of several is one heading line with the count, then its first
+  alerts' lines (indented) and how many more.
 - Colours only when `color: always`, or `auto` and the stream is a terminal.
 - Writing cannot fail in a way worth retrying: a closed or broken stream is a dead
   letter, not a retry loop.
@@ -17,6 +19,7 @@ from typing import Literal, TextIO
 
 from relay.domain.alerts import Notification
 from relay.domain.delivery import DeliveryPolicy
+from relay.domain.grouping import group_digest, message_group
 from relay.errors import SinkError
 from relay.settings import ConsoleSinkSettings
 from relay.sinks.base import BaseSink
@@ -63,6 +66,34 @@ def console_line(notification: Notification, *, color: bool) -> str:
     )
 
 
+def console_group_lines(notifications: Sequence[Notification], *, color: bool) -> list[str]:
+    """A route group's message: one heading with the count, then the first alerts
+    (indented), then how many more."""
+    digest = group_digest(notifications)
+    first = digest.shown[0]
+    when = first.created_at.astimezone(UTC).strftime("%H:%M:%SZ")
+    worst = digest.severity
+    heading = f"{'group':<8} {_one_line(digest.title)} [route {digest.group.route}]"
+    if color:
+        tint = _ANSI.get(worst, "")
+        head = f"{_ANSI_DIM}{when}{_ANSI_RESET} {tint}{worst.upper():<8} {heading}{_ANSI_RESET}"
+    else:
+        head = f"{when} {worst.upper():<8} {heading}"
+    lines = [head, *(f"  {console_line(n, color=color)}" for n in digest.shown)]
+    if digest.more is not None:
+        lines.append(f"  … {digest.more}")
+    return lines
+
+
+def console_text(notifications: Sequence[Notification], *, color: bool) -> str:
+    """What one message prints: a line per notification, or a group's heading and lines."""
+    if len(notifications) > 1 and message_group(notifications) is not None:
+        lines = console_group_lines(notifications, color=color)
+    else:
+        lines = [console_line(n, color=color) for n in notifications]
+    return "".join(line + "\n" for line in lines)
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return bool(stream.isatty())
@@ -89,7 +120,7 @@ class ConsoleSink(BaseSink):
         return self._stream if self._stream is not None else sys.stdout
 
     async def send(self, notifications: Sequence[Notification]) -> None:
-        text = "".join(console_line(n, color=self._color) + "\n" for n in notifications)
+        text = console_text(notifications, color=self._color)
         try:
             self.stream.write(text)
             self.stream.flush()
@@ -100,4 +131,10 @@ class ConsoleSink(BaseSink):
         raise SinkError(self._name, f"cannot write to standard output ({reason})", retryable=False)
 
 
-__all__ = ["CONSOLE_MAX_BATCH", "ConsoleSink", "console_line"]
+__all__ = [
+    "CONSOLE_MAX_BATCH",
+    "ConsoleSink",
+    "console_group_lines",
+    "console_line",
+    "console_text",
+]

@@ -17,7 +17,9 @@ Invariants:
   is an http(s) URL Slack can take; its other labels and annotations are one escaped
   context line.
 - One notification renders as a detailed message; several render as a digest listing
-  at most `DIGEST_SHOWN` of them, then "and N more". The colour bar is the severity of
+  at most `DIGEST_SHOWN` of them, then "and N more"; a route group's message is one
+  digest headed with its count and what it is about, naming its first `GROUP_SHOWN`
+  with their links. The colour bar is the severity of
   the worst firing alert, green when everything in the message resolved.
 """
 
@@ -42,6 +44,7 @@ from slack_sdk.models.blocks import (
 )
 
 from relay.domain.alerts import Alert, Notification
+from relay.domain.grouping import GROUP_SHOWN, group_digest, message_group
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
@@ -263,9 +266,19 @@ def _worst(notifications: Sequence[Notification]) -> str:
     return min(firing, key=_SEVERITY_ORDER.__getitem__) if firing else "info"
 
 
+def _group_header(notifications: Sequence[Notification]) -> str:
+    """A route group's digest header: "🔴 5 alerts: execution-failed for Sales Qualifier"."""
+    digest = group_digest(notifications)
+    emoji = _RESOLVED_EMOJI if all(map(_is_resolved, notifications)) else _EMOJI[digest.severity]
+    return clip(f"{emoji} {' '.join(digest.title.split())}", MAX_HEADER_CHARS)
+
+
 def _digest_blocks(notifications: Sequence[Notification]) -> list[Block]:
-    shown = notifications[:DIGEST_SHOWN]
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_digest_header(notifications)))]
+    grouped = message_group(notifications) is not None
+    # A route group names its first few (like every sink); a burst digest shows more.
+    shown = notifications[: GROUP_SHOWN if grouped else DIGEST_SHOWN]
+    header = _group_header(notifications) if grouped else _digest_header(notifications)
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=header))]
     blocks.extend(SectionBlock(text=MarkdownTextObject(text=_digest_line(n))) for n in shown)
     hidden = len(notifications) - len(shown)
     if hidden:
@@ -305,6 +318,8 @@ def fallback_text(notifications: Sequence[Notification], *, mentions: str = "") 
     if len(notifications) == 1:
         n = notifications[0]
         text = f"{_state_word(n)} [{n.alert.severity}] {n.alert.summary}"
+    elif message_group(notifications) is not None:
+        text = _group_header(notifications)
     else:
         text = _digest_header(notifications)
     return _with_mentions(mentions, escape(" ".join(text.split())), MAX_FALLBACK_CHARS)

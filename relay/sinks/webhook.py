@@ -19,6 +19,11 @@ Invariants:
 - With `max_alerts_per_request: 1` (the default) the body is one notification; above
   one, it is always the batch envelope, even when a batch holds a single notification,
   so a receiver sees one shape per configuration (README, "Webhook payload").
+- A route group's message (`relay.domain.grouping`) is always the group envelope
+  (`"type": "alert.group"`), whatever `max_alerts_per_request` and even for one
+  notification: it names the group, the count and every alert and notification id it
+  covers. Its `webhook-id` is `group_message_id` of its members, so a retry (the same
+  members, fixed at the first attempt) has the same id.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ from typing import Any
 
 from relay.clock import utcnow
 from relay.domain.alerts import Alert, ExecutionFacts, FailureCause, Notification
+from relay.domain.grouping import (
+    GROUP_MESSAGE_MAX,
+    group_digest,
+    group_message_id,
+    message_group,
+)
 from relay.durations import utc_iso
 from relay.settings import WebhookSinkSettings
 from relay.sinks.base import HttpSink, url_secrets
@@ -119,6 +130,31 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
     }
 
 
+def webhook_group_body(notifications: Sequence[Notification]) -> dict[str, Any]:
+    """The JSON body of a route group's message (`"type": "alert.group"`): what the
+    group is, how many it covers and which (every alert and notification id), and each
+    notification's own body."""
+    digest = group_digest(notifications)
+    group = digest.group
+    ids = [n.id for n in notifications]
+    return {
+        "version": WEBHOOK_BODY_VERSION,
+        "id": group_message_id(group.key, ids),
+        "type": "alert.group",
+        "timestamp": utc_iso(max(n.created_at for n in notifications)),
+        "summary": digest.title,
+        "group": {
+            "key": group.key,
+            "route": group.route,
+            "values": dict(group.values),
+            "count": len(notifications),
+            "alert_ids": list(dict.fromkeys(n.alert.id for n in notifications)),
+            "notification_ids": ids,
+        },
+        "notifications": [webhook_body(n) for n in notifications],
+    }
+
+
 def batch_id(notification_ids: Sequence[str]) -> str:
     """The `webhook-id` of a batch: stable for a set of notification ids."""
     digest = hashlib.sha256("\x1f".join(sorted(notification_ids)).encode()).hexdigest()
@@ -187,9 +223,14 @@ class WebhookSink(HttpSink):
         """The body and headers of the request carrying `notifications`."""
         if not notifications:
             raise ValueError("nothing to send")
-        if len(notifications) > self.max_batch:
-            raise ValueError(f"{len(notifications)} notifications exceed max_batch")
-        if self._batched:
+        group = message_group(notifications)
+        limit = self.max_batch if group is None else GROUP_MESSAGE_MAX
+        if len(notifications) > limit:
+            raise ValueError(f"{len(notifications)} notifications exceed {limit} a message")
+        if group is not None:
+            msg_id = group_message_id(group.key, [n.id for n in notifications])
+            body = encode_body(webhook_group_body(notifications))
+        elif self._batched:
             msg_id = batch_id([n.id for n in notifications])
             body = encode_body(webhook_batch_body(notifications))
         else:
@@ -222,4 +263,5 @@ __all__ = [
     "sign",
     "webhook_batch_body",
     "webhook_body",
+    "webhook_group_body",
 ]

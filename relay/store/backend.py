@@ -97,6 +97,9 @@ class Dialect(ABC):
     numbered_placeholders: ClassVar[bool]
     #: The most ids one statement binds; None when a whole list binds as one array.
     ids_per_statement: ClassVar[int | None]
+    #: What locks the rows a select reads until the transaction ends ("" when the
+    #: transaction's own lock already covers them, as SQLite's write lock does).
+    row_lock: ClassVar[str] = ""
 
     def render(self, statement: str) -> tuple[str, tuple[str, ...]]:
         """`statement` in this dialect's placeholders, and the marker name of each."""
@@ -179,12 +182,20 @@ class Session(ABC):
     @abstractmethod
     async def enqueue(self, rows: Sequence[Params]) -> int:
         """Insert outbox rows (`relay.store.rows.outbox_params`), pending and due at their
-        creation, in the order given; a known (id, sink) is left alone. How many were new."""
+        `next_attempt_at` (their creation, or their group's message's due time), in the
+        order given; a known (id, sink) is left alone. How many were new."""
 
     @abstractmethod
     async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
         """Lease up to `limit` rows of `sql.DUE_SELECT` until `lease_end`, so no other
         claimer gets them; their columns as they were before the lease."""
+
+    @abstractmethod
+    async def claim_groups(
+        self, *, sink: str, now: Any, lease_end: Any, keys: Sequence[str], limit: int
+    ) -> list[Row]:
+        """Like `claim`, for up to `limit` more due rows of the groups `keys`
+        (`sql.GROUP_DUE_SELECT`): the rest of the groups a claim took some of."""
 
 
 class Backend(ABC):

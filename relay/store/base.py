@@ -10,6 +10,9 @@ Invariants every implementation keeps:
   replayed cycle, a restart or a second replica can never store it twice.
 - A per-execution alert is stored once per id and never overwritten; a windowed alert
   (no `execution`) is updated in place as its group changes.
+- A grouped notification (`Notification.group`) is due when its group's message is
+  (`relay.domain.grouping.group_due_at`, decided in the enqueueing transaction); once
+  a group message is attempted its members are fixed (`stamp_messages`).
 - The outbox holds one row per (notification id, sink), ever: enqueueing it again is a
   no-op, so a replayed cycle cannot send a notification twice. Rows go pending ->
   delivered, or pending -> dead -> pending (replayed) | purged. A claim leases a row:
@@ -31,7 +34,7 @@ locks), are the shared `relay.store.sql_store.SqlStore` on their own dialect.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -192,9 +195,12 @@ class Store(Protocol):
         and it is not due again before `now + lease_s` unless marked for retry sooner.
         Two claimers (tasks, processes, replicas) never get the same row while a lease
         runs; a claimer that dies lets its lease run out and the row comes back.
-        PostgreSQL leases for at most 20 s and renews the lease while this store is
-        open, up to `now + lease_s` (`relay.store.postgres.claims`), so what a dead
-        replica claimed comes back within 20 s.
+        A claim that takes some of a route group's due notifications takes the rest of
+        them too (up to several messages' worth), beyond `limit`, so that the group
+        goes out as one message. PostgreSQL leases for at most 20 s and renews the
+        lease while this store is open, up to `now + lease_s`
+        (`relay.store.postgres.claims`), so what a dead replica claimed comes back
+        within 20 s.
 
         SQLite: the select and the update run in one `BEGIN IMMEDIATE` transaction, so
         claimers queue on the write lock. PostgreSQL, where claimers skip each other's
@@ -216,6 +222,16 @@ class Store(Protocol):
         at start: on SQLite no one else can hold those leases (one daemon per file).
         PostgreSQL returns 0: another replica may hold them, and they are short anyway.
         Retries scheduled by a settle (backoff, Retry-After) stay as they are."""
+        ...
+
+    async def stamp_messages(
+        self, sink: str, messages: Mapping[str, Collection[str]], *, now: datetime
+    ) -> int:
+        """Fix the members of group messages before their first attempt: each pending
+        notification among `messages[message_id]` not yet in a message is now in that
+        one, first attempted at `now`. From then on it is claimed with its message's
+        other members and never joins another (`OutboxItem.message_id`); a grouped
+        notification enqueued later joins the group's next message. Returns how many."""
         ...
 
     async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int:
@@ -268,9 +284,10 @@ class Store(Protocol):
         """(pending, dead) per sink that has any; leased rows count as pending."""
         ...
 
-    async def next_due_at(self, sink: str) -> datetime | None:
+    async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None:
         """When the next pending notification of `sink` is due (maybe already past, or
-        the end of a lease); None when nothing is pending."""
+        the end of a lease); None when nothing is pending. `grouped`: among those of a
+        route group only (True) or ungrouped ones only (False)."""
         ...
 
     # --- housekeeping -------------------------------------------------------------

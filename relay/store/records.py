@@ -184,12 +184,16 @@ class OutboxItem:
     `attempts` counts the attempts made BEFORE this one (0 the first time), so backoff
     can be computed from it directly. `first_enqueued_at` is when the row entered the
     outbox, or was last replayed from the dead letters: `max_age` counts from it.
+    `message_id`: the group message it went out in at its first attempt (None for an
+    ungrouped notification, or a grouped one not attempted yet); a retry sends that
+    message's members again, together.
     """
 
     notification: Notification
     attempts: int
     first_enqueued_at: datetime
     last_error: str | None
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)

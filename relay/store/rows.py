@@ -169,8 +169,18 @@ def alert_params(alert: Alert, *, at: datetime, dialect: Dialect) -> Params:
 
 
 def outbox_params(notification: Notification, *, dialect: Dialect) -> Params:
+    """The row of a notification, due at its creation (a grouped one's due time is its
+    group's, set by the store when it enqueues it)."""
     body = compact_json(notification_to_dict(notification))
-    return _record_params(notification, dialect=dialect, alert_id=notification.alert.id, body=body)
+    group = notification.group
+    return _record_params(
+        notification,
+        dialect=dialect,
+        alert_id=notification.alert.id,
+        body=body,
+        next_attempt_at=dialect.encode_time(notification.created_at),
+        group_key=None if group is None else group.key,
+    )
 
 
 def stored_alert(row: Row, deliveries: Sequence[Row], *, dialect: Dialect) -> StoredAlert:
@@ -201,6 +211,7 @@ def outbox_item(row: Row, *, dialect: Dialect) -> OutboxItem:
         attempts=int(row["attempts"]),
         first_enqueued_at=dialect.decode_time(row["enqueued_at"]),
         last_error=row["last_error"],
+        message_id=row["message_id"],
     )
 
 

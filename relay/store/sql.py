@@ -105,15 +105,42 @@ DELIVERIES_SELECT = (
 
 # --- the outbox ------------------------------------------------------------------------
 
-OUTBOX_COLUMNS = names("id sink alert_id kind created_at body")
+OUTBOX_COLUMNS = names("id sink alert_id kind created_at next_attempt_at group_key body")
+_DUE_COLUMNS = (
+    "seq, next_attempt_at, attempts, enqueued_at, last_error, group_key, message_id, body"
+)
 # A notification waits while an earlier one about the same alert is still pending for
 # the sink (being retried, say): a resolve never overtakes its firing.
-DUE_SELECT = (
-    "SELECT seq, next_attempt_at, attempts, enqueued_at, last_error, body FROM outbox "
+_DUE_WHERE = (
     "WHERE sink = :sink AND status = 'pending' AND next_attempt_at <= :now "
     "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE earlier.alert_id = outbox.alert_id "
-    "AND earlier.sink = outbox.sink AND earlier.status = 'pending' AND earlier.seq < outbox.seq) "
+    "AND earlier.sink = outbox.sink AND earlier.status = 'pending' AND earlier.seq < outbox.seq)"
+)
+DUE_SELECT = (
+    f"SELECT {_DUE_COLUMNS} FROM outbox {_DUE_WHERE} ORDER BY next_attempt_at, seq LIMIT :limit"
+)
+# The rest of the groups a claim took some of (`{keys}`: the condition on `group_key`),
+# so that a group's due notifications go out as one message whatever the claim's limit.
+GROUP_DUE_SELECT = (
+    f"SELECT {_DUE_COLUMNS} FROM outbox {_DUE_WHERE} AND {{keys}} "
     "ORDER BY next_attempt_at, seq LIMIT :limit"
+)
+# What a grouped notification arriving needs to know of its group (`relay.domain.
+# grouping.GroupFacts`): the due time of its message no attempt has started yet, and
+# when its latest message was first attempted. `{lock}`: the dialect's row lock, so a
+# claim cannot take the message being joined before the joining row is committed.
+GROUP_PENDING = (
+    "SELECT next_attempt_at FROM outbox WHERE sink = :sink AND group_key = :group_key "
+    "AND status = 'pending' AND message_id IS NULL AND NOT claimed{lock}"
+)
+GROUP_LAST_MESSAGE = (
+    "SELECT max(message_at) AS at FROM outbox WHERE sink = :sink AND group_key = :group_key "
+    "AND message_id IS NOT NULL"
+)
+# A group's message is fixed at its first attempt: its rows carry its id from then on.
+STAMP_MESSAGE = (
+    "UPDATE outbox SET message_id = :message_id, message_at = :now "
+    "WHERE sink = :sink AND {ids} AND status = 'pending' AND message_id IS NULL"
 )
 # Every settle clears `claimed` (set by a claim): a row still claimed is one whose
 # claimer has not settled it, the lease `release_own_leases` hands back on SQLite.

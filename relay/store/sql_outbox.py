@@ -13,21 +13,31 @@ Invariants:
 - Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without
   sending: a silence matched when it fell due); nothing else is ever written.
 - A sink's error is kept to its first `MAX_ERROR_CHARS` characters.
+- Route groups: a grouped row is enqueued due when its group's message is
+  (`relay.domain.grouping.group_due_at`, from facts read in the enqueueing transaction;
+  PostgreSQL locks the pending row it joins, so no claim takes it meanwhile). A claim
+  that takes some of a group's due rows takes the rest too (`GROUP_CLAIM_MAX` a group).
+  `message_id` and `message_at` are written once, by `stamp_messages`, and kept through
+  retries, dead letters and replays: a group message's members never change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from relay.domain.alerts import Notification
+from relay.domain.grouping import GROUP_MESSAGE_MAX, GroupFacts, group_due_at
 from relay.store import sql
-from relay.store.backend import Backend, Dialect, Params, distinct_ids
+from relay.store.backend import Backend, Dialect, Params, Session, distinct_ids
 from relay.store.records import DeadLetter, OutboxCounts, OutboxItem
 from relay.store.rows import dead_letter, outbox_item
 
 # A sink's error can quote a whole response body; the outbox keeps its head.
 MAX_ERROR_CHARS = 2000
+# The most rows of one group a claim adds to complete it: several messages' worth.
+GROUP_CLAIM_MAX = 10 * GROUP_MESSAGE_MAX
 
 
 def dead_filter(
@@ -69,10 +79,68 @@ class SqlOutbox(Backend):
         lease_end = self.dialect.encode_time(now + timedelta(seconds=lease_s))
         async with self._writing("claim notifications") as session:
             rows = await session.claim(sink=sink, now=at, lease_end=lease_end, limit=limit)
+            keys = list(dict.fromkeys(row["group_key"] for row in rows if row["group_key"]))
+            if keys:
+                # The claim's limit may have cut a group: take the rest of it too.
+                rows += await session.claim_groups(
+                    sink=sink,
+                    now=at,
+                    lease_end=lease_end,
+                    keys=keys,
+                    limit=GROUP_CLAIM_MAX * len(keys),
+                )
         # A claim may return its rows in any order (PostgreSQL's RETURNING has none): put
         # them back in due order, enqueue order among equals.
         ordered = sorted(rows, key=lambda row: (row["next_attempt_at"], row["seq"]))
         return [outbox_item(row, dialect=self.dialect) for row in ordered]
+
+    async def stamp_messages(
+        self, sink: str, messages: Mapping[str, Collection[str]], *, now: datetime
+    ) -> int:
+        at = self.dialect.encode_time(now)
+        changed = 0
+        async with self._writing("fix the members of group messages") as session:
+            for message_id, ids in messages.items():
+                wanted = distinct_ids(ids, method="stamp_messages")
+                for chunk in self.dialect.id_chunks(wanted):
+                    condition, id_params = self.dialect.any_of("id", marker="ids", ids=chunk)
+                    changed += await session.execute(
+                        sql.STAMP_MESSAGE.format(ids=condition),
+                        sink=sink,
+                        message_id=message_id,
+                        now=at,
+                        **id_params,
+                    )
+        return changed
+
+    async def _schedule_groups(
+        self, session: Session, notifications: Sequence[Notification], rows: Sequence[Params]
+    ) -> None:
+        """Set the due time of each grouped row to its group's message's
+        (`relay.domain.grouping.group_due_at`), from what the outbox holds of the group
+        and what this batch added before it. Runs in the enqueueing transaction."""
+        facts: dict[tuple[str, str], GroupFacts] = {}
+        for notification, row in zip(notifications, rows, strict=True):
+            group = notification.group
+            if group is None:
+                continue
+            where = (notification.sink, group.key)
+            if where not in facts:
+                facts[where] = await self._group_facts(session, *where)
+            due = group_due_at(now=notification.created_at, wait_s=group.wait_s, facts=facts[where])
+            facts[where] = GroupFacts(pending_due_at=due, last_message_at=None)
+            row["next_attempt_at"] = self.dialect.encode_time(due)
+
+    async def _group_facts(self, session: Session, sink: str, group_key: str) -> GroupFacts:
+        pending = await session.fetch(
+            sql.GROUP_PENDING.format(lock=self.dialect.row_lock), sink=sink, group_key=group_key
+        )
+        last = await session.fetch_one(sql.GROUP_LAST_MESSAGE, sink=sink, group_key=group_key)
+        due_times = [self.dialect.decode_time(row["next_attempt_at"]) for row in pending]
+        return GroupFacts(
+            pending_due_at=min(due_times, default=None),
+            last_message_at=None if last is None else self.dialect.time_or_none(last["at"]),
+        )
 
     async def mark_delivered(self, sink: str, ids: Collection[str], *, now: datetime) -> int:
         return await self._mark_each(
@@ -211,7 +279,10 @@ class SqlOutbox(Backend):
             for sink in sorted(pending.keys() | dead.keys())
         }
 
-    async def next_due_at(self, sink: str) -> datetime | None:
+    async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None:
+        statement = sql.NEXT_DUE
+        if grouped is not None:
+            statement += f" AND group_key IS {'NOT ' if grouped else ''}NULL"
         async with self._reading("find the next due notification") as session:
-            row = await session.fetch_one(sql.NEXT_DUE, sink=sink)
+            row = await session.fetch_one(statement, sink=sink)
         return None if row is None else self.dialect.time_or_none(row["due"])

@@ -179,7 +179,13 @@ class SqlStore(SqlAlerts, SqlOutbox):
             new_ids, fired_before = await session.store_alerts(alerts) if alerts else _NONE_STORED
             # A notification about a per-execution alert stored before this cycle was
             # (or will be) sent then: it is not enqueued again.
-            wanted = [row for row in outbox if row["alert_id"] not in fired_before]
+            kept = [
+                (n, row)
+                for n, row in zip(result.notifications, outbox, strict=True)
+                if row["alert_id"] not in fired_before
+            ]
+            wanted = [row for _, row in kept]
+            await self._schedule_groups(session, [n for n, _ in kept], wanted)
             enqueued = await session.enqueue(wanted) if wanted else 0
             await session.execute_many(sql.GROUP_UPSERT, groups)
             await session.execute(sql.CURSOR_UPSERT, **cursor)

@@ -44,19 +44,29 @@ _ALERT_TOUCH = (
 )
 # Pending, due at once, in the order given; a known (id, sink) is left alone.
 _OUTBOX_INSERT = (
-    "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, body) "
-    "SELECT id, sink, alert_id, kind, 'pending', at, at, body FROM unnest(:id::text[], "
-    ":sink::text[], :alert_id::text[], :kind::text[], :created_at::timestamptz[], "
-    ":body::text[]) WITH ORDINALITY AS n(id, sink, alert_id, kind, at, body, ord) "
-    "ORDER BY ord ON CONFLICT (id, sink) DO NOTHING"
+    "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, "
+    "group_key, body) SELECT id, sink, alert_id, kind, 'pending', at, due, group_key, body "
+    "FROM unnest(:id::text[], :sink::text[], :alert_id::text[], :kind::text[], "
+    ":created_at::timestamptz[], :next_attempt_at::timestamptz[], :group_key::text[], "
+    ":body::text[]) WITH ORDINALITY AS n(id, sink, alert_id, kind, at, due, group_key, body, "
+    "ord) ORDER BY ord ON CONFLICT (id, sink) DO NOTHING"
 )
-_CLAIM = (
-    f"WITH due AS ({sql.DUE_SELECT} FOR UPDATE OF outbox SKIP LOCKED) "
-    "UPDATE outbox SET attempts = outbox.attempts + 1, next_attempt_at = :lease_end, "
-    "claimed = TRUE FROM due "
-    "WHERE outbox.seq = due.seq RETURNING due.next_attempt_at, outbox.seq, "
-    "outbox.attempts - 1 AS attempts, outbox.enqueued_at, outbox.last_error, outbox.body"
-)
+
+
+def _claiming(select: str) -> str:
+    """Lease the rows `select` picks, skipping those another claimer has locked."""
+    return (
+        f"WITH due AS ({select} FOR UPDATE OF outbox SKIP LOCKED) "
+        "UPDATE outbox SET attempts = outbox.attempts + 1, next_attempt_at = :lease_end, "
+        "claimed = TRUE FROM due "
+        "WHERE outbox.seq = due.seq RETURNING due.next_attempt_at, outbox.seq, "
+        "outbox.attempts - 1 AS attempts, outbox.enqueued_at, outbox.last_error, "
+        "outbox.group_key, outbox.message_id, outbox.body"
+    )
+
+
+_CLAIM = _claiming(sql.DUE_SELECT)
+_CLAIM_GROUPS = _claiming(sql.GROUP_DUE_SELECT.format(keys="group_key = ANY(:keys::text[])"))
 
 
 def row_count(status: str) -> int:
@@ -75,6 +85,7 @@ def _columns(rows: Sequence[Params], names: Sequence[str]) -> Params:
 class PgDialect(Dialect):
     numbered_placeholders: ClassVar[bool] = True
     ids_per_statement: ClassVar[int | None] = None
+    row_lock: ClassVar[str] = " FOR UPDATE"
 
     def encode_time(self, value: datetime) -> datetime:
         return aware_utc(value)
@@ -123,3 +134,10 @@ class PgSession(Session):
 
     async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
         return await self.fetch(_CLAIM, sink=sink, now=now, limit=limit, lease_end=lease_end)
+
+    async def claim_groups(
+        self, *, sink: str, now: Any, lease_end: Any, keys: Sequence[str], limit: int
+    ) -> list[Row]:
+        return await self.fetch(
+            _CLAIM_GROUPS, sink=sink, now=now, limit=limit, lease_end=lease_end, keys=list(keys)
+        )

@@ -228,7 +228,21 @@ _CLAIMED = Migration(
     statements=("ALTER TABLE outbox ADD COLUMN claimed boolean NOT NULL DEFAULT false",),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES, _CLAIMED)
+# Version 4: route groups in the outbox (SQLite's version 7): a notification's group,
+# and the message it went out in, fixed at its first attempt.
+_GROUPS = Migration(
+    version=4,
+    name="route groups in the outbox",
+    statements=(
+        'ALTER TABLE outbox ADD COLUMN group_key text COLLATE "C"',
+        'ALTER TABLE outbox ADD COLUMN message_id text COLLATE "C"',
+        "ALTER TABLE outbox ADD COLUMN message_at timestamptz",
+        "CREATE INDEX outbox_by_group ON outbox (sink, group_key, status) "
+        "WHERE group_key IS NOT NULL",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES, _CLAIMED, _GROUPS)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -36,9 +36,9 @@ _ALERT_TOUCH = "UPDATE alerts SET updated_at = :updated_at WHERE id = :id"
 _ALERTS_STORED = "SELECT id, windowed FROM alerts WHERE "
 # Pending, due at once; a known (id, sink) is left alone, so replays enqueue nothing.
 _OUTBOX_INSERT = (
-    "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, body) "
-    "VALUES (:id, :sink, :alert_id, :kind, 'pending', :created_at, :created_at, :body) "
-    "ON CONFLICT (id, sink) DO NOTHING"
+    "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, "
+    "group_key, body) VALUES (:id, :sink, :alert_id, :kind, 'pending', :created_at, "
+    ":next_attempt_at, :group_key, :body) ON CONFLICT (id, sink) DO NOTHING"
 )
 _LEASE = (
     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = :lease_end, claimed = TRUE "
@@ -101,5 +101,16 @@ class SqliteSession(Session):
 
     async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
         rows = await self.fetch(sql.DUE_SELECT, sink=sink, now=now, limit=limit)
+        return await self._lease(rows, lease_end=lease_end)
+
+    async def claim_groups(
+        self, *, sink: str, now: Any, lease_end: Any, keys: Sequence[str], limit: int
+    ) -> list[Row]:
+        condition, params = SQLITE.any_of("group_key", marker="keys", ids=keys)
+        statement = sql.GROUP_DUE_SELECT.format(keys=condition)
+        rows = await self.fetch(statement, sink=sink, now=now, limit=limit, **params)
+        return await self._lease(rows, lease_end=lease_end)
+
+    async def _lease(self, rows: list[Row], *, lease_end: Any) -> list[Row]:
         await self.execute_many(_LEASE, [{"lease_end": lease_end, "seq": r["seq"]} for r in rows])
         return rows

@@ -232,6 +232,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE outbox ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        version=7,
+        name="route groups in the outbox",
+        statements=(
+            # The route group of a notification (`relay.domain.grouping`), and the
+            # message it went out in: set at its first attempt, so a retry carries the
+            # same members. `message_at` is when that message was first attempted.
+            "ALTER TABLE outbox ADD COLUMN group_key TEXT",
+            "ALTER TABLE outbox ADD COLUMN message_id TEXT",
+            "ALTER TABLE outbox ADD COLUMN message_at TEXT",
+            """
+            CREATE INDEX outbox_by_group ON outbox (sink, group_key, status)
+                WHERE group_key IS NOT NULL
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,65 @@
+"""One step's messages, for `relay.delivery.worker.DeliveryWorker`: the claimed
+notifications cut into messages (`relay.domain.grouping.plan_messages`), what the step
+may not send put back, and the members of new group messages fixed before they go.
+
+Invariants:
+- A message never mixes route groups, nor grouped notifications with ungrouped ones; a
+  group message already attempted is sent again with exactly its members.
+- At most `messages` messages are kept; the others are due again at once (a claim
+  completes the groups it touches, so it may hold more than a step sends).
+- A group message is stamped (`Outbox.stamp_messages`) before its first attempt: a
+  crash after the request leaves its members fixed, and a grouped notification that
+  arrives meanwhile goes in the next message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from relay.delivery.types import Outbox
+from relay.domain.grouping import group_message_id, plan_messages
+from relay.store.records import OutboxItem
+
+NOT_THIS_STEP = "not attempted yet: more messages were due than one step sends"
+
+
+def group_key(item: OutboxItem) -> str | None:
+    group = item.notification.group
+    return None if group is None else group.key
+
+
+async def step_messages(
+    outbox: Outbox,
+    sink: str,
+    items: list[OutboxItem],
+    *,
+    max_batch: int,
+    messages: int,
+    now: datetime,
+) -> list[list[OutboxItem]]:
+    """The messages this step sends (see the module invariants)."""
+    planned = plan_messages(
+        items, max_batch=max_batch, group_of=group_key, message_of=lambda i: i.message_id
+    )
+    kept, later = planned[:messages], planned[messages:]
+    for message in later:
+        for item in message:
+            await outbox.mark_retry(
+                sink,
+                item.notification.id,
+                next_attempt_at=now,
+                error=item.last_error or NOT_THIS_STEP,
+            )
+    fresh: dict[str, list[str]] = {}
+    for message in kept:
+        key = group_key(message[0])
+        if key is None or message[0].message_id is not None:
+            continue
+        ids = [item.notification.id for item in message]
+        fresh[group_message_id(key, ids)] = ids
+    if fresh:
+        await outbox.stamp_messages(sink, fresh, now=now)
+    return kept
+
+
+__all__ = ["NOT_THIS_STEP", "group_key", "step_messages"]
