@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from relay.clock import utcnow
 from relay.delivery import DeliveryPool, DeliveryWorker
 from relay.domain.budget import RequestBudget
+from relay.domain.routes import routes_of
 from relay.domain.silences import Silence, config_silences
 from relay.errors import RelayError, StoreError
 from relay.http.server import HttpServer, build_app
@@ -90,6 +91,8 @@ def _planner(
         config_silences=silences,
         client=client,
         store=store,
+        routes=routes_of(settings.routes),
+        intervals=settings.intervals(),
         # Following child executions is best effort: it may use a quarter of a cycle's
         # time at most, never the whole of it.
         nestings_budget_s=min(DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4),
@@ -109,6 +112,7 @@ async def build_runtime(
             CollectorRegistry(),
             sources=[s.name for s in settings.sources],
             sinks=list(settings.sinks),
+            routes=[route.id for route in routes_of(settings.routes)],
         )
         sinks = build_sinks(
             settings.sinks,

@@ -16,6 +16,7 @@ from relay.domain.alerts import (
     Alert,
     ExecutionFacts,
     FailureCause,
+    MutedRoute,
     Notification,
     execution_alert_id,
     group_alert_id,
@@ -71,6 +72,7 @@ def full_alert() -> Alert:
         ended_at=T0 + timedelta(minutes=5),
         renew_by=T0 + timedelta(hours=4, microseconds=7),
         silenced_by="sil_123",
+        muted=(MutedRoute(route="payments-page", sinks=("pagerduty",), reason="in weekends"),),
     )
 
 

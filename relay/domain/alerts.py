@@ -105,6 +105,19 @@ class Alert:
     # receivers that expire alerts (Alertmanager) keep it firing until then.
     renew_by: datetime | None = None
     silenced_by: str | None = None  # id of the silence that matched, if any
+    # Routes whose time intervals held this alert back from some sinks (never replayed).
+    muted: tuple[MutedRoute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MutedRoute:
+    """A route that matched an alert but sent nothing: its mute interval contained the
+    moment, or none of its active intervals did. `sinks` are those it held back (ones
+    another route or the rule itself notified are not listed)."""
+
+    route: str  # the route's name, or `routes[i]`
+    sinks: tuple[str, ...]
+    reason: str  # "in weekends" | "outside business-hours"
 
 
 def route_group_key(*, route: str, values: Mapping[str, str]) -> str:

@@ -11,6 +11,7 @@ secret is a `SecretStr`, so printing a model never shows one.
 from relay.settings._base import PositiveDuration, RateLimit, Section, parse_rate_limit
 from relay.settings._intervals import Matchers, TimeIntervalSettings, parse_matcher_list
 from relay.settings._root import Settings, reference_problems, secrets_of
+from relay.settings._routes import DEFAULT_GROUP_WAIT, RouteSettings, route_label
 from relay.settings._rules import (
     CountThreshold,
     DurationThreshold,
@@ -45,6 +46,7 @@ from relay.settings._sinks import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_GROUP_WAIT",
     "DEFAULT_LINK_TEMPLATE",
     "SINK_TYPES",
     "AlertmanagerSinkSettings",
@@ -61,6 +63,7 @@ __all__ = [
     "PositiveDuration",
     "RateLimit",
     "RatioThreshold",
+    "RouteSettings",
     "RuleSettings",
     "Section",
     "ServerSettings",
@@ -78,5 +81,6 @@ __all__ = [
     "parse_matcher_list",
     "parse_rate_limit",
     "reference_problems",
+    "route_label",
     "secrets_of",
 ]

@@ -2,7 +2,8 @@
 
 Invariants of a `Settings` value:
 - at least one source; source names, rule names and sink names are unique;
-- every sink a rule names is defined under `sinks`;
+- every sink a rule names is defined under `sinks`; a rule without sinks needs `routes`;
+- routes are coherent with the other sections (see `relay.settings._routes`);
 - every rule a config-defined silence names is defined under `rules`.
 The cross-section checks are written against plain data (`reference_problems`) so the
 loader can also run them when other parts of the file failed validation, and report
@@ -16,10 +17,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from relay.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._intervals import TimeIntervalSettings
+from relay.settings._routes import RouteSettings, route_problems
 from relay.settings._rules import RuleSettings, SilenceSettings
 from relay.settings._secrets import distinct_secrets, model_secrets
 from relay.settings._sections import (
@@ -30,6 +31,7 @@ from relay.settings._sections import (
     StoreSettings,
 )
 from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
+from relay.time_intervals import TimeInterval
 
 Location = tuple[str | int, ...]
 
@@ -44,6 +46,7 @@ class Settings(Section):
     sinks: dict[Name, SinkSettings] = Field(default_factory=dict)
     silences: list[SilenceSettings] = Field(default_factory=list)
     time_intervals: list[TimeIntervalSettings] = Field(default_factory=list)
+    routes: list[RouteSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -95,6 +98,10 @@ def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, 
     return [(index, item) for index, item in enumerate(value) if isinstance(item, Mapping)]
 
 
+def _names_of(tree: Mapping[str, Any], key: str) -> list[str]:
+    return [name for _, item in _entries(tree, key) if isinstance(name := item.get("name"), str)]
+
+
 def _unique_names(tree: Mapping[str, Any], key: str, noun: str) -> list[tuple[Location, str]]:
     problems: list[tuple[Location, str]] = []
     first_index: dict[str, int] = {}
@@ -123,9 +130,14 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
     sinks = tree.get("sinks")
     sink_names = sorted(str(name) for name in sinks) if isinstance(sinks, Mapping) else []
     defined_sinks = ", ".join(sink_names) if sink_names else "none (add a `sinks:` section)"
+    routes = _entries(tree, "routes")
     for index, rule in _entries(tree, "rules"):
         wanted = rule.get("sinks")
         wanted = [wanted] if isinstance(wanted, str) else wanted
+        if not routes and wanted in (None, []):
+            problems.append(
+                (("rules", index, "sinks"), "name at least one sink (or add `routes:`)")
+            )
         if not isinstance(wanted, list):
             continue
         unknown = [name for name in wanted if isinstance(name, str) and name not in sink_names]
@@ -141,6 +153,13 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
 
     rule_names = sorted(
         name for _, rule in _entries(tree, "rules") if isinstance(name := rule.get("name"), str)
+    )
+    problems += route_problems(
+        routes,
+        sinks=sink_names,
+        intervals=_names_of(tree, "time_intervals"),
+        rules=rule_names,
+        sources=_names_of(tree, "sources"),
     )
     for index, silence in _entries(tree, "silences"):
         matchers = silence.get("matchers")

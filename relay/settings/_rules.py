@@ -113,7 +113,8 @@ class WhenSettings(Section):
 class RuleSettings(Section):
     name: Name
     severity: Severity
-    sinks: Annotated[list[Name], OneOrMany, Field(min_length=1)]
+    # Optional once `routes:` exist (the settings check that); always notified.
+    sinks: Annotated[list[Name], OneOrMany] = Field(default_factory=list)
     when: WhenSettings
     window: PositiveDuration | None = None
     group_by: Annotated[list[GroupKey], OneOrMany] = Field(default_factory=list)
