@@ -43,6 +43,7 @@ from relay.settings._sinks import (
     SlackSinkSettings,
     WebhookSinkSettings,
 )
+from relay.settings._warnings import config_warnings
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -78,6 +79,7 @@ __all__ = [
     "TimeIntervalSettings",
     "WebhookSinkSettings",
     "WhenSettings",
+    "config_warnings",
     "parse_matcher_list",
     "parse_rate_limit",
     "reference_problems",
