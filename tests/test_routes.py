@@ -93,7 +93,8 @@ def test_a_missing_group_label_counts_as_empty() -> None:
     labels = {"severity": "critical", "team": "payments"}
     routing = route_alert(labels, own_sinks=(), routes=TREE, intervals=INTERVALS, now=WEEKDAY)
     group = routing.destinations[0].group
-    assert group is not None and dict(group.values) == {"responder_id": ""}
+    assert group is not None
+    assert dict(group.values) == {"responder_id": ""}
 
 
 def test_the_rule_s_own_sinks_come_first_ungrouped_and_once() -> None:

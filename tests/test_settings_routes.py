@@ -45,8 +45,11 @@ def test_routes_are_read(tmp_path: Path) -> None:
     page, default = settings.routes
     assert page.name == "payments-page"
     assert [str(m) for m in page.matchers] == ['severity="critical"', 'team=~"pay.*"']
-    assert page.grouped and page.wait.total_seconds() == 10  # the default group_wait
-    assert default.matchers == [] and default.grouped and default.wait.total_seconds() == 30
+    assert page.grouped
+    assert page.wait.total_seconds() == 10
+    assert default.matchers == []
+    assert default.grouped
+    assert default.wait.total_seconds() == 30
     assert not default.continue_
     assert settings.rules[0].sinks == []  # optional once routes exist
     assert config_warnings(settings) == []
@@ -134,8 +137,8 @@ def test_check_config_warns_of_unrouted_sinks_and_rules_and_exits_0(
     assert err.splitlines() == [
         "warning: sinks.pagerduty: no rule and no route names it; nothing is sent there",
         "warning: sinks.payments: no rule and no route names it; nothing is sent there",
-        'warning: rules.0.sinks: no sinks, and no route with sinks matches its alerts (rule="failed",'
-        ' severity="critical"); they are recorded, never sent',
+        "warning: rules.0.sinks: no sinks, and no route with sinks matches its alerts "
+        '(rule="failed", severity="critical"); they are recorded, never sent',
     ]
 
 
