@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from relay.cli.main import main
+from relay.domain.routes import route_alert, routes_of
 from relay.settings import config_warnings
-from tests.test_settings import API_KEY, MINIMAL, load, problems, write
+from relay.settings.loader import load_settings
+from tests.test_settings import API_KEY, MINIMAL, REPO, SLACK_URL, load, problems, write
 
 BASE = f"""
 sources:
@@ -149,3 +153,26 @@ def test_check_config_exits_2_on_a_route_that_can_never_match(
     assert main(["check-config", "-c", str(write(tmp_path, text))]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("routes.1: can never match: routes.0 before it")
+
+
+def test_the_example_config_s_routes_work_as_its_comments_say() -> None:
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    env = {"ZAIA_API_KEY": API_KEY, "SLACK_WEBHOOK_URL": SLACK_URL, "WEBHOOK_SECRET": secret}
+    settings = load_settings(REPO / "config" / "relay.example.yaml", environ=env)
+    assert config_warnings(settings) == []
+    routes = routes_of(settings.routes)
+    intervals = settings.intervals()
+    labels = {"rule": "agent-failure-rate", "severity": "critical", "responder_id": "r-1"}
+    tuesday_noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    routing = route_alert(
+        labels, own_sinks=("oncall",), routes=routes, intervals=intervals, now=tuesday_noon
+    )
+    assert routing.sinks == ["oncall", "alertmanager"]
+    info = {"rule": "slow-workflow", "severity": "info"}
+    for moment, sinks in [
+        (tuesday_noon, ["console"]),
+        (datetime(2026, 12, 1, 23, tzinfo=UTC), []),  # midnight in Berlin: nights
+        (datetime(2026, 12, 5, 12, tzinfo=UTC), []),  # Saturday: not a weekday
+    ]:
+        routing = route_alert(info, own_sinks=(), routes=routes, intervals=intervals, now=moment)
+        assert routing.sinks == sinks, moment
