@@ -21,7 +21,14 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from relay.matchers import LABEL_NAME, Matcher, catches_all, contradiction
-from relay.settings._base import Duration, Name, OneOrMany, Section, raise_problems
+from relay.settings._base import (
+    Duration,
+    Name,
+    OneOrMany,
+    Section,
+    listed_twice,
+    raise_problems,
+)
 from relay.settings._intervals import Matchers, parse_matcher_list
 
 __all__ = [
@@ -77,13 +84,10 @@ class RouteSettings(Section):
 
     @model_validator(mode="after")
     def _distinct(self) -> RouteSettings:
-        problems: list[tuple[Location, str]] = []
-        for field in ("sinks", "group_by", "mute_time_intervals", "active_time_intervals"):
-            seen: set[str] = set()
-            for index, value in enumerate(getattr(self, field)):
-                if value in seen:
-                    problems.append(((field, index), f"{value!r} is listed twice"))
-                seen.add(value)
+        problems = listed_twice(self.sinks, "sinks", "sink")
+        problems += listed_twice(self.group_by, "group_by", "label")
+        for field in ("mute_time_intervals", "active_time_intervals"):
+            problems += listed_twice(getattr(self, field), field, "time interval")
         raise_problems(problems, title="RouteSettings")
         return self
 

@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -24,6 +23,7 @@ from relay.settings._base import (
     PositiveDuration,
     Section,
     Template,
+    listed_twice,
     raise_problems,
 )
 from relay.vocab import ExecutionKind, ExecutionStatus, FromStatus, Severity
@@ -160,20 +160,10 @@ class RuleSettings(Section):
                     "applies to running executions: use status: [running] or leave status out",
                 )
             )
-        problems.extend(_duplicates(self.sinks, "sinks", "sink"))
-        problems.extend(_duplicates(self.group_by, "group_by", "key"))
+        problems.extend(listed_twice(self.sinks, "sinks", "sink"))
+        problems.extend(listed_twice(self.group_by, "group_by", "key"))
         raise_problems(problems, title="RuleSettings")
         return self
-
-
-def _duplicates(values: Sequence[str], field: str, noun: str) -> Problems:
-    seen: set[str] = set()
-    found: Problems = []
-    for index, value in enumerate(values):
-        if value in seen:
-            found.append(((field, index), f"{noun} {value!r} is listed twice"))
-        seen.add(value)
-    return found
 
 
 class SilenceMatchers(Section):
