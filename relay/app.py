@@ -45,7 +45,7 @@ from relay.pipeline import (
     SourceLoop,
 )
 from relay.scrub import SecretScrubber
-from relay.settings import Settings, SourceSettings
+from relay.settings import Settings, SourceSettings, config_warnings
 from relay.sinks import Sink, StoredMessageRefs, build_sinks
 from relay.source import BudgetGate, ClientConfig, ZaiaClient
 from relay.store import Store, open_store
@@ -294,6 +294,9 @@ async def run_daemon(
                 sinks=list(runtime.sinks),
                 http=runtime.http.url,
             )
+            for warning in config_warnings(settings):
+                # What check-config warns of: the relay runs, perhaps not as meant.
+                log.warning("config.warning", problem=warning)
             async with asyncio.TaskGroup() as group:
                 producers = [
                     group.create_task(poller.run(), name=f"poller:{poller.health.source}")

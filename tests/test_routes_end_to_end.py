@@ -17,6 +17,7 @@ from relay.app import Runtime, build_runtime
 from relay.pipeline import Poller
 from relay.settings.loader import parse_settings
 from relay.sim import ManualClock, SimServer, SimWorkspace
+from tests.relay_process import RelayProcess
 
 KEY = "routes-e2e-key"
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -50,6 +51,8 @@ store:
   url: sqlite:///{tmp_path}/state.db
 server:
   listen: 127.0.0.1:0
+log:
+  format: json
 rules:
   - name: payments-failed
     when: {{status: [failed], types: [agent]}}
@@ -173,3 +176,25 @@ async def test_a_muted_route_sends_nothing_shows_the_alert_muted_and_replays_not
     await rig.cycle()
     await rig.cycle()
     assert rig.receivers.got == {}, "what the mute held back is never replayed"
+
+
+@pytest.mark.slow
+async def test_the_daemon_logs_what_check_config_warns_of(tmp_path: Path) -> None:
+    workspace = SimWorkspace(api_key=KEY, seed=3)
+    async with SimServer(workspace) as server:
+        text = config(tmp_path, sim_url=server.url, hooks="http://127.0.0.1:9")
+        text = text.replace("    sinks: [alerts]\n", "    sinks: []\n")  # `alerts`: unused
+        path = tmp_path / "relay.yaml"
+        path.write_text(text.replace("polling: fixed", "polling: fixed\n    poll_interval: 1s"))
+        relay = await RelayProcess.start(["run", "-c", str(path)])
+        try:
+            await relay.wait_for_event("config.warning")
+            assert await relay.stop() == 0, relay.tail()
+        finally:
+            await relay.close()
+    assert [w["problem"] for w in relay.named("config.warning")] == [
+        "sinks.alerts: no rule and no route names it; nothing is sent there",
+        # The default route sends nowhere now: the warning rule reaches no sink.
+        "rules.1.sinks: no sinks, and no route with sinks matches its alerts "
+        '(rule="workflow-failed", severity="warning"); they are recorded, never sent',
+    ]

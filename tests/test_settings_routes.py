@@ -84,7 +84,10 @@ def test_configs_without_routes_need_rule_sinks(tmp_path: Path) -> None:
             "- {sinks: [alerts], group_by: [team, 2nd]}",
             "routes.0.group_by.1: '2nd' is not a label name",
         ),
-        ("- {sinks: [alerts], group_by: [team, team]}", "routes.0.group_by.1: label 'team' is listed twice"),
+        (
+            "- {sinks: [alerts], group_by: [team, team]}",
+            "routes.0.group_by.1: label 'team' is listed twice",
+        ),
         ("- {matchers: ['team=~\"(\"'], sinks: [alerts]}", "routes.0.matchers.0: invalid regex"),
         (
             "- {matchers: ['severity=\"critical\"', 'severity=\"warning\"'], sinks: [alerts]}",
