@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from relay.clock import utcnow
 from relay.delivery import DeliveryPool, DeliveryWorker
 from relay.domain.budget import RequestBudget
+from relay.domain.routes import routes_of
 from relay.domain.silences import Silence, config_silences
 from relay.errors import RelayError, StoreError
 from relay.http.server import HttpServer, build_app
@@ -44,7 +45,7 @@ from relay.pipeline import (
     SourceLoop,
 )
 from relay.scrub import SecretScrubber
-from relay.settings import Settings, SourceSettings
+from relay.settings import Settings, SourceSettings, config_warnings
 from relay.sinks import Sink, StoredMessageRefs, build_sinks
 from relay.source import BudgetGate, ClientConfig, ZaiaClient
 from relay.store import Store, open_store
@@ -91,6 +92,8 @@ def _planner(
         client=client,
         store=store,
         responder_names=settings.responders,
+        routes=routes_of(settings.routes),
+        intervals=settings.intervals(),
         # Following child executions is best effort: it may use a quarter of a cycle's
         # time at most, never the whole of it.
         nestings_budget_s=min(DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4),
@@ -110,6 +113,7 @@ async def build_runtime(
             CollectorRegistry(),
             sources=[s.name for s in settings.sources],
             sinks=list(settings.sinks),
+            routes=[route.id for route in routes_of(settings.routes)],
         )
         sinks = build_sinks(
             settings.sinks,
@@ -292,6 +296,9 @@ async def run_daemon(
                 sinks=list(runtime.sinks),
                 http=runtime.http.url,
             )
+            for warning in config_warnings(settings):
+                # What check-config warns of: the relay runs, perhaps not as meant.
+                log.warning("config.warning", problem=warning)
             async with asyncio.TaskGroup() as group:
                 producers = [
                     group.create_task(poller.run(), name=f"poller:{poller.health.source}")

@@ -63,7 +63,9 @@ def make_settings(
     admin_token: str | None = ADMIN_TOKEN,
     sinks: bool = True,
     server: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Settings:
+    """`extra`: more top-level sections (routes, time_intervals), replacing these."""
     raw: dict[str, Any] = {
         "sources": [
             {"name": "prod", "api_key": SOURCE_KEY, "poll_interval": "15s"},
@@ -106,7 +108,7 @@ def make_settings(
             }
         ],
     }
-    return Settings.model_validate(raw)
+    return Settings.model_validate({**raw, **(extra or {})})
 
 
 def make_alert(
@@ -208,9 +210,13 @@ async def http_rig(
     admin_token: str | None = ADMIN_TOKEN,
     sinks: bool = True,
     server: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[HttpRig]:
-    """`server`: more `server.*` settings (read_token, allowed_hosts, ...)."""
-    settings = make_settings(tmp_path, admin_token=admin_token, sinks=sinks, server=server)
+    """`server`: more `server.*` settings (read_token, allowed_hosts, ...); `extra`: more
+    top-level sections."""
+    settings = make_settings(
+        tmp_path, admin_token=admin_token, sinks=sinks, server=server, extra=extra
+    )
     clock = ManualClock(START)
     registry = CollectorRegistry()
     metrics = RelayMetrics(

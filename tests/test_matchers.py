@@ -6,10 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.domain.matchers import (
+from relay.matchers import (
     Matcher,
     MatcherError,
     canonical,
+    catches_all,
+    contradiction,
     matches_all,
     parse_matcher,
     parse_matchers,
@@ -117,3 +119,43 @@ def test_the_canonical_spelling_reads_back_as_the_same_matcher(
 def test_equal_and_not_equal_are_opposites(name: str, value: str, other: str) -> None:
     labels = {name: other}
     assert Matcher(name, "=", value).matches(labels) != Matcher(name, "!=", value).matches(labels)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('a="x", a="y"', 'a="x" and a="y" cannot both hold'),
+        ('a="x", a!="x"', 'a="x" and a!="x" cannot both hold'),
+        ('a="x", a=~"y.*"', 'a="x" and a=~"y.*" cannot both hold'),
+        ('a="x", a!~"x|z"', 'a="x" and a!~"x|z" cannot both hold'),
+        ('severity="crit"', "severity=\"crit\" matches no severity an alert can have ('critical')"),
+        ('severity!~"critical"', "matches no severity"),
+        ('a="x", a=~"x|y", b!="x"', None),
+        ('a=~"x.*", a=~"y.*"', None),  # regexes against each other: not judged
+        ('severity=~"crit.*"', None),
+    ],
+)
+def test_contradictions(text: str, why: str | None) -> None:
+    found = contradiction(parse_matchers(text), known={"severity": ("critical",)})
+    if why is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert why in found
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("", True), ('a=~".*"', True), ('a=~".+"', False), ('a!="x"', False)]
+)
+def test_catches_all(text: str, expected: bool) -> None:
+    assert catches_all(parse_matchers(text) if text else []) is expected
+
+
+@given(st.lists(st.sampled_from(['a="x"', 'a!="y"', 'a=~"x|y"', 'b="z"', 'a!~"z"']), min_size=1))
+def test_a_contradiction_is_never_claimed_for_satisfiable_matchers(texts: list[str]) -> None:
+    matchers = [m for text in texts for m in parse_matchers(text)]
+    satisfiable = any(
+        matches_all(matchers, {"a": a, "b": b}) for a in ("x", "y", "z", "") for b in ("z", "")
+    )
+    if satisfiable:
+        assert contradiction(matchers) is None

@@ -151,7 +151,7 @@ def test_the_silence_ending_last_is_reported_whatever_the_order() -> None:
 
 def test_one_notification_per_sink() -> None:
     alert = failed_alert()
-    notifications, silenced = notifications_for(
+    notifications, silenced, _ = notifications_for(
         as_firing([alert]), [FAILED], silences=[], now=at(1)
     )
     assert [n.sink for n in notifications] == ["oncall", "audit"]
@@ -164,7 +164,7 @@ def test_one_notification_per_sink() -> None:
 def test_a_silenced_alert_is_recorded_not_sent() -> None:
     alert = failed_alert()
     s = silence({"rule": "failed"})
-    notifications, silenced = notifications_for(
+    notifications, silenced, _ = notifications_for(
         as_firing([alert]), [FAILED], silences=[s], now=at(0)
     )
     assert notifications == []
@@ -192,7 +192,7 @@ def test_expiring_a_silence_does_not_replay_what_it_silenced() -> None:
             maintenance = expire(maintenance, now=at(minute))
         outcome = evaluate_windows([ratio], states, previous, ctx=context(minute))
         previous |= {s.key: s for s in outcome.states}
-        notifications, silenced = notifications_for(
+        notifications, silenced, _ = notifications_for(
             outcome.alerts, [ratio], silences=[maintenance], now=at(minute)
         )
         sent.extend((n.kind, minute) for n in notifications)

@@ -16,6 +16,7 @@ from relay.domain.alerts import (
     Alert,
     ExecutionFacts,
     FailureCause,
+    MutedRoute,
     Notification,
     execution_alert_id,
     group_alert_id,
@@ -72,6 +73,7 @@ def full_alert() -> Alert:
         renew_by=T0 + timedelta(hours=4, microseconds=7),
         silenced_by="sil_123",
         annotations={"runbook_url": "https://wiki.example/runbook", "team": "payments"},
+        muted=(MutedRoute(route="payments-page", sinks=("pagerduty",), reason="in weekends"),),
     )
 
 

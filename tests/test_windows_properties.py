@@ -161,7 +161,7 @@ def test_windowed_groups_fire_remind_and_resolve_in_order(
             history[key].append((now_m, kind, sequence, alert))
             expected = holds_now(BY_NAME[alert.rule], dict(alert.group), seen, now_m)
             assert expected is (kind != "resolved"), f"{kind} of {alert.rule} at {now_m}"
-        notifications, _ = notifications_for(outcome.alerts, RULES, silences=[], now=at(now_m))
+        notifications, _, _ = notifications_for(outcome.alerts, RULES, silences=[], now=at(now_m))
         for n in notifications:
             assert (n.id, n.sink) not in notification_ids
             notification_ids.add((n.id, n.sink))

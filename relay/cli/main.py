@@ -16,15 +16,17 @@ import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
 from relay import __version__
 from relay.app import run_daemon, run_once
 from relay.cli import ops as cli_ops
+from relay.cli import routes as cli_routes
 from relay.cli.report import format_cycle
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RelayError
-from relay.settings import Settings
+from relay.settings import Settings, config_warnings
 from relay.settings.loader import load_settings
 from relay.telemetry import configure_logging
 
@@ -71,6 +73,8 @@ def summarize(settings: Settings) -> str:
         _count(len(settings.rules), "rule"),
         _count(len(settings.sinks), "sink"),
     ]
+    if settings.routes:
+        parts.append(_count(len(settings.routes), "route"))
     if settings.silences:
         parts.append(_count(len(settings.silences), "silence"))
     return ", ".join(parts)
@@ -80,7 +84,12 @@ def _check_config(args: argparse.Namespace) -> int:
     settings = load_or_report(args.config)
     if settings is None:
         return EXIT_USAGE
-    print(f"config OK: {summarize(settings)}")
+    # Warnings go to stderr and keep exit 0: the configuration runs, perhaps not as meant.
+    warnings = config_warnings(settings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    tail = f" ({_count(len(warnings), 'warning')})" if warnings else ""
+    print(f"config OK: {summarize(settings)}{tail}")
     return EXIT_OK
 
 
@@ -209,6 +218,11 @@ COMMANDS: dict[str, Command] = {
         help="silences: add --matcher rule=NAME [--duration 2h], list [--all], expire ID",
         run=_with_settings(cli_ops.silences),
         add_arguments=_with_config_argument(cli_ops.add_silences_arguments),
+    ),
+    "routes": Command(
+        help="routes test LABEL=VALUE...: the routes and sinks an alert with those labels takes",
+        run=_with_settings(cli_routes.routes),
+        add_arguments=partial(cli_routes.add_routes_arguments, config=add_config_argument),
     ),
     "check-config": Command(
         help="validate the configuration file; exit 2 listing every problem",

@@ -109,6 +109,8 @@ class Alert:
     silenced_by: str | None = None  # id of the silence that matched, if any
     # The rule's annotations (`runbook_url`, ...): shown by sinks, never matched on.
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # Routes whose time intervals held this alert back from some sinks (never replayed).
+    muted: tuple[MutedRoute, ...] = ()
 
     @property
     def rule_labels(self) -> dict[str, str]:
@@ -125,6 +127,17 @@ class Alert:
         if self.execution is not None:
             return self.execution.responder_id
         return self.labels.get("responder_id") or None
+
+
+@dataclass(frozen=True, slots=True)
+class MutedRoute:
+    """A route that matched an alert but sent nothing: its mute interval contained the
+    moment, or none of its active intervals did. `sinks` are those it held back (ones
+    another route or the rule itself notified are not listed)."""
+
+    route: str  # the route's name, or `routes[i]`
+    sinks: tuple[str, ...]
+    reason: str  # "in weekends" | "outside business-hours"
 
 
 def route_group_key(*, route: str, values: Mapping[str, str]) -> str:

@@ -29,6 +29,7 @@ from relay.domain.alerts import (
     Alert,
     ExecutionFacts,
     FailureCause,
+    MutedRoute,
     Notification,
     NotificationGroup,
 )
@@ -114,6 +115,9 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "renew_by": _opt_time(alert.renew_by),
         "silenced_by": alert.silenced_by,
         "annotations": dict(alert.annotations),
+        "muted": [
+            {"route": m.route, "sinks": list(m.sinks), "reason": m.reason} for m in alert.muted
+        ],
     }
 
 
@@ -285,6 +289,7 @@ def alert_from_dict(raw: Mapping[str, Any]) -> Alert:
         renew_by=f.opt_time("renew_by"),
         silenced_by=f.opt_text("silenced_by"),
         annotations=f.opt_labels("annotations") or {},
+        muted=_muted_from(f.raw("muted")),
     )
 
 
@@ -319,3 +324,18 @@ def _group_from_dict(raw: Any) -> NotificationGroup | None:
         route=f.text("route"),
         values=f.opt_labels("values") or {},
     )
+
+
+def _muted_from(raw: object) -> tuple[MutedRoute, ...]:
+    """`alert.muted`; absent in alerts stored before routes existed."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValueError(f"alert.muted: expected a list, got {raw!r}")
+    muted = []
+    for index, entry in enumerate(raw):
+        f = _Fields(entry, f"alert.muted[{index}]")
+        muted.append(
+            MutedRoute(route=f.text("route"), sinks=f.texts("sinks"), reason=f.text("reason"))
+        )
+    return tuple(muted)

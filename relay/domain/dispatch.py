@@ -1,9 +1,15 @@
-"""From alerts to notifications: one per sink of the rule, unless a silence matches.
+"""From alerts to notifications: one per sink the alert reaches (its rule's own sinks
+and those of the routes it matches, see `relay.domain.routes`), unless a silence matches.
 
 Invariants:
 - A silenced alert yields no notification; it comes back with `silenced_by` set so the
   caller records (and counts) it. Nothing is queued for it later, not even when the
   silence is expired: what a silence muted is never replayed.
+- A sink is notified at most once per alert; a sink reached through a grouped route
+  carries that route's `NotificationGroup`.
+- What muted routes held back is recorded on the alert (`Alert.muted`), which comes back
+  in `Dispatch.muted`; it is never queued, so nothing is replayed when the mute ends.
+- Without routes, an alert goes to its rule's sinks, exactly as before routes existed.
 - Notification ids come from `Notification.about` (alert id + kind + sequence), so the
   same alert notified twice in the same way yields the same id, which the outbox
   ignores the second time.
@@ -11,13 +17,15 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from relay.domain.alerts import Alert, Notification
+from relay.domain.routes import Route, route_alert
 from relay.domain.silences import Silence, matching_silence
+from relay.time_intervals import TimeInterval
 from relay.vocab import NotificationKind
 
 if TYPE_CHECKING:
@@ -27,10 +35,11 @@ __all__ = ["Dispatch", "as_firing", "notifications_for"]
 
 
 class Dispatch(NamedTuple):
-    """What to enqueue, and what was silenced (recorded, not sent)."""
+    """What to enqueue, what was silenced and what routes muted (recorded, not sent)."""
 
     notifications: list[Notification]
     silenced: list[Alert]
+    muted: list[Alert]
 
 
 def as_firing(alerts: Iterable[Alert]) -> list[tuple[Alert, NotificationKind, int]]:
@@ -44,21 +53,40 @@ def notifications_for(
     *,
     silences: Sequence[Silence],
     now: datetime,
+    routes: Sequence[Route] = (),
+    intervals: Mapping[str, TimeInterval] | None = None,
 ) -> Dispatch:
-    """One notification per sink of the alert's rule, unless an active silence matches.
+    """One notification per sink the alert reaches, unless an active silence matches.
 
-    An alert of a rule no longer configured goes nowhere (no sinks to send it to).
+    An alert of a rule no longer configured reaches only the sinks of the routes it matches.
     """
     sinks_of = {rule.name: rule.sinks for rule in rules}
     notifications: list[Notification] = []
     silenced: list[Alert] = []
+    muted: list[Alert] = []
     for alert, kind, sequence in alerts_with_kind:
         silence = matching_silence(alert, silences, now)
         if silence is not None:
             silenced.append(replace(alert, silenced_by=silence.id))
             continue
-        notifications.extend(
-            Notification.about(alert, sink=sink, kind=kind, created_at=now, sequence=sequence)
-            for sink in sinks_of.get(alert.rule, ())
+        routing = route_alert(
+            alert.labels,
+            own_sinks=sinks_of.get(alert.rule, ()),
+            routes=routes,
+            intervals=intervals or {},
+            now=now,
         )
-    return Dispatch(notifications=notifications, silenced=silenced)
+        if routing.muted:
+            muted.append(replace(alert, muted=routing.muted))
+        notifications.extend(
+            Notification.about(
+                alert,
+                sink=to.sink,
+                kind=kind,
+                created_at=now,
+                sequence=sequence,
+                group=to.group,
+            )
+            for to in routing.destinations
+        )
+    return Dispatch(notifications=notifications, silenced=silenced, muted=muted)

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from relay import __version__
+from relay.domain.routes import mute_reason, muted_until, routes_of
 from relay.domain.silences import active
 from relay.errors import StoreError
 from relay.http.common import CONTEXT, HttpContext, source_state
 from relay.http.status_page import (
     AlertRow,
+    RouteRow,
     SilenceRow,
     SinkRow,
     SourceRow,
@@ -34,7 +36,7 @@ from relay.vocab import RUNBOOK_ANNOTATION
 if TYPE_CHECKING:
     from relay.store import OutboxCounts
 
-__all__ = ["collect_silence_rows", "gather_status", "source_order", "status_page"]
+__all__ = ["collect_silence_rows", "gather_status", "route_rows", "source_order", "status_page"]
 
 _RECENT_ALERTS = 25
 
@@ -104,6 +106,7 @@ async def gather_status(context: HttpContext) -> StatusView:
                     silenced_by=alert.silenced_by,
                     responder=alert.responder,
                     runbook=alert.annotations.get(RUNBOOK_ANNOTATION),
+                    muted=tuple(f"{m.route} ({m.reason})" for m in alert.muted),
                 )
             )
 
@@ -131,7 +134,28 @@ async def gather_status(context: HttpContext) -> StatusView:
         sinks=sinks,
         silences=silences,
         problems=problems,
+        routes=route_rows(context, now=now),
     )
+
+
+def route_rows(context: HttpContext, *, now: datetime) -> list[RouteRow]:
+    """Each configured route, and whether its time intervals mute it at `now`."""
+    intervals = context.settings.intervals()
+    return [
+        RouteRow(
+            id=route.id,
+            matchers=tuple(str(m) for m in route.matchers),
+            sinks=route.sinks,
+            group_by=route.group_by,
+            group_wait_s=route.group_wait_s,
+            mute_time_intervals=route.mute_time_intervals,
+            active_time_intervals=route.active_time_intervals,
+            continues=route.continue_,
+            muted_by=mute_reason(route, intervals=intervals, now=now),
+            muted_until=muted_until(route, intervals=intervals, now=now),
+        )
+        for route in routes_of(context.settings.routes)
+    ]
 
 
 async def collect_silence_rows(

@@ -20,10 +20,11 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from relay.durations import format_age_s, utc_iso
+from relay.durations import format_age_s, format_rough_s, utc_iso
 
 __all__ = [
     "AlertRow",
+    "RouteRow",
     "SilenceRow",
     "SinkRow",
     "SourceRow",
@@ -65,6 +66,21 @@ class AlertRow:
     silenced_by: str | None = None
     responder: str | None = None  # its configured name, else its id
     runbook: str | None = None  # the rule's `runbook_url`
+    muted: tuple[str, ...] = ()  # "route (in weekends)", one per route that held it back
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    id: str
+    matchers: tuple[str, ...]
+    sinks: tuple[str, ...]
+    group_by: tuple[str, ...] = ()
+    group_wait_s: float | None = None  # None: not grouped
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+    continues: bool = False
+    muted_by: str | None = None  # "in weekends", "outside office-hours"; None: sending
+    muted_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +113,7 @@ class StatusView:
     silences: Sequence[SilenceRow]
     # Sections the page could not fill, with why (a store that does not answer).
     problems: Sequence[str] = field(default=())
+    routes: Sequence[RouteRow] = field(default=())
 
 
 def _e(value: object) -> str:
@@ -127,9 +144,9 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .6
 border-bottom:1px solid #e3e6ea;vertical-align:top}th{background:#f4f5f7;font-weight:600}
 .muted{color:#6b7280}.problem{background:#fdecea;border:1px solid #f5c2c0;padding:.5rem .8rem}
 .badge{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;
-font-weight:600}.ok,.resolved{background:#e3f4e8;color:#1b6b34}
+font-weight:600}.ok,.resolved,.sending{background:#e3f4e8;color:#1b6b34}
 .starting,.info{background:#e8eefc;color:#2b4c9a}
-.stale,.warning,.silenced{background:#fff4dc;color:#8a5a00}
+.stale,.warning,.silenced,.quiet{background:#fff4dc;color:#8a5a00}
 .failing,.unauthorized,.critical,.firing{background:#fdecea;color:#a12622}
 .dead{color:#a12622;font-weight:600}code{font-size:.95em}
 """
@@ -150,6 +167,7 @@ _SOURCE_COLUMNS = (
     "Requests/min (in use / budget)",
     "Longest unread",
 )
+_ROUTE_COLUMNS = ("Route", "Matchers", "Sinks", "Grouping", "Quiet hours", "Now")
 _SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin")
 
 
@@ -211,8 +229,13 @@ def _alerts(view: StatusView) -> str:
         state = _badge(a.state)
         if a.silenced_by:
             state += f" {_badge('silenced')}"
+        if a.muted:
+            muted = "; ".join(a.muted)
+            state += f' <span class="badge quiet" title="{_e(muted)}">muted</span>'
+            state += f'<div class="muted">{_e(muted)}</div>'
         rows.append(
-            f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}">'
+            f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}"'
+            f' data-muted="{"true" if a.muted else "false"}">'
             f"<td>{_time(a.started_at)}</td><td>{_e(a.rule)}</td>"
             f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
             f"<td>{_e(a.responder or '')}</td><td>{summary}</td></tr>"
@@ -257,6 +280,52 @@ def _silences(view: StatusView) -> str:
     return _table("silences", _SILENCE_COLUMNS, rows)
 
 
+def _codes(values: Sequence[str], *, empty: str) -> str:
+    if not values:
+        return f'<span class="muted">{_e(empty)}</span>'
+    return ", ".join(f"<code>{_e(v)}</code>" for v in values)
+
+
+def _grouping(row: RouteRow) -> str:
+    if row.group_wait_s is None:
+        return '<span class="muted">one message per alert</span>'
+    by = ", ".join(row.group_by) or "all alerts of the route"
+    return f"by {_e(by)}, wait {_e(format_rough_s(row.group_wait_s))}"
+
+
+def _quiet_hours(row: RouteRow) -> str:
+    parts = []
+    if row.mute_time_intervals:
+        parts.append(f"muted in {_codes(row.mute_time_intervals, empty='')}")
+    if row.active_time_intervals:
+        parts.append(f"active in {_codes(row.active_time_intervals, empty='')}")
+    return "; ".join(parts) or '<span class="muted">always active</span>'
+
+
+def _route_now(row: RouteRow) -> str:
+    if row.muted_by is None:
+        return _badge("sending")
+    until = "" if row.muted_until is None else f" until {_time(row.muted_until)}"
+    return f'<span class="badge quiet">muted</span> {_e(row.muted_by)}{until}'
+
+
+def _routes(view: StatusView) -> str:
+    if not view.routes:
+        return '<p class="muted" id="routes-empty">No routes: alerts go to their rules\' sinks.</p>'
+    rows = []
+    for r in view.routes:
+        name = f"<strong>{_e(r.id)}</strong>"
+        if r.continues:
+            name += ' <span class="muted">(continue)</span>'
+        rows.append(
+            f'<tr data-route="{_e(r.id)}" data-muted="{"true" if r.muted_by else "false"}">'
+            f"<td>{name}</td><td>{_codes(r.matchers, empty='every alert')}</td>"
+            f"<td>{_codes(r.sinks, empty='none')}</td><td>{_grouping(r)}</td>"
+            f"<td>{_quiet_hours(r)}</td><td>{_route_now(r)}</td></tr>"
+        )
+    return _table("routes", _ROUTE_COLUMNS, rows)
+
+
 def render_status_page(view: StatusView) -> str:
     problems = "".join(f'<p class="problem">{_e(p)}</p>' for p in view.problems)
     return f"""<!doctype html>
@@ -282,6 +351,8 @@ def render_status_page(view: StatusView) -> str:
 {_sources(view)}</section>
 <section aria-labelledby="h-alerts"><h2 id="h-alerts">Recent alerts</h2>
 {_alerts(view)}</section>
+<section aria-labelledby="h-routes"><h2 id="h-routes">Routes</h2>
+{_routes(view)}</section>
 <section aria-labelledby="h-sinks"><h2 id="h-sinks">Sinks</h2>
 {_sinks(view)}</section>
 <section aria-labelledby="h-silences"><h2 id="h-silences">Active silences</h2>

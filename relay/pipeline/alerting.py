@@ -2,7 +2,7 @@
 
 Invariants:
 - Decisions are the pure functions of `relay.domain` (rules, windows, silences,
-  dispatch); this module only gathers what they need: failure causes (following child
+  routes, dispatch); this module only gathers what they need: failure causes (following child
   executions through `/nestings`, a bounded number of calls per cycle), the executions
   of the windows and the active silences from the store.
 - Nothing here writes: the plan is committed by the engine with the cycle's states, in
@@ -25,6 +25,7 @@ from relay.domain.cause import deepest_cause, failure_cause, needs_nestings
 from relay.domain.detect import live_after
 from relay.domain.dispatch import as_firing, notifications_for
 from relay.domain.redact import Redactor
+from relay.domain.routes import Route
 from relay.domain.rules import RuleContext, evaluate_running, evaluate_transitions
 from relay.domain.silences import Silence
 from relay.domain.state import TrackedExecution, Transition
@@ -33,6 +34,7 @@ from relay.errors import SourceError
 from relay.settings import AlertsSettings, RuleSettings
 from relay.source.client import ZaiaClient
 from relay.store.base import Store
+from relay.time_intervals import TimeInterval
 from relay.vocab import NotificationKind
 
 log = structlog.get_logger("relay.pipeline.alerting")
@@ -68,6 +70,8 @@ class AlertPlanner:
         config_silences: Sequence[Silence],
         client: ZaiaClient,
         store: Store,
+        routes: Sequence[Route] = (),
+        intervals: Mapping[str, TimeInterval] | None = None,
         max_nestings_per_cycle: int = DEFAULT_MAX_NESTINGS_PER_CYCLE,
         nestings_budget_s: float = DEFAULT_NESTINGS_BUDGET_S,
         responder_names: Mapping[str, str] | None = None,
@@ -75,6 +79,8 @@ class AlertPlanner:
         self._source = source
         self._responder_names = dict(responder_names or {})
         self._rules = list(rules)
+        self._routes = tuple(routes)
+        self._intervals = dict(intervals or {})
         self._alerts_settings = alerts
         self._redactor = Redactor.from_settings(alerts)
         self._config_silences = list(config_silences)
@@ -122,9 +128,16 @@ class AlertPlanner:
         if not triples:
             return AlertPlan(group_states=tuple(group_states))
         silences = self._config_silences + await self._store.list_silences(now=now)
-        dispatch = notifications_for(triples, self._rules, silences=silences, now=now)
+        dispatch = notifications_for(
+            triples,
+            self._rules,
+            silences=silences,
+            now=now,
+            routes=self._routes,
+            intervals=self._intervals,
+        )
         by_id = {alert.id: alert for alert, _, _ in triples}
-        by_id.update({alert.id: alert for alert in dispatch.silenced})
+        by_id.update({alert.id: alert for alert in (*dispatch.silenced, *dispatch.muted)})
         return AlertPlan(
             alerts=tuple(by_id.values()),
             notifications=tuple(dispatch.notifications),

@@ -11,6 +11,7 @@ secret is a `SecretStr`, so printing a model never shows one.
 from relay.settings._base import PositiveDuration, RateLimit, Section, parse_rate_limit
 from relay.settings._intervals import Matchers, TimeIntervalSettings, parse_matcher_list
 from relay.settings._root import Settings, reference_problems, secrets_of
+from relay.settings._routes import DEFAULT_GROUP_WAIT, RouteSettings, route_label
 from relay.settings._rules import (
     CountThreshold,
     DurationThreshold,
@@ -42,9 +43,11 @@ from relay.settings._sinks import (
     SlackSinkSettings,
     WebhookSinkSettings,
 )
+from relay.settings._warnings import config_warnings
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_GROUP_WAIT",
     "DEFAULT_LINK_TEMPLATE",
     "SINK_TYPES",
     "AlertmanagerSinkSettings",
@@ -61,6 +64,7 @@ __all__ = [
     "PositiveDuration",
     "RateLimit",
     "RatioThreshold",
+    "RouteSettings",
     "RuleSettings",
     "Section",
     "ServerSettings",
@@ -75,8 +79,10 @@ __all__ = [
     "TimeIntervalSettings",
     "WebhookSinkSettings",
     "WhenSettings",
+    "config_warnings",
     "parse_matcher_list",
     "parse_rate_limit",
     "reference_problems",
+    "route_label",
     "secrets_of",
 ]

@@ -135,6 +135,19 @@ def raise_problems(problems: Sequence[tuple[tuple[str | int, ...], str]], *, tit
         )
 
 
+def listed_twice(
+    values: Sequence[str], field: str, noun: str
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """A problem for each value of the list `field` that an earlier entry already gave."""
+    seen: set[str] = set()
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for index, value in enumerate(values):
+        if value in seen:
+            found.append(((field, index), f"{noun} {value!r} is listed twice"))
+        seen.add(value)
+    return found
+
+
 # --- secrets ------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 Invariants of a `Settings` value:
 - at least one source; source names, rule names and sink names are unique;
-- every sink a rule names is defined under `sinks`;
+- every sink a rule names is defined under `sinks`; a rule without sinks needs `routes`;
+- routes are coherent with the other sections (see `relay.settings._routes`);
 - every rule a config-defined silence names is defined under `rules`;
 - a responder name (`responders`) is one non-empty line of at most 100 characters.
 The cross-section checks are written against plain data (`reference_problems`) so the
@@ -17,10 +18,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from relay.domain.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._intervals import TimeIntervalSettings
+from relay.settings._routes import RouteSettings, route_problems
 from relay.settings._rules import RuleSettings, SilenceSettings
 from relay.settings._secrets import distinct_secrets, model_secrets
 from relay.settings._sections import (
@@ -31,6 +32,7 @@ from relay.settings._sections import (
     StoreSettings,
 )
 from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
+from relay.time_intervals import TimeInterval
 
 Location = tuple[str | int, ...]
 
@@ -61,6 +63,7 @@ class Settings(Section):
     time_intervals: list[TimeIntervalSettings] = Field(default_factory=list)
     # responder_id -> the name people know it by, shown instead of the id in messages.
     responders: dict[str, ResponderName] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -112,6 +115,10 @@ def _entries(tree: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, 
     return [(index, item) for index, item in enumerate(value) if isinstance(item, Mapping)]
 
 
+def _names_of(tree: Mapping[str, Any], key: str) -> list[str]:
+    return [name for _, item in _entries(tree, key) if isinstance(name := item.get("name"), str)]
+
+
 def _unique_names(tree: Mapping[str, Any], key: str, noun: str) -> list[tuple[Location, str]]:
     problems: list[tuple[Location, str]] = []
     first_index: dict[str, int] = {}
@@ -140,9 +147,14 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
     sinks = tree.get("sinks")
     sink_names = sorted(str(name) for name in sinks) if isinstance(sinks, Mapping) else []
     defined_sinks = ", ".join(sink_names) if sink_names else "none (add a `sinks:` section)"
+    routes = _entries(tree, "routes")
     for index, rule in _entries(tree, "rules"):
         wanted = rule.get("sinks")
         wanted = [wanted] if isinstance(wanted, str) else wanted
+        if not routes and wanted in (None, []):
+            problems.append(
+                (("rules", index, "sinks"), "name at least one sink (or add `routes:`)")
+            )
         if not isinstance(wanted, list):
             continue
         unknown = [name for name in wanted if isinstance(name, str) and name not in sink_names]
@@ -158,6 +170,13 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
 
     rule_names = sorted(
         name for _, rule in _entries(tree, "rules") if isinstance(name := rule.get("name"), str)
+    )
+    problems += route_problems(
+        routes,
+        sinks=sink_names,
+        intervals=_names_of(tree, "time_intervals"),
+        rules=rule_names,
+        sources=_names_of(tree, "sources"),
     )
     for index, silence in _entries(tree, "silences"):
         matchers = silence.get("matchers")

@@ -14,7 +14,6 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -29,6 +28,7 @@ from relay.settings._base import (
     Template,
     check_http_url,
     label_problems,
+    listed_twice,
     raise_problems,
 )
 from relay.vocab import (
@@ -126,7 +126,8 @@ class WhenSettings(Section):
 class RuleSettings(Section):
     name: Name
     severity: Severity
-    sinks: Annotated[list[Name], OneOrMany, Field(min_length=1)]
+    # Optional once `routes:` exist (the settings check that); always notified.
+    sinks: Annotated[list[Name], OneOrMany] = Field(default_factory=list)
     when: WhenSettings
     window: PositiveDuration | None = None
     group_by: Annotated[list[GroupKey], OneOrMany] = Field(default_factory=list)
@@ -193,20 +194,10 @@ class RuleSettings(Section):
                 check_http_url(runbook)
             except ValueError as exc:
                 problems.append((("annotations", RUNBOOK_ANNOTATION), str(exc)))
-        problems.extend(_duplicates(self.sinks, "sinks", "sink"))
-        problems.extend(_duplicates(self.group_by, "group_by", "key"))
+        problems.extend(listed_twice(self.sinks, "sinks", "sink"))
+        problems.extend(listed_twice(self.group_by, "group_by", "key"))
         raise_problems(problems, title="RuleSettings")
         return self
-
-
-def _duplicates(values: Sequence[str], field: str, noun: str) -> Problems:
-    seen: set[str] = set()
-    found: Problems = []
-    for index, value in enumerate(values):
-        if value in seen:
-            found.append(((field, index), f"{noun} {value!r} is listed twice"))
-        seen.add(value)
-    return found
 
 
 class SilenceMatchers(Section):

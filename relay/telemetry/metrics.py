@@ -79,6 +79,9 @@ _HELP = {
     "when the end is observed (baseline records of a first start excluded).",
     "invalid_items": "Items of API pages skipped because they did not match the documented schema.",
     "alerts": "Alerts raised (firing) and resolved, by rule and severity.",
+    "alerts_muted": "Alerts a route held back because of its mute_time_intervals or "
+    "active_time_intervals (recorded, never sent nor replayed), by route; counted when "
+    "the alert is first recorded.",
     "notifications": "Notifications by what became of them when their turn came, by sink and "
     f"outcome ({_listed(NOTIFICATION_OUTCOMES)}): retry is a failure rescheduled, dead one "
     "given up (moved to the dead letters), silenced one a silence matched (not sent).",
@@ -161,6 +164,7 @@ class RelayMetrics:
         version: str = __version__,
         sources: Iterable[str] = (),
         sinks: Iterable[str] = (),
+        routes: Iterable[str] = (),
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.registry = registry
@@ -187,6 +191,7 @@ class RelayMetrics:
         self.credits = counter("execution_credits", "source", "status")
         self.invalid_items = counter("invalid_items", "source")
         self.alerts = counter("alerts", "rule", "severity", "state")
+        self.alerts_muted = counter("alerts_muted", "route")
         self.notifications = counter("notifications", "sink", "outcome")
         self.delivery_errors = counter("delivery_errors", "sink", "stage")
         self.notification_duration = histogram(
@@ -203,6 +208,8 @@ class RelayMetrics:
             self.add_source(source)
         for sink in sinks:
             self.add_sink(sink)
+        for route in routes:
+            self.alerts_muted.labels(route)
 
     # --- label initialisation -------------------------------------------------------------
 
@@ -299,6 +306,8 @@ class RelayMetrics:
         execution that ended, observes the detection latency."""
         for alert in alerts:
             self.alert(alert.rule, severity=alert.severity, state=alert.state)
+            for muted in alert.muted:
+                self.alerts_muted.labels(muted.route).inc()
             execution = alert.execution
             if alert.state == "firing" and execution is not None and execution.ended_at:
                 self.observe_detection_latency((queued_at - execution.ended_at).total_seconds())

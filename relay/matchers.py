@@ -17,7 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -34,6 +34,8 @@ __all__ = [
     "Matcher",
     "MatcherError",
     "canonical",
+    "catches_all",
+    "contradiction",
     "matches_all",
     "parse_matcher",
     "parse_matchers",
@@ -89,6 +91,39 @@ class Matcher:
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     """Whether every matcher holds (true for no matchers: a route without any matches all)."""
     return all(m.matches(labels) for m in matchers)
+
+
+def catches_all(matchers: Sequence[Matcher]) -> bool:
+    """Whether the matchers hold for every label set: none at all, or only `=~".*"`."""
+    return all(m.op == "=~" and m.value in (".*", "(.*)") for m in matchers)
+
+
+def contradiction(
+    matchers: Sequence[Matcher], *, known: Mapping[str, Collection[str]] | None = None
+) -> str | None:
+    """Why no label set satisfies every matcher, or None when some may (or it cannot tell).
+
+    `known` gives, for some label names, every value an alert can carry there ("" for
+    an alert without the label). Other labels are judged only where an `=` fixes the
+    value: regexes against each other are not compared.
+    """
+    by_name: dict[str, list[Matcher]] = {}
+    for matcher in matchers:
+        by_name.setdefault(matcher.name, []).append(matcher)
+    for name, group in by_name.items():
+        fixed = next((m for m in group if m.op == "="), None)
+        if fixed is not None:
+            failing = next((m for m in group if not m.matches({name: fixed.value})), None)
+            if failing is not None:
+                return f"{fixed} and {failing} cannot both hold"
+        values = (known or {}).get(name)
+        if values is not None and not any(
+            all(m.matches({name: value}) for m in group) for value in values
+        ):
+            shown = ", ".join(str(m) for m in group)
+            can_be = ", ".join(repr(v) if v else "(none)" for v in sorted(values))
+            return f"{shown} matches no {name} an alert can have ({can_be or 'none'})"
+    return None
 
 
 def parse_matcher(text: str) -> Matcher:

@@ -1,0 +1,190 @@
+"""Routing: from an alert's labels to the routes that match and the sinks they reach.
+
+Pure: no I/O, no clock; `now` is passed in.
+
+Invariants:
+- Routes are tried in order; the first that matches wins, unless it has `continue`,
+  in which case the next ones are tried too. A route without matchers matches every
+  alert (a default route). So without `continue` at most one route matches.
+- A sink is reached once per alert: the rule's own sinks first (always notified,
+  ungrouped, whatever the routes' intervals), then each matching route's, in order.
+  A sink reached twice keeps its first way in: a rule's own sink stays ungrouped, a
+  route's sink carries the group of the first route that reached it.
+- A route is muted at `now` when one of its `mute_time_intervals` contains `now`, or
+  when it has `active_time_intervals` and none contains `now`. A muted route reaches
+  no sink; the sinks it alone would have reached are recorded (`MutedRoute`), never
+  queued, so nothing is replayed when the mute ends. A muted route still stops the
+  search (without `continue`): muting does not fall through to the default route.
+- A grouped route's group is `route_group_key(route=id, values=group_by values)`, a
+  label the alert lacks counting as "": the same alert labels always give the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from relay.domain.alerts import MutedRoute, NotificationGroup, route_group_key
+from relay.matchers import Matcher, matches_all
+from relay.settings import route_label
+from relay.time_intervals import TimeInterval, in_any
+
+if TYPE_CHECKING:
+    from relay.settings import RouteSettings
+
+__all__ = [
+    "Destination",
+    "Route",
+    "RouteMatch",
+    "Routing",
+    "matching_routes",
+    "mute_reason",
+    "muted_until",
+    "route_alert",
+    "routes_of",
+]
+
+# How far `muted_until` looks ahead: past a week every weekly interval has repeated.
+_LOOKAHEAD = timedelta(days=8)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    id: str  # the route's name, or `routes[i]`: its groups' key and how it is shown
+    matchers: tuple[Matcher, ...] = ()
+    sinks: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = ()
+    group_wait_s: float | None = None  # None: not grouped
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+    continue_: bool = False
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return matches_all(self.matchers, labels)
+
+    def group(self, labels: Mapping[str, str]) -> NotificationGroup | None:
+        """The group an alert with `labels` joins on this route (None: not grouped)."""
+        if self.group_wait_s is None:
+            return None
+        values = {name: labels.get(name, "") for name in self.group_by}
+        return NotificationGroup(
+            key=route_group_key(route=self.id, values=values),
+            wait_s=self.group_wait_s,
+            route=self.id,
+            values=values,
+        )
+
+
+def routes_of(settings: Sequence[RouteSettings]) -> tuple[Route, ...]:
+    """The configured routes, in order."""
+    return tuple(
+        Route(
+            id=route_label(index, entry.name),
+            matchers=tuple(entry.matchers),
+            sinks=tuple(entry.sinks),
+            group_by=tuple(entry.group_by),
+            group_wait_s=entry.wait.total_seconds() if entry.grouped else None,
+            mute_time_intervals=tuple(entry.mute_time_intervals),
+            active_time_intervals=tuple(entry.active_time_intervals),
+            continue_=entry.continue_,
+        )
+        for index, entry in enumerate(settings)
+    )
+
+
+def matching_routes(routes: Iterable[Route], labels: Mapping[str, str]) -> list[Route]:
+    """The routes an alert with `labels` takes: the first match, and on while `continue`."""
+    taken: list[Route] = []
+    for route in routes:
+        if route.matches(labels):
+            taken.append(route)
+            if not route.continue_:
+                break
+    return taken
+
+
+def mute_reason(
+    route: Route, *, intervals: Mapping[str, TimeInterval], now: datetime
+) -> str | None:
+    """Why `route` is muted at `now` ("in weekends", "outside business-hours"), or None."""
+    muting = in_any(route.mute_time_intervals, intervals, now)
+    if muting is not None:
+        return f"in {muting}"
+    if route.active_time_intervals and in_any(route.active_time_intervals, intervals, now) is None:
+        return f"outside {', '.join(route.active_time_intervals)}"
+    return None
+
+
+def muted_until(
+    route: Route, *, intervals: Mapping[str, TimeInterval], now: datetime
+) -> datetime | None:
+    """The first minute after `now` at which `route` is no longer muted (None: not muted
+    now, or muted for as far as `_LOOKAHEAD` reaches). Intervals change on minutes."""
+    if mute_reason(route, intervals=intervals, now=now) is None:
+        return None
+    moment = now.replace(second=0, microsecond=0)
+    end = now + _LOOKAHEAD
+    while moment < end:
+        moment += timedelta(minutes=1)
+        if mute_reason(route, intervals=intervals, now=moment) is None:
+            return moment
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: Route
+    group: NotificationGroup | None
+    muted_by: str | None  # `mute_reason`; None: the route sends
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    sink: str
+    group: NotificationGroup | None = None
+    route: str | None = None  # None: one of the rule's own sinks
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Where one alert goes, and what its muted routes held back."""
+
+    matches: tuple[RouteMatch, ...]
+    destinations: tuple[Destination, ...]
+    muted: tuple[MutedRoute, ...]
+
+    @property
+    def sinks(self) -> list[str]:
+        return [d.sink for d in self.destinations]
+
+
+def route_alert(
+    labels: Mapping[str, str],
+    *,
+    own_sinks: Sequence[str],
+    routes: Sequence[Route],
+    intervals: Mapping[str, TimeInterval],
+    now: datetime,
+) -> Routing:
+    """Where an alert with `labels` (of a rule whose sinks are `own_sinks`) goes at `now`."""
+    matches = tuple(
+        RouteMatch(
+            route=route,
+            group=route.group(labels),
+            muted_by=mute_reason(route, intervals=intervals, now=now),
+        )
+        for route in matching_routes(routes, labels)
+    )
+    reached: dict[str, Destination] = {sink: Destination(sink) for sink in own_sinks}
+    for match in matches:
+        if match.muted_by is None:
+            for sink in match.route.sinks:
+                reached.setdefault(sink, Destination(sink, match.group, match.route.id))
+    muted = tuple(
+        MutedRoute(route=m.route.id, sinks=held, reason=m.muted_by)
+        for m in matches
+        if m.muted_by is not None and (held := tuple(s for s in m.route.sinks if s not in reached))
+    )
+    return Routing(matches=matches, destinations=tuple(reached.values()), muted=muted)

@@ -1,0 +1,49 @@
+"""What `check-config` warns about: a valid configuration that probably does not do what
+was meant. Warnings never stop the relay (errors are `reference_problems`' job).
+
+Invariants: each warning is `path.to.field: message`, like a problem; a configuration
+without routes warns exactly as before routes existed (about nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from relay.matchers import Matcher
+from relay.settings._root import Settings
+
+__all__ = ["EXECUTION_LABELS", "config_warnings"]
+
+# Labels an alert takes from its execution (or source), unknown before it fires; every
+# other label an alert has comes from its rule (name, severity, `labels`).
+EXECUTION_LABELS = frozenset(
+    {"source", "type", "responder_id", "responder", "agent_id", "workflow_id"}
+)
+
+
+def _may_match(matchers: list[Matcher], rule_labels: Mapping[str, str]) -> bool:
+    """Whether an alert of a rule with `rule_labels` may satisfy `matchers` (labels from
+    the execution are assumed to fit)."""
+    return all(m.name in EXECUTION_LABELS or m.matches(rule_labels) for m in matchers)
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Sinks nothing sends to, and rules whose alerts reach no sink."""
+    warnings: list[str] = []
+    used = {sink for rule in settings.rules for sink in rule.sinks}
+    used.update(sink for route in settings.routes for sink in route.sinks)
+    for name in settings.sinks:
+        if name not in used:
+            warnings.append(f"sinks.{name}: no rule and no route names it; nothing is sent there")
+    for index, rule in enumerate(settings.rules):
+        if rule.sinks:
+            continue
+        extra = getattr(rule, "labels", None)
+        labels = {**(extra or {}), "rule": rule.name, "severity": rule.severity}
+        reached = [r for r in settings.routes if _may_match(r.matchers, labels) and r.sinks]
+        if not reached:
+            warnings.append(
+                f"rules.{index}.sinks: no sinks, and no route with sinks matches its alerts "
+                f'(rule="{rule.name}", severity="{rule.severity}"); they are recorded, never sent'
+            )
+    return warnings
