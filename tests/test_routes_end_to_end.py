@@ -144,7 +144,11 @@ async def test_a_critical_payments_alert_pages_and_reaches_payments_not_the_defa
     got = rig.receivers.got
     assert sorted(got) == ["alerts", "pagerduty", "payments"]
     for sink in ("pagerduty", "payments"):
-        assert [body["alert"]["rule"] for body in got[sink]] == ["payments-failed"]
+        # A grouped route's message is always the group envelope, even for one alert.
+        [message] = got[sink]
+        assert message["type"] == "alert.group"
+        assert message["group"]["route"] == "payments-page"
+        assert [n["alert"]["rule"] for n in message["notifications"]] == ["payments-failed"]
     assert [body["alert"]["rule"] for body in got["alerts"]] == ["workflow-failed"]
     alerts = {a["rule"]: a for a in await rig.alerts()}
     assert alerts["payments-failed"]["muted"] == []
