@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+from relay.domain.matchers import Matcher
 from relay.domain.silences import Silence
 from relay.store import Store
 from tests import store_backends
@@ -23,7 +24,10 @@ def make_silence(
 ) -> Silence:
     base = Silence(
         id=silence_id,
-        matchers={"rule": "execution-failed", "responder_id": "resp-1"},
+        matchers=(
+            Matcher.equal("rule", "execution-failed"),
+            Matcher.equal("responder_id", "resp-1"),
+        ),
         starts_at=T0 + starts_in,
         ends_at=T0 + starts_in + lasts,
         creator="ops@example.com",

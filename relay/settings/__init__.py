@@ -18,8 +18,6 @@ from relay.settings._rules import (
     OriginType,
     RatioThreshold,
     RuleSettings,
-    SilenceMatchers,
-    SilenceSettings,
     Threshold,
     WhenSettings,
 )
@@ -31,6 +29,13 @@ from relay.settings._sections import (
     ServerSettings,
     SourceSettings,
     StoreSettings,
+)
+from relay.settings._silences import (
+    MatcherProblems,
+    ReadMatchers,
+    SilenceMatchers,
+    SilenceSettings,
+    read_silence_matchers,
 )
 from relay.settings._sinks import (
     SINK_TYPES,
@@ -56,11 +61,13 @@ __all__ = [
     "DurationThreshold",
     "GroupKey",
     "LogSettings",
+    "MatcherProblems",
     "Matchers",
     "OriginType",
     "PositiveDuration",
     "RateLimit",
     "RatioThreshold",
+    "ReadMatchers",
     "RuleSettings",
     "Section",
     "ServerSettings",
@@ -77,6 +84,7 @@ __all__ = [
     "WhenSettings",
     "parse_matcher_list",
     "parse_rate_limit",
+    "read_silence_matchers",
     "reference_problems",
     "secrets_of",
 ]

@@ -3,7 +3,8 @@
 Invariants of a `Settings` value:
 - at least one source; source names, rule names and sink names are unique;
 - every sink a rule names is defined under `sinks`;
-- every rule a config-defined silence names is defined under `rules`.
+- every rule a config-defined silence names (`rule="x"`) is defined under `rules`, and
+  every time interval it names under `time_intervals`.
 The cross-section checks are written against plain data (`reference_problems`) so the
 loader can also run them when other parts of the file failed validation, and report
 every problem in one go.
@@ -20,7 +21,7 @@ from relay.domain.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._intervals import TimeIntervalSettings
-from relay.settings._rules import RuleSettings, SilenceSettings
+from relay.settings._rules import RuleSettings
 from relay.settings._secrets import distinct_secrets, model_secrets
 from relay.settings._sections import (
     AlertsSettings,
@@ -29,6 +30,7 @@ from relay.settings._sections import (
     SourceSettings,
     StoreSettings,
 )
+from relay.settings._silences import SilenceSettings, silence_reference_problems
 from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
 
 Location = tuple[str | int, ...]
@@ -142,15 +144,12 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
     rule_names = sorted(
         name for _, rule in _entries(tree, "rules") if isinstance(name := rule.get("name"), str)
     )
-    for index, silence in _entries(tree, "silences"):
-        matchers = silence.get("matchers")
-        rule_name = matchers.get("rule") if isinstance(matchers, Mapping) else None
-        if isinstance(rule_name, str) and rule_name not in rule_names:
-            problems.append(
-                (
-                    ("silences", index, "matchers", "rule"),
-                    f"unknown rule {rule_name!r}; defined rules: "
-                    f"{', '.join(rule_names) if rule_names else 'none'}",
-                )
-            )
+    interval_names = [
+        name
+        for _, entry in _entries(tree, "time_intervals")
+        if isinstance(name := entry.get("name"), str)
+    ]
+    problems += silence_reference_problems(
+        tree, rule_names=rule_names, interval_names=interval_names
+    )
     return problems

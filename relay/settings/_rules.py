@@ -1,4 +1,4 @@
-"""Rules (what to alert on) and config-defined silences (when to keep quiet).
+"""Rules: what to alert on (config-defined silences are in `_silences`).
 
 Invariants:
 - A rule has at least one condition in `when`.
@@ -6,7 +6,6 @@ Invariants:
   `credits_sum` or `count`) and no per-execution timing condition (`running_for`,
   `duration`); a per-execution rule has no aggregate condition and no `group_by`.
 - A threshold has exactly one of `gt` and `gte`.
-- A silence has at least one matcher and ends after it starts.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from relay.clock import UtcDatetime
 from relay.settings._base import (
     Name,
     OneOrMany,
@@ -173,37 +171,3 @@ def _duplicates(values: Sequence[str], field: str, noun: str) -> Problems:
             found.append(((field, index), f"{noun} {value!r} is listed twice"))
         seen.add(value)
     return found
-
-
-class SilenceMatchers(Section):
-    """An alert is silenced when every matcher given equals the alert's value."""
-
-    rule: str | None = None
-    severity: Severity | None = None
-    responder_id: str | None = None
-    agent_id: str | None = None
-    workflow_id: str | None = None
-    type: ExecutionKind | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> SilenceMatchers:
-        if all(getattr(self, name) is None for name in type(self).model_fields):
-            raise ValueError(
-                "give at least one matcher: rule, severity, responder_id, agent_id, "
-                "workflow_id or type"
-            )
-        return self
-
-
-class SilenceSettings(Section):
-    matchers: SilenceMatchers
-    starts: UtcDatetime | None = None
-    ends: UtcDatetime
-    comment: str = ""
-    creator: str = "config"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SilenceSettings:
-        if self.starts is not None and self.ends <= self.starts:
-            raise_problems([(("ends",), "should be after starts")], title="SilenceSettings")
-        return self
