@@ -108,20 +108,24 @@ class Backend:
         finally:
             await pg.close()
 
-    async def outbox_rows(self) -> list[tuple[str, str, str]]:
-        """(id, sink, status) of every outbox row, in enqueue order, read from the tables."""
-        query = "SELECT id, sink, status FROM outbox ORDER BY seq"
+    async def rows(self, query: str) -> list[tuple[Any, ...]]:
+        """Every row of `query` (no parameters), read from the tables as tuples."""
         if self.name == "sqlite":
             conn = sqlite3.connect(self.location)
             try:
-                return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+                return [tuple(r) for r in conn.execute(query)]
             finally:
                 conn.close()
         pg = await asyncpg.connect(self.location)
         try:
-            return [(r[0], r[1], r[2]) for r in await pg.fetch(query)]
+            return [tuple(r) for r in await pg.fetch(query)]
         finally:
             await pg.close()
+
+    async def outbox_rows(self) -> list[tuple[str, str, str]]:
+        """(id, sink, status) of every outbox row, in enqueue order, read from the tables."""
+        rows = await self.rows("SELECT id, sink, status FROM outbox ORDER BY seq")
+        return [(r[0], r[1], r[2]) for r in rows]
 
 
 @pytest.fixture(params=BACKENDS)

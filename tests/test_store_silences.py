@@ -4,6 +4,7 @@ rows written in the old map form."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 
 from relay.domain.matchers import Matcher, parse_matcher
@@ -140,10 +141,23 @@ async def test_a_silence_stored_in_the_old_map_form_still_loads(
     [old] = await store.list_silences(now=T0)
     assert old.id == "sil_old"
     assert old.matchers == (
-        Matcher.equal("rule", "execution-failed"),
         Matcher.equal("severity", "critical"),
+        Matcher.equal("rule", "execution-failed"),
     )
     assert (old.starts_at, old.ends_at) == (T0 - timedelta(hours=1), T0 + timedelta(hours=1))
     assert old.matches({"rule": "execution-failed", "severity": "critical", "team": "x"})
     assert not old.matches({"rule": "execution-failed", "severity": "warning"})
     assert await store.expire_silence("sil_old", now=T0) is True
+
+
+async def test_equality_silences_keep_the_old_map_form_for_older_replicas(
+    store: Store, backend: Backend
+) -> None:
+    """A replica not yet upgraded reads `{name: value}`; only silences it could not
+    apply anyway (`!=`, `=~`, `!~`, a name twice) are written as matcher strings."""
+    await store.add_silence(make_silence("sil_eq"))
+    regex = (parse_matcher('team=~"pay.*"'), Matcher.equal("rule", "x"))
+    await store.add_silence(make_silence("sil_re", matchers=regex))
+    rows = dict(await backend.rows("SELECT id, matchers FROM silences ORDER BY id"))
+    assert json.loads(rows["sil_eq"]) == {"rule": "execution-failed", "responder_id": "resp-1"}
+    assert json.loads(rows["sil_re"]) == ['team=~"pay.*"', 'rule="x"']

@@ -66,6 +66,7 @@ __all__ = [
     "Silence",
     "SilenceOrigin",
     "active",
+    "as_label_map",
     "config_silence",
     "config_silences",
     "expire",
@@ -139,13 +140,20 @@ def expire(silence: Silence, *, now: datetime) -> Silence:
     return replace(silence, expired_at=now)
 
 
-def _id_matchers(matchers: Sequence[Matcher]) -> Any:
-    """What a config silence's id hashes for its matchers: the old `{name: value}` map
-    when that spells them (every matcher `=`, names distinct), else canonical strings."""
+def as_label_map(matchers: Sequence[Matcher]) -> dict[str, str] | None:
+    """The matchers as the `{name: value}` map silences had before matchers had
+    operators, when that spells them (every matcher `=`, names distinct); else None."""
     names = [m.name for m in matchers]
     if all(m.op == "=" for m in matchers) and len(set(names)) == len(names):
-        return {m.name: m.value for m in sorted(matchers, key=lambda m: m.name)}
-    return canonical(matchers)
+        return {m.name: m.value for m in matchers}
+    return None
+
+
+def _id_matchers(matchers: Sequence[Matcher]) -> Any:
+    """What a config silence's id hashes for its matchers: the old map when that spells
+    them (so old-form silences keep their ids), else their canonical strings."""
+    as_map = as_label_map(matchers)
+    return dict(sorted(as_map.items())) if as_map is not None else canonical(matchers)
 
 
 def config_silence(
