@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.domain.matchers import (
+from relay.matchers import (
     Matcher,
     MatcherError,
     canonical,

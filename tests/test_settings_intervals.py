@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from relay.domain.matchers import Matcher
+from relay.matchers import Matcher
 from relay.settings import Matchers
 from tests.test_settings import MINIMAL, load, only_problem
 

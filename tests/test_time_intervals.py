@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.domain.time_intervals import (
+from relay.time_intervals import (
     TimeIntervalError,
     in_any,
     time_interval,

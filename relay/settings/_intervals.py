@@ -2,9 +2,9 @@
 named recurring `time_intervals`.
 
 Invariants:
-- A `Matchers` value is a list of matchers already parsed (`relay.domain.matchers`); a
+- A `Matchers` value is a list of matchers already parsed (`relay.matchers`); a
   string that cannot be read is refused with the reason, located at its index.
-- A `time_intervals` entry is built into a `relay.domain.time_intervals.TimeInterval`
+- A `time_intervals` entry is built into a `relay.time_intervals.TimeInterval`
   while validating, so a bad weekday, time or zone names its field
   (`time_intervals.0.weekdays.1: ...`); names are unique.
 """
@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 
-from relay.domain.matchers import Matcher, MatcherError, parse_matchers
-from relay.domain.time_intervals import TimeInterval, TimeIntervalError, time_interval
+from relay.matchers import Matcher, MatcherError, parse_matchers
+from relay.time_intervals import TimeInterval, TimeIntervalError, time_interval
 from relay.settings._base import Name, Section, raise_problems
 
 __all__ = ["Matchers", "TimeIntervalSettings", "TimeRange", "parse_matcher_list"]
@@ -60,7 +60,7 @@ class TimeRange(Section):
 
 class TimeIntervalSettings(Section):
     """One named recurring interval: every field given must match (see
-    `relay.domain.time_intervals`)."""
+    `relay.time_intervals`)."""
 
     name: Name
     times: list[TimeRange] = Field(default_factory=list)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from relay.domain.time_intervals import TimeInterval
+from relay.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._intervals import TimeIntervalSettings
