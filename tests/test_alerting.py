@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from relay.domain.matchers import Matcher
 from relay.domain.silences import config_silences, new_silence
+from relay.matchers import Matcher
 from relay.pipeline.alerting import AlertPlanner
 from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine

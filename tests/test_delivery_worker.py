@@ -481,8 +481,8 @@ async def test_a_retried_batch_keeps_its_webhook_id(store: SqliteStore, clock: M
 async def test_a_silence_added_while_notifications_wait_keeps_them_quiet(
     store: SqliteStore, clock: ManualClock
 ) -> None:
-    from relay.domain.matchers import parse_matcher
     from relay.domain.silences import Silence, new_silence
+    from relay.matchers import parse_matcher
 
     noisy = [make_notification(make_alert(rule="credit-burn")) for _ in range(2)]
     other = make_notification(make_alert(rule="execution-failed"))

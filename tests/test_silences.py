@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from relay.domain.alerts import Alert
-from relay.domain.matchers import Matcher, parse_matcher
 from relay.domain.rules import as_firing, evaluate_transitions, notifications_for
 from relay.domain.silences import (
     BEGINNING,
@@ -22,6 +21,7 @@ from relay.domain.silences import (
     new_silence,
 )
 from relay.domain.windows import GroupState, evaluate_windows
+from relay.matchers import Matcher, parse_matcher
 from relay.settings import SilenceSettings
 from tests.rules_builders import at, context, execution, rule, tracked, transition
 

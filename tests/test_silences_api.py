@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from relay.domain.matchers import parse_matcher
+from relay.matchers import parse_matcher
 from tests.http_rig import HttpRig, http_rig, make_alert
 from tests.test_server_api import get_json
 

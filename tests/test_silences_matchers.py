@@ -21,9 +21,9 @@ from relay.domain.silences import (
     in_force,
     matching_silence,
 )
-from relay.domain.time_intervals import time_interval
 from relay.settings import MatcherProblems, SilenceSettings, read_silence_matchers
 from relay.sim.clock import ManualClock
+from relay.time_intervals import time_interval
 from tests.test_settings import MINIMAL, load, only_problem, problems
 from tests.test_silences import failed_alert
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from relay.domain.alerts import group_alert_id
-from relay.domain.matchers import Matcher
 from relay.durations import format_age_s
 from relay.http.status_page import (
     AlertRow,
@@ -22,6 +21,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
+from relay.matchers import Matcher
 from tests.http_rig import START, HttpRig, commit_alerts, http_rig, make_alert
 from tests.tools import require_tool
 

@@ -7,8 +7,8 @@ import dataclasses
 import json
 from datetime import timedelta
 
-from relay.domain.matchers import Matcher, parse_matcher
 from relay.domain.silences import Silence
+from relay.matchers import Matcher, parse_matcher
 from relay.store import Store
 from tests import store_backends
 from tests.store_backends import Backend

@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import TypeVar
 
 from relay.clock import utcnow
-from relay.domain.matchers import canonical
 from relay.domain.silences import active, config_silences, new_silence
 from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
+from relay.matchers import canonical
 from relay.scrub import SecretScrubber
 from relay.settings import MatcherProblems, Settings, read_silence_matchers
 from relay.sinks import build_sink, send_test

@@ -3,9 +3,10 @@ recorded but not sent.
 
 Invariants:
 - A silence matches an alert when every matcher holds over the alert's labels, with
-  Alertmanager's semantics (`relay.domain.matchers`: anchored regexes, a missing label
+  Alertmanager's semantics (`relay.matchers`: anchored regexes, a missing label
   is ""). A silence without matchers matches nothing rather than everything, and one
-  whose every matcher matches the empty string is refused (`silence_problems`): it
+  whose every matcher matches the empty string is refused (`silence_problems`, with
+  the checks the settings also run, `relay.settings.silence_matcher_problems`): it
   would silence nearly every alert.
 - A silence is in force on `[starts_at, ends_at)` unless expired earlier; an expired or
   ended silence matches nothing. A recurring silence (`time_intervals` given, config
@@ -32,8 +33,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from relay.domain.alerts import Alert
-from relay.domain.matchers import Matcher, canonical, matches_all
-from relay.domain.time_intervals import TimeInterval
+from relay.matchers import Matcher, canonical, matches_all
+from relay.settings import silence_matcher_problems
+from relay.time_intervals import TimeInterval
 
 if TYPE_CHECKING:
     from relay.settings import SilenceSettings
@@ -54,10 +56,6 @@ MATCHER_KEYS: tuple[str, ...] = (
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 # A recurring config silence without `ends` recurs for ever.
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
-_ALLOWED_VALUES: Mapping[str, frozenset[str]] = {
-    "severity": frozenset({"critical", "warning", "info"}),
-    "type": frozenset({"agent", "squad", "workflow"}),
-}
 
 __all__ = [
     "BEGINNING",
@@ -71,7 +69,6 @@ __all__ = [
     "config_silences",
     "expire",
     "in_force",
-    "matcher_problems",
     "matching_silence",
     "new_silence",
     "silence_problems",
@@ -198,29 +195,6 @@ def config_silences(
     return [config_silence(entry, intervals=intervals) for entry in settings]
 
 
-def matcher_problems(matchers: Sequence[Matcher]) -> list[tuple[int | None, str]]:
-    """What is wrong with a silence's matchers, each with the index of the matcher it is
-    about (None: about them all); empty when they are fine."""
-    if not matchers:
-        return [(None, 'give at least one matcher, like rule="execution-failed"')]
-    problems: list[tuple[int | None, str]] = []
-    for index, matcher in enumerate(matchers):
-        allowed = _ALLOWED_VALUES.get(matcher.name)
-        if matcher.op == "=" and allowed is not None and matcher.value not in allowed:
-            problems.append(
-                (index, f"{matcher.name} should be one of {', '.join(sorted(allowed))}")
-            )
-    if not problems and all(m.matches_empty for m in matchers):
-        problems.append(
-            (
-                None,
-                "every matcher also matches alerts without the label, so this would "
-                'silence nearly everything; add one like rule="execution-failed"',
-            )
-        )
-    return problems
-
-
 def silence_problems(
     matchers: Sequence[Matcher],
     *,
@@ -232,7 +206,7 @@ def silence_problems(
     `path: message` (`matchers[1]: ...`, `ends_at: ...`)."""
     problems = [
         f"{'matchers' if index is None else f'matchers[{index}]'}: {message}"
-        for index, message in matcher_problems(matchers)
+        for index, message in silence_matcher_problems(matchers)
     ]
     return problems + window_problems(starts_at=starts_at, ends_at=ends_at, now=now)
 

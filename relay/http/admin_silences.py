@@ -30,11 +30,11 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from relay.clock import UtcDatetime
-from relay.domain.matchers import canonical
 from relay.domain.silences import Silence, active, in_force, new_silence, window_problems
 from relay.durations import utc_iso
 from relay.http.admin_requests import RequestModel, parse_body, parse_flag, parse_query
 from relay.http.common import CONTEXT, ApiError, json_response
+from relay.matchers import canonical
 from relay.settings import MatcherProblems, PositiveDuration, ReadMatchers, read_silence_matchers
 
 __all__ = [

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from relay import __version__
-from relay.domain.matchers import canonical
 from relay.domain.silences import active, in_force
 from relay.errors import StoreError
 from relay.http.common import CONTEXT, HttpContext, source_state
@@ -30,6 +29,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
+from relay.matchers import canonical
 
 if TYPE_CHECKING:
     from relay.store import OutboxCounts

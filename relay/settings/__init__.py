@@ -36,6 +36,7 @@ from relay.settings._silences import (
     SilenceMatchers,
     SilenceSettings,
     read_silence_matchers,
+    silence_matcher_problems,
 )
 from relay.settings._sinks import (
     SINK_TYPES,
@@ -87,4 +88,5 @@ __all__ = [
     "read_silence_matchers",
     "reference_problems",
     "secrets_of",
+    "silence_matcher_problems",
 ]

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 
 from relay.matchers import Matcher, MatcherError, parse_matchers
-from relay.time_intervals import TimeInterval, TimeIntervalError, time_interval
 from relay.settings._base import Name, Section, raise_problems
+from relay.time_intervals import TimeInterval, TimeIntervalError, time_interval
 
 __all__ = ["Matchers", "TimeIntervalSettings", "TimeRange", "parse_matcher_list"]
 

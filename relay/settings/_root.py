@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from relay.time_intervals import TimeInterval
 from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._intervals import TimeIntervalSettings
@@ -32,6 +31,7 @@ from relay.settings._sections import (
 )
 from relay.settings._silences import SilenceSettings, silence_reference_problems
 from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
+from relay.time_intervals import TimeInterval
 
 Location = tuple[str | int, ...]
 

@@ -6,8 +6,9 @@ Invariants:
   several in one `{...}`), a list of Alertmanager v2 objects (`{name, value, isRegex,
   isEqual}`), or the old map (`{rule: x, severity: warning}`: equality matchers).
   Every problem is located at the entry it is about (`(1,)`, `(1, "isRegex")`, or the
-  map's key), and the silence domain's own checks (`=` values of severity/type, a
-  silence that would match everything) are located the same way.
+  map's key), and the checks of what a silence may be (`silence_matcher_problems`:
+  `=` values of severity/type, a silence that would match everything; the silence
+  domain runs them too) are located the same way.
 - A validated `SilenceMatchers` remembers which entry each matcher came from and
   serialises back to the same shape (map or list, one entry per entry), so a problem
   found on the validated settings has the location it has in the raw file.
@@ -19,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 
 from relay.clock import UtcDatetime
-from relay.domain.matchers import Matcher, MatcherError, MatchOp, parse_matchers
-from relay.domain.silences import matcher_problems
+from relay.matchers import Matcher, MatcherError, MatchOp, parse_matchers
 from relay.settings._base import Name, Section, raise_problems
+from relay.vocab import ExecutionKind, Severity
 
 Location = tuple[str | int, ...]
 
@@ -36,10 +37,16 @@ __all__ = [
     "SilenceMatchers",
     "SilenceSettings",
     "read_silence_matchers",
+    "silence_matcher_problems",
     "silence_reference_problems",
 ]
 
 _OBJECT_KEYS = frozenset({"name", "value", "isRegex", "isEqual"})
+# The labels whose values are known: `=` on them with another value could never match.
+_ALLOWED_VALUES: Mapping[str, frozenset[str]] = {
+    "severity": frozenset(get_args(Severity)),
+    "type": frozenset(get_args(ExecutionKind)),
+}
 
 
 class MatcherProblems(ValueError):
@@ -74,12 +81,35 @@ class ReadMatchers:
         return [one[0] if len(one) == 1 else "{" + ", ".join(one) + "}" for one in grouped.values()]
 
     def problems(self) -> list[tuple[Location, str]]:
-        """The silence domain's objections (`matcher_problems`), located at the entry
+        """The silence domain's objections (`silence_matcher_problems`), located at the entry
         each is about (`()`: about them all)."""
         return [
             ((self.entries[index],) if index is not None else (), message)
-            for index, message in matcher_problems(self.matchers)
+            for index, message in silence_matcher_problems(self.matchers)
         ]
+
+
+def silence_matcher_problems(matchers: Sequence[Matcher]) -> list[tuple[int | None, str]]:
+    """What is wrong with a silence's matchers, each with the index of the matcher it is
+    about (None: about them all); empty when they are fine."""
+    if not matchers:
+        return [(None, 'give at least one matcher, like rule="execution-failed"')]
+    problems: list[tuple[int | None, str]] = []
+    for index, matcher in enumerate(matchers):
+        allowed = _ALLOWED_VALUES.get(matcher.name)
+        if matcher.op == "=" and allowed is not None and matcher.value not in allowed:
+            problems.append(
+                (index, f"{matcher.name} should be one of {', '.join(sorted(allowed))}")
+            )
+    if not problems and all(m.matches_empty for m in matchers):
+        problems.append(
+            (
+                None,
+                "every matcher also matches alerts without the label, so this would "
+                'silence nearly everything; add one like rule="execution-failed"',
+            )
+        )
+    return problems
 
 
 def read_silence_matchers(value: Any, *, check: bool = True) -> ReadMatchers:

@@ -28,10 +28,10 @@ from relay.domain.codec import (
     notification_from_dict,
     notification_to_dict,
 )
-from relay.domain.matchers import Matcher, parse_matcher
 from relay.domain.silences import Silence, SilenceOrigin, as_label_map
 from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
 from relay.domain.windows import GroupState
+from relay.matchers import Matcher, parse_matcher
 from relay.store.backend import Dialect, Params, Row
 from relay.store.base import execution_snapshot
 from relay.store.records import (
