@@ -122,7 +122,7 @@ async def build_runtime(
         )
         for sink in sinks.values():
             stack.push_async_callback(_shielded, sink.aclose)
-        silences = config_silences(settings.silences)
+        silences = config_silences(settings.silences, intervals=settings.intervals())
 
         async def active_silences(at: datetime) -> list[Silence]:
             return [*silences, *await store.list_silences(now=at)]

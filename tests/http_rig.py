@@ -63,9 +63,9 @@ def make_settings(
     admin_token: str | None = ADMIN_TOKEN,
     sinks: bool = True,
     server: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """`extra`: more top-level sections (routes, time_intervals), replacing these."""
+    """`more`: top-level sections that replace (or add to) the rig's own."""
     raw: dict[str, Any] = {
         "sources": [
             {"name": "prod", "api_key": SOURCE_KEY, "poll_interval": "15s"},
@@ -108,7 +108,7 @@ def make_settings(
             }
         ],
     }
-    return Settings.model_validate({**raw, **(extra or {})})
+    return Settings.model_validate(raw | dict(more or {}))
 
 
 def make_alert(
@@ -210,12 +210,12 @@ async def http_rig(
     admin_token: str | None = ADMIN_TOKEN,
     sinks: bool = True,
     server: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[HttpRig]:
-    """`server`: more `server.*` settings (read_token, allowed_hosts, ...); `extra`: more
-    top-level sections."""
+    """`server`: more `server.*` settings (read_token, allowed_hosts, ...); `more`: top-level
+    sections replacing the rig's own (`silences`, `time_intervals`, ...)."""
     settings = make_settings(
-        tmp_path, admin_token=admin_token, sinks=sinks, server=server, extra=extra
+        tmp_path, admin_token=admin_token, sinks=sinks, server=server, more=more
     )
     clock = ManualClock(START)
     registry = CollectorRegistry()

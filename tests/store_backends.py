@@ -91,20 +91,41 @@ class Backend:
             return SqliteStore(self.location)
         return PostgresStore(self.location, max_size=3)
 
-    async def outbox_rows(self) -> list[tuple[str, str, str]]:
-        """(id, sink, status) of every outbox row, in enqueue order, read from the tables."""
-        query = "SELECT id, sink, status FROM outbox ORDER BY seq"
+    async def execute(self, statement: str) -> None:
+        """Run one statement (no parameters) on the tables, behind the store's back: to
+        write rows as an older relay did."""
         if self.name == "sqlite":
             conn = sqlite3.connect(self.location)
             try:
-                return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+                conn.execute(statement)
+                conn.commit()
+            finally:
+                conn.close()
+            return
+        pg = await asyncpg.connect(self.location)
+        try:
+            await pg.execute(statement)
+        finally:
+            await pg.close()
+
+    async def rows(self, query: str) -> list[tuple[Any, ...]]:
+        """Every row of `query` (no parameters), read from the tables as tuples."""
+        if self.name == "sqlite":
+            conn = sqlite3.connect(self.location)
+            try:
+                return [tuple(r) for r in conn.execute(query)]
             finally:
                 conn.close()
         pg = await asyncpg.connect(self.location)
         try:
-            return [(r[0], r[1], r[2]) for r in await pg.fetch(query)]
+            return [tuple(r) for r in await pg.fetch(query)]
         finally:
             await pg.close()
+
+    async def outbox_rows(self) -> list[tuple[str, str, str]]:
+        """(id, sink, status) of every outbox row, in enqueue order, read from the tables."""
+        rows = await self.rows("SELECT id, sink, status FROM outbox ORDER BY seq")
+        return [(r[0], r[1], r[2]) for r in rows]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from relay.domain.silences import config_silences, new_silence
+from relay.matchers import Matcher
 from relay.pipeline.alerting import AlertPlanner
 from relay.pipeline.cycle import CycleReport, ScanLimits
 from relay.pipeline.engine import SourceEngine
@@ -135,7 +136,9 @@ async def test_a_silenced_alert_is_recorded_not_sent_and_never_replayed(rig: Rig
     target = rig.workspace.create_execution(kind="agent")
     await rig.cycle()
     silence = new_silence(
-        {"rule": "root-failed"}, ends_at=rig.clock() + timedelta(hours=1), now=rig.clock()
+        [Matcher.equal("rule", "root-failed")],
+        ends_at=rig.clock() + timedelta(hours=1),
+        now=rig.clock(),
     )
     await rig.store.add_silence(silence)
     rig.workspace.set_status(target, "failed", error="boom")

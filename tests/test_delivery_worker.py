@@ -482,11 +482,14 @@ async def test_a_silence_added_while_notifications_wait_keeps_them_quiet(
     store: SqliteStore, clock: ManualClock
 ) -> None:
     from relay.domain.silences import Silence, new_silence
+    from relay.matchers import parse_matcher
 
     noisy = [make_notification(make_alert(rule="credit-burn")) for _ in range(2)]
     other = make_notification(make_alert(rule="execution-failed"))
     silence = new_silence(
-        {"rule": "credit-burn"}, ends_at=T0 + timedelta(hours=1), now=T0 - timedelta(seconds=1)
+        [parse_matcher('rule="credit-burn"')],
+        ends_at=T0 + timedelta(hours=1),
+        now=T0 - timedelta(seconds=1),
     )
 
     async def active(_at: datetime) -> list[Silence]:

@@ -21,6 +21,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
+from relay.matchers import Matcher
 from tests.http_rig import START, HttpRig, commit_alerts, http_rig, make_alert
 from tests.tools import require_tool
 
@@ -124,7 +125,7 @@ def view(**changes: object) -> StatusView:
         silences=[
             SilenceRow(
                 id="sil_1",
-                matchers={"rule": EVIL},
+                matchers=[str(Matcher.equal("rule", EVIL))],
                 starts_at=START,
                 ends_at=START + timedelta(hours=1),
                 creator="ana",
@@ -164,7 +165,7 @@ def test_every_outside_value_is_escaped() -> None:
     (alert,) = page.table("alerts")
     assert alert.cells[-1] == EVIL  # shown as text, exactly
     (silence,) = page.table("silences")
-    assert silence.cells[0] == f"rule={EVIL}"
+    assert silence.cells[0] == str(Matcher.equal("rule", EVIL))  # canonical: quoted
     assert "https://app.example/executions/1?a=1&b=2" in page.links
 
 
@@ -246,7 +247,7 @@ def check_page(page: PageParser, *, silence_id: str) -> None:
     silences = {row.attrs["data-silence"]: row for row in page.table("silences")}
     origins = sorted(row.attrs["data-origin"] for row in silences.values())
     assert origins == ["api", "config"]
-    assert silences[silence_id].cells[0] == "responder_id=resp-9"
+    assert silences[silence_id].cells[0] == 'responder_id="resp-9"'
     assert silences[silence_id].cells[4] == "migration"
     assert any(row.cells[4] == "finance freeze <b>week</b>" for row in silences.values())
     assert {"http-equiv": "refresh", "content": "10"} in page.metas

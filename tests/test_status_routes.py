@@ -74,7 +74,7 @@ def test_without_routes_the_section_says_so() -> None:
 
 
 async def test_the_served_page_shows_which_routes_are_muted_now(tmp_path: Path) -> None:
-    async with http_rig(tmp_path, extra=ROUTES) as rig:
+    async with http_rig(tmp_path, more=ROUTES) as rig:
         muted = replace(
             make_alert(1, at=rig.clock()),
             muted=(MutedRoute(route="office-only", sinks=("finops",), reason="outside office"),),

@@ -1,13 +1,17 @@
-"""Runtime silences in the store: add, read, list, expire, prune."""
+"""Runtime silences in the store: add, read, list, expire, prune; regex matchers, and
+rows written in the old map form."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 
 from relay.domain.silences import Silence
+from relay.matchers import Matcher, parse_matcher
 from relay.store import Store
 from tests import store_backends
+from tests.store_backends import Backend
 from tests.test_store_sqlite import T0
 
 # Every test taking `store` runs on SQLite and on PostgreSQL.
@@ -23,7 +27,10 @@ def make_silence(
 ) -> Silence:
     base = Silence(
         id=silence_id,
-        matchers={"rule": "execution-failed", "responder_id": "resp-1"},
+        matchers=(
+            Matcher.equal("rule", "execution-failed"),
+            Matcher.equal("responder_id", "resp-1"),
+        ),
         starts_at=T0 + starts_in,
         ends_at=T0 + starts_in + lasts,
         creator="ops@example.com",
@@ -101,3 +108,56 @@ async def test_prune_deletes_silences_that_ended_long_ago(store: Store) -> None:
     assert result.silences_deleted == 2
     every = await store.list_silences(now=T0, include_expired=True)
     assert [s.id for s in every] == ["sil_current"]
+
+
+async def test_a_regex_silence_round_trips(store: Store, backend: Backend) -> None:
+    matchers = tuple(
+        parse_matcher(text)
+        for text in ('team=~"pay.*|db"', 'source!="staging"', 'agent_id!~"bot-\\\\d+"', 'x="a\\"b"')
+    )
+    silence = make_silence("sil_regex", matchers=matchers)
+    assert await store.add_silence(silence) is True
+    [listed] = await store.list_silences(now=T0)
+    assert listed == silence
+    assert [str(m) for m in listed.matchers] == [str(m) for m in matchers]
+    assert listed.matches({"team": "payments", "source": "prod", "x": 'a"b'})
+    assert not listed.matches({"team": "repay", "source": "prod", "x": 'a"b'})  # anchored
+    again = backend.new_store()
+    async with again:
+        assert await again.get_silence("sil_regex") == silence
+
+
+async def test_a_silence_stored_in_the_old_map_form_still_loads(
+    store: Store, backend: Backend
+) -> None:
+    """Rows written before matchers had operators hold a `{name: value}` map."""
+    await backend.execute(
+        "INSERT INTO silences (id, matchers, starts_at, ends_at, creator, comment, "
+        "created_at, expired_at, origin) VALUES ('sil_old', "
+        """'{"severity":"critical","rule":"execution-failed"}', """
+        "'2026-03-01T11:00:00.000000Z', '2026-03-01T13:00:00.000000Z', 'ops', 'old', "
+        "'2026-03-01T11:00:00.000000Z', NULL, 'api')"
+    )
+    [old] = await store.list_silences(now=T0)
+    assert old.id == "sil_old"
+    assert old.matchers == (
+        Matcher.equal("severity", "critical"),
+        Matcher.equal("rule", "execution-failed"),
+    )
+    assert (old.starts_at, old.ends_at) == (T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert old.matches({"rule": "execution-failed", "severity": "critical", "team": "x"})
+    assert not old.matches({"rule": "execution-failed", "severity": "warning"})
+    assert await store.expire_silence("sil_old", now=T0) is True
+
+
+async def test_equality_silences_keep_the_old_map_form_for_older_replicas(
+    store: Store, backend: Backend
+) -> None:
+    """A replica not yet upgraded reads `{name: value}`; only silences it could not
+    apply anyway (`!=`, `=~`, `!~`, a name twice) are written as matcher strings."""
+    await store.add_silence(make_silence("sil_eq"))
+    regex = (parse_matcher('team=~"pay.*"'), Matcher.equal("rule", "x"))
+    await store.add_silence(make_silence("sil_re", matchers=regex))
+    rows = dict(await backend.rows("SELECT id, matchers FROM silences ORDER BY id"))
+    assert json.loads(rows["sil_eq"]) == {"rule": "execution-failed", "responder_id": "resp-1"}
+    assert json.loads(rows["sil_re"]) == ['team=~"pay.*"', 'rule="x"']

@@ -215,7 +215,8 @@ COMMANDS: dict[str, Command] = {
         add_arguments=_with_config_argument(cli_ops.add_deliveries_arguments),
     ),
     "silences": Command(
-        help="silences: add --matcher rule=NAME [--duration 2h], list [--all], expire ID",
+        help="silences: add MATCHER... (like 'team=~\"pay.*\"' severity=critical) "
+        "[--duration 2h], list [--all], expire ID",
         run=_with_settings(cli_ops.silences),
         add_arguments=_with_config_argument(cli_ops.add_silences_arguments),
     ),

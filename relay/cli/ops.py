@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import TypeVar
 
 from relay.clock import utcnow
-from relay.domain.silences import config_silences, new_silence
+from relay.domain.silences import active, config_silences, new_silence
 from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
+from relay.matchers import canonical
 from relay.scrub import SecretScrubber
-from relay.settings import Settings
+from relay.settings import MatcherProblems, Settings, read_silence_matchers
 from relay.sinks import build_sink, send_test
 from relay.store import Store, open_store
 
@@ -105,28 +106,37 @@ def _list_dead(settings: Settings, *, sink: str | None, limit: int) -> int:
 
 def silences(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
+        if args.items:
+            print("silences list: takes no arguments (only --all)", file=sys.stderr)
+            return EXIT_USAGE
         return _list_silences(settings, include_expired=args.all)
     if args.action == "expire":
-        if not args.id:
+        if len(args.items) != 1:
             print("silences expire: give the silence id", file=sys.stderr)
             return EXIT_USAGE
-        expired = _with_store(settings, lambda store: store.expire_silence(args.id, now=utcnow()))
+        [silence_id] = args.items
+        expired = _with_store(
+            settings, lambda store: store.expire_silence(silence_id, now=utcnow())
+        )
         if not expired:
-            print(f"no active runtime silence {args.id!r}", file=sys.stderr)
+            print(f"no active runtime silence {silence_id!r}", file=sys.stderr)
             return EXIT_FAILURE
-        print(f"silence {args.id} expired")
+        print(f"silence {silence_id} expired")
         return EXIT_OK
     return _add_silence(settings, args)
 
 
 def _add_silence(settings: Settings, args: argparse.Namespace) -> int:
-    matchers: dict[str, str] = {}
-    for item in args.matcher:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"--matcher {item!r}: use KEY=VALUE, e.g. rule=credit-burn", file=sys.stderr)
-            return EXIT_USAGE
-        matchers[key.strip()] = value.strip()
+    # Matchers as amtool takes them (`'team=~"pay.*"' severity=critical`), positional or
+    # with the older `--matcher` (where `rule=x` still reads: a bare value).
+    given = [*args.items, *args.matcher]
+    try:
+        matchers = read_silence_matchers(given).matchers
+    except MatcherProblems as exc:
+        for loc, message in exc.problems:
+            where = given[loc[0]] if loc and isinstance(loc[0], int) else "matchers"
+            print(f"silences add: {where}: {message}", file=sys.stderr)
+        return EXIT_USAGE
     now = utcnow()
     try:
         starts = datetime.fromisoformat(args.starts) if args.starts else now
@@ -156,16 +166,20 @@ def _list_silences(settings: Settings, *, include_expired: bool) -> int:
     stored = _with_store(
         settings, lambda store: store.list_silences(now=now, include_expired=include_expired)
     )
-    found = [*config_silences(settings.silences), *stored]
+    found = [*config_silences(settings.silences, intervals=settings.intervals()), *stored]
     if not found:
         print("no silences")
     for silence in found:
-        matchers = ",".join(f"{k}={v}" for k, v in sorted(silence.matchers.items()))
+        matchers = ",".join(canonical(silence.matchers))
         state = "expired" if silence.expired_at is not None else "active"
+        ends = "never" if silence.open_ended else utc_iso(silence.ends_at, timespec="seconds")
+        recurring = ""
+        if silence.recurring:
+            now_state = "muting now" if active(silence, now) else "not now"
+            recurring = f"  recurring: {','.join(silence.recurring)} ({now_state})"
         print(
             f"{silence.id}  {state}  {silence.origin}  {matchers}"
-            f"  {utc_iso(silence.starts_at, timespec='seconds')}"
-            f" -> {utc_iso(silence.ends_at, timespec='seconds')}"
+            f"  {utc_iso(silence.starts_at, timespec='seconds')} -> {ends}{recurring}"
             f"  {silence.creator} {silence.comment}".rstrip()
         )
     return EXIT_OK
@@ -188,13 +202,19 @@ def add_deliveries_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_silences_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("add", "list", "expire"))
-    parser.add_argument("id", nargs="?", help="the silence to expire")
+    parser.add_argument(
+        "items",
+        nargs="*",
+        metavar="MATCHER|ID",
+        help="add: matchers in Alertmanager's syntax over any alert label, like "
+        "'team=~\"pay.*\"' severity!=info rule=execution-failed; expire: the silence id",
+    )
     parser.add_argument(
         "--matcher",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="rule, severity, responder_id, agent_id, workflow_id or type (repeatable)",
+        metavar="MATCHER",
+        help="one more matcher, like rule=NAME (repeatable; the same as a positional one)",
     )
     parser.add_argument("--duration", default="2h", help="how long (default 2h)")
     parser.add_argument("--starts", help="ISO 8601 start (default now)")

@@ -1,14 +1,23 @@
 """The silence endpoints of the admin API (routed by `relay.http.admin_api`).
 
     GET    /api/v1/silences               ?include_expired=true
-    POST   /api/v1/silences               {"matchers": {...}, "ends_at"|"duration", ...}
+    POST   /api/v1/silences               {"matchers": [...], "ends_at"|"duration", ...}
     DELETE /api/v1/silences/{id}          expires it now
+
+`matchers` is a list of strings in Alertmanager's syntax (`["team=~\"pay.*\""]`), a
+list of Alertmanager v2 objects (`{"name", "value", "isRegex", "isEqual"}`) or the old
+map (`{"rule": "x"}`: equality matchers); responses give them as canonical strings,
+with `recurring` (the names of a config silence's time intervals) and `active_now`.
 
 Invariants:
 - Config silences are listed beside the stored ones (`origin: "config"`) but cannot be
   expired here: they live in the configuration file.
-- A silence is stored only once its matchers and times pass `silence_problems`; a
-  refused one is a 422 whose `problems` name the field.
+- A silence is stored only once its matchers and times pass `silence_problems`:
+  matchers that cannot be read (a bad regex) are a 400 whose `problems` name the entry
+  (`matchers[1]`, `matchers[1].isRegex`, `matchers.team`); a refused silence (ends in
+  the past, `severity="loud"`) is a 422 whose `problems` name the field.
+- `active` is "in force" (started, not ended or expired); `active_now` is whether it
+  mutes alerts at this moment, which a recurring silence does only inside its windows.
 - Expiring never deletes: an expired silence stays listed with `include_expired=true`.
 """
 
@@ -21,11 +30,12 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from relay.clock import UtcDatetime
-from relay.domain.silences import Silence, active, new_silence, silence_problems
+from relay.domain.silences import Silence, active, in_force, new_silence, window_problems
 from relay.durations import utc_iso
 from relay.http.admin_requests import RequestModel, parse_body, parse_flag, parse_query
 from relay.http.common import CONTEXT, ApiError, json_response
-from relay.settings import PositiveDuration
+from relay.matchers import canonical
+from relay.settings import MatcherProblems, PositiveDuration, ReadMatchers, read_silence_matchers
 
 __all__ = [
     "NewSilence",
@@ -37,9 +47,10 @@ __all__ = [
 
 
 class NewSilence(RequestModel):
-    """The body of POST /api/v1/silences; matchers are checked by the silence domain."""
+    """The body of POST /api/v1/silences; matchers are read by `read_silence_matchers`
+    (so a bad one is a 400 naming its entry) and checked by the silence domain."""
 
-    matchers: dict[str, str]
+    matchers: Any  # any JSON: `read_silence_matchers` says what is wrong with it
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
     duration: PositiveDuration | None = None
@@ -56,16 +67,37 @@ class NewSilence(RequestModel):
 def silence_to_dict(silence: Silence, *, now: datetime) -> dict[str, Any]:
     return {
         "id": silence.id,
-        "matchers": dict(silence.matchers),
+        "matchers": canonical(silence.matchers),
         "starts_at": utc_iso(silence.starts_at),
-        "ends_at": utc_iso(silence.ends_at),
+        "ends_at": None if silence.open_ended else utc_iso(silence.ends_at),
         "creator": silence.creator,
         "comment": silence.comment,
         "created_at": utc_iso(silence.created_at),
         "expired_at": utc_iso(silence.expired_at),
         "origin": silence.origin,
-        "active": active(silence, now),
+        "active": in_force(silence, now),
+        "recurring": silence.recurring,
+        "active_now": active(silence, now),
     }
+
+
+def _matcher_path(loc: tuple[str | int, ...]) -> str:
+    """`(1, "isRegex")` as `matchers[1].isRegex`, `("team",)` as `matchers.team`."""
+    path = "matchers"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _matchers(value: Any) -> ReadMatchers:
+    try:
+        return read_silence_matchers(value, check=False)
+    except MatcherProblems as exc:
+        problems = [{"path": _matcher_path(loc), "message": m} for loc, m in exc.problems]
+        listed = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
+        raise ApiError(
+            400, "bad_request", f"invalid matchers: {listed}", problems=problems
+        ) from None
 
 
 def _problem(text: str) -> dict[str, str]:
@@ -99,7 +131,9 @@ async def create_silence(request: web.Request) -> web.Response:
     now = context.now()
     starts_at = body.starts_at or now
     ends_at = body.ends_at or starts_at + (body.duration or timedelta(0))
-    problems = silence_problems(body.matchers, starts_at=starts_at, ends_at=ends_at, now=now)
+    matchers = _matchers(body.matchers)
+    problems = [f"{_matcher_path(loc)}: {message}" for loc, message in matchers.problems()]
+    problems += window_problems(starts_at=starts_at, ends_at=ends_at, now=now)
     if problems:
         raise ApiError(
             422,
@@ -108,7 +142,7 @@ async def create_silence(request: web.Request) -> web.Response:
             problems=[_problem(p) for p in problems],
         )
     silence = new_silence(
-        body.matchers,
+        matchers.matchers,
         starts_at=starts_at,
         ends_at=ends_at,
         now=now,

@@ -101,7 +101,7 @@ def build_app(
         now=now,
         scrubber=SecretScrubber.from_settings(settings),
         config_silences=tuple(
-            silences_from_settings(settings.silences)
+            silences_from_settings(settings.silences, intervals=settings.intervals())
             if config_silences is None
             else config_silences
         ),

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from relay import __version__
 from relay.domain.routes import mute_reason, muted_until, routes_of
-from relay.domain.silences import active
+from relay.domain.silences import active, in_force
 from relay.errors import StoreError
 from relay.http.common import CONTEXT, HttpContext, source_state
 from relay.http.status_page import (
@@ -31,6 +31,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
+from relay.matchers import canonical
 from relay.vocab import RUNBOOK_ANNOTATION
 
 if TYPE_CHECKING:
@@ -161,9 +162,10 @@ def route_rows(context: HttpContext, *, now: datetime) -> list[RouteRow]:
 async def collect_silence_rows(
     context: HttpContext, *, now: datetime
 ) -> tuple[list[SilenceRow], str | None]:
-    """The silences active at `now` for the status page, config ones included; and a
-    problem line when the store could not list its own."""
-    silences = [s for s in context.config_silences if active(s, now)]
+    """The silences in force at `now` for the status page, config ones included
+    (recurring ones also between their windows, marked as not muting); and a problem
+    line when the store could not list its own."""
+    silences = [s for s in context.config_silences if in_force(s, now)]
     problem: str | None = None
     try:
         async with asyncio.timeout(context.store_timeout_s):
@@ -171,17 +173,19 @@ async def collect_silence_rows(
     except (StoreError, TimeoutError) as exc:
         problem = f"stored silences are unknown: {exc or 'the store timed out'}"
     else:
-        silences.extend(s for s in stored if active(s, now))
+        silences.extend(s for s in stored if in_force(s, now))
     silences.sort(key=lambda s: (s.ends_at, s.id))
     rows = [
         SilenceRow(
             id=s.id,
-            matchers=dict(s.matchers),
+            matchers=canonical(s.matchers),
             starts_at=s.starts_at,
-            ends_at=s.ends_at,
+            ends_at=None if s.open_ended else s.ends_at,
             creator=s.creator,
             comment=s.comment,
             origin=s.origin,
+            recurring=s.recurring,
+            muting=active(s, now),
         )
         for s in silences
     ]

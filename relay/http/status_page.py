@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -94,12 +94,14 @@ class SinkRow:
 @dataclass(frozen=True, slots=True)
 class SilenceRow:
     id: str
-    matchers: Mapping[str, str]
+    matchers: Sequence[str]  # canonical, like team=~"pay.*"
     starts_at: datetime
-    ends_at: datetime
+    ends_at: datetime | None  # None: a recurring silence without an end
     creator: str
     comment: str
     origin: str  # "config" | "api"
+    recurring: Sequence[str] = ()  # names of its time intervals; () for a one-off
+    muting: bool = True  # False: a recurring silence between its windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ _SOURCE_COLUMNS = (
     "Longest unread",
 )
 _ROUTE_COLUMNS = ("Route", "Matchers", "Sinks", "Grouping", "Quiet hours", "Now")
-_SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin")
+_SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin", "Recurring")
 
 
 def _rate(per_minute: float | None) -> str:
@@ -269,13 +271,18 @@ def _silences(view: StatusView) -> str:
         return '<p class="muted" id="silences-empty">No active silences.</p>'
     rows = []
     for s in view.silences:
-        matchers = ", ".join(
-            f"<code>{_e(key)}={_e(value)}</code>" for key, value in sorted(s.matchers.items())
+        matchers = ", ".join(f"<code>{_e(m)}</code>" for m in s.matchers)
+        recurring = (
+            f"{_e(', '.join(s.recurring))} ({'muting now' if s.muting else 'not now'})"
+            if s.recurring
+            else ""
         )
         rows.append(
-            f'<tr data-silence="{_e(s.id)}" data-origin="{_e(s.origin)}">'
+            f'<tr data-silence="{_e(s.id)}" data-origin="{_e(s.origin)}"'
+            f' data-muting="{str(s.muting).lower()}">'
             f"<td>{matchers}</td><td>{_time(s.starts_at)}</td><td>{_time(s.ends_at)}</td>"
-            f"<td>{_e(s.creator)}</td><td>{_e(s.comment)}</td><td>{_e(s.origin)}</td></tr>"
+            f"<td>{_e(s.creator)}</td><td>{_e(s.comment)}</td><td>{_e(s.origin)}</td>"
+            f"<td>{recurring}</td></tr>"
         )
     return _table("silences", _SILENCE_COLUMNS, rows)
 

@@ -19,8 +19,6 @@ from relay.settings._rules import (
     OriginType,
     RatioThreshold,
     RuleSettings,
-    SilenceMatchers,
-    SilenceSettings,
     Threshold,
     WhenSettings,
 )
@@ -32,6 +30,14 @@ from relay.settings._sections import (
     ServerSettings,
     SourceSettings,
     StoreSettings,
+)
+from relay.settings._silences import (
+    MatcherProblems,
+    ReadMatchers,
+    SilenceMatchers,
+    SilenceSettings,
+    read_silence_matchers,
+    silence_matcher_problems,
 )
 from relay.settings._sinks import (
     SINK_TYPES,
@@ -59,11 +65,13 @@ __all__ = [
     "DurationThreshold",
     "GroupKey",
     "LogSettings",
+    "MatcherProblems",
     "Matchers",
     "OriginType",
     "PositiveDuration",
     "RateLimit",
     "RatioThreshold",
+    "ReadMatchers",
     "RouteSettings",
     "RuleSettings",
     "Section",
@@ -82,7 +90,9 @@ __all__ = [
     "config_warnings",
     "parse_matcher_list",
     "parse_rate_limit",
+    "read_silence_matchers",
     "reference_problems",
     "route_label",
     "secrets_of",
+    "silence_matcher_problems",
 ]

@@ -4,7 +4,8 @@ Invariants of a `Settings` value:
 - at least one source; source names, rule names and sink names are unique;
 - every sink a rule names is defined under `sinks`; a rule without sinks needs `routes`;
 - routes are coherent with the other sections (see `relay.settings._routes`);
-- every rule a config-defined silence names is defined under `rules`;
+- every rule a config-defined silence names (`rule="x"`) is defined under `rules`, and
+  every time interval it names under `time_intervals`;
 - a responder name (`responders`) is one non-empty line of at most 100 characters.
 The cross-section checks are written against plain data (`reference_problems`) so the
 loader can also run them when other parts of the file failed validation, and report
@@ -22,7 +23,7 @@ from relay.proxies import proxy_secrets
 from relay.settings._base import Name, Section, raise_problems
 from relay.settings._intervals import TimeIntervalSettings
 from relay.settings._routes import RouteSettings, route_problems
-from relay.settings._rules import RuleSettings, SilenceSettings
+from relay.settings._rules import RuleSettings
 from relay.settings._secrets import distinct_secrets, model_secrets
 from relay.settings._sections import (
     AlertsSettings,
@@ -31,6 +32,7 @@ from relay.settings._sections import (
     SourceSettings,
     StoreSettings,
 )
+from relay.settings._silences import SilenceSettings, silence_reference_problems
 from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
 from relay.time_intervals import TimeInterval
 
@@ -178,15 +180,7 @@ def reference_problems(tree: Mapping[str, Any]) -> list[tuple[Location, str]]:
         rules=rule_names,
         sources=_names_of(tree, "sources"),
     )
-    for index, silence in _entries(tree, "silences"):
-        matchers = silence.get("matchers")
-        rule_name = matchers.get("rule") if isinstance(matchers, Mapping) else None
-        if isinstance(rule_name, str) and rule_name not in rule_names:
-            problems.append(
-                (
-                    ("silences", index, "matchers", "rule"),
-                    f"unknown rule {rule_name!r}; defined rules: "
-                    f"{', '.join(rule_names) if rule_names else 'none'}",
-                )
-            )
+    problems += silence_reference_problems(
+        tree, rule_names=rule_names, interval_names=_names_of(tree, "time_intervals")
+    )
     return problems

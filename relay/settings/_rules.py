@@ -1,4 +1,4 @@
-"""Rules (what to alert on) and config-defined silences (when to keep quiet).
+"""Rules: what to alert on (config-defined silences are in `_silences`).
 
 Invariants:
 - A rule has at least one condition in `when`.
@@ -6,7 +6,6 @@ Invariants:
   `credits_sum` or `count`) and no per-execution timing condition (`running_for`,
   `duration`); a per-execution rule has no aggregate condition and no `group_by`.
 - A threshold has exactly one of `gt` and `gte`.
-- A silence has at least one matcher and ends after it starts.
 - A rule's `labels` and `annotations` have label names (`LABEL_NAME`), non-empty
   values, and never a name the relay sets itself (`RESERVED_LABELS`,
   `RESERVED_ANNOTATIONS`); `annotations.runbook_url` is an http(s) URL.
@@ -19,7 +18,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from relay.clock import UtcDatetime
 from relay.settings._base import (
     Name,
     OneOrMany,
@@ -197,38 +195,4 @@ class RuleSettings(Section):
         problems.extend(listed_twice(self.sinks, "sinks", "sink"))
         problems.extend(listed_twice(self.group_by, "group_by", "key"))
         raise_problems(problems, title="RuleSettings")
-        return self
-
-
-class SilenceMatchers(Section):
-    """An alert is silenced when every matcher given equals the alert's value."""
-
-    rule: str | None = None
-    severity: Severity | None = None
-    responder_id: str | None = None
-    agent_id: str | None = None
-    workflow_id: str | None = None
-    type: ExecutionKind | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> SilenceMatchers:
-        if all(getattr(self, name) is None for name in type(self).model_fields):
-            raise ValueError(
-                "give at least one matcher: rule, severity, responder_id, agent_id, "
-                "workflow_id or type"
-            )
-        return self
-
-
-class SilenceSettings(Section):
-    matchers: SilenceMatchers
-    starts: UtcDatetime | None = None
-    ends: UtcDatetime
-    comment: str = ""
-    creator: str = "config"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SilenceSettings:
-        if self.starts is not None and self.ends <= self.starts:
-            raise_problems([(("ends",), "should be after starts")], title="SilenceSettings")
         return self

@@ -6,7 +6,9 @@ Invariants:
 - Timestamps are encoded and decoded by the backend's `Dialect` (ISO text in SQLite,
   `timestamptz` in PostgreSQL); everything else is stored alike: booleans as given
   (SQLite keeps them as 0/1), `reported_statuses` a sorted JSON array, snapshots compact
-  JSON, alerts and notifications the compact JSON of `relay.domain.codec`.
+  JSON, alerts and notifications the compact JSON of `relay.domain.codec`, silence
+  matchers a JSON array of canonical matcher strings, or the `{name: value}` map older
+  relays wrote (still written for equality-only silences, read as equality matchers).
 - Encoding happens before a backend takes its lock or connection and decoding after it
   is released, so a bad record (a naive datetime) fails before any statement runs.
 """
@@ -26,9 +28,10 @@ from relay.domain.codec import (
     notification_from_dict,
     notification_to_dict,
 )
-from relay.domain.silences import Silence, SilenceOrigin
+from relay.domain.silences import Silence, SilenceOrigin, as_label_map
 from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
 from relay.domain.windows import GroupState
+from relay.matchers import Matcher, parse_matcher
 from relay.store.backend import Dialect, Params, Row
 from relay.store.base import execution_snapshot
 from relay.store.records import (
@@ -229,14 +232,32 @@ def dead_letter(row: Row, *, dialect: Dialect) -> DeadLetter:
 
 
 def silence_params(silence: Silence, *, dialect: Dialect) -> Params:
-    return _record_params(silence, dialect=dialect, matchers=_labels_json(silence.matchers))
+    """Matchers as a JSON array of their canonical strings (`["team=~\\"pay.*\\""]`),
+    except equality-only ones with distinct names: those keep the `{name: value}` map of
+    older relays, so a replica not yet upgraded (a rolling upgrade) still reads them.
+    Only runtime silences are stored, and those are never recurring."""
+    if silence.time_intervals:
+        raise ValueError(f"silence {silence.id}: a recurring silence cannot be stored")
+    # A map in the matchers' order (not sorted), so the silence reads back equal.
+    as_map = as_label_map(silence.matchers)
+    matchers = compact_json(as_map if as_map is not None else [str(m) for m in silence.matchers])
+    return _record_params(silence, dialect=dialect, matchers=matchers)
+
+
+def silence_matchers(text: str) -> tuple[Matcher, ...]:
+    """Stored matchers: the array `silence_params` writes, or the `{name: value}` map
+    written before matchers had operators (read as equality matchers)."""
+    value = json.loads(text)
+    if isinstance(value, dict):
+        return tuple(Matcher.equal(name, str(v)) for name, v in value.items())
+    return tuple(parse_matcher(entry) for entry in value)
 
 
 def silence_from_row(row: Row, *, dialect: Dialect) -> Silence:
     time = dialect.decode_time
     return Silence(
         id=row["id"],
-        matchers=json.loads(row["matchers"]),
+        matchers=silence_matchers(row["matchers"]),
         starts_at=time(row["starts_at"]),
         ends_at=time(row["ends_at"]),
         creator=row["creator"],
