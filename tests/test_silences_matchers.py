@@ -21,7 +21,7 @@ from relay.domain.silences import (
     in_force,
     matching_silence,
 )
-from relay.settings import MatcherProblems, SilenceSettings, read_silence_matchers
+from relay.settings import MatcherProblems, SilenceSettings, read_matchers
 from relay.sim.clock import ManualClock
 from relay.time_intervals import time_interval
 from tests.test_settings import MINIMAL, load, only_problem, problems
@@ -40,7 +40,7 @@ LABELS = {
 def one_off(matchers: Any, *, silence_id: str = "sil-1", **fields: Any) -> Silence:
     return Silence(
         id=silence_id,
-        matchers=read_silence_matchers(matchers, check=False).matchers,
+        matchers=read_matchers(matchers, check=False).matchers,
         starts_at=T0 - timedelta(hours=1),
         ends_at=T0 + timedelta(hours=1),
         creator="ops",
@@ -113,7 +113,7 @@ def test_a_matching_silence_over_an_alerts_labels() -> None:
 )
 def test_validation(matchers: Any, problem: tuple[tuple[Any, ...], str]) -> None:
     with pytest.raises(MatcherProblems) as caught:
-        read_silence_matchers(matchers)
+        read_matchers(matchers)
     [(loc, message)] = caught.value.problems
     assert loc == problem[0]
     assert problem[1] in message
@@ -129,7 +129,7 @@ def test_validation(matchers: Any, problem: tuple[tuple[Any, ...], str]) -> None
     ],
 )
 def test_accepted(matchers: list[str]) -> None:
-    assert len(read_silence_matchers(matchers)) == len(matchers)
+    assert len(read_matchers(matchers)) == len(matchers)
 
 
 # --- the map form is the `=` list ----------------------------------------------------
@@ -145,13 +145,9 @@ VALUES = st.sampled_from(["critical", "warning", "payments", "a b", 'q"uote', ""
 def test_the_map_and_the_equal_list_silence_the_same_alerts(
     wanted: dict[str, str], labels: list[dict[str, str]]
 ) -> None:
-    as_map = read_silence_matchers(wanted, check=False)
-    as_list = read_silence_matchers(
-        [str(m) for m in read_silence_matchers(wanted, check=False)], check=False
-    )
-    as_objects = read_silence_matchers(
-        [{"name": k, "value": v} for k, v in wanted.items()], check=False
-    )
+    as_map = read_matchers(wanted, check=False)
+    as_list = read_matchers([str(m) for m in read_matchers(wanted, check=False)], check=False)
+    as_objects = read_matchers([{"name": k, "value": v} for k, v in wanted.items()], check=False)
     assert as_map.matchers == as_list.matchers == as_objects.matchers
     for alert_labels in labels:
         expected = all(alert_labels.get(k, "") == v for k, v in wanted.items())
@@ -306,7 +302,7 @@ NIGHT = time_interval("night", times=[("01:00", "04:00")], location="Europe/Berl
 def recurring(**fields: Any) -> Silence:
     base = Silence(
         id="cfg_night",
-        matchers=read_silence_matchers(['rule="failed"']).matchers,
+        matchers=read_matchers(['rule="failed"']).matchers,
         starts_at=datetime(1970, 1, 1, tzinfo=UTC),
         ends_at=END_OF_TIME,
         creator="config",

@@ -20,7 +20,7 @@ from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
 from relay.matchers import canonical
 from relay.scrub import SecretScrubber
-from relay.settings import MatcherProblems, Settings, read_silence_matchers
+from relay.settings import MatcherProblems, Settings, read_matchers
 from relay.sinks import build_sink, send_test
 from relay.store import Store, open_store
 
@@ -131,7 +131,7 @@ def _add_silence(settings: Settings, args: argparse.Namespace) -> int:
     # with the older `--matcher` (where `rule=x` still reads: a bare value).
     given = [*args.items, *args.matcher]
     try:
-        matchers = read_silence_matchers(given).matchers
+        matchers = read_matchers(given).matchers
     except MatcherProblems as exc:
         for loc, message in exc.problems:
             where = given[loc[0]] if loc and isinstance(loc[0], int) else "matchers"

@@ -35,7 +35,7 @@ from relay.durations import utc_iso
 from relay.http.admin_requests import RequestModel, parse_body, parse_flag, parse_query
 from relay.http.common import CONTEXT, ApiError, json_response
 from relay.matchers import canonical
-from relay.settings import MatcherProblems, PositiveDuration, ReadMatchers, read_silence_matchers
+from relay.settings import MatcherProblems, PositiveDuration, ReadMatchers, read_matchers
 
 __all__ = [
     "NewSilence",
@@ -47,10 +47,10 @@ __all__ = [
 
 
 class NewSilence(RequestModel):
-    """The body of POST /api/v1/silences; matchers are read by `read_silence_matchers`
+    """The body of POST /api/v1/silences; matchers are read by `read_matchers`
     (so a bad one is a 400 naming its entry) and checked by the silence domain."""
 
-    matchers: Any  # any JSON: `read_silence_matchers` says what is wrong with it
+    matchers: Any  # any JSON: `read_matchers` says what is wrong with it
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
     duration: PositiveDuration | None = None
@@ -91,7 +91,7 @@ def _matcher_path(loc: tuple[str | int, ...]) -> str:
 
 def _matchers(value: Any) -> ReadMatchers:
     try:
-        return read_silence_matchers(value, check=False)
+        return read_matchers(value, check=False)
     except MatcherProblems as exc:
         problems = [{"path": _matcher_path(loc), "message": m} for loc, m in exc.problems]
         listed = "; ".join(f"{p['path']}: {p['message']}" for p in problems)

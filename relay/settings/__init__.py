@@ -36,7 +36,7 @@ from relay.settings._silences import (
     ReadMatchers,
     SilenceMatchers,
     SilenceSettings,
-    read_silence_matchers,
+    read_matchers,
     silence_matcher_problems,
 )
 from relay.settings._sinks import (
@@ -90,7 +90,7 @@ __all__ = [
     "config_warnings",
     "parse_matcher_list",
     "parse_rate_limit",
-    "read_silence_matchers",
+    "read_matchers",
     "reference_problems",
     "route_label",
     "secrets_of",

@@ -15,35 +15,25 @@ from typing import Annotated, Any
 
 from pydantic import Field, PlainSerializer, PlainValidator, model_validator
 
-from relay.matchers import Matcher, MatcherError, parse_matchers
+from relay.matchers import Matcher
 from relay.settings._base import Name, Section, raise_problems
+from relay.settings._silences import MatcherProblems, read_matchers
 from relay.time_intervals import TimeInterval, TimeIntervalError, time_interval
 
 __all__ = ["Matchers", "TimeIntervalSettings", "TimeRange", "parse_matcher_list"]
 
 
 def parse_matcher_list(value: Any) -> list[Matcher]:
-    """Matchers from a list of strings (each `a="b"` or several in `{...}`), a single
-    string, or already parsed matchers; `ValueError` located at the bad entry."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple):
-        raise ValueError('should be a list of matchers like severity="critical"')
-    matchers: list[Matcher] = []
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    for index, entry in enumerate(value):
-        if isinstance(entry, Matcher):
-            matchers.append(entry)
-            continue
-        if not isinstance(entry, str):
-            problems.append(((index,), 'should be a string like severity="critical"'))
-            continue
-        try:
-            matchers.extend(parse_matchers(entry))
-        except MatcherError as exc:
-            problems.append(((index,), str(exc)))
-    raise_problems(problems, title="Matchers")
-    return matchers
+    """Matchers in any form `read_matchers` takes (strings in Alertmanager's syntax, one
+    or several in `{...}`, Alertmanager v2 objects, the old map), or already parsed
+    ones; a validation error located at each bad entry."""
+    if isinstance(value, list) and all(isinstance(m, Matcher) for m in value):
+        return list(value)
+    try:
+        return list(read_matchers(value, check=False).matchers)
+    except MatcherProblems as exc:
+        raise_problems(exc.problems, title="Matchers")
+        raise  # not reached: raise_problems raised
 
 
 Matchers = Annotated[

@@ -36,7 +36,7 @@ __all__ = [
     "ReadMatchers",
     "SilenceMatchers",
     "SilenceSettings",
-    "read_silence_matchers",
+    "read_matchers",
     "silence_matcher_problems",
     "silence_reference_problems",
 ]
@@ -112,7 +112,7 @@ def silence_matcher_problems(matchers: Sequence[Matcher]) -> list[tuple[int | No
     return problems
 
 
-def read_silence_matchers(value: Any, *, check: bool = True) -> ReadMatchers:
+def read_matchers(value: Any, *, check: bool = True) -> ReadMatchers:
     """Matchers in any of the forms of the module docstring; `MatcherProblems` if any
     entry cannot be read, or (with `check`) the silence domain refuses them."""
     if isinstance(value, ReadMatchers):
@@ -191,7 +191,7 @@ def _entry(entry: Any) -> list[Matcher]:
 
 def _validate(value: Any) -> ReadMatchers:
     try:
-        return read_silence_matchers(value)
+        return read_matchers(value)
     except MatcherProblems as exc:
         raise_problems(exc.problems, title="SilenceMatchers")
         raise  # unreachable: raise_problems raised
