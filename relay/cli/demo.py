@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
+import secrets
 import socket
 import sys
 import tempfile
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
+
+from pydantic import SecretStr
 
 from relay.app import run_daemon
 from relay.cli.demo_script import STORY, background_traffic, seed_workspace
@@ -48,11 +51,19 @@ def free_port(host: str, first: int, *, tries: int = PORTS_TO_TRY) -> int:
     raise OSError(f"no free port on {host} between {first} and {first + tries - 1}")
 
 
-def demo_settings(*, sim_url: str, state_dir: Path, port: int) -> Settings:
+def demo_settings(
+    *, sim_url: str, state_dir: Path, port: int, admin_token: str | None = None
+) -> Settings:
     settings = parse_settings(demo_settings_text(), environ={}, source="demo.yaml")
     sources = [s.model_copy(update={"base_url": sim_url}) for s in settings.sources]
     store = settings.store.model_copy(update={"url": f"sqlite:///{state_dir}/state.db"})
-    server = settings.server.model_copy(update={"listen": f"127.0.0.1:{port}"})
+    server = settings.server.model_copy(
+        # `model_copy` does not validate: the token goes in as the secret it would be.
+        update={
+            "listen": f"127.0.0.1:{port}",
+            "admin_token": None if admin_token is None else SecretStr(admin_token),
+        }
+    )
     return settings.model_copy(update={"sources": sources, "store": store, "server": server})
 
 
@@ -83,12 +94,22 @@ async def run_demo(*, out: TextIO = sys.stdout) -> None:
     with tempfile.TemporaryDirectory(prefix="zaia-relay-demo-") as state_dir:
         async with SimServer(workspace) as sim:
             port = free_port("127.0.0.1", FIRST_PORT)
-            settings = demo_settings(sim_url=sim.url, state_dir=Path(state_dir), port=port)
+            # A fresh token each run, printed: the demo listens on 127.0.0.1 only, and a
+            # newcomer needs one to try the admin API and `silences add --url`.
+            token = secrets.token_urlsafe(18)
+            settings = demo_settings(
+                sim_url=sim.url, state_dir=Path(state_dir), port=port, admin_token=token
+            )
+            url = f"http://127.0.0.1:{port}"
             say(
                 "zaia-relay demo: a simulated Zaia workspace and the relay, all on this machine.\n"
-                f"  status page  http://127.0.0.1:{port}/\n"
-                f"  metrics      http://127.0.0.1:{port}/metrics\n"
-                f"  alerts API   http://127.0.0.1:{port}/api/v1/alerts\n"
+                f"  status page  {url}/\n"
+                f"  metrics      {url}/metrics\n"
+                f"  alerts API   {url}/api/v1/alerts\n"
+                f"  admin token  {token}\n"
+                "  silence an agent from another shell:\n"
+                f"    RELAY_ADMIN_TOKEN={token} zaia-relay silences add --url {url} \\\n"
+                "      'responder=\"Sales Qualifier\"' --duration 1h --comment 'trying the demo'\n"
                 "  Alerts appear below within seconds. Press Ctrl-C to stop."
             )
             await run_daemon(

@@ -2,8 +2,11 @@
 
 Each beat says what happens and when (seconds after the relay's first poll), so the
 alerts a newcomer sees are predictable: a failure first, within seconds, then a
-cancellation, an expensive run, a stuck run, and a failure-rate spike on one agent that
-resolves a few minutes later. Between beats, ordinary traffic keeps the workspace alive.
+cancellation, a failure spike on one agent (one grouped message, and a failure-rate
+alert that resolves some seconds later, when the agent recovers), an expensive run
+(sent by day, muted at night by the finops route's quiet hours) and a stuck run: the
+whole story, resolve included, within 30 seconds. Between beats, ordinary traffic
+keeps the workspace alive.
 """
 
 from __future__ import annotations
@@ -68,12 +71,12 @@ def _recover(workspace: SimWorkspace, rng: random.Random) -> None:
 
 
 STORY: tuple[Beat, ...] = (
-    Beat(3, "an agent execution fails", _fail_one),
-    Beat(8, "a running execution is cancelled", _cancel_one),
+    Beat(2, "an agent execution fails", _fail_one),
+    Beat(6, "a running execution is cancelled", _cancel_one),
+    Beat(9, "the Sales Qualifier agent starts failing: 5 failures in a second", _spike),
     Beat(13, "a running execution burns 750 credits", _expensive),
-    Beat(18, "an execution has been running for 3 minutes", _stuck),
-    Beat(25, "the Sales Qualifier agent starts failing", _spike),
-    Beat(90, "the Sales Qualifier agent recovers", _recover),
+    Beat(17, "the Sales Qualifier agent recovers", _recover),
+    Beat(22, "an execution has been running for 3 minutes", _stuck),
 )
 
 

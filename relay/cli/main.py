@@ -24,6 +24,7 @@ from relay import __version__
 from relay.app import run_daemon, run_once
 from relay.cli import ops as cli_ops
 from relay.cli import routes as cli_routes
+from relay.cli.remote import remote_silences
 from relay.cli.report import format_cycle
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RelayError
 from relay.settings import Settings, config_warnings
@@ -189,6 +190,14 @@ def _with_config_argument(
     return both
 
 
+def _silences(args: argparse.Namespace) -> int:
+    """Through a running relay's API with `--url` (no configuration needed), else on
+    the store the configuration names."""
+    if args.url:
+        return remote_silences(args)
+    return _with_settings(cli_ops.silences)(args)
+
+
 COMMANDS: dict[str, Command] = {
     "demo": Command(
         help="run a simulated Zaia workspace, the relay and a console sink on this machine",
@@ -217,7 +226,7 @@ COMMANDS: dict[str, Command] = {
     "silences": Command(
         help="silences: add MATCHER... (like 'team=~\"pay.*\"' severity=critical) "
         "[--duration 2h], list [--all], expire ID",
-        run=_with_settings(cli_ops.silences),
+        run=_silences,
         add_arguments=_with_config_argument(cli_ops.add_silences_arguments),
     ),
     "routes": Command(
@@ -249,7 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # argparse stops filling a `nargs="*"` positional at the first option, so
+        # `silences add --duration 1h team=x` would leave `team=x` over: it joins the
+        # others. Anything else left over is an error, as parse_args would say.
+        if extra and hasattr(args, "items") and not any(e.startswith("-") for e in extra):
+            args.items = [*args.items, *extra]
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:

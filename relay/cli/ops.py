@@ -222,6 +222,12 @@ def add_silences_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--creator", default="", help="who is silencing")
     parser.add_argument("--comment", default="", help="why")
     parser.add_argument("--all", action="store_true", help="list expired silences too")
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="a running relay (like http://127.0.0.1:8080) to ask through its HTTP API "
+        "instead of the store; the admin token comes from $RELAY_ADMIN_TOKEN",
+    )
 
 
 __all__ = [
