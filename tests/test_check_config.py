@@ -73,7 +73,7 @@ def test_example_config_passes(tmp_path: Path) -> None:
 def test_demo_config_passes_from_relay_config_env() -> None:
     result = run_cli("check-config", env={"RELAY_CONFIG": str(REPO / "config" / "demo.yaml")})
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "config OK: 1 source, 6 rules, 1 sink\n"
+    assert result.stdout == "config OK: 1 source, 6 rules, 1 sink, 3 routes\n"
 
 
 @pytest.mark.slow
