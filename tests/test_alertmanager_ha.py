@@ -21,7 +21,7 @@ from relay.domain.dispatch import as_firing, notifications_for
 from relay.domain.routes import Route
 from relay.errors import ConfigError
 from relay.settings import AlertmanagerSinkSettings, Settings, delivery_targets, secrets_of
-from relay.settings.loader import parse_settings
+from relay.settings.loader import load_settings, parse_settings
 from relay.sim import ManualClock
 from relay.sinks import build_sinks, build_targets
 from relay.sinks.base import Sink
@@ -401,3 +401,22 @@ async def test_deliveries_sink_selects_every_target_or_one(tmp_path: Path) -> No
     assert "2 dead letter(s) queued" in retried.stdout
     purged = await asyncio.to_thread(cli, config, "deliveries", "purge", "--all", "--sink", "am")
     assert "2 dead letter(s) dropped" in purged.stdout
+
+
+def test_the_example_configs_ha_form_loads_when_uncommented(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "config" / "relay.example.yaml"
+    lines = example.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "# urls:")
+    ha = [line.replace("# ", "", 1) for line in lines[start : start + 3]]
+    single = next(i for i, line in enumerate(lines) if "url: http://alertmanager" in line)
+    edited = [*lines[:single], *lines[single + 1 : start], *ha, *lines[start + 3 :]]
+    config = tmp_path / "relay.yaml"
+    config.write_text("\n".join(edited) + "\n")
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    env = {
+        "ZAIA_API_KEY": "k",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/x",
+        "WEBHOOK_SECRET": secret,
+    }
+    settings = load_settings(config, environ=env)
+    assert settings.targets()["alertmanager"] == ("alertmanager[0]", "alertmanager[1]")
