@@ -20,6 +20,7 @@ from relay.sim import ManualClock, SimServer, SimWorkspace
 from tests.alertmanager_kit import Alertmanager
 
 KEY = "am-ha-e2e-key"
+ADMIN = "am-ha-admin-token-1"
 
 
 def config(tmp_path: Path, *, sim_url: str, urls: list[str]) -> str:
@@ -34,6 +35,7 @@ store:
   url: sqlite:///{tmp_path}/state.db
 server:
   listen: 127.0.0.1:0
+  admin_token: {ADMIN}
 log:
   format: json
 rules:
@@ -41,7 +43,13 @@ rules:
     when: {{status: [failed]}}
     severity: critical
 sinks:
-  am: {{type: alertmanager, urls: [{listed}], retry_initial: 1s, retry_max: 2s, timeout: 5s}}
+  am:
+    type: alertmanager
+    urls: [{listed}]
+    retry_initial: 1s
+    retry_max: 2s
+    max_age: 1m
+    timeout: 5s
 routes:
   - name: everything
     sinks: [am]
@@ -127,3 +135,37 @@ async def test_both_instances_show_the_alert_and_the_down_one_delays_nothing(
         'zaia_relay_notifications_total{outcome="delivered",sink="am[1]"} 1.0',
     ):
         assert line in metrics, line
+
+
+async def test_a_dead_letter_on_one_target_is_listed_and_replayed_through_the_api(
+    rig: Rig, instances: tuple[Alertmanager, Alertmanager]
+) -> None:
+    first, second = instances
+    workers = rig.runtime.deliveries.workers
+    execution = rig.workspace.create_execution(kind="workflow")
+    await rig.cycle()
+    rig.workspace.set_status(execution, "failed", error="node crashed")
+    await rig.cycle()
+    assert (await workers["am[0]"].step()).outcomes == {"delivered": 1}
+    assert (await workers["am[1]"].step()).outcomes == {"retry": 1}
+    rig.clock.advance(timedelta(minutes=2))  # past max_age: the second's row dies
+    assert (await workers["am[1]"].step()).outcomes == {"dead": 1}
+
+    every = (await rig.get("/api/v1/deliveries?sink=am")).json()
+    assert [d["sink"] for d in every["dead_letters"]] == ["am[1]"]
+    assert every["outbox"] == {"am[1]": {"pending": 0, "dead": 1}}
+    assert (await rig.get("/api/v1/deliveries?sink=am[0]")).json()["dead_letters"] == []
+
+    second.start()
+    async with httpx.AsyncClient() as client:
+        replay = await client.post(
+            f"{rig.runtime.http.url}/api/v1/deliveries/retry",
+            json={"all": True, "sink": "am"},
+            headers={"authorization": f"Bearer {ADMIN}"},
+        )
+    assert replay.status_code == 200, replay.text
+    assert replay.json() == {"retried": 1}
+    rig.clock.advance(timedelta(seconds=10))  # past the pause of the last failure
+    assert (await workers["am[1]"].step()).outcomes == {"delivered": 1}
+    assert second.alert_ids() == first.alert_ids()
+    assert len(first.alert_ids()) == 1
