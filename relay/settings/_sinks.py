@@ -12,6 +12,9 @@ Invariants:
   every attempt would fail until `max_age`.
 - Alertmanager label names are Prometheus label names (`LABEL_NAME`); Alertmanager
   answers 400 to an alert with any other.
+- An Alertmanager sink has exactly one of `url` and `urls` (an HA cluster: at least one
+  URL, no two the same); each URL is a delivery target (`delivery_targets`), named by
+  index, never by the URL (which may carry `user:password@`).
 - A Slack sink's `mentions` are Slack mention tokens (`SLACK_MENTION`) and nothing
   else, so configuration cannot smuggle other markup into a message.
 """
