@@ -7,8 +7,6 @@ REAL Alertmanagers on loopback, one of them down for a while; `test-sink` and
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from tests import store_backends
 from tests.alertmanager_kit import Alertmanager, free_port
 from tests.delivery_kit import enqueue, make_alert
 from tests.rules_builders import rule
+from tests.test_cli_ops import cli
 
 backend, store = store_backends.backend, store_backends.store
 
@@ -332,16 +331,6 @@ async def test_an_instance_stopped_and_restarted_on_its_port_catches_up(
 # --- the operator's commands --------------------------------------------------------------
 
 
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "relay", *args, "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def write_config(tmp_path: Path, urls: list[str]) -> Path:
     config = tmp_path / "relay.yaml"
     listed = ", ".join(f'"{url}"' for url in urls)
@@ -364,14 +353,14 @@ async def test_test_sink_sends_to_every_url_and_reports_each(tmp_path: Path) -> 
         up.start()
         down_url = later.url.replace("http://", "http://relay:am-url-pa55@")
         config = write_config(tmp_path, [up.url, down_url])
-        partly = await asyncio.to_thread(cli, config, "test-sink", "am")
+        partly = await asyncio.to_thread(cli, "test-sink", "am", config=config)
         assert partly.returncode == 1
         assert f"am[0] (127.0.0.1:{up.port}): sent a test alert (webhook-id " in partly.stdout
         assert f"am[1] (127.0.0.1:{later.port}): test alert not delivered" in partly.stderr
         assert "1 of 2 targets of sink 'am' failed" in partly.stderr
         assert "am-url-pa55" not in partly.stdout + partly.stderr
         later.start()
-        done = await asyncio.to_thread(cli, config, "test-sink", "am")
+        done = await asyncio.to_thread(cli, "test-sink", "am", config=config)
         assert done.returncode == 0, done.stderr
         assert "sent a test alert through every target of sink 'am'" in done.stdout
         for instance in (up, later):
@@ -394,18 +383,20 @@ async def test_deliveries_sink_selects_every_target_or_one(tmp_path: Path) -> No
                     target, item.notification.id, reason="HTTP 503", now=alert.started_at
                 )
 
-    every = await asyncio.to_thread(cli, config, "deliveries", "list", "--sink", "am")
+    every = await asyncio.to_thread(cli, "deliveries", "list", "--sink", "am", config=config)
     assert every.returncode == 0, every.stderr
     assert every.stdout.count("sink=am[0]") == 2
     assert every.stdout.count("sink=am[1]") == 2
-    one = await asyncio.to_thread(cli, config, "deliveries", "list", "--sink", "am[1]")
+    one = await asyncio.to_thread(cli, "deliveries", "list", "--sink", "am[1]", config=config)
     assert one.stdout.count("sink=am[1]") == 2
     assert "sink=am[0]" not in one.stdout
     retried = await asyncio.to_thread(
-        cli, config, "deliveries", "retry", "--all", "--sink", "am[1]"
+        cli, "deliveries", "retry", "--all", "--sink", "am[1]", config=config
     )
     assert "2 dead letter(s) queued" in retried.stdout
-    purged = await asyncio.to_thread(cli, config, "deliveries", "purge", "--all", "--sink", "am")
+    purged = await asyncio.to_thread(
+        cli, "deliveries", "purge", "--all", "--sink", "am", config=config
+    )
     assert "2 dead letter(s) dropped" in purged.stdout
 
 
