@@ -94,6 +94,7 @@ def _planner(
         responder_names=settings.responders,
         routes=routes_of(settings.routes),
         intervals=settings.intervals(),
+        targets=settings.targets(),
         # Following child executions is best effort: it may use a quarter of a cycle's
         # time at most, never the whole of it.
         nestings_budget_s=min(DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4),
@@ -112,7 +113,7 @@ async def build_runtime(
         metrics = RelayMetrics(
             CollectorRegistry(),
             sources=[s.name for s in settings.sources],
-            sinks=list(settings.sinks),
+            sinks=[target for targets in settings.targets().values() for target in targets],
             routes=[route.id for route in routes_of(settings.routes)],
         )
         sinks = build_sinks(

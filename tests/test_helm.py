@@ -503,3 +503,18 @@ def test_the_grafana_dashboard_config_map_holds_the_dashboard(
     assert board["metadata"]["namespace"] == "grafana"
     assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(board["data"]["zaia-relay.json"]) == json.loads(DASHBOARD_FILE.read_text())
+
+
+def test_the_schema_takes_one_alertmanager_or_an_ha_cluster() -> None:
+    helm = require_module("helm_python")
+
+    def sinks(am: dict[str, Any]) -> dict[str, Any]:
+        return {"config": {"sinks": {"am": {"type": "alertmanager", **am}}}}
+
+    pair = ["http://am-0:9093", "http://am-1:9093"]
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(chart.merge_values(sinks({"url": pair[0]})))
+        chart.validate_schema(chart.merge_values(sinks({"urls": pair})))
+        for wrong in ({"url": pair[0], "urls": pair}, {}, {"urls": []}, {"urls": pair * 2}):
+            with pytest.raises(helm.HelmValuesError):
+                chart.validate_schema(chart.merge_values(sinks(wrong)))

@@ -3,11 +3,8 @@ through a real Alertmanager (Debian package prometheus-alertmanager) on loopback
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +18,8 @@ from relay.scrub import REDACTED, SecretScrubber
 from relay.settings import AlertmanagerSinkSettings
 from relay.settings.loader import parse_settings
 from relay.sinks.alertmanager import ALERTMANAGER_MAX_BATCH, AlertmanagerSink
+from tests.alertmanager_kit import Alertmanager
 from tests.delivery_kit import Receiver, Reply, make_alert, make_notification
-from tests.tools import require_tool
 
 
 def am_settings(url: str, **extra: Any) -> AlertmanagerSinkSettings:
@@ -66,40 +63,11 @@ async def test_bearer_token_and_errors_hide_it() -> None:
     assert "AMTOKEN-77" not in str(caught.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
+def alertmanager(tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager on loopback, clustering off; yields its base URL."""
-    binary = require_tool("prometheus-alertmanager")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        f"--config.file={config}",
-        f"--storage.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client, asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{url}/-/ready")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
+    with Alertmanager(tmp_path) as instance:
+        yield instance.start().url
 
 
 async def test_round_trip_through_a_real_alertmanager(alertmanager: str) -> None:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from relay.clock import utcnow
 from relay.domain.silences import active, config_silences, new_silence
@@ -20,8 +21,9 @@ from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
 from relay.matchers import canonical
 from relay.scrub import SecretScrubber
-from relay.settings import MatcherProblems, Settings, read_matchers
-from relay.sinks import build_sink, send_test
+from relay.settings import AlertmanagerSinkSettings, MatcherProblems, Settings, read_matchers
+from relay.sinks import build_targets, send_test
+from relay.sinks.registry import test_notification
 from relay.store import Store, open_store
 
 T = TypeVar("T")
@@ -39,27 +41,67 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def test_sink(settings: Settings, name: str) -> int:
+    """Send one test alert through sink `name`: to every delivery target (each URL of
+    an Alertmanager HA cluster), each reported on its own line when there are several;
+    a failure on any target fails the command."""
     if name not in settings.sinks:
         known = ", ".join(sorted(settings.sinks)) or "none"
         print(f"sinks.{name}: no such sink; configured sinks: {known}", file=sys.stderr)
         return EXIT_USAGE
+    scrub = SecretScrubber.from_settings(settings).scrub_text
+    places = _target_places(name, settings)
 
-    async def send() -> str:
-        sink = build_sink(name, settings.sinks[name])
+    async def send() -> tuple[str, dict[str, str | None]]:
+        targets = build_targets(name, settings.sinks[name])
+        notification = test_notification(name, now=utcnow())
+        errors: dict[str, str | None] = {}
         try:
-            notification = await send_test(sink, now=utcnow())
+            for target, sink in targets.items():
+                try:
+                    await send_test(sink, now=notification.created_at, notification=notification)
+                    errors[target] = None
+                except SinkError as exc:
+                    errors[target] = scrub(str(exc))
         finally:
-            await sink.aclose()
-        return notification.id
+            for sink in targets.values():
+                await sink.aclose()
+        return notification.id, errors
 
-    try:
-        message_id = asyncio.run(send())
-    except SinkError as exc:
-        scrubbed = SecretScrubber.from_settings(settings).scrub_text(str(exc))
-        print(f"zaia-relay: test alert not delivered: {scrubbed}", file=sys.stderr)
+    message_id, errors = asyncio.run(send())
+    if list(errors) == [name]:  # one target: the sink itself
+        if (error := errors[name]) is not None:
+            print(f"zaia-relay: test alert not delivered: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"sent a test alert through sink {name!r} (webhook-id {message_id})")
+        return EXIT_OK
+    for target, error in errors.items():
+        where = f"{target} ({places[target]})"
+        if error is None:
+            print(f"{where}: sent a test alert (webhook-id {message_id})")
+        else:
+            print(f"{where}: test alert not delivered: {error}", file=sys.stderr)
+    failed = sum(error is not None for error in errors.values())
+    if failed:
+        print(
+            f"zaia-relay: {failed} of {len(errors)} targets of sink {name!r} failed",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
-    print(f"sent a test alert through sink {name!r} (webhook-id {message_id})")
+    print(f"sent a test alert through every target of sink {name!r}")
     return EXIT_OK
+
+
+def _target_places(name: str, settings: Settings) -> dict[str, str]:
+    """Each target of an Alertmanager sink as `host:port`: never the whole URL, which
+    may carry `user:password@`."""
+    sink = settings.sinks[name]
+    if not isinstance(sink, AlertmanagerSinkSettings):
+        return {name: name}
+    places: dict[str, str] = {}
+    for target, url in zip(settings.targets_of(name), sink.endpoints, strict=True):
+        netloc = urlsplit(url).netloc.rpartition("@")[2]
+        places[target] = netloc
+    return places
 
 
 # --- deliveries ---------------------------------------------------------------------
@@ -67,24 +109,26 @@ def test_sink(settings: Settings, name: str) -> int:
 
 def deliveries(settings: Settings, args: argparse.Namespace) -> int:
     action: str = args.action
+    # `--sink am` covers every delivery target of sink am; `--sink 'am[1]'` one of them.
+    sink = None if args.sink is None else settings.targets_of(args.sink)
     if action == "list":
-        return _list_dead(settings, sink=args.sink, limit=args.limit)
+        return _list_dead(settings, sink=sink, limit=args.limit)
     ids = list(args.ids) or None
     if ids is None and not args.all:
         print(f"deliveries {action}: give notification ids, or --all", file=sys.stderr)
         return EXIT_USAGE
     if action == "retry":
         count = _with_store(
-            settings, lambda store: store.retry_dead(now=utcnow(), sink=args.sink, ids=ids)
+            settings, lambda store: store.retry_dead(now=utcnow(), sink=sink, ids=ids)
         )
         print(f"{count} dead letter(s) queued for delivery again")
     else:
-        count = _with_store(settings, lambda store: store.purge_dead(sink=args.sink, ids=ids))
+        count = _with_store(settings, lambda store: store.purge_dead(sink=sink, ids=ids))
         print(f"{count} dead letter(s) dropped")
     return EXIT_OK
 
 
-def _list_dead(settings: Settings, *, sink: str | None, limit: int) -> int:
+def _list_dead(settings: Settings, *, sink: tuple[str, ...] | None, limit: int) -> int:
     letters = _with_store(settings, lambda store: store.dead_letters(sink=sink, limit=limit))
     if not letters:
         print("no dead letters")
@@ -189,14 +233,19 @@ def _list_silences(settings: Settings, *, include_expired: bool) -> int:
 
 
 def add_test_sink_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the sink's name under `sinks:`")
+    parser.add_argument(
+        "name", help="the sink's name under `sinks:` (an Alertmanager: every URL of it)"
+    )
 
 
 def add_deliveries_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "retry", "purge"))
     parser.add_argument("ids", nargs="*", help="notification ids (retry/purge)")
     parser.add_argument("--all", action="store_true", help="every dead letter (retry/purge)")
-    parser.add_argument("--sink", help="only this sink's dead letters")
+    parser.add_argument(
+        "--sink",
+        help="only this sink's dead letters (every target of it; or one target, like am[1])",
+    )
     parser.add_argument("--limit", type=int, default=100, help="at most this many (list)")
 
 

@@ -13,6 +13,10 @@ Invariants:
 - Notification ids come from `Notification.about` (alert id + kind + sequence), so the
   same alert notified twice in the same way yields the same id, which the outbox
   ignores the second time.
+- A sink with several delivery targets (an Alertmanager HA cluster: `targets`, from
+  `relay.settings.delivery_targets`) gets one notification per target, all with the
+  same id; each is its own outbox row (the outbox key is id + sink), delivered,
+  retried and dead-lettered on its own. Routes and rules name sinks, never targets.
 """
 
 from __future__ import annotations
@@ -55,12 +59,15 @@ def notifications_for(
     now: datetime,
     routes: Sequence[Route] = (),
     intervals: Mapping[str, TimeInterval] | None = None,
+    targets: Mapping[str, Sequence[str]] | None = None,
 ) -> Dispatch:
-    """One notification per sink the alert reaches, unless an active silence matches.
+    """One notification per sink the alert reaches (per delivery target of the sink,
+    when `targets` names several), unless an active silence matches.
 
     An alert of a rule no longer configured reaches only the sinks of the routes it matches.
     """
     sinks_of = {rule.name: rule.sinks for rule in rules}
+    targets_of = targets or {}
     notifications: list[Notification] = []
     silenced: list[Alert] = []
     muted: list[Alert] = []
@@ -81,12 +88,13 @@ def notifications_for(
         notifications.extend(
             Notification.about(
                 alert,
-                sink=to.sink,
+                sink=target,
                 kind=kind,
                 created_at=now,
                 sequence=sequence,
                 group=to.group,
             )
             for to in routing.destinations
+            for target in targets_of.get(to.sink, (to.sink,))
         )
     return Dispatch(notifications=notifications, silenced=silenced, muted=muted)

@@ -14,6 +14,8 @@ Invariants:
 - Input is validated before anything is read or written; a bad query or body is a 400
   or 422 whose `problems` name the field, never echo its value.
 - Unknown query parameters are refused (400), so a typo never silently widens a query.
+- `sink` names a sink (every delivery target of it: `am` is `am[0]`, `am[1]`... of an
+  Alertmanager with `urls`) or one target (`am[1]`).
 - Config silences are listed beside the stored ones (`origin: "config"`) but cannot be
   expired here: they live in the configuration file.
 - Responses carry alerts, silences and notifications as the codec writes them; none of
@@ -163,7 +165,7 @@ async def _list_deliveries(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     query = parse_query(request, ("sink", "limit"))
     letters = await context.store.dead_letters(
-        sink=query.get("sink"), limit=parse_limit(query, default=100)
+        sink=_targets(context, query.get("sink")), limit=parse_limit(query, default=100)
     )
     counts = await context.store.outbox_counts()
     return json_response(
@@ -176,6 +178,11 @@ async def _list_deliveries(request: web.Request) -> web.Response:
     )
 
 
+def _targets(context: HttpContext, sink: str | None) -> tuple[str, ...] | None:
+    """`sink=am` selects every delivery target of sink am; `sink=am[1]` one of them."""
+    return None if sink is None else context.settings.targets_of(sink)
+
+
 def _woken(context: HttpContext, count: int) -> None:
     if count and context.on_deliveries_retried is not None:
         context.on_deliveries_retried()
@@ -186,7 +193,7 @@ async def _retry_deliveries(request: web.Request) -> web.Response:
     parse_query(request, ())
     selection = await parse_body(request, Selection)
     count = await context.store.retry_dead(
-        now=context.now(), sink=selection.sink, ids=selection.ids
+        now=context.now(), sink=_targets(context, selection.sink), ids=selection.ids
     )
     _woken(context, count)
     return json_response({"retried": count})
@@ -196,7 +203,9 @@ async def _purge_deliveries(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     parse_query(request, ())
     selection = await parse_body(request, Selection)
-    count = await context.store.purge_dead(sink=selection.sink, ids=selection.ids)
+    count = await context.store.purge_dead(
+        sink=_targets(context, selection.sink), ids=selection.ids
+    )
     return json_response({"purged": count})
 
 
@@ -205,7 +214,7 @@ async def _retry_delivery(request: web.Request) -> web.Response:
     query = parse_query(request, ("sink",))
     notification_id = request.match_info["id"]
     count = await context.store.retry_dead(
-        now=context.now(), sink=query.get("sink"), ids=[notification_id]
+        now=context.now(), sink=_targets(context, query.get("sink")), ids=[notification_id]
     )
     if not count:
         raise ApiError(404, "not_found", f"no dead letter {notification_id!r}")

@@ -112,12 +112,16 @@ async def gather_status(context: HttpContext) -> StatusView:
             )
 
     sinks = []
+    targets = context.settings.targets()
     for name, sink in context.settings.sinks.items():
-        count = counts.get(name)
-        pending = (count.pending if count else 0) if store_ok else None
-        dead = (count.dead if count else 0) if store_ok else None
-        sinks.append(SinkRow(name=name, type=sink.type, pending=pending, dead=dead))
-    for name in sorted(set(counts) - set(context.settings.sinks)):
+        # One row per delivery target: each URL of an Alertmanager HA pair has its own.
+        for target in targets[name]:
+            count = counts.get(target)
+            pending = (count.pending if count else 0) if store_ok else None
+            dead = (count.dead if count else 0) if store_ok else None
+            sinks.append(SinkRow(name=target, type=sink.type, pending=pending, dead=dead))
+    configured = {target for names in targets.values() for target in names}
+    for name in sorted(set(counts) - configured):
         # Rows left for a sink removed from the configuration still deserve attention.
         count = counts[name]
         sinks.append(SinkRow(name=name, type="(removed)", pending=count.pending, dead=count.dead))

@@ -75,8 +75,10 @@ class AlertPlanner:
         max_nestings_per_cycle: int = DEFAULT_MAX_NESTINGS_PER_CYCLE,
         nestings_budget_s: float = DEFAULT_NESTINGS_BUDGET_S,
         responder_names: Mapping[str, str] | None = None,
+        targets: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._source = source
+        self._targets = dict(targets or {})
         self._responder_names = dict(responder_names or {})
         self._rules = list(rules)
         self._routes = tuple(routes)
@@ -135,6 +137,7 @@ class AlertPlanner:
             now=now,
             routes=self._routes,
             intervals=self._intervals,
+            targets=self._targets,
         )
         by_id = {alert.id: alert for alert, _, _ in triples}
         by_id.update({alert.id: alert for alert in (*dispatch.silenced, *dispatch.muted)})

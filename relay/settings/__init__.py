@@ -48,6 +48,7 @@ from relay.settings._sinks import (
     SinkSettings,
     SlackSinkSettings,
     WebhookSinkSettings,
+    delivery_targets,
 )
 from relay.settings._warnings import config_warnings
 
@@ -88,6 +89,7 @@ __all__ = [
     "WebhookSinkSettings",
     "WhenSettings",
     "config_warnings",
+    "delivery_targets",
     "parse_matcher_list",
     "parse_rate_limit",
     "read_matchers",

@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -235,6 +236,39 @@ def check_http_url(value: str, *, field: str = "URL") -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
+def _is_loopback_host(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1: this machine, where local bridges and tests listen."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    # Spelled out rather than `is_loopback`, whose answer for IPv4-mapped IPv6 addresses
+    # changed between Python versions.
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in ipaddress.IPv4Network("127.0.0.0/8")
+    return address == ipaddress.IPv6Address("::1")
+
+
+def check_vendor_url(value: str) -> None:
+    """Accept the URL of a vendor's service: https with a host; plain http only to a
+    loopback host (`localhost`, 127.0.0.0/8, ::1), where local bridges and tests listen.
+    A `ValueError` says why; it never repeats the value (it may be secret)."""
+    try:
+        parts = urlsplit(value.strip())
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        scheme, host = "", ""
+    if scheme not in ("http", "https") or not host:
+        raise ValueError("should be an https:// URL with a host")
+    if scheme == "http" and not _is_loopback_host(host):
+        raise ValueError(
+            "should be https://: plain http:// is only for loopback hosts "
+            "(localhost, 127.0.0.0/8, ::1)"
+        )
 
 
 # Prometheus/Alertmanager label names: Alertmanager answers 400 to an alert with any

@@ -33,7 +33,7 @@ from relay.settings._sections import (
     StoreSettings,
 )
 from relay.settings._silences import SilenceSettings, silence_reference_problems
-from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings
+from relay.settings._sinks import AlertmanagerSinkSettings, SinkSettings, delivery_targets
 from relay.time_intervals import TimeInterval
 
 Location = tuple[str | int, ...]
@@ -90,6 +90,15 @@ class Settings(Section):
         """The `time_intervals` by name, ready for routes and silences."""
         return {entry.name: entry.build() for entry in self.time_intervals}
 
+    def targets(self) -> dict[str, tuple[str, ...]]:
+        """The delivery targets of each sink (`delivery_targets`), by sink name."""
+        return {name: delivery_targets(name, sink) for name, sink in self.sinks.items()}
+
+    def targets_of(self, sink: str) -> tuple[str, ...]:
+        """What `--sink NAME` selects: a configured sink's targets, else NAME itself (a
+        target like `am[1]`, or a sink removed from the configuration)."""
+        return self.targets().get(sink, (sink,))
+
     def secret_values(self) -> list[str]:
         """`secrets_of(self)`: what `relay.scrub.SecretScrubber.from_settings` asks for."""
         return secrets_of(self)
@@ -104,7 +113,7 @@ def secrets_of(settings: Settings) -> list[str]:
     alertmanager = [s for s in settings.sinks.values() if isinstance(s, AlertmanagerSinkSettings)]
     credentials = [s.basic_auth.header_value for s in alertmanager if s.basic_auth is not None]
     # An Alertmanager URL is plain text, unless it carries `user:password@`.
-    credentials += [s.url for s in alertmanager if "@" in s.url]
+    credentials += [url for s in alertmanager for url in s.endpoints if "@" in url]
     return distinct_secrets(
         [*model_secrets(settings), settings.store.password, *credentials, *proxy_secrets()]
     )

@@ -12,6 +12,9 @@ Invariants:
   every attempt would fail until `max_age`.
 - Alertmanager label names are Prometheus label names (`LABEL_NAME`); Alertmanager
   answers 400 to an alert with any other.
+- An Alertmanager sink has exactly one of `url` and `urls` (an HA cluster: at least one
+  URL, no two the same); each URL is a delivery target (`delivery_targets`), named by
+  index, never by the URL (which may carry `user:password@`).
 - A Slack sink's `mentions` are Slack mention tokens (`SLACK_MENTION`) and nothing
   else, so configuration cannot smuggle other markup into a message.
 """
@@ -203,10 +206,18 @@ class BasicAuthSettings(Section):
 
 class AlertmanagerSinkSettings(DeliverySettings):
     type: Literal["alertmanager"]
-    url: HttpUrl  # the Alertmanager base URL; alerts are posted to /api/v2/alerts
+    # The Alertmanager base URL (alerts are posted to /api/v2/alerts), or with `urls`
+    # every instance of an HA cluster: each gets every alert (`delivery_targets`).
+    url: HttpUrl | None = None
+    urls: list[HttpUrl] | None = None
     basic_auth: BasicAuthSettings | None = None
     bearer_token: OptionalSecret = None
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The base URL of each Alertmanager, in configured order."""
+        return tuple(self.urls) if self.urls is not None else (self.url or "",)
 
     @model_validator(mode="after")
     def _usable(self) -> AlertmanagerSinkSettings:
@@ -215,16 +226,44 @@ class AlertmanagerSinkSettings(DeliverySettings):
             for name in self.labels
             if not LABEL_NAME.fullmatch(name)
         ]
+        problems += self._endpoint_problems()
         if self.basic_auth is not None and self.bearer_token is not None:
             problems.append((("bearer_token",), "give basic_auth or bearer_token, not both"))
-        if _has_userinfo(self.url):
+        if any(_has_userinfo(url) for url in self.endpoints):
+            field = "url" if self.urls is None else "urls"
             problems += [
-                ((field,), _BOTH_CREDENTIALS.format(url="url"))
-                for field in ("basic_auth", "bearer_token")
-                if getattr(self, field) is not None
+                ((name,), _BOTH_CREDENTIALS.format(url=field))
+                for name in ("basic_auth", "bearer_token")
+                if getattr(self, name) is not None
             ]
         raise_problems(problems, title="AlertmanagerSinkSettings")
         return self
+
+    def _endpoint_problems(self) -> Problems:
+        if (self.url is None) == (self.urls is None):
+            return [((), "give exactly one of url (one Alertmanager) or urls (an HA cluster)")]
+        if self.urls is not None and not self.urls:
+            return [(("urls",), "should list at least one Alertmanager URL")]
+        # Messages never repeat a URL: it may carry `user:password@`.
+        first_at: dict[str, int] = {}
+        problems: Problems = []
+        for index, url in enumerate(self.urls or ()):
+            key = url.rstrip("/")
+            if key in first_at:
+                problems.append((("urls", index), f"the same Alertmanager as urls.{first_at[key]}"))
+            first_at.setdefault(key, index)
+        return problems
+
+
+def delivery_targets(name: str, settings: SinkSettings) -> tuple[str, ...]:
+    """The delivery targets of sink `name`: what workers, outbox rows and the `sink`
+    label of metrics are named after. One target, the sink's own name, for every sink
+    but an Alertmanager with `urls`, which has one per URL: `name[0]`, `name[1]`, ...
+    (brackets are not allowed in sink names, so a target never collides with a sink;
+    an index, never the URL, which may carry credentials)."""
+    if isinstance(settings, AlertmanagerSinkSettings) and settings.urls is not None:
+        return tuple(f"{name}[{index}]" for index in range(len(settings.urls)))
+    return (name,)
 
 
 class ConsoleSinkSettings(Section):

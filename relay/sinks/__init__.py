@@ -16,7 +16,7 @@ from relay.sinks import registry
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink, delivery_policy
 from relay.sinks.console import ConsoleSink
-from relay.sinks.registry import build_sink, build_sinks, send_test
+from relay.sinks.registry import build_sink, build_sinks, build_targets, send_test
 from relay.sinks.slack import MemoryMessageRefs, MessageRef, MessageRefs, SlackSink
 from relay.sinks.slack_refs import StoredMessageRefs
 from relay.sinks.webhook import WebhookSink
@@ -33,6 +33,7 @@ __all__ = [
     "WebhookSink",
     "build_sink",
     "build_sinks",
+    "build_targets",
     "delivery_policy",
     "registry",
     "send_test",

@@ -10,6 +10,13 @@ Invariants:
   `description`, `execution_id`, `error`, `link`, which the rule's never replace. A
   resolved notification sets `endsAt`.
 - Basic auth or a bearer token when configured; neither ever appears in an error.
+- High availability (`urls:`): Alertmanager's docs ask clients to send every alert to
+  every instance of a cluster (the instances deduplicate notifications among
+  themselves). One `AlertmanagerSink` talks to one URL; the registry builds one per URL
+  as the delivery targets `NAME[0]`, `NAME[1]`, ... (`relay.settings.delivery_targets`),
+  and dispatch queues every notification once per target with the same id. So each
+  instance has its own worker, retries, `Retry-After` pause, rate limit, dead letters
+  and replay: an instance that is down holds back no other.
 - `alertmanager_alert` is pure: nothing in it adds data the alert does not carry (the
   error excerpt is already bounded and redacted).
 """
@@ -100,11 +107,15 @@ class AlertmanagerSink(HttpSink):
         name: str,
         settings: AlertmanagerSinkSettings,
         *,
+        url: str | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
+        """The sink of one Alertmanager: `url`, one of `settings.endpoints` (by default
+        the first, the only one of a sink configured with `url`)."""
+        url = settings.endpoints[0] if url is None else url
         authorization, secrets = _authorization(settings)
-        if "@" in settings.url:  # `user:password@`, sent as basic auth
-            secrets += url_secrets(settings.url)
+        if "@" in url:  # `user:password@`, sent as basic auth
+            secrets += url_secrets(url)
         super().__init__(
             name,
             settings,
@@ -113,7 +124,7 @@ class AlertmanagerSink(HttpSink):
             now=now,
             max_batch=ALERTMANAGER_MAX_BATCH,
         )
-        self._url = settings.url.rstrip("/") + "/api/v2/alerts"
+        self._url = url.rstrip("/") + "/api/v2/alerts"
         self._labels = dict(settings.labels)
         self._headers = {"content-type": "application/json", **authorization}
 

@@ -3,6 +3,9 @@
 Invariants:
 - Every sink type in `SINK_TYPES` has exactly one builder here; a type without one is a
   bug found at start-up, not when the first alert fires.
+- `build_sinks` is keyed by delivery target (`relay.settings.delivery_targets`): the
+  sink's name, or `NAME[i]` for each URL of an Alertmanager with `urls`, so the
+  delivery pool runs one worker per target.
 - A test notification is unmistakable: kind `test`, rule `test-sink`, severity `info`,
   a summary starting with "[TEST]", and a fresh id each time so a receiver that
   deduplicates still shows it.
@@ -22,6 +25,7 @@ from relay.settings import (
     SinkSettings,
     SlackSinkSettings,
     WebhookSinkSettings,
+    delivery_targets,
 )
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink
@@ -41,7 +45,8 @@ def build_sink(
     console_stream: TextIO | None = None,
     slack_refs: MessageRefs | None = None,
 ) -> Sink:
-    """The sink for `sinks.<name>`."""
+    """The sink for `sinks.<name>`, when it has one delivery target (an Alertmanager with
+    several `urls`: its first; `build_targets` gives them all)."""
     if isinstance(settings, WebhookSinkSettings):
         return WebhookSink(name, settings, now=now)
     if isinstance(settings, SlackSinkSettings):
@@ -53,6 +58,26 @@ def build_sink(
     raise TypeError(f"no sink builder for {type(settings).__name__}")  # pragma: no cover
 
 
+def build_targets(
+    name: str,
+    settings: SinkSettings,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    console_stream: TextIO | None = None,
+    slack_refs: MessageRefs | None = None,
+) -> dict[str, Sink]:
+    """The sink of each delivery target of `sinks.<name>`, by target name."""
+    if isinstance(settings, AlertmanagerSinkSettings):
+        return {
+            target: AlertmanagerSink(target, settings, url=url, now=now)
+            for target, url in zip(
+                delivery_targets(name, settings), settings.endpoints, strict=True
+            )
+        }
+    sink = build_sink(name, settings, now=now, console_stream=console_stream, slack_refs=slack_refs)
+    return {name: sink}
+
+
 def build_sinks(
     sinks: Mapping[str, SinkSettings],
     *,
@@ -60,19 +85,19 @@ def build_sinks(
     console_stream: TextIO | None = None,
     slack_refs: Callable[[str], MessageRefs] | None = None,
 ) -> dict[str, Sink]:
-    """Every configured sink by name (pass `settings.sinks`). Close each with `aclose()`.
-    `slack_refs(name)` gives a Slack sink where to remember its messages (the daemon
-    passes the store; by default they are kept in memory)."""
-    return {
-        name: build_sink(
+    """Every configured sink by delivery target (pass `settings.sinks`). Close each with
+    `aclose()`. `slack_refs(name)` gives a Slack sink where to remember its messages
+    (the daemon passes the store; by default they are kept in memory)."""
+    built: dict[str, Sink] = {}
+    for name, sink in sinks.items():
+        built |= build_targets(
             name,
             sink,
             now=now,
             console_stream=console_stream,
             slack_refs=slack_refs(name) if slack_refs is not None else None,
         )
-        for name, sink in sinks.items()
-    }
+    return built
 
 
 def test_notification(sink_name: str, *, now: datetime) -> Notification:
@@ -94,12 +119,23 @@ def test_notification(sink_name: str, *, now: datetime) -> Notification:
     return Notification.about(alert, sink=sink_name, kind="test", created_at=now)
 
 
-async def send_test(sink: Sink, *, now: datetime) -> Notification:
+async def send_test(
+    sink: Sink, *, now: datetime, notification: Notification | None = None
+) -> Notification:
     """Send a test notification straight through `sink` (no outbox): the caller sees a
-    `SinkError` at once when the sink refuses it."""
-    notification = test_notification(sink.name, now=now)
+    `SinkError` at once when the sink refuses it. Pass `notification` to send the same
+    one to every target of a sink (one id, as for a real alert)."""
+    if notification is None:
+        notification = test_notification(sink.name, now=now)
     await sink.send([notification])
     return notification
 
 
-__all__ = ["TEST_RULE", "build_sink", "build_sinks", "send_test", "test_notification"]
+__all__ = [
+    "TEST_RULE",
+    "build_sink",
+    "build_sinks",
+    "build_targets",
+    "send_test",
+    "test_notification",
+]

@@ -261,21 +261,27 @@ class Store(Protocol):
         ...
 
     async def dead_letters(
-        self, *, sink: str | None = None, limit: int = 100
+        self, *, sink: str | Collection[str] | None = None, limit: int = 100
     ) -> list[records.DeadLetter]:
-        """Dead letters, most recently dead first."""
+        """Dead letters (of every sink, of `sink`, or of any of several: the delivery
+        targets of one sink), most recently dead first."""
         ...
 
     async def retry_dead(
-        self, *, now: datetime, sink: str | None = None, ids: Collection[str] | None = None
+        self,
+        *,
+        now: datetime,
+        sink: str | Collection[str] | None = None,
+        ids: Collection[str] | None = None,
     ) -> int:
-        """Replay dead letters (all, or those with `ids`, of every sink or of `sink`):
+        """Replay dead letters (all, or those with `ids`, of every sink or of `sink`, one
+        name or several, as for `dead_letters`):
         pending again, due at `now`, attempts reset, enqueued at `now` (so `max_age`
         starts over). Returns how many."""
         ...
 
     async def purge_dead(
-        self, *, sink: str | None = None, ids: Collection[str] | None = None
+        self, *, sink: str | Collection[str] | None = None, ids: Collection[str] | None = None
     ) -> int:
         """Delete dead letters (all, or those with `ids`, of every sink or of `sink`)."""
         ...

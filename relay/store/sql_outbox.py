@@ -41,14 +41,20 @@ GROUP_CLAIM_MAX = 10 * GROUP_MESSAGE_MAX
 
 
 def dead_filter(
-    sink: str | None, ids: Sequence[str] | None, *, dialect: Dialect
+    sink: str | Collection[str] | None, ids: Sequence[str] | None, *, dialect: Dialect
 ) -> tuple[str, Params]:
-    """The condition that picks the dead letters of `sink` (or all) among `ids` (or all)."""
+    """The condition that picks the dead letters of `sink` (one name or several; all
+    when None) among `ids` (or all)."""
     where = ["status = 'dead'"]
     params: Params = {}
-    if sink is not None:
+    if isinstance(sink, str):
         where.append("sink = :sink")
         params["sink"] = sink
+    elif sink is not None:
+        # A sink's delivery targets: a few names, one statement's worth.
+        condition, sink_params = dialect.any_of("sink", marker="sinks", ids=sorted(set(sink)))
+        where.append(condition)
+        params |= sink_params
     if ids is not None:
         condition, id_params = dialect.any_of("id", marker="ids", ids=ids)
         where.append(condition)
@@ -56,7 +62,9 @@ def dead_filter(
     return " AND ".join(where), params
 
 
-def dead_query(*, sink: str | None, limit: int, dialect: Dialect) -> tuple[str, Params]:
+def dead_query(
+    *, sink: str | Collection[str] | None, limit: int, dialect: Dialect
+) -> tuple[str, Params]:
     """The statement listing dead letters, most recently dead first, and its parameters."""
     where, params = dead_filter(sink, None, dialect=dialect)
     return f"{sql.DEAD_SELECT} WHERE {where} {sql.DEAD_NEWEST_FIRST}", params | {"limit": limit}
@@ -224,7 +232,9 @@ class SqlOutbox(Backend):
             )
         return changed > 0
 
-    async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[DeadLetter]:
+    async def dead_letters(
+        self, *, sink: str | Collection[str] | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
         if limit <= 0:
             return []
         statement, params = dead_query(sink=sink, limit=limit, dialect=self.dialect)
@@ -233,7 +243,11 @@ class SqlOutbox(Backend):
         return [dead_letter(row, dialect=self.dialect) for row in rows]
 
     async def retry_dead(
-        self, *, now: datetime, sink: str | None = None, ids: Collection[str] | None = None
+        self,
+        *,
+        now: datetime,
+        sink: str | Collection[str] | None = None,
+        ids: Collection[str] | None = None,
     ) -> int:
         at = self.dialect.encode_time(now)
         return await self._each_dead(
@@ -241,7 +255,7 @@ class SqlOutbox(Backend):
         )
 
     async def purge_dead(
-        self, *, sink: str | None = None, ids: Collection[str] | None = None
+        self, *, sink: str | Collection[str] | None = None, ids: Collection[str] | None = None
     ) -> int:
         return await self._each_dead(
             sql.PURGE_DEAD, "purge dead letters", method="purge_dead", sink=sink, ids=ids
@@ -253,7 +267,7 @@ class SqlOutbox(Backend):
         action: str,
         *,
         method: str,
-        sink: str | None,
+        sink: str | Collection[str] | None,
         ids: Collection[str] | None,
         **params: Any,
     ) -> int:
