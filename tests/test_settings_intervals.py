@@ -79,3 +79,24 @@ def test_matcher_lists_are_parsed_and_located() -> None:
     assert list(errors) == [(1,), (2,)]
     assert "invalid regex" in errors[(1,)]
     assert "should be a string" in errors[(2,)]
+
+
+def test_unquoted_times_and_ranges_are_read_as_written(tmp_path: Path) -> None:
+    # YAML 1.1 would read 10:00 as 600 and 1:15 as 75 (base 60); Alertmanager users write
+    # them unquoted.
+    settings = load(
+        tmp_path,
+        MINIMAL
+        + """
+time_intervals:
+  - name: mornings
+    times: [{start: 9:30, end: 12:00}]
+    days_of_month: [1:15]
+    months: [1:3]
+""",
+    )
+    mornings = settings.intervals()["mornings"]
+    assert mornings.contains(datetime(2026, 2, 10, 9, 30, tzinfo=UTC))
+    assert not mornings.contains(datetime(2026, 2, 10, 12, 0, tzinfo=UTC))
+    assert not mornings.contains(datetime(2026, 2, 16, 10, 0, tzinfo=UTC))
+    assert not mornings.contains(datetime(2026, 4, 10, 10, 0, tzinfo=UTC))

@@ -30,6 +30,7 @@ from relay.settings._base import (
     raise_problems,
 )
 from relay.settings._intervals import Matchers, parse_matcher_list
+from relay.settings._silences import ALERT_LABEL_VALUES
 
 __all__ = [
     "ALERT_LABEL_VALUES",
@@ -40,12 +41,6 @@ __all__ = [
 ]
 
 DEFAULT_GROUP_WAIT = timedelta(seconds=10)
-# Labels whose every value is known from the code (rule and source names come from the
-# configuration); "" stands for an alert without it (a windowed one has no `type`).
-ALERT_LABEL_VALUES: Mapping[str, tuple[str, ...]] = {
-    "severity": ("critical", "warning", "info"),
-    "type": ("agent", "squad", "workflow", ""),
-}
 
 Location = tuple[str | int, ...]
 

@@ -32,6 +32,7 @@ from relay.vocab import ExecutionKind, Severity
 Location = tuple[str | int, ...]
 
 __all__ = [
+    "ALERT_LABEL_VALUES",
     "MatcherProblems",
     "ReadMatchers",
     "SilenceMatchers",
@@ -42,10 +43,12 @@ __all__ = [
 ]
 
 _OBJECT_KEYS = frozenset({"name", "value", "isRegex", "isEqual"})
-# The labels whose values are known: `=` on them with another value could never match.
-_ALLOWED_VALUES: Mapping[str, frozenset[str]] = {
-    "severity": frozenset(get_args(Severity)),
-    "type": frozenset(get_args(ExecutionKind)),
+# Labels whose every value is known from the code (rule and source names come from the
+# configuration): `=` on them with another value could never match, in a silence or a
+# route. "" stands for an alert without the label (a windowed one has no `type`).
+ALERT_LABEL_VALUES: Mapping[str, tuple[str, ...]] = {
+    "severity": get_args(Severity),
+    "type": (*get_args(ExecutionKind), ""),
 }
 
 
@@ -96,11 +99,12 @@ def silence_matcher_problems(matchers: Sequence[Matcher]) -> list[tuple[int | No
         return [(None, 'give at least one matcher, like rule="execution-failed"')]
     problems: list[tuple[int | None, str]] = []
     for index, matcher in enumerate(matchers):
-        allowed = _ALLOWED_VALUES.get(matcher.name)
+        allowed = ALERT_LABEL_VALUES.get(matcher.name)
         if matcher.op == "=" and allowed is not None and matcher.value not in allowed:
-            problems.append(
-                (index, f"{matcher.name} should be one of {', '.join(sorted(allowed))}")
-            )
+            shown = ", ".join(sorted(v for v in allowed if v))
+            if "" in allowed:
+                shown += ' (or "" for an alert without it)'
+            problems.append((index, f"{matcher.name} should be one of {shown}"))
     if not problems and all(m.matches_empty for m in matchers):
         problems.append(
             (

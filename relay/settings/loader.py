@@ -153,7 +153,7 @@ def _unfit_value(node: yaml.Node, source: str) -> ConfigProblem:
         current = pending.pop(0)
         if isinstance(current, yaml.ScalarNode):
             try:  # a fresh loader: a failed construction leaves state behind
-                yaml.SafeLoader("").construct_object(current)
+                _ConfigLoader("").construct_object(current)
             except (*_CONSTRUCTOR_ERRORS, yaml.YAMLError):
                 mark = current.start_mark
                 return ConfigProblem(
@@ -167,8 +167,35 @@ def _unfit_value(node: yaml.Node, source: str) -> ConfigProblem:
     return ConfigProblem(source, f"invalid YAML: {_TAG_HINT}")
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1's safe loader without its base-60 numbers: `start: 10:00` and
+    `days_of_month: [1:15]` stay the strings an operator meant (a time, a range), as
+    YAML 1.2 and Alertmanager read them, instead of becoming 600 and 75."""
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# PyYAML's own patterns, minus the sexagesimal alternatives.
+_ConfigLoader.add_implicit_resolver(
+    _INT,
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+_ConfigLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def _parse_yaml(text: str, *, source: str) -> tuple[Any, dict[Location, int], Found]:
-    loader = yaml.SafeLoader(text)
+    loader = _ConfigLoader(text)
     node: yaml.Node | None = None
     try:
         node = loader.get_single_node()
@@ -339,7 +366,7 @@ def _override_value(text: str) -> Any:
         return None
     if stripped[:1] in ("[", "{"):
         try:
-            return yaml.safe_load(stripped)
+            return yaml.load(stripped, Loader=_ConfigLoader)
         except yaml.YAMLError:
             return text
     return text
