@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -235,6 +236,33 @@ def check_http_url(value: str, *, field: str = "URL") -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: `127.example.com` is not a loopback address
+        return False
+
+
+def check_vendor_url(value: str) -> None:
+    """Accept an https URL with a host, or an http(s) one to a loopback address
+    (127.0.0.0/8, ::1, localhost: local bridges and tests). A vendor's endpoint carries
+    credentials, so plain http off the machine is refused; the message never repeats
+    the value (it may be secret)."""
+    try:
+        parts = urlsplit(value.strip())
+        scheme, host = parts.scheme, parts.hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        scheme, host = "", ""
+    if scheme not in ("http", "https") or not host:
+        raise ValueError("should be an https:// URL with a host")
+    if scheme == "http" and not _is_loopback(host):
+        raise ValueError(
+            "should be https:// (plain http:// only to a loopback address such as 127.0.0.1)"
+        )
 
 
 # Prometheus/Alertmanager label names: Alertmanager answers 400 to an alert with any
