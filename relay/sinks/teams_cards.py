@@ -46,10 +46,11 @@ _TEXT_CHARS = 3000
 _LINE_CHARS = 600
 _URL_CHARS = 2000
 ELLIPSIS = "…"
-# Markdown's active characters in Adaptive Card text; a backslash makes each literal.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~<>])")
-# Line starts that make a list ("- x", "1. x") or a heading.
-_LINE_START = re.compile(r"(?m)^(\s*)([-+*]|\d+[.)])(?=\s)")
+# The characters that make markdown anywhere in a line (emphasis, code, links, HTML-ish
+# tags); a backslash makes each literal. `(` alone makes no link once `[` is escaped.
+_MARKDOWN = re.compile(r"([\\`*_\[\]~<>])")
+# Line starts that make a list ("- x", "1. x") or a heading ("# x").
+_LINE_START = re.compile(r"(?m)^(\s*)([-+]|\d+[.)]|#+)(?=\s)")
 
 
 def plain(text: str) -> str:
@@ -60,9 +61,9 @@ def plain(text: str) -> str:
 
 
 def _escape_marker(marker: str) -> str:
-    if marker[-1] in ".)":
+    if marker[-1] in ".)":  # "1." -> "1\."
         return f"{marker[:-1]}\\{marker[-1]}"
-    return marker if marker.startswith("\\") else f"\\{marker}"
+    return f"\\{marker}"
 
 
 def clip(text: str, limit: int) -> str:
