@@ -34,6 +34,7 @@ from typing import Any
 
 from relay.clock import utcnow
 from relay.domain.alerts import Alert, Notification
+from relay.domain.redact import bound
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.settings import PagerDutySinkSettings
 from relay.sinks.base import HttpSink, url_secrets
@@ -47,11 +48,6 @@ DEDUP_KEY_MAX_CHARS = 255
 _TEXT_MAX_CHARS = 4000
 _FIELD_MAX_CHARS = 255
 CLIENT = "zaia-relay"
-ELLIPSIS = "…"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 
 def _http(url: str | None) -> str | None:
@@ -68,7 +64,7 @@ def event_action(notification: Notification) -> str:
 def _source(alert: Alert) -> str:
     """PagerDuty's "affected system": the relay's source, and the responder when known."""
     responder = alert.responder
-    return _clip(f"{alert.source}/{responder}" if responder else alert.source, _FIELD_MAX_CHARS)
+    return bound(f"{alert.source}/{responder}" if responder else alert.source, _FIELD_MAX_CHARS)
 
 
 def custom_details(notification: Notification) -> dict[str, Any]:
@@ -79,7 +75,7 @@ def custom_details(notification: Notification) -> dict[str, Any]:
         "severity": alert.severity,
         "notification": notification.kind,
         "alert_id": alert.id,
-        "description": _clip(alert.description, _TEXT_MAX_CHARS),
+        "description": bound(alert.description, _TEXT_MAX_CHARS),
     }
     if alert.responder:
         details["responder"] = alert.responder
@@ -144,16 +140,16 @@ def pagerduty_event(notification: Notification, *, routing_key: str) -> dict[str
     if notification.kind == "reminder":
         summary = f"[still firing] {summary}"
     payload: dict[str, Any] = {
-        "summary": _clip(summary, SUMMARY_MAX_CHARS),
+        "summary": bound(summary, SUMMARY_MAX_CHARS),
         "source": _source(alert),
         "severity": SEVERITY.get(alert.severity, "error"),
         "timestamp": utc_iso(alert.started_at),
-        "group": _clip(alert.source, _FIELD_MAX_CHARS),
-        "class": _clip(alert.rule, _FIELD_MAX_CHARS),
+        "group": bound(alert.source, _FIELD_MAX_CHARS),
+        "class": bound(alert.rule, _FIELD_MAX_CHARS),
         "custom_details": custom_details(notification),
     }
     if alert.responder:
-        payload["component"] = _clip(alert.responder, _FIELD_MAX_CHARS)
+        payload["component"] = bound(alert.responder, _FIELD_MAX_CHARS)
     event["payload"] = payload
     event["client"] = CLIENT
     if (link := _http(alert.link)) is not None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from relay.domain.alerts import Alert, Notification
 from relay.domain.grouping import group_digest, message_group
+from relay.domain.redact import ELLIPSIS, bound
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.vocab import RUNBOOK_ANNOTATION
@@ -45,7 +46,6 @@ _TITLE_CHARS = 300
 _TEXT_CHARS = 3000
 _LINE_CHARS = 600
 _URL_CHARS = 2000
-ELLIPSIS = "…"
 # The characters that make markdown anywhere in a line (emphasis, code, links, HTML-ish
 # tags); a backslash makes each literal. `(` alone makes no link once `[` is escaped.
 _MARKDOWN = re.compile(r"([\\`*_\[\]~<>])")
@@ -67,13 +67,15 @@ def _escape_marker(marker: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters with an ellipsis, never after a lone backslash."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ELLIPSIS)]
-    if (len(cut) - len(cut.rstrip("\\"))) % 2:
-        cut = cut[:-1]
-    return cut + ELLIPSIS
+    """`text` cut to `limit` characters with an ellipsis (`bound`), never just after a
+    lone backslash (which would escape the ellipsis and leave a stray one)."""
+    cut = bound(text, limit)
+    if cut == text:
+        return cut
+    body = cut[: -len(ELLIPSIS)]
+    if (len(body) - len(body.rstrip("\\"))) % 2:
+        body = body[:-1]
+    return body + ELLIPSIS
 
 
 def _text(text: str, *, limit: int = _TEXT_CHARS, **style: Any) -> dict[str, Any]:
