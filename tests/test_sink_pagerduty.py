@@ -169,18 +169,25 @@ async def test_a_route_group_is_one_event_an_alert_in_one_message(store: Store) 
     assert pd.refused == []
 
 
-async def test_a_retried_group_does_not_double_incidents() -> None:
+async def test_a_group_failing_part_way_resends_only_what_pagerduty_did_not_take() -> None:
     burst = [firing() for _ in range(3)]
     async with FakePagerDuty() as pd:
+        pd.fail_next = [None, None, (429, {"Retry-After": "5"})]
         sink = PagerDutySink("pager", pd_settings(pd.api_url))
         try:
-            await sink.send(burst[:2])  # as if the third had failed: the whole message again
-            await sink.send(burst)
+            with pytest.raises(SinkError) as caught:
+                await sink.send(burst)
+            await sink.send(burst)  # the worker's retry of the same message
+            restarted = PagerDutySink("pager", pd_settings(pd.api_url))
+            await restarted.send(burst)  # a restart forgot: sent again, deduplicated
+            await restarted.aclose()
         finally:
             await sink.aclose()
-    assert len(pd.events) == 5
+    assert caught.value.retry_after_s == 5.0
+    assert pd.requests == 3 + 1 + 3
+    assert [e["dedup_key"] for e in pd.events[:3]] == [n.alert.id for n in burst]
     assert len(pd.incidents) == 3
-    assert all(i.status == "triggered" for i in pd.incidents.values())
+    assert all(len(i.events) == 2 for i in pd.incidents.values())
 
 
 async def test_invalid_event_is_dead_with_pagerdutys_errors_kept() -> None:

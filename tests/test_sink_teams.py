@@ -227,3 +227,24 @@ def test_webhook_url_must_be_https_off_the_machine() -> None:
 def test_repr_hides_the_url() -> None:
     sink = TeamsSink("teams", teams_settings(f"https://x.example/w?sig={TEAMS_SIG}"))
     assert TEAMS_SIG not in repr(sink)
+
+
+def test_wide_characters_everywhere_still_fit() -> None:
+    wide = "\U0001d518" * 5000  # four bytes each in UTF-8
+    alert = make_alert(error_excerpt=wide, summary=wide)
+    facts = alert.execution
+    assert facts is not None
+    assert alert.cause is not None
+    alert = dataclasses.replace(
+        alert,
+        description=wide,
+        execution=dataclasses.replace(facts, id=wide, status=wide),
+        cause=dataclasses.replace(alert.cause, step_label=wide, chain=(wide, wide)),
+        labels={**alert.labels, "responder": wide, **{f"l{i}": wide for i in range(9)}},
+        annotations={f"a{i}": wide for i in range(9)},
+    )
+    message = teams_message([make_notification(alert)])
+    assert len(encode_message(message)) <= TEAMS_MAX_BODY_BYTES
+    card = message["attachments"][0]["content"]
+    assert card_errors(card) == []
+    assert card["actions"][0]["title"] == "Open execution"  # the way to the rest

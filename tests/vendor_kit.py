@@ -175,7 +175,8 @@ class FakePagerDuty(_Server):
         self.events: list[dict[str, Any]] = []  # every accepted event, in order
         self.refused: list[list[str]] = []
         self.incidents: dict[str, Incident] = {}
-        self.fail_next: list[tuple[int, dict[str, str]]] = []
+        # The next requests' answers: a status and headers, or None to process it.
+        self.fail_next: list[tuple[int, dict[str, str]] | None] = []
         self.echo_key = echo_key  # a careless vendor: the error quotes the key it got
         self.requests = 0
 
@@ -190,8 +191,9 @@ class FakePagerDuty(_Server):
         self.requests += 1
         if request.content_type != "application/json":
             return self._invalid(["Content-Type must be application/json"])
-        if self.fail_next:
-            status, headers = self.fail_next.pop(0)
+        failure = self.fail_next.pop(0) if self.fail_next else None
+        if failure is not None:
+            status, headers = failure
             body = {
                 "status": "throttle event",
                 "message": "Requests for this service are throttled",

@@ -10,8 +10,9 @@ Invariants:
   PagerDuty. A test notification triggers a fresh alert at severity `info`.
 - A route group's message is one event per notification, each its own `dedup_key`, sent
   in order within one attempt: each incident is resolvable on its own. When one of them
-  fails the whole message is retried; events PagerDuty already took are sent again and
-  deduplicated by their keys, so a retry never doubles an incident.
+  fails the whole message is retried; the events PagerDuty already took are skipped
+  (remembered in memory), and after a restart sent again and deduplicated by their
+  keys, so a retry never doubles an incident.
 - Every trigger obeys the Events API v2 rules: `payload.summary` 1-1024 characters,
   `payload.source` non-empty, `payload.severity` one of critical/error/warning/info
   (`SEVERITY`), `timestamp` ISO 8601, `custom_details` an object, `links` a list of
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -184,6 +186,10 @@ class PagerDutySink(HttpSink):
         )
         self._key = key
         self._url = settings.api_url
+        # Events PagerDuty took from a message that then failed part-way: its retry skips
+        # them rather than spend the integration's rate limit again (if forgotten, on
+        # restart, sending them again is harmless: PagerDuty deduplicates).
+        self._taken: OrderedDict[str, None] = OrderedDict()
 
     def bodies(self, notifications: Sequence[Notification]) -> list[bytes]:
         """One request body an event, in the message's order."""
@@ -197,10 +203,19 @@ class PagerDutySink(HttpSink):
     async def send(self, notifications: Sequence[Notification]) -> None:
         if not notifications:
             raise ValueError("nothing to send")
-        for body in self.bodies(notifications):
+        ids = [n.id for n in notifications]
+        for notification_id, body in zip(ids, self.bodies(notifications), strict=True):
+            if notification_id in self._taken:
+                continue
             await self._poster.post(self._url, content=body, headers=_HEADERS)
+            self._taken[notification_id] = None
+            while len(self._taken) > _TAKEN_KEPT:
+                self._taken.popitem(last=False)
+        for notification_id in ids:  # delivered whole: nothing left to skip
+            self._taken.pop(notification_id, None)
 
 
 _HEADERS = {"content-type": "application/json"}
+_TAKEN_KEPT = 10_000
 
 __all__ = ["SEVERITY", "PagerDutySink", "custom_details", "event_action", "pagerduty_event"]

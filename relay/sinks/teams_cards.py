@@ -258,11 +258,20 @@ def _message(
 def _single(notification: Notification) -> dict[str, Any]:
     alert = notification.alert
     fallback = f"{_state_word(notification)} [{alert.severity}] {alert.summary}"
-    message = _message(_alert_card_body(notification, full=True), _buttons(alert), fallback)
+    buttons = _buttons(alert)
+    message = _message(_alert_card_body(notification, full=True), buttons, fallback)
     if len(encode_message(message)) <= TEAMS_MAX_BODY_BYTES:
         return message
-    # The description and the extra labels are the only texts without a small bound.
-    return _message(_alert_card_body(notification, full=False), _buttons(alert), fallback)
+    # The description and the extra labels are the texts without a small bound...
+    message = _message(_alert_card_body(notification, full=False), buttons, fallback)
+    if len(encode_message(message)) <= TEAMS_MAX_BODY_BYTES:
+        return message
+    # ...and wide characters can still fill the rest: the heading and the buttons say it.
+    subtitle = f"{_state_word(notification)} · {alert.severity} · {alert.rule} · alert {alert.id}"
+    note = _text("The details are too large for Teams; open the execution or the relay's API.")
+    return _message(
+        [_heading(alert.summary, subtitle, style_of([notification])), note], buttons, fallback
+    )
 
 
 def _digest(notifications: Sequence[Notification]) -> dict[str, Any]:
