@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from relay.domain.alerts import Notification
 from relay.errors import SinkError
 from relay.settings import TeamsSinkSettings
+from relay.sim import ManualClock
 from relay.sinks.teams import TeamsSink
 from relay.sinks.teams_cards import (
     TEAMS_MAX_BODY_BYTES,
@@ -27,7 +29,8 @@ from relay.sinks.teams_cards import (
 )
 from relay.store import Store
 from tests import store_backends
-from tests.delivery_kit import make_alert, make_notification
+from tests.delivery_kit import T0, enqueue, make_alert, make_notification
+from tests.grouping_kit import worker_on
 from tests.test_grouping_sinks import TITLE, deliver_group
 from tests.vendor_kit import TEAMS_LIMIT_BYTES, TEAMS_SIG, FakeTeams, card_errors
 
@@ -248,3 +251,22 @@ def test_wide_characters_everywhere_still_fit() -> None:
     card = message["attachments"][0]["content"]
     assert card_errors(card) == []
     assert card["actions"][0]["title"] == "Open execution"  # the way to the rest
+
+
+async def test_a_burst_within_group_wait_is_one_digest(store: Store) -> None:
+    burst = [firing() for _ in range(30)]
+    burst = [dataclasses.replace(n, sink="teams") for n in burst]
+    await enqueue(store, burst, at=T0)  # type: ignore[arg-type]
+    clock = ManualClock(T0)
+    async with FakeTeams() as teams:
+        sink = TeamsSink("teams", teams_settings(teams.webhook_url))
+        try:
+            worker = worker_on(sink, store, clock)
+            assert (await worker.step()).next_wake_at == T0 + timedelta(seconds=10)
+            clock.set(T0 + timedelta(seconds=10))
+            result = await worker.step()
+        finally:
+            await sink.aclose()
+    assert (result.messages, result.outcomes) == (1, {"delivered": 30})
+    (post,) = teams.posts
+    assert unescape(post.card["body"][0]["items"][0]["text"]) == "30 alerts: 30 firing"

@@ -29,12 +29,13 @@ class PagerDutySinkSettings(DeliverySettings):
         problems: list[tuple[tuple[str | int, ...], str]] = []
         key = self.routing_key.get_secret_value()
         if len(key) != ROUTING_KEY_CHARS or not key.isalnum():
+            got = f"{len(key)} characters" if len(key) != ROUTING_KEY_CHARS else "other characters"
             problems.append(
                 (
                     ("routing_key",),
-                    f"should be the {ROUTING_KEY_CHARS}-character integration key of an "
-                    "Events API v2 integration (PagerDuty: Service -> Integrations -> "
-                    f"Events API v2), got {len(key)} characters",
+                    f"should be the {ROUTING_KEY_CHARS}-character integration key (letters "
+                    "and digits) of an Events API v2 integration (PagerDuty: Service -> "
+                    f"Integrations -> Events API v2), got {got}",
                 )
             )
         try:
