@@ -1,7 +1,7 @@
 """Sinks: where alerts go (Slack, webhooks, Alertmanager, PagerDuty, Teams, the console),
 each a module with its wire payload (Slack's Block Kit in `slack_blocks`, Teams' Adaptive
-Cards in `teams_cards`), the spellings they share in
-`wire`, what every sink has in `base` (`BaseSink`, `HttpSink`), and the registry that
+Cards in `teams_cards`), the words they share in
+`words`, what every sink has in `base` (`BaseSink`, `HttpSink`), and the registry that
 builds them from settings.
 
     build_sinks(settings.sinks) -> {name: Sink}

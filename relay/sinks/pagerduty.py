@@ -40,6 +40,7 @@ from relay.domain.redact import bound
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.settings import PagerDutySinkSettings
 from relay.sinks.base import HttpSink, url_secrets
+from relay.sinks.words import is_resolved
 from relay.vocab import RUNBOOK_ANNOTATION, Severity
 
 # PagerDuty's severities for ours; a value of ours without one would be `error`.
@@ -58,9 +59,7 @@ def _http(url: str | None) -> str | None:
 
 def event_action(notification: Notification) -> str:
     """`resolve` for a resolved alert, `trigger` for everything else."""
-    if notification.kind == "resolved" or notification.alert.state == "resolved":
-        return "resolve"
-    return "trigger"
+    return "resolve" if is_resolved(notification) else "trigger"
 
 
 def _source(alert: Alert) -> str:

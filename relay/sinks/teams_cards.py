@@ -33,6 +33,7 @@ from relay.domain.grouping import group_digest, message_group
 from relay.domain.redact import ELLIPSIS, bound
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
+from relay.sinks.words import is_resolved, state_word, worst_firing
 from relay.vocab import RUNBOOK_ANNOTATION
 
 CARD_VERSION = "1.5"
@@ -41,7 +42,6 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 TEAMS_MAX_BODY_BYTES = 27 * 1024
 STYLE = {"critical": "attention", "warning": "warning", "info": "accent"}
 RESOLVED_STYLE = "good"
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _TITLE_CHARS = 300
 _TEXT_CHARS = 3000
 _LINE_CHARS = 600
@@ -82,18 +82,6 @@ def _text(text: str, *, limit: int = _TEXT_CHARS, **style: Any) -> dict[str, Any
     return {"type": "TextBlock", "text": clip(plain(text), limit), "wrap": True, **style}
 
 
-def _is_resolved(notification: Notification) -> bool:
-    return notification.kind == "resolved" or notification.alert.state == "resolved"
-
-
-def _state_word(notification: Notification) -> str:
-    if notification.kind == "test":
-        return "TEST"
-    if _is_resolved(notification):
-        return "RESOLVED"
-    return "REMINDER" if notification.kind == "reminder" else "FIRING"
-
-
 def _url(url: str | None) -> str | None:
     if not url or len(url) > _URL_CHARS or not url.startswith(("https://", "http://")):
         return None
@@ -112,10 +100,8 @@ def _buttons(alert: Alert) -> list[dict[str, Any]]:
 
 def style_of(notifications: Sequence[Notification]) -> str:
     """The Container style: the worst firing severity, `good` when all resolved."""
-    firing = [n.alert.severity for n in notifications if not _is_resolved(n)]
-    if not firing:
-        return RESOLVED_STYLE
-    return STYLE[min(firing, key=_SEVERITY_ORDER.__getitem__)]
+    worst = worst_firing(notifications)
+    return RESOLVED_STYLE if worst is None else STYLE[worst]
 
 
 def _heading(title: str, subtitle: str, style: str) -> dict[str, Any]:
@@ -135,7 +121,7 @@ def _heading(title: str, subtitle: str, style: str) -> dict[str, Any]:
 
 def _facts(notification: Notification) -> list[dict[str, str]]:
     alert = notification.alert
-    pairs = [("Status", f"{_state_word(notification)} · {alert.severity}"), ("Rule", alert.rule)]
+    pairs = [("Status", f"{state_word(notification)} · {alert.severity}"), ("Rule", alert.rule)]
     pairs.append(("Source", alert.source))
     facts = alert.execution
     if facts is not None:
@@ -174,7 +160,7 @@ def _extras(alert: Alert) -> str | None:
 
 def _alert_card_body(notification: Notification, *, full: bool) -> list[dict[str, Any]]:
     alert = notification.alert
-    subtitle = f"{_state_word(notification)} · {alert.severity} · {alert.rule} · alert {alert.id}"
+    subtitle = f"{state_word(notification)} · {alert.severity} · {alert.rule} · alert {alert.id}"
     body = [
         _heading(alert.summary, subtitle, style_of([notification])),
         {"type": "FactSet", "facts": _facts(notification)},
@@ -198,7 +184,7 @@ def _alert_card_body(notification: Notification, *, full: bool) -> list[dict[str
 
 def _digest_item(notification: Notification) -> dict[str, Any]:
     alert = notification.alert
-    head = f"{_state_word(notification)} · {alert.severity} · {alert.rule} · {alert.source}"
+    head = f"{state_word(notification)} · {alert.severity} · {alert.rule} · {alert.source}"
     items: list[dict[str, Any]] = [
         _text(head, limit=_LINE_CHARS, weight="bolder"),
         _text(alert.summary, limit=_LINE_CHARS, spacing="none"),
@@ -221,7 +207,7 @@ def _digest_title(notifications: Sequence[Notification]) -> tuple[str, str]:
     if message_group(notifications) is not None:
         digest = group_digest(notifications)
         return digest.title, f"route {digest.group.route}"
-    resolved = sum(1 for n in notifications if _is_resolved(n))
+    resolved = sum(1 for n in notifications if is_resolved(n))
     firing = len(notifications) - resolved
     parts = [f"{firing} firing"] if firing else []
     if resolved:
@@ -257,7 +243,7 @@ def _message(
 
 def _single(notification: Notification) -> dict[str, Any]:
     alert = notification.alert
-    fallback = f"{_state_word(notification)} [{alert.severity}] {alert.summary}"
+    fallback = f"{state_word(notification)} [{alert.severity}] {alert.summary}"
     buttons = _buttons(alert)
     message = _message(_alert_card_body(notification, full=True), buttons, fallback)
     if len(encode_message(message)) <= TEAMS_MAX_BODY_BYTES:
@@ -267,7 +253,7 @@ def _single(notification: Notification) -> dict[str, Any]:
     if len(encode_message(message)) <= TEAMS_MAX_BODY_BYTES:
         return message
     # ...and wide characters can still fill the rest: the heading and the buttons say it.
-    subtitle = f"{_state_word(notification)} · {alert.severity} · {alert.rule} · alert {alert.id}"
+    subtitle = f"{state_word(notification)} · {alert.severity} · {alert.rule} · alert {alert.id}"
     note = _text("The details are too large for Teams; open the execution or the relay's API.")
     return _message(
         [_heading(alert.summary, subtitle, style_of([notification])), note], buttons, fallback
