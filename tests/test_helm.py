@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from relay.settings import Settings
+from relay.settings import SINK_TYPES, Settings
 from tests.deploy_support import (
     CHART,
     DASHBOARD_FILE,
@@ -132,6 +132,12 @@ def test_the_schema_knows_exactly_the_relay_config_sections() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     sections = set(schema["properties"]["config"]["properties"])
     assert sections == set(Settings.model_fields)
+
+
+def test_the_schema_knows_exactly_the_sink_types() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    sink = schema["properties"]["config"]["properties"]["sinks"]["additionalProperties"]
+    assert sink["properties"]["type"]["enum"] == list(SINK_TYPES)
 
 
 @pytest.mark.parametrize(

@@ -212,7 +212,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "sinks.s.type",
     ]
     assert "duplicate source name 'prod' (also sources.0)" in found[1]
-    assert "unknown type 'slak'; use one of: slack, webhook, alertmanager, console" in found[6]
+    assert (
+        "unknown type 'slak'; use one of: slack, webhook, alertmanager, console, pagerduty, teams"
+        in found[6]
+    )
 
 
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Invariants:
 - Every credential-bearing value (Slack webhook URL and bot token, webhook URL and
   signing secret, webhook header values, Alertmanager password and token) is a
   `SecretStr`; validation messages never repeat it.
-- Retry settings are ordered: `retry_initial <= retry_max <= max_age`.
+- Retry settings are ordered: `retry_initial <= retry_max <= max_age` (`_delivery`).
 - A Slack sink has exactly one of `webhook_url` and `bot_token`; a bot token needs a
   channel. A webhook signing secret is base64 (optionally prefixed `whsec_`).
 - A URL with `user:password@` never goes with an `Authorization` header (configured, or
@@ -36,7 +36,6 @@ from relay.settings._base import (
     HttpUrl,
     OneOrMany,
     OptionalSecret,
-    PositiveDuration,
     RateLimit,
     RateLimitSetting,
     Secret,
@@ -44,6 +43,9 @@ from relay.settings._base import (
     check_http_url,
     raise_problems,
 )
+from relay.settings._delivery import DeliverySettings
+from relay.settings._sink_pagerduty import PagerDutySinkSettings
+from relay.settings._sink_teams import TeamsSinkSettings
 from relay.vocab import Severity
 
 Problems = list[tuple[tuple[str | int, ...], str]]
@@ -69,29 +71,6 @@ def _has_userinfo(url: str) -> bool:
         return "@" in urlsplit(url.strip()).netloc
     except ValueError:
         return False
-
-
-class DeliverySettings(Section):
-    """How hard to try: shared by every sink that talks to a remote service."""
-
-    timeout: PositiveDuration = timedelta(seconds=10)
-    rate_limit: RateLimitSetting | None = None
-    max_age: PositiveDuration = timedelta(hours=24)
-    retry_initial: PositiveDuration = timedelta(seconds=1)
-    retry_max: PositiveDuration = timedelta(minutes=5)
-    # A receiver's `Retry-After` longer than this is taken as this: none pauses a sink
-    # for longer (max_age still wins over both).
-    max_retry_after: PositiveDuration = timedelta(minutes=15)
-
-    @model_validator(mode="after")
-    def _ordered_retries(self) -> DeliverySettings:
-        problems: Problems = []
-        if self.retry_initial > self.retry_max:
-            problems.append((("retry_initial",), "should not exceed retry_max"))
-        if self.retry_max > self.max_age:
-            problems.append((("retry_max",), "should not exceed max_age"))
-        raise_problems(problems, title=type(self).__name__)
-        return self
 
 
 class SlackSinkSettings(DeliverySettings):
@@ -274,7 +253,12 @@ class ConsoleSinkSettings(Section):
 
 
 SinkSettings = Annotated[
-    SlackSinkSettings | WebhookSinkSettings | AlertmanagerSinkSettings | ConsoleSinkSettings,
+    SlackSinkSettings
+    | WebhookSinkSettings
+    | AlertmanagerSinkSettings
+    | ConsoleSinkSettings
+    | PagerDutySinkSettings
+    | TeamsSinkSettings,
     Field(discriminator="type"),
 ]
-SINK_TYPES = ("slack", "webhook", "alertmanager", "console")
+SINK_TYPES = ("slack", "webhook", "alertmanager", "console", "pagerduty", "teams")

@@ -1,6 +1,7 @@
-"""Sinks: where alerts go (Slack, webhooks, Alertmanager, the console), each a module with
-its wire payload (Slack's Block Kit in `slack_blocks`), the spellings they share in
-`wire`, what every sink has in `base` (`BaseSink`, `HttpSink`), and the registry that
+"""Sinks: where alerts go (Slack, webhooks, Alertmanager, PagerDuty, Teams, the console),
+each a module with its wire payload (Slack's Block Kit in `slack_blocks`, Teams' Adaptive
+Cards in `teams_cards`), the words they share in
+`words`, what every sink has in `base` (`BaseSink`, `HttpSink`), and the registry that
 builds them from settings.
 
     build_sinks(settings.sinks) -> {name: Sink}
@@ -16,9 +17,11 @@ from relay.sinks import registry
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink, delivery_policy
 from relay.sinks.console import ConsoleSink
+from relay.sinks.pagerduty import PagerDutySink
 from relay.sinks.registry import build_sink, build_sinks, build_targets, send_test
 from relay.sinks.slack import MemoryMessageRefs, MessageRef, MessageRefs, SlackSink
 from relay.sinks.slack_refs import StoredMessageRefs
+from relay.sinks.teams import TeamsSink
 from relay.sinks.webhook import WebhookSink
 
 __all__ = [
@@ -27,9 +30,11 @@ __all__ = [
     "MemoryMessageRefs",
     "MessageRef",
     "MessageRefs",
+    "PagerDutySink",
     "Sink",
     "SlackSink",
     "StoredMessageRefs",
+    "TeamsSink",
     "WebhookSink",
     "build_sink",
     "build_sinks",

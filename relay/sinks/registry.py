@@ -22,15 +22,19 @@ from relay.domain.alerts import Alert, Notification, alert_id
 from relay.settings import (
     AlertmanagerSinkSettings,
     ConsoleSinkSettings,
+    PagerDutySinkSettings,
     SinkSettings,
     SlackSinkSettings,
+    TeamsSinkSettings,
     WebhookSinkSettings,
     delivery_targets,
 )
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink
 from relay.sinks.console import ConsoleSink
+from relay.sinks.pagerduty import PagerDutySink
 from relay.sinks.slack import MessageRefs, SlackSink
+from relay.sinks.teams import TeamsSink
 from relay.sinks.webhook import WebhookSink
 
 TEST_RULE = "test-sink"
@@ -53,6 +57,10 @@ def build_sink(
         return SlackSink(name, settings, now=now, refs=slack_refs)
     if isinstance(settings, AlertmanagerSinkSettings):
         return AlertmanagerSink(name, settings, now=now)
+    if isinstance(settings, PagerDutySinkSettings):
+        return PagerDutySink(name, settings, now=now)
+    if isinstance(settings, TeamsSinkSettings):
+        return TeamsSink(name, settings, now=now)
     if isinstance(settings, ConsoleSinkSettings):
         return ConsoleSink(name, settings, stream=console_stream)
     raise TypeError(f"no sink builder for {type(settings).__name__}")  # pragma: no cover

@@ -48,6 +48,9 @@ from relay.domain.grouping import GROUP_SHOWN, group_digest, message_group
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
+from relay.sinks.words import SEVERITY_RANK, worst_firing
+from relay.sinks.words import is_resolved as _is_resolved
+from relay.sinks.words import state_word as _state_word
 from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
@@ -64,7 +67,6 @@ ELLIPSIS = "…"
 SEVERITY_HEX = {"critical": "#D92D20", "warning": "#F79009", "info": "#2E90FA"}
 RESOLVED_HEX = "#12B76A"
 
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 _RESOLVED_EMOJI = "✅"
 _TEST_EMOJI = "🧪"
@@ -103,24 +105,12 @@ def _code_block(excerpt: str, budget: int) -> str:
     return f"{fence}{clip(body, max(1, budget - 2 * len(fence)))}{fence}"
 
 
-def _is_resolved(notification: Notification) -> bool:
-    return notification.kind == "resolved" or notification.alert.state == "resolved"
-
-
 def _emoji(notification: Notification) -> str:
     if notification.kind == "test":
         return _TEST_EMOJI
     if _is_resolved(notification):
         return _RESOLVED_EMOJI
     return _EMOJI.get(notification.alert.severity, _EMOJI["info"])
-
-
-def _state_word(notification: Notification) -> str:
-    if notification.kind == "test":
-        return "TEST"
-    if _is_resolved(notification):
-        return "RESOLVED"
-    return "REMINDER" if notification.kind == "reminder" else "FIRING"
 
 
 # --- one alert ----------------------------------------------------------------------------
@@ -254,7 +244,7 @@ def _digest_line(notification: Notification) -> str:
 def _digest_header(notifications: Sequence[Notification]) -> str:
     counts = Counter(n.alert.severity for n in notifications if not _is_resolved(n))
     resolved = sum(1 for n in notifications if _is_resolved(n))
-    parts = [f"{counts[s]} {s}" for s in sorted(counts, key=_SEVERITY_ORDER.__getitem__)]
+    parts = [f"{counts[s]} {s}" for s in sorted(counts, key=SEVERITY_RANK.__getitem__)]
     if resolved:
         parts.append(f"{resolved} resolved")
     emoji = _RESOLVED_EMOJI if not counts else _EMOJI[_worst(notifications)]
@@ -262,8 +252,7 @@ def _digest_header(notifications: Sequence[Notification]) -> str:
 
 
 def _worst(notifications: Sequence[Notification]) -> str:
-    firing = [n.alert.severity for n in notifications if not _is_resolved(n)]
-    return min(firing, key=_SEVERITY_ORDER.__getitem__) if firing else "info"
+    return worst_firing(notifications) or "info"
 
 
 def _group_header(notifications: Sequence[Notification]) -> str:
