@@ -9,6 +9,7 @@ secret is a `SecretStr`, so printing a model never shows one.
 """
 
 from relay.settings._base import PositiveDuration, RateLimit, Section, parse_rate_limit
+from relay.settings._delivery import DeliverySettings
 from relay.settings._intervals import Matchers, TimeIntervalSettings, parse_matcher_list
 from relay.settings._root import Settings, reference_problems, secrets_of
 from relay.settings._routes import DEFAULT_GROUP_WAIT, RouteSettings, route_label
@@ -39,12 +40,12 @@ from relay.settings._silences import (
     read_matchers,
     silence_matcher_problems,
 )
+from relay.settings._sink_email import EmailSinkSettings, SmtpSettings
 from relay.settings._sinks import (
     SINK_TYPES,
     AlertmanagerSinkSettings,
     BasicAuthSettings,
     ConsoleSinkSettings,
-    DeliverySettings,
     SinkSettings,
     SlackSinkSettings,
     WebhookSinkSettings,
@@ -63,6 +64,7 @@ __all__ = [
     "CountThreshold",
     "DeliverySettings",
     "DurationThreshold",
+    "EmailSinkSettings",
     "GroupKey",
     "LogSettings",
     "MatcherProblems",
@@ -81,6 +83,7 @@ __all__ = [
     "SilenceSettings",
     "SinkSettings",
     "SlackSinkSettings",
+    "SmtpSettings",
     "SourceSettings",
     "StoreSettings",
     "Threshold",

@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -235,6 +236,18 @@ def check_http_url(value: str, *, field: str = "URL") -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1 (brackets
+    allowed). Local bridges, relays and tests live there; nothing else is trusted."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 # Prometheus/Alertmanager label names: Alertmanager answers 400 to an alert with any

@@ -33,7 +33,6 @@ from relay.settings._base import (
     HttpUrl,
     OneOrMany,
     OptionalSecret,
-    PositiveDuration,
     RateLimit,
     RateLimitSetting,
     Secret,
@@ -41,9 +40,9 @@ from relay.settings._base import (
     check_http_url,
     raise_problems,
 )
+from relay.settings._delivery import DeliverySettings, Problems
+from relay.settings._sink_email import EmailSinkSettings
 from relay.vocab import Severity
-
-Problems = list[tuple[tuple[str | int, ...], str]]
 
 # Headers the webhook sink sets itself; letting configuration replace them would break
 # signatures or the body's meaning.
@@ -66,29 +65,6 @@ def _has_userinfo(url: str) -> bool:
         return "@" in urlsplit(url.strip()).netloc
     except ValueError:
         return False
-
-
-class DeliverySettings(Section):
-    """How hard to try: shared by every sink that talks to a remote service."""
-
-    timeout: PositiveDuration = timedelta(seconds=10)
-    rate_limit: RateLimitSetting | None = None
-    max_age: PositiveDuration = timedelta(hours=24)
-    retry_initial: PositiveDuration = timedelta(seconds=1)
-    retry_max: PositiveDuration = timedelta(minutes=5)
-    # A receiver's `Retry-After` longer than this is taken as this: none pauses a sink
-    # for longer (max_age still wins over both).
-    max_retry_after: PositiveDuration = timedelta(minutes=15)
-
-    @model_validator(mode="after")
-    def _ordered_retries(self) -> DeliverySettings:
-        problems: Problems = []
-        if self.retry_initial > self.retry_max:
-            problems.append((("retry_initial",), "should not exceed retry_max"))
-        if self.retry_max > self.max_age:
-            problems.append((("retry_max",), "should not exceed max_age"))
-        raise_problems(problems, title=type(self).__name__)
-        return self
 
 
 class SlackSinkSettings(DeliverySettings):
@@ -235,7 +211,11 @@ class ConsoleSinkSettings(Section):
 
 
 SinkSettings = Annotated[
-    SlackSinkSettings | WebhookSinkSettings | AlertmanagerSinkSettings | ConsoleSinkSettings,
+    SlackSinkSettings
+    | WebhookSinkSettings
+    | AlertmanagerSinkSettings
+    | ConsoleSinkSettings
+    | EmailSinkSettings,
     Field(discriminator="type"),
 ]
-SINK_TYPES = ("slack", "webhook", "alertmanager", "console")
+SINK_TYPES = ("slack", "webhook", "alertmanager", "console", "email")

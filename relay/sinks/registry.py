@@ -19,6 +19,7 @@ from relay.domain.alerts import Alert, Notification, alert_id
 from relay.settings import (
     AlertmanagerSinkSettings,
     ConsoleSinkSettings,
+    EmailSinkSettings,
     SinkSettings,
     SlackSinkSettings,
     WebhookSinkSettings,
@@ -26,6 +27,7 @@ from relay.settings import (
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink
 from relay.sinks.console import ConsoleSink
+from relay.sinks.email import EmailSink
 from relay.sinks.slack import MessageRefs, SlackSink
 from relay.sinks.webhook import WebhookSink
 
@@ -50,6 +52,8 @@ def build_sink(
         return AlertmanagerSink(name, settings, now=now)
     if isinstance(settings, ConsoleSinkSettings):
         return ConsoleSink(name, settings, stream=console_stream)
+    if isinstance(settings, EmailSinkSettings):
+        return EmailSink(name, settings, now=now)
     raise TypeError(f"no sink builder for {type(settings).__name__}")  # pragma: no cover
 
 
