@@ -4,6 +4,7 @@ how each SMTP failure is classified (retried, or dead with what to check)."""
 
 from __future__ import annotations
 
+import base64
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.errors import SinkError
+from relay.scrub import REDACTED
 from relay.sinks.email import EmailSink
 from relay.sinks.email_message import message_id
 from tests.delivery_kit import T0, make_alert, make_notification
@@ -231,3 +233,17 @@ def test_message_ids_are_stable_and_distinct() -> None:
     assert message_id([one, two]) == message_id([two, one])
     assert message_id([one, two]).startswith("<msg_batch_")
     assert message_id([one, two]) != message_id([one])
+
+
+async def test_a_reply_echoing_the_password_is_scrubbed() -> None:
+    encoded = base64.b64encode(f"\0{USERNAME}\0{PASSWORD}".encode()).decode()
+    mailbox = Mailbox(data_replies=[f"554 5.7.1 not for {PASSWORD} nor {encoded}"])
+    async with smtp_server(mailbox, auth=True, auth_require_tls=False) as port:
+        settings = email_settings(port, username=USERNAME, password=PASSWORD)
+        with pytest.raises(SinkError) as caught:
+            await send(EmailSink("mail", settings), make_notification(sink="mail"))
+    text = str(caught.value)
+    assert f"not for {REDACTED} nor {REDACTED}" in text
+    assert PASSWORD not in text
+    assert encoded not in text
+    assert PASSWORD not in repr(EmailSink("mail", settings))

@@ -58,7 +58,9 @@ def parse_address(value: str) -> tuple[str, str]:
     if len(parsed) != 1:
         raise ValueError(f"{_ADDRESS_HINT} (give several as a list)")
     name, address = parsed[0]
-    if not ADDRESS.fullmatch(address) or len(address) > 254:
+    # The parser mends some forms (`a@exa mple.com` -> `a@example.com`): the address
+    # must be written as it is read.
+    if not ADDRESS.fullmatch(address) or len(address) > 254 or address not in value:
         raise ValueError(_ADDRESS_HINT)
     return name, address
 
