@@ -184,3 +184,21 @@ def test_addresses_that_are_one(value: str, parsed: tuple[str, str]) -> None:
 def test_addresses_that_are_not(value: str) -> None:
     with pytest.raises(ValueError, match="should be one"):
         parse_address(value)
+
+
+def test_the_commented_example_in_relay_example_yaml_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "config" / "relay.example.yaml"
+    lines = example.read_text().splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("  # mail:"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("  #"):
+            break
+        block.append(line[:2] + line[4:])
+    sink = yaml.safe_load("\n".join(block))["mail"]
+    sink["smtp"]["password"] = PASSWORD  # ${SMTP_PASSWORD} in the file
+    settings = parse_settings(config(sink), environ={})
+    parsed = settings.sinks["mail"]
+    assert isinstance(parsed, EmailSinkSettings)
+    assert parsed.smtp.effective_port == 587
+    assert parsed.recipients == ["oncall@example.com"]
