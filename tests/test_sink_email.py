@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from relay.domain.delivery import classify_smtp_reply
 from relay.errors import SinkError
 from relay.scrub import REDACTED
 from relay.sinks.email import EmailSink
@@ -247,3 +248,22 @@ async def test_a_reply_echoing_the_password_is_scrubbed() -> None:
     assert PASSWORD not in text
     assert encoded not in text
     assert PASSWORD not in repr(EmailSink("mail", settings))
+
+
+@pytest.mark.parametrize(
+    ("codes", "verdict"),
+    [
+        ([250], "ok"),
+        ([451], "retry"),
+        ([421], "retry"),
+        ([454], "retry"),
+        ([535], "dead"),
+        ([550], "dead"),
+        ([550, 553], "dead"),
+        ([550, 452], "retry"),  # one recipient may yet be accepted
+        ([0], "retry"),
+        ([999], "retry"),
+    ],
+)
+def test_smtp_replies_are_classified(codes: list[int], verdict: str) -> None:
+    assert classify_smtp_reply(codes) == verdict

@@ -7,6 +7,7 @@ Invariants:
   (3xx, never followed) and every other 4xx are dead at once: the receiver answered on
   purpose, and the same request would get the same answer until an operator fixes the
   sink and replays the dead letters.
+- Classification of SMTP replies: 4xx retried, 5xx dead at once (`classify_smtp_reply`).
 - A retry is never scheduled sooner than the server's `Retry-After`, and never later than
   `max_age` after the notification was first enqueued: a notification that cannot be
   delivered within `max_age` goes to the dead-letter queue instead.
@@ -54,6 +55,19 @@ def classify_status(status_code: int) -> Verdict:
     if 300 <= status_code < 500:
         return "dead"
     # 1xx as a final answer, or a status outside HTTP's range: a broken proxy in between.
+    return "retry"
+
+
+def classify_smtp_reply(codes: Sequence[int]) -> Verdict:
+    """What the final SMTP replies of an attempt mean (one, or one per refused recipient):
+    all 2xx/3xx delivered; any 4xx (a transient refusal) retried; all 5xx dead at once;
+    a code outside SMTP's range (a broken server or proxy) retried."""
+    if not codes:
+        raise ValueError("no reply to classify")
+    if all(200 <= code < 400 for code in codes):
+        return "ok"
+    if all(500 <= code < 600 for code in codes):
+        return "dead"
     return "retry"
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -32,6 +33,7 @@ import structlog
 
 from relay.clock import utcnow
 from relay.domain.alerts import Notification
+from relay.domain.delivery import classify_smtp_reply
 from relay.domain.grouping import GROUP_MESSAGE_MAX, message_group
 from relay.errors import SinkError
 from relay.scrub import SecretScrubber
@@ -76,6 +78,7 @@ class EmailSink(BaseSink):
             ]
         self._scrubber = SecretScrubber.of(secrets, min_length=1)
         self._tls: ssl.SSLContext | None = None
+        self._local_hostname: str | None = None
 
     def __repr__(self) -> str:
         smtp = self._smtp
@@ -107,6 +110,9 @@ class EmailSink(BaseSink):
         failure: SinkError | None = None
         try:
             async with asyncio.timeout(timeout_s):
+                if self._local_hostname is None:
+                    # The EHLO name: looked up once, not on every message (a slow resolver).
+                    self._local_hostname = await asyncio.to_thread(socket.getfqdn)
                 refused, _ = await aiosmtplib.send(
                     message,
                     sender=settings.sender,
@@ -119,6 +125,7 @@ class EmailSink(BaseSink):
                     start_tls=smtp.security == "starttls",
                     tls_context=self._tls_context() if secure else None,
                     timeout=timeout_s,
+                    local_hostname=self._local_hostname,
                 )
         except (TimeoutError, aiosmtplib.SMTPTimeoutError):
             failure = self._error(f"no answer from the SMTP server within {timeout_s:g}s")
@@ -159,11 +166,11 @@ class EmailSink(BaseSink):
         """The `SinkError` of an SMTP failure (module invariants)."""
         config = f"sinks.{self._name}"
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-            codes = [r.code for r in exc.recipients]
+            codes = [r.code for r in exc.recipients] or [0]
             replies = "; ".join(
                 f"{r.recipient}: {r.code} {self._detail(r.message)}" for r in exc.recipients
             )
-            if codes and all(500 <= code < 600 for code in codes):
+            if classify_smtp_reply(codes) == "dead":
                 return self._error(
                     f"the SMTP server refused every recipient ({replies}): check {config}.to",
                     retryable=False,
@@ -171,7 +178,7 @@ class EmailSink(BaseSink):
             return self._error(f"the SMTP server deferred the recipients ({replies})")
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             reply = f"{exc.code} {self._detail(exc.message)}".rstrip()
-            if not 500 <= exc.code < 600:
+            if classify_smtp_reply([exc.code]) != "dead":
                 return self._error(f"the SMTP server answered {reply}")
             if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
                 what = (
