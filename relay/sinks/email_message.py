@@ -35,7 +35,13 @@ from relay.domain.grouping import group_digest, group_message_id, message_group
 from relay.domain.redact import bound
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
-from relay.sinks.slack_blocks import RESOLVED_HEX, SEVERITY_HEX, runbook_url
+from relay.sinks.slack_blocks import (
+    RESOLVED_HEX,
+    SEVERITY_HEX,
+    is_resolved,
+    runbook_url,
+    state_word,
+)
 from relay.sinks.webhook import batch_id
 from relay.vocab import RUNBOOK_ANNOTATION
 
@@ -50,20 +56,8 @@ _MUTED = "color:#667085;font-size:12px"
 # --- words ------------------------------------------------------------------------------
 
 
-def _is_resolved(notification: Notification) -> bool:
-    return notification.kind == "resolved" or notification.alert.state == "resolved"
-
-
-def state_word(notification: Notification) -> str:
-    if notification.kind == "test":
-        return "TEST"
-    if _is_resolved(notification):
-        return "RESOLVED"
-    return "REMINDER" if notification.kind == "reminder" else "FIRING"
-
-
 def _colour(notifications: Sequence[Notification]) -> str:
-    firing = [n.alert.severity for n in notifications if not _is_resolved(n)]
+    firing = [n.alert.severity for n in notifications if not is_resolved(n)]
     if not firing:
         return RESOLVED_HEX
     return SEVERITY_HEX.get(min(firing, key=_SEVERITY_ORDER.__getitem__), SEVERITY_HEX["info"])
@@ -101,7 +95,7 @@ def subject(notifications: Sequence[Notification], *, prefix: str) -> str:
         text = f"{state_word(n)} [{alert.severity}] {alert.rule}{who}: {alert.summary}"
     elif message_group(notifications) is not None:
         digest = group_digest(notifications)
-        worst = "resolved" if all(map(_is_resolved, notifications)) else digest.severity
+        worst = "resolved" if all(map(is_resolved, notifications)) else digest.severity
         text = f"[{worst}] {digest.title}"
     else:
         text = _burst_title(notifications)
@@ -109,8 +103,8 @@ def subject(notifications: Sequence[Notification], *, prefix: str) -> str:
 
 
 def _burst_title(notifications: Sequence[Notification]) -> str:
-    counts = Counter(n.alert.severity for n in notifications if not _is_resolved(n))
-    resolved = sum(1 for n in notifications if _is_resolved(n))
+    counts = Counter(n.alert.severity for n in notifications if not is_resolved(n))
+    resolved = sum(1 for n in notifications if is_resolved(n))
     parts = [f"{counts[s]} {s}" for s in sorted(counts, key=_SEVERITY_ORDER.__getitem__)]
     if resolved:
         parts.append(f"{resolved} resolved")
@@ -388,7 +382,6 @@ __all__ = [
     "facts",
     "html_part",
     "message_id",
-    "state_word",
     "subject",
     "text_part",
 ]

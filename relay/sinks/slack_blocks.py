@@ -103,22 +103,22 @@ def _code_block(excerpt: str, budget: int) -> str:
     return f"{fence}{clip(body, max(1, budget - 2 * len(fence)))}{fence}"
 
 
-def _is_resolved(notification: Notification) -> bool:
+def is_resolved(notification: Notification) -> bool:
     return notification.kind == "resolved" or notification.alert.state == "resolved"
 
 
 def _emoji(notification: Notification) -> str:
     if notification.kind == "test":
         return _TEST_EMOJI
-    if _is_resolved(notification):
+    if is_resolved(notification):
         return _RESOLVED_EMOJI
     return _EMOJI.get(notification.alert.severity, _EMOJI["info"])
 
 
-def _state_word(notification: Notification) -> str:
+def state_word(notification: Notification) -> str:
     if notification.kind == "test":
         return "TEST"
-    if _is_resolved(notification):
+    if is_resolved(notification):
         return "RESOLVED"
     return "REMINDER" if notification.kind == "reminder" else "FIRING"
 
@@ -133,7 +133,7 @@ def _field(label: str, value: str) -> MarkdownTextObject:
 def _fields(notification: Notification) -> list[MarkdownTextObject]:
     alert = notification.alert
     fields = [
-        _field("Status", f"{_state_word(notification)} · {alert.severity}"),
+        _field("Status", f"{state_word(notification)} · {alert.severity}"),
         _field("Rule", alert.rule),
         _field("Source", alert.source),
     ]
@@ -241,7 +241,7 @@ def _alert_blocks(notification: Notification) -> list[Block]:
 
 def _digest_line(notification: Notification) -> str:
     alert = notification.alert
-    title = f"{_emoji(notification)} *{escape(alert.rule)}* · {_state_word(notification)}"
+    title = f"{_emoji(notification)} *{escape(alert.rule)}* · {state_word(notification)}"
     line = f"{title} · {escape(alert.source)}\n{escape(alert.summary)}"
     if alert.link:
         line += f" {_link(alert.link, 'open')}"
@@ -252,8 +252,8 @@ def _digest_line(notification: Notification) -> str:
 
 
 def _digest_header(notifications: Sequence[Notification]) -> str:
-    counts = Counter(n.alert.severity for n in notifications if not _is_resolved(n))
-    resolved = sum(1 for n in notifications if _is_resolved(n))
+    counts = Counter(n.alert.severity for n in notifications if not is_resolved(n))
+    resolved = sum(1 for n in notifications if is_resolved(n))
     parts = [f"{counts[s]} {s}" for s in sorted(counts, key=_SEVERITY_ORDER.__getitem__)]
     if resolved:
         parts.append(f"{resolved} resolved")
@@ -262,14 +262,14 @@ def _digest_header(notifications: Sequence[Notification]) -> str:
 
 
 def _worst(notifications: Sequence[Notification]) -> str:
-    firing = [n.alert.severity for n in notifications if not _is_resolved(n)]
+    firing = [n.alert.severity for n in notifications if not is_resolved(n)]
     return min(firing, key=_SEVERITY_ORDER.__getitem__) if firing else "info"
 
 
 def _group_header(notifications: Sequence[Notification]) -> str:
     """A route group's digest header: "🔴 5 alerts: execution-failed for Sales Qualifier"."""
     digest = group_digest(notifications)
-    emoji = _RESOLVED_EMOJI if all(map(_is_resolved, notifications)) else _EMOJI[digest.severity]
+    emoji = _RESOLVED_EMOJI if all(map(is_resolved, notifications)) else _EMOJI[digest.severity]
     return clip(f"{emoji} {' '.join(digest.title.split())}", MAX_HEADER_CHARS)
 
 
@@ -292,7 +292,7 @@ def _digest_blocks(notifications: Sequence[Notification]) -> list[Block]:
 
 
 def colour_hex(notification: Notification) -> str:
-    if _is_resolved(notification):
+    if is_resolved(notification):
         return RESOLVED_HEX
     return SEVERITY_HEX.get(notification.alert.severity, SEVERITY_HEX["info"])
 
@@ -300,7 +300,7 @@ def colour_hex(notification: Notification) -> str:
 def _colour(notifications: Sequence[Notification]) -> str:
     if len(notifications) == 1:
         return colour_hex(notifications[0])
-    if all(_is_resolved(n) for n in notifications):
+    if all(is_resolved(n) for n in notifications):
         return RESOLVED_HEX
     return SEVERITY_HEX[_worst(notifications)]
 
@@ -317,7 +317,7 @@ def fallback_text(notifications: Sequence[Notification], *, mentions: str = "") 
     `mentions` (from `mention_text`) go first, outside the escaping."""
     if len(notifications) == 1:
         n = notifications[0]
-        text = f"{_state_word(n)} [{n.alert.severity}] {n.alert.summary}"
+        text = f"{state_word(n)} [{n.alert.severity}] {n.alert.summary}"
     elif message_group(notifications) is not None:
         text = _group_header(notifications)
     else:
@@ -350,7 +350,7 @@ def slack_thread_reply(
     """A short reply in the thread of an alert's first message (resolved, reminder); a
     reminder carries the configured mentions."""
     alert = notification.alert
-    word = _state_word(notification).capitalize()
+    word = state_word(notification).capitalize()
     when = utc_iso(alert.ended_at or notification.created_at)
     text = f"{_emoji(notification)} {word} at {when}: {escape(' '.join(alert.summary.split()))}"
     if alert.value is not None:
@@ -375,7 +375,9 @@ __all__ = [
     "colour_hex",
     "escape",
     "fallback_text",
+    "is_resolved",
     "runbook_url",
     "slack_message",
     "slack_thread_reply",
+    "state_word",
 ]
