@@ -4,6 +4,7 @@ how each SMTP failure is classified (retried, or dead with what to check)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 from dataclasses import replace
@@ -267,3 +268,18 @@ async def test_a_reply_echoing_the_password_is_scrubbed() -> None:
 )
 def test_smtp_replies_are_classified(codes: list[int], verdict: str) -> None:
     assert classify_smtp_reply(codes) == verdict
+
+
+async def test_a_server_that_never_greets_times_out_and_is_retried() -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)  # accepts, is silent
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        sink = EmailSink("mail", email_settings(port, sink={"timeout": "300ms"}))
+        with pytest.raises(SinkError) as caught:
+            await send(sink, make_notification(sink="mail"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert caught.value.retryable
+    assert "no answer from the SMTP server within 0.3s" in str(caught.value)
