@@ -264,6 +264,7 @@ async def test_a_reply_echoing_the_password_is_scrubbed() -> None:
         ([550, 452], "retry"),  # one recipient may yet be accepted
         ([0], "retry"),
         ([999], "retry"),
+        ([], "retry"),
     ],
 )
 def test_smtp_replies_are_classified(codes: list[int], verdict: str) -> None:
