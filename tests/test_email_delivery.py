@@ -103,6 +103,7 @@ async def test_a_burst_is_one_digest(store: Store) -> None:
     for n in burst:
         assert n.alert.summary in text
         assert str(n.alert.link) in text
+    assert text.count("  Error: Tool 'crm.lookup' failed: HTTP 502 from upstream") == 5
     page = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert page.count("border-left:4px solid") == 5
 

@@ -17,7 +17,7 @@ from relay.domain.delivery import classify_smtp_reply
 from relay.errors import SinkError
 from relay.scrub import REDACTED
 from relay.sinks.email import EmailSink
-from relay.sinks.email_message import message_id
+from relay.sinks.email_words import message_id
 from tests.delivery_kit import T0, make_alert, make_notification
 from tests.smtp_kit import (
     PASSWORD,

@@ -8,7 +8,7 @@ Invariants:
   every attempt of the same message has the same Message-ID and a retry that reached
   the mailbox twice is recognisable. A resolve or a reminder is `In-Reply-To` its
   alert's firing message, so mail clients thread them.
-- Header text taken from alerts is folded to one line (`_header_text`): a summary or
+- Header text taken from alerts is folded to one line (`email_words.header_text`): a summary or
   an error holding CR/LF cannot start a header of its own. The `email` package refuses
   CR/LF in a header value as a second guard. Recipients are the configured ones only.
 - The HTML part escapes every text taken from alerts (`html.escape`), uses inline
@@ -23,7 +23,6 @@ Invariants:
 from __future__ import annotations
 
 import html
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -31,145 +30,24 @@ from email.utils import format_datetime
 
 from relay import __version__
 from relay.domain.alerts import Alert, Notification, notification_id
-from relay.domain.grouping import group_digest, group_message_id, message_group
-from relay.domain.redact import bound
-from relay.domain.render_text import group_text
-from relay.durations import format_credits, format_span_s, utc_iso
-from relay.sinks.slack_blocks import (
-    RESOLVED_HEX,
-    SEVERITY_HEX,
-    is_resolved,
-    runbook_url,
-    state_word,
+from relay.sinks.email_words import (
+    MESSAGE_ID_DOMAIN,
+    colour,
+    digest_members,
+    error_excerpt,
+    facts,
+    header_text,
+    links,
+    message_id,
+    message_title,
+    short_error,
+    subject,
 )
-from relay.sinks.webhook import batch_id
-from relay.vocab import RUNBOOK_ANNOTATION
+from relay.sinks.slack_blocks import state_word
 
-MESSAGE_ID_DOMAIN = "zaia-relay"
-DIGEST_SHOWN = 25
-SUBJECT_CHARS = 200
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _FONT = "font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif"
 _MUTED = "color:#667085;font-size:12px"
-
-
-# --- words ------------------------------------------------------------------------------
-
-
-def _colour(notifications: Sequence[Notification]) -> str:
-    firing = [n.alert.severity for n in notifications if not is_resolved(n)]
-    if not firing:
-        return RESOLVED_HEX
-    return SEVERITY_HEX.get(min(firing, key=_SEVERITY_ORDER.__getitem__), SEVERITY_HEX["info"])
-
-
-def _header_text(text: str) -> str:
-    """`text` on one line: every run of whitespace (CR, LF, tabs) becomes one space."""
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
-
-
-def _http_url(url: str | None) -> str | None:
-    return url if url and url.startswith(("http://", "https://")) else None
-
-
-def message_id(notifications: Sequence[Notification]) -> str:
-    """The `Message-ID` of the message carrying `notifications` (module invariants)."""
-    group = message_group(notifications)
-    ids = [n.id for n in notifications]
-    if group is not None:
-        local = group_message_id(group.key, ids)
-    elif len(notifications) > 1:
-        local = batch_id(ids)
-    else:
-        local = ids[0]
-    return f"<{local}@{MESSAGE_ID_DOMAIN}>"
-
-
-def subject(notifications: Sequence[Notification], *, prefix: str) -> str:
-    """`[zaia-relay] FIRING [critical] execution-failed (Sales Qualifier): summary`; for
-    a digest its count (or a route group's title)."""
-    if len(notifications) == 1:
-        n = notifications[0]
-        alert = n.alert
-        who = f" ({alert.responder})" if alert.responder else ""
-        text = f"{state_word(n)} [{alert.severity}] {alert.rule}{who}: {alert.summary}"
-    elif message_group(notifications) is not None:
-        digest = group_digest(notifications)
-        worst = "resolved" if all(map(is_resolved, notifications)) else digest.severity
-        text = f"[{worst}] {digest.title}"
-    else:
-        text = _burst_title(notifications)
-    return bound(_header_text(f"{prefix} {text}" if prefix else text), SUBJECT_CHARS)
-
-
-def _burst_title(notifications: Sequence[Notification]) -> str:
-    counts = Counter(n.alert.severity for n in notifications if not is_resolved(n))
-    resolved = sum(1 for n in notifications if is_resolved(n))
-    parts = [f"{counts[s]} {s}" for s in sorted(counts, key=_SEVERITY_ORDER.__getitem__)]
-    if resolved:
-        parts.append(f"{resolved} resolved")
-    worst = min(counts, key=_SEVERITY_ORDER.__getitem__) if counts else "resolved"
-    return f"[{worst}] {len(notifications)} alerts: {', '.join(parts)}"
-
-
-def facts(notification: Notification) -> list[tuple[str, str]]:
-    """The facts table of one alert: (label, value) rows, for both parts."""
-    alert = notification.alert
-    rows = [
-        ("Status", f"{state_word(notification)} · {alert.severity}"),
-        ("Rule", alert.rule),
-        ("Source", alert.source),
-    ]
-    if alert.responder:
-        rows.append(("Responder", alert.responder))
-    execution = alert.execution
-    if execution is not None:
-        rows.append(("Execution", f"{execution.kind} {execution.id} ({execution.status})"))
-        if execution.agent_id:
-            rows.append(("Agent", execution.agent_id))
-        if execution.workflow_id:
-            rows.append(("Workflow", execution.workflow_id))
-        rows.append(("Credits", format_credits(execution.credits_used)))
-        rows.append(("Duration", format_span_s(execution.duration_s)))
-    cause = alert.cause
-    if cause is not None and (cause.step_label or cause.step_type):
-        kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type, cause.model) if k]
-        step = cause.step_label or "unnamed step"
-        rows.append(("Failing step", f"{step} ({', '.join(kinds)})" if kinds else step))
-    if cause is not None and len(cause.chain) > 1:
-        rows.append(("Via", " → ".join(cause.chain)))
-    if alert.group:
-        rows.append(("Group", _group_words(alert)))
-    if alert.value is not None:
-        rows.append(("Value", f"{alert.value:g}"))
-    rows.append(("Started", utc_iso(alert.started_at)))
-    if alert.ended_at is not None:
-        rows.append(("Resolved", utc_iso(alert.ended_at)))
-    rows += [(f"Label {k}", v) for k, v in alert.rule_labels.items()]
-    rows += [(k, v) for k, v in alert.annotations.items() if k != RUNBOOK_ANNOTATION]
-    return rows
-
-
-def _group_words(alert: Alert) -> str:
-    group = dict(sorted((alert.group or {}).items()))
-    name, responder_id = alert.labels.get("responder"), group.get("responder_id")
-    return group_text(group, {responder_id: name} if name and responder_id else {})
-
-
-def _links(alert: Alert) -> list[tuple[str, str]]:
-    """(label, URL) of the execution (or alert) link and the runbook, http(s) only."""
-    found = []
-    link = _http_url(alert.link)
-    if link is not None:
-        found.append(("Open execution" if alert.execution else "Open", link))
-    runbook = _http_url(runbook_url(alert))
-    if runbook is not None:
-        found.append(("Runbook", runbook))
-    return found
-
-
-def _error(alert: Alert) -> str | None:
-    return alert.cause.error_excerpt if alert.cause is not None else None
+_MONO = "font-family:Menlo,Consolas,monospace;font-size:12px;color:#475467"
 
 
 # --- plain text -------------------------------------------------------------------------
@@ -184,16 +62,16 @@ def _text_alert(notification: Notification) -> list[str]:
     rows = facts(notification)
     width = max(len(label) for label, _ in rows) + 2
     lines = [alert.summary, ""]
-    lines += [f"{label + ':':<{width}}{_header_text(value)}" for label, value in rows]
-    error = _error(alert)
+    lines += [f"{label + ':':<{width}}{header_text(value)}" for label, value in rows]
+    error = error_excerpt(alert)
     if error:
         lines += ["", "Error:", _indented(error)]
     if alert.description.strip():
         lines += ["", alert.description.strip()]
-    links = _links(alert)
-    if links:
+    found = links(alert)
+    if found:
         lines.append("")
-        lines += [f"{label}: {url}" for label, url in links]
+        lines += [f"{label}: {url}" for label, url in found]
     return lines
 
 
@@ -202,9 +80,11 @@ def _text_entry(notification: Notification) -> list[str]:
     who = f" · {alert.responder}" if alert.responder else ""
     lines = [
         f"* {state_word(notification)} [{alert.severity}] {alert.rule} · {alert.source}{who}",
-        f"  {_header_text(alert.summary)}",
+        f"  {header_text(alert.summary)}",
     ]
-    lines += [f"  {label}: {url}" for label, url in _links(alert)]
+    if error := short_error(alert):
+        lines.append(f"  Error: {error}")
+    lines += [f"  {label}: {url}" for label, url in links(alert)]
     return lines
 
 
@@ -214,7 +94,7 @@ def text_part(notifications: Sequence[Notification], *, title: str) -> str:
         body = _text_alert(n)
         ids = f"alert {n.alert.id} · notification {n.id}"
     else:
-        shown, more = _digest_members(notifications)
+        shown, more = digest_members(notifications)
         body = [title, ""]
         for n in shown:
             body += [*_text_entry(n), ""]
@@ -234,7 +114,7 @@ def _e(text: str) -> str:
 def _html_links(alert: Alert) -> str:
     anchors = [
         f'<a href="{_e(url)}" style="color:#1570EF;font-weight:bold">{_e(label)}</a>'
-        for label, url in _links(alert)
+        for label, url in links(alert)
     ]
     return " &nbsp;·&nbsp; ".join(anchors)
 
@@ -260,7 +140,7 @@ def _html_alert(notification: Notification) -> str:
         f'<table role="presentation" style="border-collapse:collapse;font-size:14px">{rows}'
         "</table>",
     ]
-    error = _error(alert)
+    error = error_excerpt(alert)
     if error:
         parts.append(_html_pre(error))
     if alert.description.strip():
@@ -268,9 +148,9 @@ def _html_alert(notification: Notification) -> str:
             f'<p style="white-space:pre-wrap;font-size:14px;margin:12px 0">'
             f"{_e(alert.description.strip())}</p>"
         )
-    links = _html_links(alert)
-    if links:
-        parts.append(f'<p style="margin:12px 0;font-size:14px">{links}</p>')
+    anchors = _html_links(alert)
+    if anchors:
+        parts.append(f'<p style="margin:12px 0;font-size:14px">{anchors}</p>')
     parts.append(
         f'<p style="{_MUTED}">alert {_e(alert.id)} · notification {_e(notification.id)}</p>'
     )
@@ -279,27 +159,28 @@ def _html_alert(notification: Notification) -> str:
 
 def _html_entry(notification: Notification) -> str:
     alert = notification.alert
-    colour = _colour([notification])
+    bar = colour([notification])
     who = f" · {alert.responder}" if alert.responder else ""
     head = f"{state_word(notification)} [{alert.severity}] {alert.rule} · {alert.source}{who}"
-    links = _html_links(alert)
+    anchors = _html_links(alert)
     return (
-        f'<div style="border-left:4px solid {colour};padding:4px 0 4px 10px;margin:10px 0">'
+        f'<div style="border-left:4px solid {bar};padding:4px 0 4px 10px;margin:10px 0">'
         f'<div style="{_MUTED};font-weight:bold">{_e(head)}</div>'
         f'<div style="font-size:14px;margin:2px 0">{_e(alert.summary)}</div>'
-        + (f'<div style="font-size:13px">{links}</div>' if links else "")
+        + (f'<div style="{_MONO}">{_e(error)}</div>' if (error := short_error(alert)) else "")
+        + (f'<div style="font-size:13px">{anchors}</div>' if anchors else "")
         + "</div>"
     )
 
 
 def html_part(notifications: Sequence[Notification], *, title: str) -> str:
-    colour = _colour(notifications)
+    bar = colour(notifications)
     if len(notifications) == 1:
         n = notifications[0]
         word = f"{state_word(n)} · {n.alert.severity.upper()}"
         content = _html_alert(n)
     else:
-        shown, more = _digest_members(notifications)
+        shown, more = digest_members(notifications)
         word = f"{len(notifications)} ALERTS"
         content = f'<h1 style="margin:0 0 8px;font-size:18px">{_e(title)}</h1>'
         content += "".join(_html_entry(n) for n in shown)
@@ -310,38 +191,16 @@ def html_part(notifications: Sequence[Notification], *, title: str) -> str:
         f'<body style="margin:0;padding:16px;background:#F9FAFB;{_FONT};color:#101828">'
         '<table role="presentation" width="100%" style="max-width:720px;'
         'border-collapse:collapse;background:#FFFFFF;border:1px solid #EAECF0">'
-        f'<tr><td style="background:{colour};height:6px;font-size:0;line-height:0">&nbsp;</td>'
+        f'<tr><td style="background:{bar};height:6px;font-size:0;line-height:0">&nbsp;</td>'
         '</tr><tr><td style="padding:16px 20px">'
-        f'<div style="color:{colour};font-weight:bold;font-size:12px;letter-spacing:0.05em;'
+        f'<div style="color:{bar};font-weight:bold;font-size:12px;letter-spacing:0.05em;'
         f'margin-bottom:6px">{_e(word)}</div>{content}'
         f'<p style="{_MUTED};margin-top:16px">Sent by zaia-relay {_e(__version__)}</p>'
         "</td></tr></table></body></html>"
     )
 
 
-# --- digests and the message ------------------------------------------------------------
-
-
-def _digest_members(notifications: Sequence[Notification]) -> tuple[list[Notification], str]:
-    """The notifications a digest lists, and its "and N more" line ("" when none)."""
-    if message_group(notifications) is not None:
-        digest = group_digest(notifications)
-        shown, hidden = list(digest.shown), digest.hidden
-    else:
-        shown = list(notifications[:DIGEST_SHOWN])
-        hidden = len(notifications) - len(shown)
-    if not hidden:
-        return shown, ""
-    return shown, f"…and {hidden} more: the relay's status page and /api/v1/alerts list them all."
-
-
-def _title(notifications: Sequence[Notification]) -> str:
-    if len(notifications) == 1:
-        return notifications[0].alert.summary
-    if message_group(notifications) is not None:
-        digest = group_digest(notifications)
-        return f"{digest.title} (route {digest.group.route})"
-    return _burst_title(notifications)
+# --- the message ----------------------------------------------------------------------
 
 
 def email_message(
@@ -356,7 +215,7 @@ def email_message(
     checked addresses), `Date` from `now`."""
     if not notifications:
         raise ValueError("a message needs at least one notification")
-    title = _title(notifications)
+    title = message_title(notifications)
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
@@ -375,13 +234,4 @@ def email_message(
     return message
 
 
-__all__ = [
-    "DIGEST_SHOWN",
-    "MESSAGE_ID_DOMAIN",
-    "email_message",
-    "facts",
-    "html_part",
-    "message_id",
-    "subject",
-    "text_part",
-]
+__all__ = ["email_message", "html_part", "text_part"]
