@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
+import re
 import socket
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from relay.domain.delivery import classify_smtp_reply
 from relay.errors import SinkError
 from relay.scrub import REDACTED
 from relay.sinks.email import EmailSink
+from relay.sinks.email_message import email_message
 from relay.sinks.email_words import message_id
 from tests.delivery_kit import T0, make_alert, make_notification
 from tests.smtp_kit import (
@@ -28,6 +34,8 @@ from tests.smtp_kit import (
     smtp_server,
 )
 
+OWN_TAGS = {"!DOCTYPE", "html", "head", "meta", "body", "table", "tr", "td", "th", "div"}
+OWN_TAGS |= {"h1", "p", "pre", "a"}
 HOSTILE = '<script>alert(1)</script> & "quotes"\r\nBcc: evil@example.net\r\nX-Evil: 1'
 
 
@@ -284,3 +292,33 @@ async def test_a_server_that_never_greets_times_out_and_is_retried() -> None:
         await server.wait_closed()
     assert caught.value.retryable
     assert "no answer from the SMTP server within 0.3s" in str(caught.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(summary=st.text(max_size=120), error=st.text(max_size=200), rule=st.text(max_size=40))
+def test_no_alert_text_adds_a_header_or_markup(summary: str, error: str, rule: str) -> None:
+    alert = replace(make_alert(error_excerpt=error or None, summary=summary), rule=rule)
+    message = email_message(
+        [make_notification(alert, sink="mail")],
+        sender="relay@example.com",
+        to=["oncall@example.com"],
+        subject_prefix="[zaia-relay]",
+        now=T0,
+    )
+    wire = message.as_bytes(policy=email.policy.SMTP)
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert sorted(parsed.keys()) == sorted(
+        [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "Auto-Submitted",
+            "MIME-Version",
+            "Content-Type",
+        ]
+    )
+    page = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    # Every tag is one of the relay's own: no text from the alert became markup.
+    assert set(re.findall(r"<\s*/?\s*([^\s>/]*)", page)) <= OWN_TAGS
