@@ -7,6 +7,7 @@ Invariants:
   (3xx, never followed) and every other 4xx are dead at once: the receiver answered on
   purpose, and the same request would get the same answer until an operator fixes the
   sink and replays the dead letters.
+- SMTP replies: 4xx retried, 5xx dead at once (`classify_smtp_reply`).
 - A retry is never scheduled sooner than the server's `Retry-After`, and never later than
   `max_age` after the notification was first enqueued: a notification that cannot be
   delivered within `max_age` goes to the dead-letter queue instead.
@@ -55,6 +56,14 @@ def classify_status(status_code: int) -> Verdict:
         return "dead"
     # 1xx as a final answer, or a status outside HTTP's range: a broken proxy in between.
     return "retry"
+
+
+def classify_smtp_reply(codes: Sequence[int]) -> Verdict:
+    """The final SMTP replies of an attempt (one, or one a refused recipient): all 2xx/3xx
+    ok; all 5xx dead; any 4xx, or a code outside SMTP's range (a broken server), retry."""
+    if codes and all(200 <= code < 400 for code in codes):
+        return "ok"
+    return "dead" if codes and all(500 <= code < 600 for code in codes) else "retry"
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:

@@ -40,6 +40,7 @@ from relay.settings._silences import (
     read_matchers,
     silence_matcher_problems,
 )
+from relay.settings._sink_email import EmailSinkSettings, SmtpSettings
 from relay.settings._sink_pagerduty import PagerDutySinkSettings
 from relay.settings._sink_teams import TeamsSinkSettings
 from relay.settings._sinks import (
@@ -66,6 +67,7 @@ __all__ = [
     "CountThreshold",
     "DeliverySettings",
     "DurationThreshold",
+    "EmailSinkSettings",
     "GroupKey",
     "LogSettings",
     "MatcherProblems",
@@ -85,6 +87,7 @@ __all__ = [
     "SilenceSettings",
     "SinkSettings",
     "SlackSinkSettings",
+    "SmtpSettings",
     "SourceSettings",
     "StoreSettings",
     "TeamsSinkSettings",

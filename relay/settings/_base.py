@@ -238,12 +238,14 @@ def check_http_url(value: str, *, field: str = "URL") -> str:
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 
 
-def _is_loopback_host(host: str) -> bool:
-    """`localhost`, 127.0.0.0/8 or ::1: this machine, where local bridges and tests listen."""
-    if host.lower() == "localhost":
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1 (brackets
+    allowed), where local bridges, relays and tests listen; nothing else is trusted."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
         return True
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
     # Spelled out rather than `is_loopback`, whose answer for IPv4-mapped IPv6 addresses
@@ -264,7 +266,7 @@ def check_vendor_url(value: str) -> None:
         scheme, host = "", ""
     if scheme not in ("http", "https") or not host:
         raise ValueError("should be an https:// URL with a host")
-    if scheme == "http" and not _is_loopback_host(host):
+    if scheme == "http" and not is_loopback_host(host):
         raise ValueError(
             "should be https://: plain http:// is only for loopback hosts "
             "(localhost, 127.0.0.0/8, ::1)"

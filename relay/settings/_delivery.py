@@ -44,3 +44,6 @@ class DeliverySettings(Section):
             problems.append((("retry_max",), "should not exceed max_age"))
         raise_problems(problems, title=type(self).__name__)
         return self
+
+
+__all__ = ["DeliverySettings", "Problems"]

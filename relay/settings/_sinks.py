@@ -43,12 +43,11 @@ from relay.settings._base import (
     check_http_url,
     raise_problems,
 )
-from relay.settings._delivery import DeliverySettings
+from relay.settings._delivery import DeliverySettings, Problems
+from relay.settings._sink_email import EmailSinkSettings
 from relay.settings._sink_pagerduty import PagerDutySinkSettings
 from relay.settings._sink_teams import TeamsSinkSettings
 from relay.vocab import Severity
-
-Problems = list[tuple[tuple[str | int, ...], str]]
 
 # Headers the webhook sink sets itself; letting configuration replace them would break
 # signatures or the body's meaning.
@@ -258,7 +257,8 @@ SinkSettings = Annotated[
     | AlertmanagerSinkSettings
     | ConsoleSinkSettings
     | PagerDutySinkSettings
-    | TeamsSinkSettings,
+    | TeamsSinkSettings
+    | EmailSinkSettings,
     Field(discriminator="type"),
 ]
-SINK_TYPES = ("slack", "webhook", "alertmanager", "console", "pagerduty", "teams")
+SINK_TYPES = ("slack", "webhook", "alertmanager", "console", "pagerduty", "teams", "email")

@@ -22,6 +22,7 @@ from relay.domain.alerts import Alert, Notification, alert_id
 from relay.settings import (
     AlertmanagerSinkSettings,
     ConsoleSinkSettings,
+    EmailSinkSettings,
     PagerDutySinkSettings,
     SinkSettings,
     SlackSinkSettings,
@@ -32,6 +33,7 @@ from relay.settings import (
 from relay.sinks.alertmanager import AlertmanagerSink
 from relay.sinks.base import Sink
 from relay.sinks.console import ConsoleSink
+from relay.sinks.email import EmailSink
 from relay.sinks.pagerduty import PagerDutySink
 from relay.sinks.slack import MessageRefs, SlackSink
 from relay.sinks.teams import TeamsSink
@@ -63,6 +65,8 @@ def build_sink(
         return TeamsSink(name, settings, now=now)
     if isinstance(settings, ConsoleSinkSettings):
         return ConsoleSink(name, settings, stream=console_stream)
+    if isinstance(settings, EmailSinkSettings):
+        return EmailSink(name, settings, now=now)
     raise TypeError(f"no sink builder for {type(settings).__name__}")  # pragma: no cover
 
 

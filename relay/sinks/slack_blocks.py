@@ -26,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,9 +47,7 @@ from relay.domain.grouping import GROUP_SHOWN, group_digest, message_group
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
-from relay.sinks.words import SEVERITY_RANK, worst_firing
-from relay.sinks.words import is_resolved as _is_resolved
-from relay.sinks.words import state_word as _state_word
+from relay.sinks.words import burst_title, is_resolved, state_word, worst_firing
 from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
@@ -108,7 +105,7 @@ def _code_block(excerpt: str, budget: int) -> str:
 def _emoji(notification: Notification) -> str:
     if notification.kind == "test":
         return _TEST_EMOJI
-    if _is_resolved(notification):
+    if is_resolved(notification):
         return _RESOLVED_EMOJI
     return _EMOJI.get(notification.alert.severity, _EMOJI["info"])
 
@@ -123,7 +120,7 @@ def _field(label: str, value: str) -> MarkdownTextObject:
 def _fields(notification: Notification) -> list[MarkdownTextObject]:
     alert = notification.alert
     fields = [
-        _field("Status", f"{_state_word(notification)} · {alert.severity}"),
+        _field("Status", f"{state_word(notification)} · {alert.severity}"),
         _field("Rule", alert.rule),
         _field("Source", alert.source),
     ]
@@ -231,7 +228,7 @@ def _alert_blocks(notification: Notification) -> list[Block]:
 
 def _digest_line(notification: Notification) -> str:
     alert = notification.alert
-    title = f"{_emoji(notification)} *{escape(alert.rule)}* · {_state_word(notification)}"
+    title = f"{_emoji(notification)} *{escape(alert.rule)}* · {state_word(notification)}"
     line = f"{title} · {escape(alert.source)}\n{escape(alert.summary)}"
     if alert.link:
         line += f" {_link(alert.link, 'open')}"
@@ -242,13 +239,9 @@ def _digest_line(notification: Notification) -> str:
 
 
 def _digest_header(notifications: Sequence[Notification]) -> str:
-    counts = Counter(n.alert.severity for n in notifications if not _is_resolved(n))
-    resolved = sum(1 for n in notifications if _is_resolved(n))
-    parts = [f"{counts[s]} {s}" for s in sorted(counts, key=SEVERITY_RANK.__getitem__)]
-    if resolved:
-        parts.append(f"{resolved} resolved")
-    emoji = _RESOLVED_EMOJI if not counts else _EMOJI[_worst(notifications)]
-    return clip(f"{emoji} {len(notifications)} alerts: {', '.join(parts)}", MAX_HEADER_CHARS)
+    worst = worst_firing(notifications)
+    emoji = _RESOLVED_EMOJI if worst is None else _EMOJI[worst]
+    return clip(f"{emoji} {burst_title(notifications)}", MAX_HEADER_CHARS)
 
 
 def _worst(notifications: Sequence[Notification]) -> str:
@@ -258,7 +251,7 @@ def _worst(notifications: Sequence[Notification]) -> str:
 def _group_header(notifications: Sequence[Notification]) -> str:
     """A route group's digest header: "🔴 5 alerts: execution-failed for Sales Qualifier"."""
     digest = group_digest(notifications)
-    emoji = _RESOLVED_EMOJI if all(map(_is_resolved, notifications)) else _EMOJI[digest.severity]
+    emoji = _RESOLVED_EMOJI if all(map(is_resolved, notifications)) else _EMOJI[digest.severity]
     return clip(f"{emoji} {' '.join(digest.title.split())}", MAX_HEADER_CHARS)
 
 
@@ -281,7 +274,7 @@ def _digest_blocks(notifications: Sequence[Notification]) -> list[Block]:
 
 
 def colour_hex(notification: Notification) -> str:
-    if _is_resolved(notification):
+    if is_resolved(notification):
         return RESOLVED_HEX
     return SEVERITY_HEX.get(notification.alert.severity, SEVERITY_HEX["info"])
 
@@ -289,7 +282,7 @@ def colour_hex(notification: Notification) -> str:
 def _colour(notifications: Sequence[Notification]) -> str:
     if len(notifications) == 1:
         return colour_hex(notifications[0])
-    if all(_is_resolved(n) for n in notifications):
+    if all(is_resolved(n) for n in notifications):
         return RESOLVED_HEX
     return SEVERITY_HEX[_worst(notifications)]
 
@@ -306,7 +299,7 @@ def fallback_text(notifications: Sequence[Notification], *, mentions: str = "") 
     `mentions` (from `mention_text`) go first, outside the escaping."""
     if len(notifications) == 1:
         n = notifications[0]
-        text = f"{_state_word(n)} [{n.alert.severity}] {n.alert.summary}"
+        text = f"{state_word(n)} [{n.alert.severity}] {n.alert.summary}"
     elif message_group(notifications) is not None:
         text = _group_header(notifications)
     else:
@@ -339,7 +332,7 @@ def slack_thread_reply(
     """A short reply in the thread of an alert's first message (resolved, reminder); a
     reminder carries the configured mentions."""
     alert = notification.alert
-    word = _state_word(notification).capitalize()
+    word = state_word(notification).capitalize()
     when = utc_iso(alert.ended_at or notification.created_at)
     text = f"{_emoji(notification)} {word} at {when}: {escape(' '.join(alert.summary.split()))}"
     if alert.value is not None:

@@ -9,6 +9,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from relay.domain.alerts import Notification
@@ -38,4 +39,14 @@ def worst_firing(notifications: Sequence[Notification]) -> Severity | None:
     return min(firing, key=SEVERITY_RANK.__getitem__)
 
 
-__all__ = ["SEVERITY_RANK", "is_resolved", "state_word", "worst_firing"]
+def burst_title(notifications: Sequence[Notification]) -> str:
+    """`5 alerts: 3 critical, 1 warning, 1 resolved`: what a digest of a burst holds."""
+    counts = Counter(n.alert.severity for n in notifications if not is_resolved(n))
+    resolved = sum(1 for n in notifications if is_resolved(n))
+    parts = [f"{counts[s]} {s}" for s in sorted(counts, key=SEVERITY_RANK.__getitem__)]
+    if resolved:
+        parts.append(f"{resolved} resolved")
+    return f"{len(notifications)} alerts: {', '.join(parts)}"
+
+
+__all__ = ["SEVERITY_RANK", "burst_title", "is_resolved", "state_word", "worst_firing"]
