@@ -102,10 +102,11 @@ class Relay:
         )
 
     async def wait_cycles(self, source: str, count: int = 2, *, timeout_s: float = 15.0) -> None:
-        """Wait until `source` ran `count` more cycles (a cycle's commit is then done)."""
+        """Wait until `source` ran `count` more cycles (a cycle's commit is then done).
+        The counter changes with no event to wait on: scraping it is the wait."""
         target = await self.cycles(source) + count
         async with asyncio.timeout(timeout_s):
-            while await self.cycles(source) < target:
+            while await self.cycles(source) < target:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
 
     async def metric(self, name: str) -> float:
@@ -231,7 +232,7 @@ async def test_a_removed_sink_keeps_its_notifications_in_the_outbox(
 
 
 async def test_sources_added_and_removed(tmp_path: Path, sim: tuple[SimWorkspace, str]) -> None:
-    workspace, sim_url = sim
+    _, sim_url = sim
     other = SimWorkspace(api_key=KEY, seed=6)
     other.create_execution()
     async with SimServer(other) as other_server, Receiver() as hook:
