@@ -84,6 +84,8 @@ class Runtime:
                 await tasks.stop(f"poller:{name}")
             await _shielded(parts.client.aclose)
             self.assembly.health.pop(name, None)
+            if name in plan.sources_removed:
+                self.metrics.remove_source(name)
         self.settings = new
         self.assembly.reconfigure(new)
         for name, sink in self.assembly.sinks(

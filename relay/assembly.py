@@ -95,6 +95,9 @@ class Assembly:
 
     def sinks(self, settings: Settings, names: Iterable[str]) -> dict[str, Sink]:
         store, now = self._store, self._now
+        names = list(names)
+        for name in names:
+            self._metrics.add_sink(name)
         return build_sinks(
             {name: settings.sinks[name] for name in names},
             now=now,
@@ -150,6 +153,7 @@ class Assembly:
         """The client, engine and poller of `sources[index]`; the caller closes the client."""
         metrics, store = self._metrics, self._store
         budget = source.budget_per_minute
+        metrics.add_source(source.name)
         metrics.on_budget(source.name, budget_per_minute=budget)
         metrics.set_responder_names(source.name, settings.responders)
         gate = None

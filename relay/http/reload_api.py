@@ -13,6 +13,8 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from relay.http.common import CONTEXT, ApiError, json_response
@@ -28,7 +30,8 @@ async def _reload(request: web.Request) -> web.Response:
     reload = request.app[CONTEXT].on_reload
     if reload is None:
         raise ApiError(404, "not_found", "this process does not reload its configuration")
-    outcome = await reload()
+    # A client that hangs up must not cut a reload short half-applied.
+    outcome = await asyncio.shield(reload())
     if not outcome.ok:
         listed = "; ".join(str(p) for p in outcome.problems)
         raise ApiError(

@@ -20,6 +20,7 @@ The callbacks match what the rest of the relay calls: `on_cycle` is a `poller.On
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -220,10 +221,8 @@ class RelayMetrics:
 
     # --- label initialisation -------------------------------------------------------------
 
-    def add_source(self, source: str) -> None:
-        """Create the series of `source` at zero (idempotent)."""
-        by_outcome = (self.poll_cycles, CYCLE_OUTCOMES)
-        others = (
+    def _per_source(self) -> tuple[Counter | Gauge | Histogram, ...]:
+        return (
             self.poll_duration,
             self.last_success,
             self.running,
@@ -232,7 +231,20 @@ class RelayMetrics:
             self.request_budget,
             self.request_rate,
         )
-        _start_at_zero(source, by_outcome=by_outcome, others=others)
+
+    def add_source(self, source: str) -> None:
+        """Create the series of `source` at zero (idempotent)."""
+        by_outcome = (self.poll_cycles, CYCLE_OUTCOMES)
+        _start_at_zero(source, by_outcome=by_outcome, others=self._per_source())
+
+    def remove_source(self, source: str) -> None:
+        """Drop the series `add_source` made (a reload removed the source), so a source
+        that is gone never looks stale to the self-alerts."""
+        with contextlib.suppress(KeyError):
+            for outcome in CYCLE_OUTCOMES:
+                self.poll_cycles.remove(source, outcome)
+            for metric in self._per_source():
+                metric.remove(source)
 
     def set_responder_names(self, source: str, names: Mapping[str, str]) -> None:
         """`zaia_relay_responder_info{source,responder_id,name} 1` for each configured name;
