@@ -19,7 +19,9 @@ from relay.app import run_daemon
 from relay.errors import ConfigError
 from relay.settings.loader import load_settings
 from relay.sim import SimServer, SimWorkspace
+from relay.store import open_store
 from relay.store.sqlite import SqliteStore
+from tests import store_backends
 from tests.delivery_kit import Receiver, Reply
 from tests.relay_process import RelayProcess
 from tests.test_prometheus import free_port
@@ -39,6 +41,7 @@ class Layout:
     sinks: dict[str, str]  # name -> webhook URL
     rules: dict[str, tuple[str, list[str]]]  # name -> (status, sinks)
     extra: str = ""
+    store_url: str = ""  # SQLite in tmp_path unless set
 
     def text(self) -> str:
         sources = "".join(
@@ -58,7 +61,7 @@ class Layout:
         sinks = sinks or "  {}\n"
         return (
             f"sources:\n{sources}"
-            f"store:\n  url: sqlite:///{self.tmp_path}/state.db\n"
+            f"store:\n  url: {self.store_url or f'sqlite:///{self.tmp_path}/state.db'}\n"
             f"server:\n  listen: 127.0.0.1:{self.port}\n  admin_token: {TOKEN}\n"
             "  shutdown_grace: 5s\n"
             f"rules:\n{rules}"
@@ -70,6 +73,15 @@ class Layout:
         path = self.tmp_path / "relay.yaml"
         path.write_text(self.text())
         return path
+
+
+@pytest.fixture(params=store_backends.BACKENDS)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+    else:
+        async with store_backends.fresh_pg_schema() as url:
+            yield url
 
 
 @pytest.fixture
@@ -146,7 +158,7 @@ def ids(receiver: Receiver) -> list[str]:
 
 
 async def test_an_added_rule_alerts_on_the_next_cycle_and_nothing_is_sent_twice(
-    tmp_path: Path, sim: tuple[SimWorkspace, str]
+    tmp_path: Path, sim: tuple[SimWorkspace, str], store_url: str
 ) -> None:
     workspace, sim_url = sim
     async with Receiver() as hook:
@@ -156,6 +168,7 @@ async def test_an_added_rule_alerts_on_the_next_cycle_and_nothing_is_sent_twice(
             sources={"prod": sim_url},
             sinks={"hook": hook.url},
             rules={"failed": ("failed", ["hook"])},
+            store_url=store_url,
         )
         async with running(layout) as relay:
             first, second, _ = workspace.execution_ids(status="running")
@@ -170,7 +183,8 @@ async def test_an_added_rule_alerts_on_the_next_cycle_and_nothing_is_sent_twice(
             await hook.wait_for(2)
             await relay.wait_cycles("prod", 3)
             assert await relay.metric("zaia_relay_config_last_reload_successful") == 1
-        async with SqliteStore(tmp_path / "state.db") as store:
+        store = open_store(store_url)
+        async with store:
             counts = await store.outbox_counts()
     assert len(hook.requests) == 2, "the failure alerted before the reload is not sent again"
     assert len(set(ids(hook))) == 2
@@ -179,7 +193,7 @@ async def test_an_added_rule_alerts_on_the_next_cycle_and_nothing_is_sent_twice(
 
 
 async def test_a_changed_sink_url_gets_the_pending_notification(
-    tmp_path: Path, sim: tuple[SimWorkspace, str]
+    tmp_path: Path, sim: tuple[SimWorkspace, str], store_url: str
 ) -> None:
     workspace, sim_url = sim
     async with Receiver(lambda _: Reply(status=503)) as old, Receiver() as new:
@@ -189,6 +203,7 @@ async def test_a_changed_sink_url_gets_the_pending_notification(
             sources={"prod": sim_url},
             sinks={"hook": old.url},
             rules={"failed": ("failed", ["hook"])},
+            store_url=store_url,
         )
         async with running(layout) as relay:
             workspace.set_status(workspace.execution_ids(status="running")[0], "failed")
