@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class Layout:
     rules: dict[str, tuple[str, list[str]]]  # name -> (status, sinks)
     extra: str = ""
     store_url: str = ""  # SQLite in tmp_path unless set
+    # name -> (failures within 10 minutes that fire it, sinks)
+    windowed: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
     def text(self) -> str:
         sources = "".join(
@@ -56,6 +58,12 @@ class Layout:
             f"  - name: {name}\n    when: {{status: [{status}]}}\n    severity: critical\n"
             f"    sinks: [{', '.join(to)}]\n"
             for name, (status, to) in self.rules.items()
+        )
+        rules += "".join(
+            f"  - name: {name}\n    window: 10m\n"
+            f"    when: {{count: {{gte: {count}, statuses: [failed]}}}}\n"
+            f"    severity: warning\n    sinks: [{', '.join(to)}]\n"
+            for name, (count, to) in self.windowed.items()
         )
         rules = rules or "  []\n"
         sinks = sinks or "  {}\n"
@@ -190,6 +198,34 @@ async def test_an_added_rule_alerts_on_the_next_cycle_and_nothing_is_sent_twice(
     assert len(set(ids(hook))) == 2
     assert b"cancelled" in hook.requests[1].body
     assert counts.get("hook", (0, 0)) == (0, 0)
+
+
+async def test_an_open_window_survives_reloads_and_fires_once(
+    tmp_path: Path, sim: tuple[SimWorkspace, str]
+) -> None:
+    workspace, sim_url = sim
+    async with Receiver() as hook:
+        layout = Layout(
+            tmp_path,
+            free_port(),
+            sources={"prod": sim_url},
+            sinks={"hook": hook.url},
+            rules={},
+            windowed={"two-failures": (2, ["hook"])},
+        )
+        async with running(layout) as relay:
+            first, second, _ = workspace.execution_ids(status="running")
+            workspace.set_status(first, "failed")
+            await relay.wait_cycles("prod", 2)
+            layout.rules["cancelled"] = ("cancelled", ["hook"])
+            assert (await relay.reload()).json()["sources_restarted"] == ["prod"]
+            workspace.set_status(second, "failed")
+            await hook.wait_for(1)  # the window counted the failure from before the reload
+            del layout.rules["cancelled"]
+            assert (await relay.reload()).json()["sources_restarted"] == ["prod"]
+            await relay.wait_cycles("prod", 3)
+    assert len(hook.requests) == 1, "the firing window is not fired again by a new poller"
+    assert b"alert.firing" in hook.requests[0].body
 
 
 async def test_a_changed_sink_url_gets_the_pending_notification(
