@@ -79,7 +79,9 @@ class Runtime:
             if (sink := self.sinks.pop(name, None)) is not None:
                 await _shielded(sink.aclose)
         for name in (*plan.sources_removed, *plan.sources_restarted):
-            parts = self.sources.pop(name)
+            parts = self.sources.pop(name, None)
+            if parts is None:  # an earlier reload failed before it started this one
+                continue
             async with parts.poller.cycling:  # between cycles, never inside one
                 await tasks.stop(f"poller:{name}")
             await _shielded(parts.client.aclose)

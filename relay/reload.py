@@ -7,7 +7,9 @@ Invariants:
   (`RESTART_ONLY`), is refused as a whole with `path: message` problems; the running
   configuration stays, `config.reload_failed` is logged, the success gauge goes to 0.
 - What the relay owes is in the store (the outbox, tracked executions, group states),
-  never in the objects a reload replaces, so a reload loses none of it.
+  never in the objects a reload replaces, so a reload loses none of it. A removed
+  sink's pending notifications stay in the outbox until a sink of that name returns
+  (or an operator purges them): a reload never dead-letters or drops anything.
 - Reloads are serialised (one lock): a reload never starts while another applies.
 - `plan_reload` decides what to rebuild, per source and per sink, from the old and new
   settings alone; the composition root (`relay.app`) applies the plan.
