@@ -5,6 +5,9 @@ Invariants:
 - `run_daemon` runs named tasks in one TaskGroup: a poller per source, a delivery
   worker per sink, the HTTP server, housekeeping. A task that dies or returns
   unexpectedly ends the process with a non-zero exit (Kubernetes then restarts it).
+- SIGHUP and `POST /-/reload` reload the configuration (`relay.reload`): a reload
+  starts and stops named tasks through a `TaskSet`; `Runtime.apply` is the one place
+  that rebuilds the parts a new configuration changes.
 - Signals are handled here only. On SIGTERM/SIGINT polling stops first, so no new
   alerts are queued; deliveries in flight get `server.shutdown_grace` to finish; then
   the HTTP server stops and every resource is closed (under `asyncio.shield`).
@@ -19,7 +22,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -27,30 +30,19 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from relay.assembly import Assembly, SourceParts
 from relay.clock import utcnow
 from relay.delivery import DeliveryPool, DeliveryWorker
-from relay.domain.budget import RequestBudget
 from relay.domain.routes import routes_of
-from relay.domain.silences import Silence, config_silences
 from relay.errors import RelayError, StoreError
+from relay.http.common import CONTEXT
 from relay.http.server import HttpServer, build_app
-from relay.pipeline import (
-    DEFAULT_NESTINGS_BUDGET_S,
-    AdaptivePoller,
-    AlertPlanner,
-    CycleReport,
-    Poller,
-    ScanLimits,
-    SourceEngine,
-    SourceLoop,
-)
-from relay.scrub import SecretScrubber
-from relay.settings import Settings, SourceSettings, config_warnings
-from relay.sinks import Sink, StoredMessageRefs, build_sinks
-from relay.source import BudgetGate, ClientConfig, ZaiaClient
+from relay.pipeline import CycleReport, SourceEngine, SourceLoop
+from relay.reload import Reloader, ReloadPlan, TaskSet
+from relay.settings import Settings, config_warnings
+from relay.sinks import Sink
 from relay.store import Store, open_store
 from relay.telemetry import RelayMetrics
-from relay.vocab import CycleOutcome
 
 log = structlog.get_logger("relay.app")
 
@@ -60,7 +52,9 @@ PRUNE_RETRY_S = 60.0
 
 @dataclass
 class Runtime:
-    """The live objects of one relay process."""
+    """The live objects of one relay process. `apply()` (a reload) replaces the parts
+    a new configuration changes and nothing else: the store, metrics and HTTP server
+    live as long as the process."""
 
     settings: Settings
     store: Store
@@ -70,35 +64,58 @@ class Runtime:
     sinks: dict[str, Sink]
     deliveries: DeliveryPool
     http: HttpServer
+    assembly: Assembly = field(repr=False)
+    sources: dict[str, SourceParts] = field(default_factory=dict, repr=False)
+
+    async def apply(self, new: Settings, plan: ReloadPlan, *, tasks: TaskSet) -> None:
+        """Apply a valid, reloadable `plan` (see `relay.reload`). Sinks' workers are
+        drained (the send in flight ends) and pollers stopped between cycles; what they
+        owed stays in the store for the new ones."""
+        grace_s = self.settings.server.shutdown_grace.total_seconds()
+        # A sink is delivered by one worker per target (an Alertmanager's `urls`).
+        old_targets = self.settings.targets()
+        for name in (*plan.sinks_removed, *plan.sinks_changed):
+            for target in old_targets.get(name, (name,)):
+                worker = self.deliveries.remove(target)
+                if worker is not None:
+                    await tasks.stop(f"delivery:{target}", how=partial(_drain, worker, grace_s))
+                if (sink := self.sinks.pop(target, None)) is not None:
+                    await _shielded(sink.aclose)
+        for name in (*plan.sources_removed, *plan.sources_restarted):
+            parts = self.sources.pop(name, None)
+            if parts is None:  # an earlier reload failed before it started this one
+                continue
+            async with parts.poller.cycling:  # between cycles, never inside one
+                await tasks.stop(f"poller:{name}")
+            await _shielded(parts.client.aclose)
+            self.assembly.health.pop(name, None)
+            if name in plan.sources_removed:
+                self.metrics.remove_source(name)
+        self.settings = new
+        self.assembly.reconfigure(new)
+        for name, sink in self.assembly.sinks(
+            new, (*plan.sinks_added, *plan.sinks_changed)
+        ).items():
+            self.sinks[name] = sink
+            worker = self.deliveries.add(sink, scrubber=self.assembly.scrubber)
+            tasks.start(f"delivery:{name}", worker.run())
+        for index, source in enumerate(new.sources):
+            if source.name in (*plan.sources_added, *plan.sources_restarted):
+                parts = self.assembly.source(new, source, index=index)
+                self.sources[source.name] = parts
+                tasks.start(f"poller:{source.name}", parts.loop.run())
+        ordered = [self.sources[s.name] for s in new.sources]
+        self.engines = [p.engine for p in ordered]
+        self.pollers = [p.loop for p in ordered]
+
+
+async def _drain(worker: DeliveryWorker, grace_s: float, task: asyncio.Task[None]) -> None:
+    del task  # the worker's `run()` returns once drained
+    await worker.drain(grace_s)
 
 
 async def _shielded(close: Callable[[], Coroutine[Any, Any, None]]) -> None:
     await asyncio.shield(close())
-
-
-def _planner(
-    settings: Settings,
-    source: SourceSettings,
-    *,
-    silences: list[Silence],
-    client: ZaiaClient,
-    store: Store,
-) -> AlertPlanner:
-    return AlertPlanner(
-        source=source.name,
-        rules=settings.rules,
-        alerts=settings.alerts,
-        config_silences=silences,
-        client=client,
-        store=store,
-        responder_names=settings.responders,
-        routes=routes_of(settings.routes),
-        intervals=settings.intervals(),
-        targets=settings.targets(),
-        # Following child executions is best effort: it may use a quarter of a cycle's
-        # time at most, never the whole of it.
-        nestings_budget_s=min(DEFAULT_NESTINGS_BUDGET_S, source.cycle_timeout.total_seconds() / 4),
-    )
 
 
 @asynccontextmanager
@@ -116,102 +133,45 @@ async def build_runtime(
             sinks=[target for targets in settings.targets().values() for target in targets],
             routes=[route.id for route in routes_of(settings.routes)],
         )
-        sinks = build_sinks(
-            settings.sinks,
-            now=now,
-            slack_refs=lambda name: StoredMessageRefs(store, name, now=now),
-        )
-        for sink in sinks.values():
-            stack.push_async_callback(_shielded, sink.aclose)
-        silences = config_silences(settings.silences, intervals=settings.intervals())
-
-        async def active_silences(at: datetime) -> list[Silence]:
-            return [*silences, *await store.list_silences(now=at)]
-
-        deliveries = DeliveryPool(
-            sinks,
-            outbox=store,
-            now=now,
-            on_result=metrics.on_delivery,
-            silences=active_silences,
-            scrubber=SecretScrubber.from_settings(settings),
-            on_error=metrics.on_delivery_error,
-        )
-
-        def on_cycle(
-            source: str, outcome: CycleOutcome, duration_s: float, report: CycleReport | None
-        ) -> None:
-            metrics.on_cycle(source, outcome, duration_s, report)
-            if report is None:
-                return
-            metrics.alerts_queued(report.new_alerts, queued_at=now())
-            for alert in report.resolved_alerts:
-                metrics.alert(alert.rule, severity=alert.severity, state="resolved")
-            if report.notifications:
-                deliveries.wake({n.sink for n in report.notifications})
-
-        engines: list[SourceEngine] = []
-        pollers: list[SourceLoop] = []
-        for index, source in enumerate(settings.sources):
-            budget = source.budget_per_minute
-            metrics.on_budget(source.name, budget_per_minute=budget)
-            metrics.set_responder_names(source.name, settings.responders)
-            gate = None
-            if budget is not None:
-                gate = BudgetGate(
-                    # A second of margin: a request is counted when sent, not when the
-                    # API receives it.
-                    RequestBudget.per_minute(budget, margin_s=1.0),
-                    source=source.name,
-                    # A wait for a slot is part of a cycle: keep it well inside one.
-                    max_wait_s=source.cycle_timeout.total_seconds() / 4,
-                )
-            client = ZaiaClient(
-                ClientConfig.from_settings(source, index=index),
-                on_request=metrics.request_counter(source.name),
-                gate=gate,
-            )
-            stack.push_async_callback(_shielded, client.aclose)
-            engine = SourceEngine(
-                ScanLimits.from_settings(source),
-                client=client,
-                store=store,
-                planner=_planner(settings, source, silences=silences, client=client, store=store),
-                now=now,
-            )
-            engines.append(engine)
-            poller = Poller(
-                engine,
-                interval_s=source.poll_interval.total_seconds(),
-                cycle_timeout_s=source.cycle_timeout.total_seconds(),
-                on_cycle=on_cycle,
-                lead=partial(store.try_lead, source.name),
-            )
-            poller.health.budget_per_minute = budget
-            if source.polling == "adaptive" and gate is not None:
-                pollers.append(AdaptivePoller(poller, engine, gate=gate, on_plan=metrics.on_plan))
-            else:
-                pollers.append(poller)
+        metrics.on_config_load(successful=True, at=now())
+        assembly = Assembly(settings, store=store, metrics=metrics, now=now)
+        sinks = assembly.sinks(settings, list(settings.sinks))
+        deliveries = assembly.delivery_pool(sinks)
         app = build_app(
             metrics=metrics,
             store=store,
-            health={p.health.source: p.health for p in pollers},
+            health=assembly.health,
             settings=settings,
             now=now,
-            config_silences=silences,
+            config_silences=assembly.silences,
             on_deliveries_retried=deliveries.wake,
         )
-        http = HttpServer(app, host=settings.server.host, port=settings.server.port)
-        yield Runtime(
+        assembly.http_context = app[CONTEXT]
+        runtime = Runtime(
             settings=settings,
             store=store,
             metrics=metrics,
-            engines=engines,
-            pollers=pollers,
+            engines=[],
+            pollers=[],
             sinks=sinks,
             deliveries=deliveries,
-            http=http,
+            http=HttpServer(app, host=settings.server.host, port=settings.server.port),
+            assembly=assembly,
         )
+
+        async def close_parts() -> None:
+            # Whatever the last reload left running.
+            for sink in runtime.sinks.values():
+                await _shielded(sink.aclose)
+            for parts in runtime.sources.values():
+                await _shielded(parts.client.aclose)
+
+        stack.push_async_callback(close_parts)
+        for index, source in enumerate(settings.sources):
+            runtime.sources[source.name] = assembly.source(settings, source, index=index)
+        runtime.engines = [p.engine for p in runtime.sources.values()]
+        runtime.pollers = [p.loop for p in runtime.sources.values()]
+        yield runtime
 
 
 async def run_once(settings: Settings, *, dry_run: bool) -> list[CycleReport]:
@@ -247,8 +207,8 @@ async def _deliver_pending(runtime: Runtime) -> None:
 
 
 async def _prune_forever(runtime: Runtime) -> None:
-    retention = runtime.settings.store.retention
     while True:
+        retention = runtime.settings.store.retention  # a reload may change it
         try:
             result = await runtime.store.prune(before=utcnow() - retention)
         except StoreError as exc:
@@ -275,13 +235,22 @@ async def run_daemon(
     settings: Settings,
     *,
     extra_tasks: Mapping[str, Callable[[], Coroutine[Any, Any, None]]] | None = None,
+    reload: Callable[[], Settings] | None = None,
+    on_reloaded: Callable[[Settings], None] | None = None,
 ) -> None:
     """Poll, alert, deliver and serve until SIGTERM/SIGINT. `extra_tasks` run alongside
-    (the demo's simulated traffic) and stop with the pollers."""
+    (the demo's simulated traffic) and stop with the pollers. With `reload` (loads the
+    configuration again, raising ConfigError), SIGHUP and `POST /-/reload` apply a new
+    configuration (`relay.reload`); `on_reloaded` then sees it (the CLI's log secrets)."""
     stop = asyncio.Event()
+    hup = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    signals = [signal.SIGTERM, signal.SIGINT]
+    for signum in signals:
         loop.add_signal_handler(signum, stop.set)
+    if reload is not None:
+        signals.append(signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGHUP, hup.set)
     try:
         async with build_runtime(settings) as runtime:
             await _release_own_leases(runtime.store)
@@ -301,49 +270,80 @@ async def run_daemon(
                 # What check-config warns of: the relay runs, perhaps not as meant.
                 log.warning("config.warning", problem=warning)
             async with asyncio.TaskGroup() as group:
-                producers = [
-                    group.create_task(poller.run(), name=f"poller:{poller.health.source}")
-                    for poller in runtime.pollers
-                ]
-                producers.append(group.create_task(_prune_forever(runtime), name="prune"))
+                tasks = TaskSet(group)
+                reloader = None
+                if reload is not None:
+                    reloader = _reloader(runtime, tasks, load=reload, on_reloaded=on_reloaded)
+                    runtime.assembly.http_context_reload(partial(reloader.reload, trigger="http"))
+                    tasks.start("reload", _reload_on_signal(hup, reloader))
+                for name, parts in runtime.sources.items():
+                    tasks.start(f"poller:{name}", parts.loop.run())
+                tasks.start("prune", _prune_forever(runtime))
                 for name, factory in (extra_tasks or {}).items():
-                    producers.append(group.create_task(factory(), name=name))
-                consumers = [
-                    group.create_task(worker.run(), name=f"delivery:{name}")
-                    for name, worker in runtime.deliveries.workers.items()
-                ]
-                http = group.create_task(runtime.http.serve(), name="http")
-                await _wait_for_stop(stop, [*producers, *consumers, http])
-                await _shut_down(runtime, producers=producers, http=http)
+                    tasks.start(name, factory())
+                for name, worker in runtime.deliveries.workers.items():
+                    tasks.start(f"delivery:{name}", worker.run())
+                tasks.start("http", runtime.http.serve())
+                await _wait_for_stop(stop, tasks)
+                if reloader is not None:
+                    await reloader.close()
+                await _shut_down(runtime, tasks=tasks)
             log.info("relay.stopped")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.remove_signal_handler(signum)
 
 
-async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Return on the stop signal. These tasks run until cancelled: one that returns is a
-    bug, and exiting non-zero lets the supervisor restart the relay rather than run it
-    half-dead. (One that raises ends the TaskGroup, which cancels this wait.)"""
+def _reloader(
+    runtime: Runtime,
+    tasks: TaskSet,
+    *,
+    load: Callable[[], Settings],
+    on_reloaded: Callable[[Settings], None] | None,
+) -> Reloader:
+    async def apply(new: Settings, plan: ReloadPlan) -> None:
+        await runtime.apply(new, plan, tasks=tasks)
+        if on_reloaded is not None:
+            on_reloaded(new)
+
+    def on_result(ok: bool, at: datetime) -> None:
+        runtime.metrics.on_config_load(successful=ok, at=at)
+
+    return Reloader(load, current=lambda: runtime.settings, apply=apply, on_result=on_result)
+
+
+async def _reload_on_signal(hup: asyncio.Event, reloader: Reloader) -> None:
+    """One reload per SIGHUP; signals during a reload fold into one more after it."""
+    while True:
+        await hup.wait()
+        hup.clear()
+        await reloader.reload(trigger="sighup")
+
+
+async def _wait_for_stop(stop: asyncio.Event, tasks: TaskSet) -> None:
+    """Return on the stop signal. The tasks run until stopped: one that ends otherwise
+    is a bug, and exiting non-zero lets the supervisor restart the relay rather than run
+    it half-dead. (One that raises ends the TaskGroup, which cancels this wait.)"""
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+    ended = asyncio.create_task(tasks.ended.wait(), name="task-ended")
     try:
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([stopper, ended], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopper
-    ended = [task.get_name() for task in done if task is not stopper]
-    if ended:
-        raise RelayError(f"task(s) {', '.join(ended)} ended unexpectedly")
+        for waiter in (stopper, ended):
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+    if tasks.ended_names:
+        raise RelayError(f"task(s) {', '.join(tasks.ended_names)} ended unexpectedly")
 
 
-async def _shut_down(
-    runtime: Runtime, *, producers: list[asyncio.Task[None]], http: asyncio.Task[None]
-) -> None:
+async def _shut_down(runtime: Runtime, *, tasks: TaskSet) -> None:
     grace_s = runtime.settings.server.shutdown_grace.total_seconds()
     log.info("relay.stopping", grace_s=grace_s)
-    for task in producers:
-        task.cancel()
-    await asyncio.gather(*producers, return_exceptions=True)
+    tasks.forget_all()
+    consumers = {name for name in tasks.names() if name.startswith("delivery:")}
+    await asyncio.gather(
+        *(tasks.stop(name) for name in tasks.names() if name not in consumers and name != "http")
+    )
     await runtime.deliveries.drain(grace_s)
-    http.cancel()
+    await tasks.stop("http")

@@ -102,6 +102,10 @@ class RelayProcess:
     def thaw(self) -> None:
         self._process.send_signal(signal.SIGCONT)
 
+    def signal(self, signum: signal.Signals) -> None:
+        """Any other signal (SIGHUP: reload the configuration)."""
+        self._process.send_signal(signum)
+
     async def wait(self, *, timeout_s: float = 20.0) -> int:
         async with asyncio.timeout(timeout_s):
             code = await self._process.wait()

@@ -292,6 +292,28 @@ def test_a_config_change_rolls_the_pods_and_other_changes_do_not() -> None:
     assert checksum({"resources": {"requests": {"cpu": "1"}}}) == base
 
 
+def test_config_reload_sighup_updates_the_config_map_in_place_without_a_rollout() -> None:
+    kubernetes_validate = require_module("kubernetes_validate")
+    manifests, notes = render({"configReload": "sighup"})
+    template = only(manifests, "Deployment")["spec"]["template"]
+    assert "checksum/config" not in template["metadata"]["annotations"]
+    # Environment variables from the Secret are read at start only: they still roll.
+    assert "checksum/secret" in template["metadata"]["annotations"]
+    (mount,) = [m for m in container(manifests)["volumeMounts"] if m["name"] == "config"]
+    assert "subPath" not in mount, "a subPath mount never sees a ConfigMap update"
+    assert mount["mountPath"] == "/etc/zaia-relay"
+    assert "kill -HUP 1" in notes
+    changed, _ = render({"configReload": "sighup", "config": {"log": {"level": "debug"}}})
+    assert only(changed, "Deployment")["spec"]["template"] == template
+    assert relay_yaml(changed)["log"]["level"] == "debug"
+    for manifest in manifests:
+        if manifest.kind not in CRD_KINDS:
+            kubernetes_validate.validate(manifest.body, kubernetes_versions()[-1], strict=True)
+    helm = require_module("helm_python")
+    with pytest.raises(helm.HelmError):
+        render({"configReload": "hup"})
+
+
 def test_secrets_stay_out_of_the_config_map_and_the_pod_spec() -> None:
     secret = "zk_live_do-not-leak-0123456789"
     manifests, _ = render({"secret": {"stringData": {"zaia-api-key": secret, "admin-token": ""}}})

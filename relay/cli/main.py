@@ -108,8 +108,17 @@ def _run(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_USAGE
     _configure_logs(settings)
+    secrets = set(settings.secret_values())
+
+    def reloaded(new: Settings) -> None:
+        # The log settings only change on a restart; the secrets to redact may grow.
+        secrets.update(new.secret_values())
+        configure_logging(level=new.log.level, fmt=new.log.format, secrets=secrets)
+
     try:
-        asyncio.run(run_daemon(settings))
+        asyncio.run(
+            run_daemon(settings, reload=partial(load_settings, args.config), on_reloaded=reloaded)
+        )
     except Exception as exc:
         for error in _leaf_errors(exc):
             print(f"zaia-relay: {type(error).__name__}: {error}", file=sys.stderr)

@@ -5,6 +5,8 @@ Invariants:
   rows, so workers never contend for a notification.
 - `wake()` names sinks; an unknown name is ignored (a notification for a sink removed
   from the configuration waits in the outbox until it is purged or the sink returns).
+- A reload `add()`s a worker for a sink added or changed and `remove()`s the worker of
+  one removed or changed (after draining it); the outbox rows stay where they are.
 - `drain()` gives every worker the same grace period, concurrently.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 
 from relay.clock import utcnow
 from relay.delivery.loop import OnError
@@ -36,18 +39,24 @@ class DeliveryPool:
         scrubber: SecretScrubber | None = None,
         on_error: OnError | None = None,
     ) -> None:
-        self.workers = {
-            name: DeliveryWorker(
-                sink,
-                outbox=outbox,
-                now=now,
-                on_result=on_result,
-                silences=silences,
-                scrubber=scrubber,
-                on_error=on_error,
-            )
-            for name, sink in sinks.items()
-        }
+        self._worker = partial(
+            DeliveryWorker,
+            outbox=outbox,
+            now=now,
+            on_result=on_result,
+            silences=silences,
+            on_error=on_error,
+        )
+        self.workers = {name: self._worker(sink, scrubber=scrubber) for name, sink in sinks.items()}
+
+    def add(self, sink: Sink, *, scrubber: SecretScrubber | None = None) -> DeliveryWorker:
+        """A worker for `sink` (replacing any of the same name, which must be drained)."""
+        worker = self._worker(sink, scrubber=scrubber)
+        self.workers[sink.name] = worker
+        return worker
+
+    def remove(self, name: str) -> DeliveryWorker | None:
+        return self.workers.pop(name, None)
 
     def wake(self, sinks: Iterable[str] | None = None) -> None:
         """Wake the workers of `sinks` (all when None), e.g. after a commit enqueued; an

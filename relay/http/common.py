@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from relay.domain.silences import Silence
     from relay.http.status_page import SourceState
     from relay.pipeline.poller import SourceHealth
+    from relay.reload import ReloadOutcome
     from relay.scrub import SecretScrubber
     from relay.settings import Settings
     from relay.store import Store
@@ -45,9 +46,13 @@ __all__ = [
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class HttpContext:
-    """Everything the handlers read; built once by `relay.http.server.build_app`."""
+    """Everything the handlers read; built once by `relay.http.server.build_app`.
+
+    A configuration reload replaces `settings`, `scrubber` and `config_silences`, each
+    as a whole (handlers read them afresh per request), and `health` changes in place.
+    """
 
     metrics: RelayMetrics
     store: Store
@@ -60,6 +65,8 @@ class HttpContext:
     on_deliveries_retried: Callable[[], None] | None = None
     store_timeout_s: float = 3.0
     status_refresh_s: int = 10
+    # Set by the daemon when it can reload its configuration (`POST /-/reload`).
+    on_reload: Callable[[], Awaitable[ReloadOutcome]] | None = None
 
     @property
     def admin_token(self) -> str | None:

@@ -7,6 +7,7 @@
     GET  /metrics                      Prometheus text (OpenMetrics when asked)
     GET  /                             status page (HTML, refreshes itself)
     /api/v1/...                        see `relay.http.admin_api`
+    POST /-/reload                     see `relay.http.reload_api`
 
 Invariants:
 - Probes and metrics never need a token nor a listed Host (`relay.http.access` guards
@@ -44,6 +45,7 @@ from relay.http.common import (
     json_response,
     source_state,
 )
+from relay.http.reload_api import add_reload_route
 from relay.http.runner import ServedApp, serve_app
 from relay.http.status_data import source_order, status_page
 from relay.lifecycle import AsyncContext
@@ -119,6 +121,7 @@ def build_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/", status_page)
     add_api_routes(app)
+    add_reload_route(app)
     return app
 
 

@@ -127,6 +127,9 @@ class Poller:
         self.timing = Timing(clock, wall_clock, sleep, rng or random.Random())
         self._lead = lead
         self.health = SourceHealth(source=engine.source, interval_s=interval_s)
+        # Held through each cycle: a reload takes it before stopping this poller, so a
+        # cycle is never cut short by a reload (it only ever stops between cycles).
+        self.cycling = asyncio.Lock()
 
     async def run(self, *, max_cycles: int | None = None) -> None:
         """Poll until cancelled (or for `max_cycles` cycles, for tests and benches)."""
@@ -157,6 +160,10 @@ class Poller:
         """One guarded cycle (the engine's whole cycle unless `cycle` says otherwise);
         returns a `Retry-After` to honour, if the API sent one to a cycle that failed
         (already bounded by `max_retry_after`); a successful cycle runs the next on time."""
+        async with self.cycling:
+            return await self._run_one(cycle)
+
+    async def _run_one(self, cycle: Callable[[], Awaitable[CycleReport]] | None) -> float | None:
         source = self._engine.source
         run = cycle if cycle is not None else self._engine.run_cycle
         began = self.timing.clock()

@@ -20,6 +20,7 @@ The callbacks match what the rest of the relay calls: `on_cycle` is a `poller.On
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -68,6 +69,10 @@ _HELP = {
     "poll_duration_seconds": "Duration of poll cycles, whatever their outcome.",
     "api_requests": "HTTP requests to the Zaia API, by endpoint (list, get, nestings) and "
     'status code ("error" when no response came back: timeout or connection error).',
+    "config_last_reload_successful": "Whether the last configuration reload succeeded (1) "
+    "or was refused (0); 1 at start.",
+    "config_last_reload_success_timestamp_seconds": "Unix time of the last successful "
+    "configuration load (the start, or the last reload that succeeded).",
     "last_successful_poll_timestamp_seconds": "Unix time of the end of the last successful "
     "poll cycle (0 before the first).",
     "executions_running": "Executions tracked as running after the last successful poll cycle.",
@@ -181,6 +186,9 @@ class RelayMetrics:
         self.poll_duration = histogram("poll_duration_seconds", "source", buckets=_POLL_BUCKETS_S)
         self.api_requests = counter("api_requests", "source", "endpoint", "code")
         self.last_success = gauge("last_successful_poll_timestamp_seconds", "source")
+        # Named like Prometheus's and Alertmanager's own, so the same alerts fit.
+        self.reload_successful = gauge("config_last_reload_successful")
+        self.reload_success_time = gauge("config_last_reload_success_timestamp_seconds")
         self.running = gauge("executions_running", "source")
         self.transitions = counter("execution_transitions", "source", "to", "type")
         # Responder ids are bounded by the agents, squads and workflows of a workspace
@@ -213,10 +221,8 @@ class RelayMetrics:
 
     # --- label initialisation -------------------------------------------------------------
 
-    def add_source(self, source: str) -> None:
-        """Create the series of `source` at zero (idempotent)."""
-        by_outcome = (self.poll_cycles, CYCLE_OUTCOMES)
-        others = (
+    def _per_source(self) -> tuple[Counter | Gauge | Histogram, ...]:
+        return (
             self.poll_duration,
             self.last_success,
             self.running,
@@ -225,13 +231,32 @@ class RelayMetrics:
             self.request_budget,
             self.request_rate,
         )
-        _start_at_zero(source, by_outcome=by_outcome, others=others)
+
+    def add_source(self, source: str) -> None:
+        """Create the series of `source` at zero (idempotent)."""
+        by_outcome = (self.poll_cycles, CYCLE_OUTCOMES)
+        _start_at_zero(source, by_outcome=by_outcome, others=self._per_source())
+
+    def remove_source(self, source: str) -> None:
+        """Drop the series `add_source` made (a reload removed the source), so a source
+        that is gone never looks stale to the self-alerts."""
+        with contextlib.suppress(KeyError):
+            for outcome in CYCLE_OUTCOMES:
+                self.poll_cycles.remove(source, outcome)
+            for metric in self._per_source():
+                metric.remove(source)
 
     def set_responder_names(self, source: str, names: Mapping[str, str]) -> None:
         """`zaia_relay_responder_info{source,responder_id,name} 1` for each configured name;
         bounded like `responder_executions_ended` (a workspace's responders)."""
         for responder_id, name in names.items():
             self.responder_info.labels(source, responder_id).info({"name": name})
+
+    def on_config_load(self, *, successful: bool, at: datetime) -> None:
+        """A configuration load: the start (successful) or a reload."""
+        self.reload_successful.set(1 if successful else 0)
+        if successful:
+            self.reload_success_time.set(at.timestamp())
 
     def on_budget(self, source: str, *, budget_per_minute: float | None) -> None:
         """The request budget of `source` (None: no ceiling)."""
