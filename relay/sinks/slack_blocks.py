@@ -27,7 +27,6 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +50,7 @@ from relay.domain.grouping import GROUP_SHOWN, group_digest, message_group
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
+from relay.sinks.slack_text import clip, escape
 from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
@@ -64,7 +64,6 @@ MAX_FALLBACK_CHARS = 3000
 DIGEST_SHOWN = 20
 # The block of the action buttons, which the edit after a click replaces.
 ACTIONS_BLOCK_ID = "relay_actions"
-ELLIPSIS = "…"
 # The attachment's colour bar, by severity; resolved is always green.
 SEVERITY_HEX = {"critical": "#D92D20", "warning": "#F79009", "info": "#2E90FA"}
 RESOLVED_HEX = "#12B76A"
@@ -73,24 +72,9 @@ _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 _EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 _RESOLVED_EMOJI = "✅"
 _TEST_EMOJI = "🧪"
-_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 
 
 # --- text helpers -------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Escape text for Slack mrkdwn: `&`, `<` and `>` are control characters there."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters with an ellipsis, never inside an entity."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ELLIPSIS)]
-    cut = _PARTIAL_ENTITY.sub("", cut)
-    return cut + ELLIPSIS
 
 
 def _link(url: str | None, label: str) -> str:
@@ -203,10 +187,11 @@ def _cause_text(alert: Alert) -> str | None:
 
 
 def _action_blocks(alert: Alert, *, done: str | None) -> list[Block]:
-    """The Acknowledge / Silence buttons (`relay.domain.actions`), or, once one was
-    clicked, the line saying who did what in their place."""
+    """The Acknowledge / Silence buttons, or the line that replaced them after a click."""
     if done is not None:
-        return [ContextBlock(elements=[MarkdownTextObject(text=clip(escape(done), 3000))])]
+        return [
+            ContextBlock(elements=[MarkdownTextObject(text=clip(escape(done), MAX_SECTION_CHARS))])
+        ]
     buttons = [
         ButtonElement(
             text=PlainTextObject(text=ACTION_LABELS[action]),
@@ -362,8 +347,7 @@ def slack_message(
     """The JSON of a message (for an incoming webhook or `chat.postMessage`/`chat.update`):
     fallback text (with the configured mentions of a firing message), and one attachment
     holding the blocks and the severity colour. `actions`: a single firing alert gets
-    the Acknowledge / Silence buttons; `done` replaces them with that line (the edit
-    after a click)."""
+    the action buttons; `done`: that line instead (the edit after a click)."""
     if not notifications:
         raise ValueError("a message needs at least one notification")
     if len(notifications) == 1:
