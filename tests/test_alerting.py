@@ -215,3 +215,36 @@ sinks: {hook: {type: webhook, url: "http://127.0.0.1:9/hook"}}
     rig.clock.advance(seconds=15)
     dry = await rig.engine().run_cycle(commit=False)
     assert (dry.new_alerts, dry.notifications) == ((), ()), "already sent: nothing to show"
+
+
+async def test_an_acknowledged_windowed_alert_sends_no_reminders_but_resolves(rig: Rig) -> None:
+    rig.settings = parse_settings(
+        RULES.replace("repeat_interval: 1h", "repeat_interval: 2m"), environ={}
+    )
+    responder = rig.workspace.responder_ids("agent")[0]
+    await rig.cycle()
+    for index in range(6):
+        execution = rig.workspace.create_execution(responder_id=responder)
+        rig.workspace.set_status(execution, "failed" if index < 4 else "completed")
+    fired = await rig.cycle()
+    [alert] = [a for a in fired.new_alerts if a.rule == "spike"]
+
+    rig.clock.advance(seconds=120)
+    reminded = await rig.cycle()
+    assert [n.kind for n in reminded.notifications if n.alert.id == alert.id] == ["reminder"]
+
+    assert await rig.store.acknowledge_alert(alert.id, by="admin", at=rig.clock())
+    for _ in range(3):
+        rig.clock.advance(seconds=120)
+        quiet = await rig.cycle()
+        assert [n for n in quiet.notifications if n.alert.id == alert.id] == []
+    stored = await rig.store.get_alert(alert.id)
+    assert stored is not None
+    assert stored.alert.state == "firing", "still firing: only its reminders are skipped"
+    assert stored.acknowledgement is not None, "the group's updates keep the acknowledgement"
+
+    for _ in range(12):
+        execution = rig.workspace.create_execution(responder_id=responder)
+        rig.workspace.set_status(execution, "completed")
+    resolved = await rig.cycle()
+    assert [n.kind for n in resolved.notifications if n.alert.id == alert.id] == ["resolved"]

@@ -2,6 +2,7 @@
 
     GET    /api/v1/alerts                 ?rule=&state=firing|resolved&source=&since=&limit=&cursor=
     GET    /api/v1/alerts/{id}
+    POST   /api/v1/alerts/{id}/ack        {"comment": "...", "by": "..."} (both optional)
     GET    /api/v1/silences               ?include_expired=true
     POST   /api/v1/silences               {"matchers": {...}, "ends_at"|"duration", ...}
     DELETE /api/v1/silences/{id}          expires it now
@@ -16,6 +17,8 @@ Invariants:
 - Unknown query parameters are refused (400), so a typo never silently widens a query.
 - `sink` names a sink (every delivery target of it: `am` is `am[0]`, `am[1]`... of an
   Alertmanager with `urls`) or one target (`am[1]`).
+- Every alert carries `acknowledged`: `{by, at, comment}` or null. Acknowledging is
+  idempotent: the first acknowledgement stays, a second call answers 200 with it.
 - Config silences are listed beside the stored ones (`origin: "config"`) but cannot be
   expired here: they live in the configuration file.
 - Responses carry alerts, silences and notifications as the codec writes them; none of
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import Field, model_validator
 
+from relay.domain.acks import MAX_ACK_BY_CHARS, MAX_ACK_COMMENT_CHARS
 from relay.domain.codec import alert_to_dict, notification_to_dict
 from relay.durations import utc_iso
 from relay.http.admin_requests import (
@@ -59,6 +63,7 @@ def add_api_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/v1/alerts", _list_alerts)
     r.add_get("/api/v1/alerts/{id}", _get_alert)
+    r.add_post("/api/v1/alerts/{id}/ack", _acknowledge_alert)
     r.add_get("/api/v1/silences", list_silences)
     r.add_post("/api/v1/silences", create_silence)
     r.add_delete("/api/v1/silences/{id}", expire_silence)
@@ -75,6 +80,10 @@ def _stored_alert_to_dict(stored: StoredAlert) -> dict[str, Any]:
     body = alert_to_dict(stored.alert)
     body["created_at"] = utc_iso(stored.created_at)
     body["updated_at"] = utc_iso(stored.updated_at)
+    ack = stored.acknowledgement
+    body["acknowledged"] = (
+        None if ack is None else {"by": ack.by, "at": utc_iso(ack.at), "comment": ack.comment}
+    )
     body["deliveries"] = [
         {
             "notification_id": d.notification_id,
@@ -120,6 +129,27 @@ async def _get_alert(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     parse_query(request, ())
     alert_id = request.match_info["id"]
+    stored = await context.store.get_alert(alert_id)
+    if stored is None:
+        raise ApiError(404, "not_found", f"no alert {alert_id!r}")
+    return json_response(_stored_alert_to_dict(stored))
+
+
+class NewAcknowledgement(RequestModel):
+    """The body of POST /api/v1/alerts/{id}/ack (an empty body will do)."""
+
+    comment: str = Field(default="", max_length=MAX_ACK_COMMENT_CHARS)
+    by: str = Field(default="admin", min_length=1, max_length=MAX_ACK_BY_CHARS)
+
+
+async def _acknowledge_alert(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    parse_query(request, ())
+    body = await parse_body(request, NewAcknowledgement)
+    alert_id = request.match_info["id"]
+    await context.store.acknowledge_alert(
+        alert_id, by=body.by, at=context.now(), comment=body.comment
+    )
     stored = await context.store.get_alert(alert_id)
     if stored is None:
         raise ApiError(404, "not_found", f"no alert {alert_id!r}")

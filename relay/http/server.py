@@ -8,6 +8,8 @@
     GET  /                             status page (HTML, refreshes itself)
     /api/v1/...                        see `relay.http.admin_api`
     POST /-/reload                     see `relay.http.reload_api`
+    POST /slack/interactions           Slack button clicks, Slack-signed (no admin token):
+                                       see `relay.http.slack_actions`
 
 Invariants:
 - Probes and metrics never need a token nor a listed Host (`relay.http.access` guards
@@ -47,6 +49,7 @@ from relay.http.common import (
 )
 from relay.http.reload_api import add_reload_route
 from relay.http.runner import ServedApp, serve_app
+from relay.http.slack_actions import SLACK_PATH, add_slack_routes
 from relay.http.status_data import source_order, status_page
 from relay.lifecycle import AsyncContext
 from relay.scrub import SecretScrubber
@@ -122,6 +125,7 @@ def build_app(
     app.router.add_get("/", status_page)
     add_api_routes(app)
     add_reload_route(app)
+    add_slack_routes(app, settings=settings, now=now)
     return app
 
 
@@ -164,8 +168,9 @@ async def _errors_middleware(request: web.Request, handler: _Handler) -> web.Str
 
 @web.middleware
 async def _admin_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Every mutating call needs the admin token, whatever its route."""
-    if request.method not in SAFE_METHODS:
+    """Every mutating call needs the admin token, whatever its route, but Slack's:
+    Slack signs its calls instead (`relay.http.slack_actions`)."""
+    if request.method not in SAFE_METHODS and request.path != SLACK_PATH:
         check_admin(request, token=request.app[CONTEXT].admin_token)
     return await handler(request)
 

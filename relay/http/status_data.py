@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from relay import __version__
+from relay.domain.acks import Acknowledgement
 from relay.domain.routes import mute_reason, muted_until, routes_of
 from relay.domain.silences import active, in_force
+from relay.durations import utc_iso
 from relay.errors import StoreError
 from relay.http.common import CONTEXT, HttpContext, source_state
 from relay.http.status_page import (
@@ -45,6 +47,14 @@ _RECENT_ALERTS = 25
 def source_order(context: HttpContext) -> list[str]:
     configured = [s.name for s in context.settings.sources if s.name in context.health]
     return configured + sorted(set(context.health) - set(configured))
+
+
+def acknowledged_text(ack: Acknowledgement | None) -> str | None:
+    """`by alice (slack:U1) at 2026-03-01 12:00:00Z: on it`, or None."""
+    if ack is None:
+        return None
+    text = f"by {ack.by} at {utc_iso(ack.at, timespec='seconds', sep=' ')}"
+    return f"{text}: {ack.comment}" if ack.comment else text
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -108,6 +118,7 @@ async def gather_status(context: HttpContext) -> StatusView:
                     responder=alert.responder,
                     runbook=alert.annotations.get(RUNBOOK_ANNOTATION),
                     muted=tuple(f"{m.route} ({m.reason})" for m in alert.muted),
+                    acknowledged=acknowledged_text(stored.acknowledgement),
                 )
             )
 

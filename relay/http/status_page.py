@@ -67,6 +67,7 @@ class AlertRow:
     responder: str | None = None  # its configured name, else its id
     runbook: str | None = None  # the rule's `runbook_url`
     muted: tuple[str, ...] = ()  # "route (in weekends)", one per route that held it back
+    acknowledged: str | None = None  # "by alice (slack:U1) at 2026-…", None: not acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +236,13 @@ def _alerts(view: StatusView) -> str:
             muted = "; ".join(a.muted)
             state += f' <span class="badge quiet" title="{_e(muted)}">muted</span>'
             state += f'<div class="muted">{_e(muted)}</div>'
+        if a.acknowledged:
+            state += f' <span class="badge quiet" title="{_e(a.acknowledged)}">acknowledged</span>'
+            state += f'<div class="muted">{_e(a.acknowledged)}</div>'
         rows.append(
             f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}"'
-            f' data-muted="{"true" if a.muted else "false"}">'
+            f' data-muted="{"true" if a.muted else "false"}"'
+            f' data-acknowledged="{"true" if a.acknowledged else "false"}">'
             f"<td>{_time(a.started_at)}</td><td>{_e(a.rule)}</td>"
             f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
             f"<td>{_e(a.responder or '')}</td><td>{summary}</td></tr>"

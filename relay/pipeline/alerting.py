@@ -4,7 +4,9 @@ Invariants:
 - Decisions are the pure functions of `relay.domain` (rules, windows, silences,
   routes, dispatch); this module only gathers what they need: failure causes (following child
   executions through `/nestings`, a bounded number of calls per cycle), the executions
-  of the windows and the active silences from the store.
+  of the windows, the active silences and the acknowledgements from the store.
+- A reminder of an acknowledged alert is dropped here (`relay.domain.acks`); the
+  acknowledgement is in the store, so every replica that leads the source sees it.
 - Nothing here writes: the plan is committed by the engine with the cycle's states, in
   the same transaction, so an alert is queued if and only if its cause is recorded.
 - A failure to follow a child execution never loses the alert: it keeps the cause
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from relay.domain.acks import without_acknowledged_reminders
 from relay.domain.alerts import Alert, FailureCause, Notification
 from relay.domain.cause import deepest_cause, failure_cause, needs_nestings
 from relay.domain.detect import live_after
@@ -124,7 +127,7 @@ class AlertPlanner:
                 await self._store.load_group_states(self._source),
                 ctx=ctx,
             )
-            triples += outcome.alerts
+            triples += await self._unacknowledged(outcome.alerts)
             group_states = outcome.states
 
         if not triples:
@@ -147,6 +150,17 @@ class AlertPlanner:
             group_states=tuple(group_states),
             kinds={alert.id: kind for alert, kind, _ in triples},
         )
+
+    async def _unacknowledged(
+        self, triples: Sequence[tuple[Alert, NotificationKind, int]]
+    ) -> list[tuple[Alert, NotificationKind, int]]:
+        """The windows' notifications minus reminders of acknowledged alerts. The group
+        state still counts the skipped reminder, so none is owed later."""
+        reminded = [alert.id for alert, kind, _ in triples if kind == "reminder"]
+        if not reminded:
+            return list(triples)
+        acknowledged = await self._store.acknowledged_among(reminded)
+        return without_acknowledged_reminders(triples, acknowledged)
 
     async def _causes(self, transitions: Sequence[Transition]) -> dict[str, FailureCause]:
         """Failure causes that need a child execution: followed through `/nestings`.

@@ -6,7 +6,8 @@ Invariants:
   `SecretStr`; validation messages never repeat it.
 - Retry settings are ordered: `retry_initial <= retry_max <= max_age` (`_delivery`).
 - A Slack sink has exactly one of `webhook_url` and `bot_token`; a bot token needs a
-  channel. A webhook signing secret is base64 (optionally prefixed `whsec_`).
+  channel; its `signing_secret` (Slack actions) is used only with `bot_token`. A
+  webhook signing secret is base64 (optionally prefixed `whsec_`).
 - A URL with `user:password@` never goes with an `Authorization` header (configured, or
   set by the sink for a token or basic auth): the HTTP client refuses to send both, so
   every attempt would fail until `max_age`.
@@ -76,6 +77,10 @@ class SlackSinkSettings(DeliverySettings):
     type: Literal["slack"]
     webhook_url: OptionalSecret = None
     bot_token: OptionalSecret = None
+    # The Slack app's signing secret (Basic Information): with bot_token, firing
+    # messages carry Acknowledge / Silence buttons and POST /slack/interactions
+    # checks Slack's signature with it.
+    signing_secret: OptionalSecret = None
     channel: str | None = None
     # Only used with a bot token; tests point it at a local server.
     api_url: HttpUrl = "https://slack.com/api"
@@ -106,6 +111,11 @@ class SlackSinkSettings(DeliverySettings):
             problems.append((("bot_token",), _BOTH_CREDENTIALS.format(url="api_url")))
         raise_problems(problems, title="SlackSinkSettings")
         return self
+
+    @property
+    def takes_actions(self) -> bool:
+        """Whether its firing messages carry buttons Slack posts clicks of back."""
+        return self.bot_token is not None and self.signing_secret is not None
 
 
 class WebhookSinkSettings(DeliverySettings):

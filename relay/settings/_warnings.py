@@ -28,13 +28,20 @@ def _may_match(matchers: list[Matcher], rule_labels: Mapping[str, str]) -> bool:
 
 
 def config_warnings(settings: Settings) -> list[str]:
-    """Sinks nothing sends to, and rules whose alerts reach no sink."""
+    """Sinks nothing sends to, Slack signing secrets without a bot token, and rules
+    whose alerts reach no sink."""
     warnings: list[str] = []
     used = {sink for rule in settings.rules for sink in rule.sinks}
     used.update(sink for route in settings.routes for sink in route.sinks)
     for name in settings.sinks:
         if name not in used:
             warnings.append(f"sinks.{name}: no rule and no route names it; nothing is sent there")
+    for name, sink in settings.sinks.items():
+        if sink.type == "slack" and sink.signing_secret is not None and sink.bot_token is None:
+            warnings.append(
+                f"sinks.{name}.signing_secret: only used with bot_token (messages of an "
+                "incoming webhook carry no buttons and cannot be edited); it is ignored"
+            )
     for index, rule in enumerate(settings.rules):
         if rule.sinks:
             continue

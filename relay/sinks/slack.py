@@ -12,6 +12,8 @@ Invariants:
   (`chat.update`) to its resolved form, and a reply is posted in its thread; a reminder
   is posted in the thread and broadcast to the channel. When the first message is not
   known (a digest, or the relay restarted with in-memory refs) a new message is posted.
+- With `signing_secret` too, a single firing alert's message carries the Acknowledge /
+  Silence buttons, whose clicks `relay.http.slack_actions` handles.
 - The token and webhook URL never appear in an error, a log event or a repr.
 """
 
@@ -26,18 +28,14 @@ from typing import Any, Protocol
 
 from relay.clock import utcnow
 from relay.domain.alerts import Notification
-from relay.errors import SinkError
 from relay.settings import SlackSinkSettings
 from relay.sinks.base import HttpSink, url_secrets
+from relay.sinks.slack_api import SlackWebApi
 from relay.sinks.slack_blocks import slack_message, slack_thread_reply
 
 # A digest lists at most `DIGEST_SHOWN` alerts and counts the rest ("and N more"), so
 # one message may acknowledge a large burst.
 SLACK_MAX_BATCH = 1000
-# Web API error codes that say "try again later"; every other code is a refusal.
-RETRYABLE_API_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
 _REFS_KEPT = 10_000
 
 
@@ -86,6 +84,8 @@ class SlackSink(HttpSink):
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         secrets = [] if settings.bot_token is None else [settings.bot_token.get_secret_value()]
+        if settings.signing_secret is not None:
+            secrets.append(settings.signing_secret.get_secret_value())
         if settings.webhook_url is not None:
             secrets += url_secrets(settings.webhook_url.get_secret_value())
         super().__init__(
@@ -99,9 +99,19 @@ class SlackSink(HttpSink):
             max_batch=SLACK_MAX_BATCH,
         )
         self._webhook_url = settings.webhook_url
-        self._token = settings.bot_token
         self._channel = settings.channel or ""
-        self._api_url = settings.api_url.rstrip("/")
+        self._api = (
+            None
+            if settings.bot_token is None
+            else SlackWebApi(
+                name,
+                token=settings.bot_token,
+                channel=self._channel,
+                api_url=settings.api_url,
+                poster=self._poster,
+            )
+        )
+        self._actions = settings.takes_actions
         self._refs = refs if refs is not None else MemoryMessageRefs()
         self._mentions: dict[str, tuple[str, ...]] = {
             severity: tuple(m) for severity, m in settings.mentions.items()
@@ -121,9 +131,8 @@ class SlackSink(HttpSink):
             return
         if len(notifications) == 1 and await self._follow_up(notifications[0]):
             return
-        answer = await self._call(
-            "chat.postMessage", slack_message(notifications, mentions=self._mentions)
-        )
+        message = slack_message(notifications, mentions=self._mentions, actions=self._actions)
+        answer = await self._call("chat.postMessage", message)
         ref = MessageRef(
             str(answer.get("channel") or self._channel), str(answer.get("ts", "")), False
         )
@@ -161,39 +170,8 @@ class SlackSink(HttpSink):
     async def _call(
         self, method: str, payload: dict[str, Any], *, tolerate: Sequence[str] = ()
     ) -> dict[str, Any]:
-        assert self._token is not None
-        body = {"channel": self._channel, **payload}
-        headers = {**_JSON, "authorization": f"Bearer {self._token.get_secret_value()}"}
-        response = await self._poster.post(
-            f"{self._api_url}/{method}", content=json.dumps(body).encode(), headers=headers
-        )
-        try:
-            answer = json.loads(response.body)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise SinkError(
-                self._name,
-                f"Slack's {method} answered something that is not a JSON object; "
-                f"check sinks.{self._name}.api_url",
-                retryable=True,
-            )
-        if answer.get("ok") is True:
-            return answer
-        error = self._poster.scrubbed(str(answer.get("error") or "unknown_error"), limit=100)
-        if error in tolerate:
-            return answer
-        if error in RETRYABLE_API_ERRORS:
-            raise SinkError(
-                self._name, f"Slack's {method} failed ({error}); retrying", retryable=True
-            )
-        raise SinkError(
-            self._name,
-            f"Slack's {method} refused the message ({error}); check sinks.{self._name} "
-            f"(bot_token scopes chat:write, channel {self._channel!r} with the bot invited), "
-            f"then replay with `zaia-relay deliveries retry --all --sink {self._name}`",
-            retryable=False,
-        )
+        assert self._api is not None
+        return await self._api.call(method, payload, tolerate=tolerate)
 
 
 _JSON = {"content-type": "application/json; charset=utf-8"}

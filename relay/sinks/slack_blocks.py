@@ -19,13 +19,14 @@ Invariants:
 - One notification renders as a detailed message; several render as a digest listing
   at most `DIGEST_SHOWN` of them, then "and N more"; a route group's message is one
   digest headed with its count and what it is about, naming its first `GROUP_SHOWN`
-  with their links. The colour bar is the severity of
-  the worst firing alert, green when everything in the message resolved.
+  with their links. A single firing alert of a sink that takes actions carries the
+  Acknowledge / Silence buttons (`relay.domain.actions`); digests never do. The
+  colour bar is the severity of the worst firing alert, green when everything in the
+  message resolved.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,11 +43,13 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from relay.domain.actions import ACTION_LABELS, ACTIONS, action_id
 from relay.domain.alerts import Alert, Notification
 from relay.domain.grouping import GROUP_SHOWN, group_digest, message_group
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
+from relay.sinks.slack_text import clip, escape
 from relay.sinks.words import burst_title, is_resolved, state_word, worst_firing
 from relay.vocab import RUNBOOK_ANNOTATION
 
@@ -59,7 +62,8 @@ MAX_BUTTON_CHARS = 75
 MAX_URL_CHARS = 3000
 MAX_FALLBACK_CHARS = 3000
 DIGEST_SHOWN = 20
-ELLIPSIS = "…"
+# The block of the action buttons, which the edit after a click replaces.
+ACTIONS_BLOCK_ID = "relay_actions"
 # The attachment's colour bar, by severity; resolved is always green.
 SEVERITY_HEX = {"critical": "#D92D20", "warning": "#F79009", "info": "#2E90FA"}
 RESOLVED_HEX = "#12B76A"
@@ -67,24 +71,9 @@ RESOLVED_HEX = "#12B76A"
 _EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 _RESOLVED_EMOJI = "✅"
 _TEST_EMOJI = "🧪"
-_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 
 
 # --- text helpers -------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Escape text for Slack mrkdwn: `&`, `<` and `>` are control characters there."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters with an ellipsis, never inside an entity."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ELLIPSIS)]
-    cut = _PARTIAL_ENTITY.sub("", cut)
-    return cut + ELLIPSIS
 
 
 def _link(url: str | None, label: str) -> str:
@@ -184,7 +173,27 @@ def _cause_text(alert: Alert) -> str | None:
     return f"{head}\n{_code_block(cause.error_excerpt, budget)}"
 
 
-def _alert_blocks(notification: Notification) -> list[Block]:
+def _action_blocks(alert: Alert, *, done: str | None) -> list[Block]:
+    """The Acknowledge / Silence buttons, or the line that replaced them after a click."""
+    if done is not None:
+        return [
+            ContextBlock(elements=[MarkdownTextObject(text=clip(escape(done), MAX_SECTION_CHARS))])
+        ]
+    buttons = [
+        ButtonElement(
+            text=PlainTextObject(text=ACTION_LABELS[action]),
+            action_id=action_id(action),
+            value=alert.id,
+            style="primary" if action == "ack" else None,
+        )
+        for action in ACTIONS
+    ]
+    return [ActionsBlock(block_id=ACTIONS_BLOCK_ID, elements=buttons)]
+
+
+def _alert_blocks(
+    notification: Notification, *, actions: bool = False, done: str | None = None
+) -> list[Block]:
     alert = notification.alert
     header = clip(f"{_emoji(notification)} {alert.summary}".replace("\n", " "), MAX_HEADER_CHARS)
     blocks: list[Block] = [
@@ -213,6 +222,9 @@ def _alert_blocks(notification: Notification) -> list[Block]:
         )
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
+    firing = notification.kind == "firing" and alert.state == "firing"
+    if (actions and firing) or done is not None:
+        blocks += _action_blocks(alert, done=done)
     extras = _extras_text(alert)
     if extras is not None:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=extras)]))
@@ -308,15 +320,20 @@ def fallback_text(notifications: Sequence[Notification], *, mentions: str = "") 
 
 
 def slack_message(
-    notifications: Sequence[Notification], *, mentions: Mentions = NO_MENTIONS
+    notifications: Sequence[Notification],
+    *,
+    mentions: Mentions = NO_MENTIONS,
+    actions: bool = False,
+    done: str | None = None,
 ) -> dict[str, Any]:
     """The JSON of a message (for an incoming webhook or `chat.postMessage`/`chat.update`):
     fallback text (with the configured mentions of a firing message), and one attachment
-    holding the blocks and the severity colour."""
+    holding the blocks and the severity colour. `actions`: a single firing alert gets
+    the action buttons; `done`: that line instead (the edit after a click)."""
     if not notifications:
         raise ValueError("a message needs at least one notification")
     if len(notifications) == 1:
-        blocks = _alert_blocks(notifications[0])
+        blocks = _alert_blocks(notifications[0], actions=actions, done=done)
     else:
         blocks = _digest_blocks(notifications)
     if len(blocks) > MAX_BLOCKS:  # unreachable by construction; kept as the last guard
@@ -347,6 +364,7 @@ def slack_thread_reply(
 
 
 __all__ = [
+    "ACTIONS_BLOCK_ID",
     "DIGEST_SHOWN",
     "MAX_BLOCKS",
     "MAX_HEADER_CHARS",

@@ -161,6 +161,18 @@ class Store(Protocol):
 
     async def get_alert(self, alert_id: str) -> records.StoredAlert | None: ...
 
+    async def acknowledge_alert(
+        self, alert_id: str, *, by: str, at: datetime, comment: str = ""
+    ) -> bool:
+        """Mark an alert acknowledged (`relay.domain.acks`): True when this call did;
+        False when the alert is unknown or was already acknowledged (the first
+        acknowledgement stays). `StoredAlert.acknowledgement` reads it back."""
+        ...
+
+    async def acknowledged_among(self, alert_ids: Collection[str]) -> set[str]:
+        """Those of `alert_ids` that are acknowledged (what the reminder path skips)."""
+        ...
+
     # --- silences (runtime ones; config silences are never stored) ----------------
 
     async def add_silence(self, silence: Silence) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from relay.domain.acks import Acknowledgement
 from relay.domain.alerts import Alert, Notification
 from relay.domain.models import Execution
 from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
@@ -156,12 +157,14 @@ class AlertDelivery:
 @dataclass(frozen=True)
 class StoredAlert:
     """An alert as stored: its latest version, when it was first stored and last
-    changed (cycle times), and its notifications per sink, oldest first."""
+    changed (cycle times), its notifications per sink, oldest first, and its
+    acknowledgement (None: not acknowledged)."""
 
     alert: Alert
     created_at: datetime
     updated_at: datetime
     deliveries: tuple[AlertDelivery, ...] = ()
+    acknowledgement: Acknowledgement | None = None
 
     @property
     def notified_sinks(self) -> frozenset[str]:

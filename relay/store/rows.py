@@ -21,6 +21,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast, get_args
 
+from relay.domain.acks import Acknowledgement
 from relay.domain.alerts import Alert, Notification
 from relay.domain.codec import (
     alert_from_dict,
@@ -186,8 +187,16 @@ def outbox_params(notification: Notification, *, dialect: Dialect) -> Params:
     )
 
 
+def acknowledgement_from_row(row: Row, *, dialect: Dialect) -> Acknowledgement | None:
+    at = dialect.time_or_none(row["acked_at"])
+    if at is None:
+        return None
+    return Acknowledgement(by=row["acked_by"] or "", at=at, comment=row["ack_comment"] or "")
+
+
 def stored_alert(row: Row, deliveries: Sequence[Row], *, dialect: Dialect) -> StoredAlert:
     return StoredAlert(
+        acknowledgement=acknowledgement_from_row(row, dialect=dialect),
         alert=alert_from_dict(json.loads(row["body"])),
         created_at=dialect.decode_time(row["created_at"]),
         updated_at=dialect.decode_time(row["updated_at"]),

@@ -97,7 +97,15 @@ MESSAGE_REF_UPSERT = _upsert("message_refs", MESSAGE_REF_COLUMNS, key=2, keep=["
 # --- alerts ----------------------------------------------------------------------------
 
 ALERT_COLUMNS = names("id source rule state windowed created_at updated_at body")
-ALERT_SELECT = "SELECT id, created_at, updated_at, body FROM alerts"
+ALERT_SELECT = (
+    "SELECT id, created_at, updated_at, body, acked_by, acked_at, ack_comment FROM alerts"
+)
+# The first acknowledgement stays: a second one (a retried click) changes nothing.
+ACKNOWLEDGE_ALERT = (
+    "UPDATE alerts SET acked_by = :by, acked_at = :at, ack_comment = :comment "
+    "WHERE id = :id AND acked_at IS NULL"
+)
+ACKNOWLEDGED_AMONG = "SELECT id FROM alerts WHERE acked_at IS NOT NULL AND "
 ALERTS_NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT :limit"
 DELIVERIES_SELECT = (
     "SELECT alert_id, id, sink, kind, status, attempts, last_error, delivered_at FROM outbox"

@@ -7,6 +7,9 @@ Invariants:
   backend), so alerts added meanwhile never shift a later page and a cursor of one
   backend pages the other alike.
 - A page and the deliveries of its alerts are read in one snapshot.
+- An acknowledgement lives in columns of its alert beside the body (which a windowed
+  alert's updates replace), is written once (the first one stays) and goes when its
+  alert is pruned.
 - Only runtime silences are stored (from the HTTP API or the CLI); config silences live
   in the settings and are merged by the caller. Expiring a silence sets `expired_at`
   and keeps the row (and its `ends_at`), so what was silenced stays explained.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from relay.domain.silences import Silence
@@ -132,6 +135,33 @@ class SqlAlerts(Backend):
             statement = f"{sql.DELIVERIES_SELECT} WHERE {condition} ORDER BY seq"
             for row in await session.fetch(statement, **params):
                 found.setdefault(row["alert_id"], []).append(row)
+        return found
+
+    # --- acknowledgements ---------------------------------------------------------
+
+    async def acknowledge_alert(
+        self, alert_id: str, *, by: str, at: datetime, comment: str = ""
+    ) -> bool:
+        dialect = self.dialect
+        params = {
+            "id": alert_id,
+            "by": dialect.clean_text(by),
+            "at": dialect.encode_time(at),
+            "comment": dialect.clean_text(comment),
+        }
+        async with self._writing("acknowledge an alert") as session:
+            return await session.execute(sql.ACKNOWLEDGE_ALERT, **params) > 0
+
+    async def acknowledged_among(self, alert_ids: Collection[str]) -> set[str]:
+        wanted = sorted(set(alert_ids))
+        found: set[str] = set()
+        if not wanted:
+            return found
+        async with self._reading("read acknowledgements") as session:
+            for chunk in self.dialect.id_chunks(wanted):
+                condition, params = self.dialect.any_of("id", marker="ids", ids=chunk)
+                rows = await session.fetch(f"{sql.ACKNOWLEDGED_AMONG}{condition}", **params)
+                found.update(row["id"] for row in rows)
         return found
 
     # --- silences -----------------------------------------------------------------

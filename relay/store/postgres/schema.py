@@ -242,7 +242,19 @@ _GROUPS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES, _CLAIMED, _GROUPS)
+# Version 5: acknowledged alerts (SQLite's version 8), beside the body that a windowed
+# alert's updates replace.
+_ACKS = Migration(
+    version=5,
+    name="acknowledged alerts",
+    statements=(
+        "ALTER TABLE alerts ADD COLUMN acked_by text",
+        "ALTER TABLE alerts ADD COLUMN acked_at timestamptz",
+        "ALTER TABLE alerts ADD COLUMN ack_comment text",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_WHOLE_SCHEMA, _SOURCE_LEASES, _CLAIMED, _GROUPS, _ACKS)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

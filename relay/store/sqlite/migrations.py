@@ -248,6 +248,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        version=8,
+        name="acknowledged alerts",
+        statements=(
+            # Columns beside the body, which a windowed alert's updates replace: an
+            # acknowledgement outlives them. NULL `acked_at`: not acknowledged.
+            "ALTER TABLE alerts ADD COLUMN acked_by TEXT",
+            "ALTER TABLE alerts ADD COLUMN acked_at TEXT",
+            "ALTER TABLE alerts ADD COLUMN ack_comment TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
