@@ -100,7 +100,8 @@ ALERT_COLUMNS = names("id source rule state windowed created_at updated_at body"
 ALERT_SELECT = "SELECT id, created_at, updated_at, body FROM alerts"
 ALERTS_NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT :limit"
 DELIVERIES_SELECT = (
-    "SELECT alert_id, id, sink, kind, status, attempts, last_error, delivered_at FROM outbox"
+    "SELECT alert_id, id, sink, kind, status, attempts, last_error, delivered_at, dead_at "
+    "FROM outbox"
 )
 
 # --- the outbox ------------------------------------------------------------------------
