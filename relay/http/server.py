@@ -117,7 +117,8 @@ def build_app(
         client_max_size=_MAX_BODY_BYTES,
     )
     app[CONTEXT] = context
-    app[STATS_CACHE] = StatsCache()
+    app[STATS_CACHE] = cache = StatsCache()
+    app.on_cleanup.append(cache.close)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

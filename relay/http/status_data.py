@@ -31,7 +31,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
-from relay.http.status_stats import STATS_CACHE, StatsCache, gather_stats
+from relay.http.status_stats import STATS_CACHE, StatsCache, gather_stats, unknown_windows
 from relay.matchers import canonical
 from relay.vocab import RUNBOOK_ANNOTATION
 
@@ -132,7 +132,10 @@ async def gather_status(context: HttpContext, *, cache: StatsCache | None = None
     if silence_problem and store_ok:
         problems.append(silence_problem)
 
-    stats = await gather_stats(context, cache or StatsCache()) if store_ok else []
+    if store_ok:
+        stats = await gather_stats(context, cache or StatsCache())
+    else:
+        stats = unknown_windows("execution statistics are unknown: the store did not answer")
     return StatusView(
         generated_at=now,
         version=__version__,
