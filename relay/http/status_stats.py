@@ -59,8 +59,8 @@ WINDOWS = (
 
 
 class StatsCache:
-    """The last read of each window that is not read on every render, and the read
-    that refreshes it, if one is running."""
+    """The last read of each window that is not read on every render, and the last
+    background read that refreshed it (done, or still running)."""
 
     def __init__(self) -> None:
         self.kept: dict[str, tuple[datetime, ExecutionStats]] = {}
@@ -91,8 +91,6 @@ async def _refresh(context: HttpContext, spec: WindowSpec, cache: StatsCache) ->
     except (StoreError, TimeoutError) as exc:
         # The kept figures stay (the page says how old they are); the next render retries.
         log.warning("status.stats_failed", window=spec.key, error=str(exc) or "timed out")
-    finally:
-        cache.refreshing.pop(spec.key, None)
 
 
 async def _read(
@@ -109,7 +107,8 @@ async def _read(
         return stats, now
     read_at, stats = kept
     stale = not 0 <= (now - read_at).total_seconds() < spec.refresh_s
-    if stale and spec.key not in cache.refreshing:
+    running = cache.refreshing.get(spec.key)
+    if stale and (running is None or running.done()):
         cache.refreshing[spec.key] = asyncio.create_task(_refresh(context, spec, cache))
     return stats, read_at
 
