@@ -184,10 +184,11 @@ def render_alert_page(view: AlertView) -> str:
         ("source", _e(alert.source)),
         ("responder", _e(alert.responder or "")),
         ("started", _time(alert.started_at)),
-        ("ended", _time(alert.ended_at)),
         ("first stored", _time(stored.created_at)),
         ("last changed", _time(stored.updated_at)),
     ]
+    if alert.ended_at is not None:
+        facts.append(("ended", _time(alert.ended_at)))
     if alert.value is not None:
         facts.append(("value", _e(f"{alert.value:g}")))
     if alert.group:

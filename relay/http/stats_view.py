@@ -107,7 +107,8 @@ def _row(window: StatsWindow, row: StatsRow) -> str:
 def _window(window: StatsWindow) -> str:
     heading = f'<h3 id="h-stats-{_e(window.key)}">{_e(window.title)}</h3>'
     if window.problem is not None:
-        return f'{heading}<p class="muted" id="stats-{_e(window.key)}-unknown">{_e(window.problem)}</p>'
+        unknown = f'id="stats-{_e(window.key)}-unknown"'
+        return f'{heading}<p class="muted" {unknown}>{_e(window.problem)}</p>'
     notes = "".join(f'<p class="muted">{_e(n)}</p>' for n in window.notes)
     if not window.rows:
         empty = f'<p class="muted" id="stats-{_e(window.key)}-empty">No executions ended.</p>'
