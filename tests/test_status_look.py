@@ -139,6 +139,9 @@ async def test_an_alert_page_shows_the_alert_its_notifications_silence_and_muted
         alert_id = await prepare_alert(rig)
         status = parse((await rig.client.get("/")).text)
         response = await rig.client.get(f"/alerts/{alert_id}")
+        api = (await rig.client.get(f"/api/v1/alerts/{alert_id}")).json()
+    dead_at = {d["sink"]: d["dead_at"] for d in api["deliveries"]}
+    assert dead_at == {"oncall": "2026-03-02T09:00:05Z", "finops": None}
     (row,) = status.table("alerts")
     assert row.attrs["data-alert"] == alert_id
     assert f"/alerts/{alert_id}" in status.links
