@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from relay.domain.alerts import (
@@ -188,6 +189,7 @@ class HttpRig:
     server: HttpServer
     client: httpx.AsyncClient
     retried: list[int] = field(default_factory=list)
+    app: web.Application | None = None
 
     @property
     def admin(self) -> dict[str, str]:
@@ -243,4 +245,4 @@ async def http_rig(
             HttpServer(app, host="127.0.0.1", port=0) as server,
             httpx.AsyncClient(base_url=server.url, timeout=10.0) as client,
         ):
-            yield HttpRig(settings, store, metrics, health, clock, server, client, retried)
+            yield HttpRig(settings, store, metrics, health, clock, server, client, retried, app)

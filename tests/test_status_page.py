@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -231,11 +232,12 @@ def check_page(page: PageParser, *, silence_id: str) -> None:
     assert sources["staging"].cells[2] == "never"
 
     alerts = page.table("alerts")
+    # Firing first, though the resolved one is newer.
     assert [(a.attrs["data-rule"], a.attrs["data-state"]) for a in alerts] == [
-        ("credit-burn", "resolved"),
         ("execution-failed", "firing"),
+        ("credit-burn", "resolved"),
     ]
-    assert alerts[1].cells[-1] == f"Agent run failed {EVIL}"
+    assert alerts[0].cells[-1] == f"Agent run failed {EVIL}"
     assert page.scripts == 0
 
     sinks = {row.attrs["data-sink"]: row.attrs for row in page.table("sinks")}
@@ -280,41 +282,69 @@ async def test_the_page_still_renders_with_the_store_down(tmp_path: Path) -> Non
         assert [row.attrs["data-origin"] for row in page.table("silences")] == ["config"]
 
 
+async def load_in_chromium(chromium: str, url: str, *, profile: Path) -> tuple[str, str]:
+    """The DOM headless Chromium built from `url`, and its log (console messages
+    included, as `INFO:CONSOLE` lines)."""
+    process = await asyncio.create_subprocess_exec(
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={profile}",
+        "--dump-dom",
+        url,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        dom, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = errors.decode(errors="replace")
+    assert process.returncode == 0, log[-3000:]
+    return dom.decode(), log
+
+
 async def test_headless_chromium_shows_the_status_page(tmp_path: Path) -> None:
     chromium = require_tool("chromium")
     async with http_rig(tmp_path) as rig:
         _, silence_id = await prepare(rig)
-        process = await asyncio.create_subprocess_exec(
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--dump-dom",
-            f"{rig.server.url}/",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        html, log = await load_in_chromium(
+            chromium, f"{rig.server.url}/", profile=tmp_path / "chromium"
         )
-        try:
-            dom, errors = await asyncio.wait_for(process.communicate(), timeout=60)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    assert process.returncode == 0, errors.decode(errors="replace")[-3000:]
-    html = dom.decode()
+        page = parse(html)
+        alert_id = page.table("alerts")[0].attrs["data-alert"]
+        alert_html, alert_log = await load_in_chromium(
+            chromium, f"{rig.server.url}/alerts/{alert_id}", profile=tmp_path / "chromium"
+        )
     assert html.lstrip().lower().startswith("<!doctype html>"), html[:500]
     assert "zaia-relay status" in html
-    page = parse(html)
     check_page(page, silence_id=silence_id)
     assert page.problems == []
+    assert 'id="stats-hour-empty"' in html
+    # The alert's page renders, without a console message (no script, nothing refused).
+    assert alert_html.lstrip().lower().startswith("<!doctype html>"), alert_html[:500]
+    alert_page = parse(alert_html)
+    assert alert_page.scripts == 0
+    assert {row.attrs["data-sink"] for row in alert_page.table("notifications")} == {
+        "oncall",
+        "finops",
+    }
+    assert f"Agent run failed {EVIL}" in unescape(alert_html)
+    assert "<script>" not in alert_html
+    assert ":CONSOLE" not in log, log[-3000:]
+    assert ":CONSOLE" not in alert_log, alert_log[-3000:]
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,7 @@ def _stored_alert_to_dict(stored: StoredAlert) -> dict[str, Any]:
             "attempts": d.attempts,
             "last_error": d.last_error,
             "delivered_at": utc_iso(d.delivered_at),
+            "dead_at": utc_iso(d.dead_at),
         }
         for d in stored.deliveries
     ]

@@ -6,6 +6,7 @@
                                        unauthorized, source stale (> 3 intervals)
     GET  /metrics                      Prometheus text (OpenMetrics when asked)
     GET  /                             status page (HTML, refreshes itself)
+    GET  /alerts/{id}                  one alert's page (HTML; 404 page when unknown)
     /api/v1/...                        see `relay.http.admin_api`
     POST /-/reload                     see `relay.http.reload_api`
     POST /slack/interactions           Slack button clicks, Slack-signed (no admin token):
@@ -38,6 +39,7 @@ from relay.durations import format_age_s
 from relay.errors import StoreError
 from relay.http.access import access_middleware
 from relay.http.admin_api import add_api_routes
+from relay.http.alert_page import alert_page
 from relay.http.common import (
     CONTEXT,
     SAFE_METHODS,
@@ -51,6 +53,7 @@ from relay.http.reload_api import add_reload_route
 from relay.http.runner import ServedApp, serve_app
 from relay.http.slack_actions import SLACK_PATH, add_slack_routes
 from relay.http.status_data import source_order, status_page
+from relay.http.status_stats import STATS_CACHE, StatsCache
 from relay.lifecycle import AsyncContext
 from relay.scrub import SecretScrubber
 
@@ -119,10 +122,13 @@ def build_app(
         client_max_size=_MAX_BODY_BYTES,
     )
     app[CONTEXT] = context
+    app[STATS_CACHE] = cache = StatsCache()
+    app.on_cleanup.append(cache.close)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/", status_page)
+    app.router.add_get("/alerts/{id}", alert_page)
     add_api_routes(app)
     add_reload_route(app)
     add_slack_routes(app, settings=settings, now=now)

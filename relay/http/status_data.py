@@ -33,6 +33,7 @@ from relay.http.status_page import (
     StatusView,
     render_status_page,
 )
+from relay.http.status_stats import STATS_CACHE, StatsCache, gather_stats, unknown_windows
 from relay.matchers import canonical
 from relay.vocab import RUNBOOK_ANNOTATION
 
@@ -59,15 +60,16 @@ def acknowledged_text(ack: Acknowledgement | None) -> str | None:
 
 async def status_page(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    view = await gather_status(context)
+    view = await gather_status(context, cache=request.app[STATS_CACHE])
     response = web.Response(text=render_status_page(view), content_type="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-async def gather_status(context: HttpContext) -> StatusView:
+async def gather_status(context: HttpContext, *, cache: StatsCache | None = None) -> StatusView:
     """What the status page shows; a store that fails leaves its sections marked
-    unknown and a problem line, never a broken page."""
+    unknown and a problem line, never a broken page. Alerts: the firing ones first
+    (newest first), then the most recent others."""
     now = context.now()
     problems: list[str] = []
 
@@ -97,13 +99,16 @@ async def gather_status(context: HttpContext) -> StatusView:
     store_ok = True
     try:
         async with asyncio.timeout(context.store_timeout_s):
-            page = await context.store.list_alerts(limit=_RECENT_ALERTS)
+            firing = await context.store.list_alerts(state="firing", limit=_RECENT_ALERTS)
+            recent = await context.store.list_alerts(limit=_RECENT_ALERTS)
             counts = await context.store.outbox_counts()
     except (StoreError, TimeoutError) as exc:
         store_ok = False
         problems.append(f"the store did not answer: {exc or 'timed out'}")
     else:
-        for stored in page.alerts:
+        shown = {stored.alert.id for stored in firing.alerts}
+        others = [s for s in recent.alerts if s.alert.id not in shown]
+        for stored in [*firing.alerts, *others]:
             alert = stored.alert
             alerts.append(
                 AlertRow(
@@ -119,6 +124,7 @@ async def gather_status(context: HttpContext) -> StatusView:
                     runbook=alert.annotations.get(RUNBOOK_ANNOTATION),
                     muted=tuple(f"{m.route} ({m.reason})" for m in alert.muted),
                     acknowledged=acknowledged_text(stored.acknowledgement),
+                    id=alert.id,
                 )
             )
 
@@ -141,6 +147,10 @@ async def gather_status(context: HttpContext) -> StatusView:
     if silence_problem and store_ok:
         problems.append(silence_problem)
 
+    if store_ok:
+        stats = await gather_stats(context, cache or StatsCache())
+    else:
+        stats = unknown_windows("execution statistics are unknown: the store did not answer")
     return StatusView(
         generated_at=now,
         version=__version__,
@@ -151,6 +161,7 @@ async def gather_status(context: HttpContext) -> StatusView:
         silences=silences,
         problems=problems,
         routes=route_rows(context, now=now),
+        stats=stats,
     )
 
 

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from relay.durations import format_age_s, format_rough_s, utc_iso
+from relay.http.stats_view import StatsWindow, render_stats
 
 __all__ = [
     "AlertRow",
@@ -68,6 +69,7 @@ class AlertRow:
     runbook: str | None = None  # the rule's `runbook_url`
     muted: tuple[str, ...] = ()  # "route (in weekends)", one per route that held it back
     acknowledged: str | None = None  # "by alice (slack:U1) at 2026-…", None: not acknowledged
+    id: str | None = None  # links the row to the alert's page, `/alerts/{id}`
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class StatusView:
     # Sections the page could not fill, with why (a store that does not answer).
     problems: Sequence[str] = field(default=())
     routes: Sequence[RouteRow] = field(default=())
+    # Executions per source and responder, last hour and last day (`relay.http.stats_view`).
+    stats: Sequence[StatsWindow] = field(default=())
 
 
 def _e(value: object) -> str:
@@ -152,6 +156,7 @@ font-weight:600}.ok,.resolved,.sending{background:#e3f4e8;color:#1b6b34}
 .stale,.warning,.silenced,.quiet{background:#fff4dc;color:#8a5a00}
 .failing,.unauthorized,.critical,.firing{background:#fdecea;color:#a12622}
 .dead{color:#a12622;font-weight:600}code{font-size:.95em}
+h3{font-size:1rem;margin:1rem 0 .3rem}tr.total td{background:#fafbfc}
 """
 
 
@@ -239,11 +244,15 @@ def _alerts(view: StatusView) -> str:
         if a.acknowledged:
             state += f' <span class="badge quiet" title="{_e(a.acknowledged)}">acknowledged</span>'
             state += f'<div class="muted">{_e(a.acknowledged)}</div>'
+        started = _time(a.started_at)
+        if a.id:
+            started = f'<a href="/alerts/{_e(quote(a.id, safe=""))}">{started}</a>'
         rows.append(
             f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}"'
             f' data-muted="{"true" if a.muted else "false"}"'
-            f' data-acknowledged="{"true" if a.acknowledged else "false"}">'
-            f"<td>{_time(a.started_at)}</td><td>{_e(a.rule)}</td>"
+            f' data-acknowledged="{"true" if a.acknowledged else "false"}"'
+            f' data-alert="{_e(a.id or "")}">'
+            f"<td>{started}</td><td>{_e(a.rule)}</td>"
             f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
             f"<td>{_e(a.responder or '')}</td><td>{summary}</td></tr>"
         )
@@ -361,7 +370,9 @@ def render_status_page(view: StatusView) -> str:
 {problems}
 <section aria-labelledby="h-sources"><h2 id="h-sources">Sources</h2>
 {_sources(view)}</section>
-<section aria-labelledby="h-alerts"><h2 id="h-alerts">Recent alerts</h2>
+<section aria-labelledby="h-stats"><h2 id="h-stats">Executions</h2>
+{render_stats(view.stats)}</section>
+<section aria-labelledby="h-alerts"><h2 id="h-alerts">Alerts (firing first, then recent)</h2>
 {_alerts(view)}</section>
 <section aria-labelledby="h-routes"><h2 id="h-routes">Routes</h2>
 {_routes(view)}</section>

@@ -117,6 +117,11 @@ class Dialect(ABC):
     def any_of(self, column: str, *, marker: str, ids: Sequence[str]) -> tuple[str, Params]:
         """The condition `column` is one of `ids`, and its parameters."""
 
+    @abstractmethod
+    def epoch_us(self, column: str) -> str:
+        """An SQL expression: the timestamp `column` as whole microseconds since the
+        Unix epoch (an exact integer, so buckets split exactly at their edges)."""
+
     def clean_text(self, text: str) -> str:
         """`text` as the database can store it."""
         return text

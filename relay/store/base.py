@@ -308,6 +308,17 @@ class Store(Protocol):
         route group only (True) or ungrouped ones only (False)."""
         ...
 
+    # --- statistics ---------------------------------------------------------------
+
+    async def execution_stats(
+        self, *, now: datetime, bucket_s: int, buckets: int
+    ) -> records.ExecutionStats:
+        """What ended within the `buckets` buckets of `bucket_s` seconds up to `now`:
+        executions, failures and credits per (source, responder, bucket), and a histogram
+        of durations per (source, responder). One statement (`relay.store.sql_stats`),
+        answered from the `executions_stats` index."""
+        ...
+
     # --- housekeeping -------------------------------------------------------------
 
     async def try_lead(self, source: str) -> bool:

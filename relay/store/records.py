@@ -13,13 +13,14 @@ Invariants:
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from relay.domain.acks import Acknowledgement
 from relay.domain.alerts import Alert, Notification
+from relay.domain.exec_stats import BucketCount
 from relay.domain.models import Execution
 from relay.domain.state import SourceCursor, TrackedExecution, Transition, TransitionKind
 
@@ -152,6 +153,7 @@ class AlertDelivery:
     attempts: int
     last_error: str | None
     delivered_at: datetime | None
+    dead_at: datetime | None = None  # when delivery gave up (a dead letter)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,20 @@ class DeadLetter:
     first_enqueued_at: datetime
     dead_at: datetime
     reason: str
+
+
+@dataclass(frozen=True)
+class ExecutionStats:
+    """What ended within `buckets` buckets of `bucket_s` seconds from `since`: counts
+    per (source, responder, bucket), and a histogram of durations per (source,
+    responder): milliseconds truncated to two significant digits -> how many
+    (`relay.domain.exec_stats.histogram_rank` reads percentiles off it)."""
+
+    since: datetime
+    bucket_s: int
+    buckets: int
+    counts: tuple[BucketCount, ...]  # by (source, responder_id, bucket)
+    durations_ms: Mapping[tuple[str, str], Mapping[int, int]]
 
 
 class OutboxCounts(NamedTuple):

@@ -211,6 +211,7 @@ def stored_alert(row: Row, deliveries: Sequence[Row], *, dialect: Dialect) -> St
                 attempts=int(d["attempts"]),
                 last_error=d["last_error"],
                 delivered_at=dialect.time_or_none(d["delivered_at"]),
+                dead_at=dialect.time_or_none(d["dead_at"]),
             )
             for d in deliveries
         ),

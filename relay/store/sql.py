@@ -108,7 +108,8 @@ ACKNOWLEDGE_ALERT = (
 ACKNOWLEDGED_AMONG = "SELECT id FROM alerts WHERE acked_at IS NOT NULL AND "
 ALERTS_NEWEST_FIRST = "ORDER BY created_at DESC, id DESC LIMIT :limit"
 DELIVERIES_SELECT = (
-    "SELECT alert_id, id, sink, kind, status, attempts, last_error, delivered_at FROM outbox"
+    "SELECT alert_id, id, sink, kind, status, attempts, last_error, delivered_at, dead_at "
+    "FROM outbox"
 )
 
 # --- the outbox ------------------------------------------------------------------------

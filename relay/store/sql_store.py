@@ -47,6 +47,7 @@ from relay.store.rows import (
 )
 from relay.store.sql_alerts import SqlAlerts
 from relay.store.sql_outbox import SqlOutbox
+from relay.store.sql_stats import SqlStats
 
 _UNCOUNTED = ""
 _NONE_STORED: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
@@ -82,7 +83,7 @@ def one_version_each(rows: Sequence[Params]) -> list[Params]:
     return list(batch.values())
 
 
-class SqlStore(SqlAlerts, SqlOutbox):
+class SqlStore(SqlAlerts, SqlOutbox, SqlStats):
     """The `Store` methods a backend inherits (see the module docstring)."""
 
     # --- reads --------------------------------------------------------------------

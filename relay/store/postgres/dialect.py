@@ -96,6 +96,10 @@ class PgDialect(Dialect):
     def any_of(self, column: str, *, marker: str, ids: Sequence[str]) -> tuple[str, Params]:
         return f"{column} = ANY(:{marker}::text[])", {marker: list(ids)}
 
+    def epoch_us(self, column: str) -> str:
+        # `extract` is numeric (exact) since PostgreSQL 14; rounding absorbs a double.
+        return f"(extract(epoch FROM {column}) * 1000000)::bigint"
+
     def clean_text(self, text: str) -> str:
         return text.replace("\x00", "\ufffd")
 

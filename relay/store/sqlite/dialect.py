@@ -61,6 +61,14 @@ class SqliteDialect(Dialect):
     def decode_time(self, value: Any) -> datetime:
         return from_iso_utc(value)
 
+    def epoch_us(self, column: str) -> str:
+        # Whole seconds from strftime, the microseconds from the fixed-width text
+        # (`...T03:04:05.000006Z`: characters 21-26): integers only, so exact.
+        return (
+            f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000"
+            f" + CAST(substr({column}, 21, 6) AS INTEGER))"
+        )
+
 
 SQLITE = SqliteDialect()
 
