@@ -132,12 +132,15 @@ class Alert:
 @dataclass(frozen=True, slots=True)
 class MutedRoute:
     """A route that matched an alert but sent nothing: its mute interval contained the
-    moment, or none of its active intervals did. `sinks` are those it held back (ones
-    another route or the rule itself notified are not listed)."""
+    moment, or none of its active intervals did, or (for a reminder or a resolve) the
+    sinks never got the alert's firing. `sinks` are those it held back (ones another
+    route or the rule itself notified are not listed); `kind` is the notification it
+    held back: entries of kind "firing" say which sinks never heard of the alert."""
 
     route: str  # the route's name, or `routes[i]`
     sinks: tuple[str, ...]
-    reason: str  # "in weekends" | "outside business-hours"
+    reason: str  # "in weekends" | "outside business-hours" | "firing held back in weekends"
+    kind: NotificationKind = "firing"
 
 
 def route_group_key(*, route: str, values: Mapping[str, str]) -> str:

@@ -4,7 +4,8 @@ Invariants:
 - Decisions are the pure functions of `relay.domain` (rules, windows, silences,
   routes, dispatch); this module only gathers what they need: failure causes (following child
   executions through `/nestings`, a bounded number of calls per cycle), the executions
-  of the windows and the active silences from the store.
+  of the windows, the active silences and, for reminders and resolves, the alert as
+  stored (what its firing's routes held back) from the store.
 - Nothing here writes: the plan is committed by the engine with the cycle's states, in
   the same transaction, so an alert is queued if and only if its cause is recorded.
 - A failure to follow a child execution never loses the alert: it keeps the cause
@@ -130,6 +131,9 @@ class AlertPlanner:
         if not triples:
             return AlertPlan(group_states=tuple(group_states))
         silences = self._config_silences + await self._store.list_silences(now=now)
+        # A reminder or resolve follows what its firing did per sink: the stored alert says.
+        following = [alert.id for alert, kind, _ in triples if kind != "firing"]
+        previous = await self._store.load_alerts(following) if following else {}
         dispatch = notifications_for(
             triples,
             self._rules,
@@ -138,6 +142,7 @@ class AlertPlanner:
             routes=self._routes,
             intervals=self._intervals,
             targets=self._targets,
+            previous=previous,
         )
         by_id = {alert.id: alert for alert, _, _ in triples}
         by_id.update({alert.id: alert for alert in (*dispatch.silenced, *dispatch.muted)})

@@ -186,9 +186,13 @@ def outbox_params(notification: Notification, *, dialect: Dialect) -> Params:
     )
 
 
+def alert_from_row(row: Row) -> Alert:
+    return alert_from_dict(json.loads(row["body"]))
+
+
 def stored_alert(row: Row, deliveries: Sequence[Row], *, dialect: Dialect) -> StoredAlert:
     return StoredAlert(
-        alert=alert_from_dict(json.loads(row["body"])),
+        alert=alert_from_row(row),
         created_at=dialect.decode_time(row["created_at"]),
         updated_at=dialect.decode_time(row["updated_at"]),
         deliveries=tuple(
