@@ -262,8 +262,9 @@ def test_a_sink_hears_the_rest_of_an_alert_iff_it_heard_its_firing(
         kinds = [kind for kind, _ in heard]
         # Never a reminder or a resolve without the firing, and a firing received is
         # always resolved, exactly once, muted or not.
-        assert kinds[0] == "firing" and kinds.count("firing") == 1, (sink, kinds)
-        assert kinds[-1] == "resolved" and kinds.count("resolved") == 1, (sink, kinds)
+        assert kinds[0] == "firing", (sink, kinds)
+        assert kinds[-1] == "resolved", (sink, kinds)
+        assert kinds.count("firing") == kinds.count("resolved") == 1, (sink, kinds)
         # A reminder inside the mute only where an unmuted way leads.
         for kind, now in heard:
             if kind == "reminder" and now == SATURDAY:

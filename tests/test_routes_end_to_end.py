@@ -261,8 +261,12 @@ async def test_a_firing_muted_on_sunday_is_followed_by_nothing_on_monday(rig: Ri
             "reason": "in weekends",
             "kind": "firing",
         },
-        {"route": "payments-page", "sinks": ["pagerduty", "payments"], "reason": held,
-         "kind": "resolved"},
+        {
+            "route": "payments-page",
+            "sinks": ["pagerduty", "payments"],
+            "reason": held,
+            "kind": "resolved",
+        },
     ]
     assert alert["deliveries"] == []
 

@@ -145,7 +145,7 @@ async def gather_status(context: HttpContext) -> StatusView:
 
 
 def _muted_line(muted: MutedRoute) -> str:
-    """"page (in weekends)" for a firing held back; "page (resolved: firing held back in
+    """ "page (in weekends)" for a firing held back; "page (resolved: firing held back in
     weekends)" for what followed it."""
     why = muted.reason if muted.kind == "firing" else f"{muted.kind}: {muted.reason}"
     return f"{muted.route} ({why})"
