@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from relay.domain.alerts import MutedRoute, NotificationGroup, route_group_key
-from relay.matchers import Matcher, matches_all
+from relay.matchers import Matcher, matches_all, walk_routes
 from relay.settings import route_label
 from relay.time_intervals import TimeInterval, in_any
 from relay.vocab import NotificationKind
@@ -104,13 +104,7 @@ def routes_of(settings: Sequence[RouteSettings]) -> tuple[Route, ...]:
 
 def matching_routes(routes: Iterable[Route], labels: Mapping[str, str]) -> list[Route]:
     """The routes an alert with `labels` takes: the first match, and on while `continue`."""
-    taken: list[Route] = []
-    for route in routes:
-        if route.matches(labels):
-            taken.append(route)
-            if not route.continue_:
-                break
-    return taken
+    return walk_routes(routes, matches=lambda r: r.matches(labels), stops=lambda r: not r.continue_)
 
 
 def mute_reason(
