@@ -28,13 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from relay.domain.alerts import MutedRoute, NotificationGroup, route_group_key
 from relay.matchers import Matcher, matches_all, walk_routes
 from relay.settings import route_label
-from relay.time_intervals import TimeInterval, in_any
+from relay.time_intervals import YEAR, TimeInterval, change_points, in_any
 from relay.vocab import NotificationKind
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ __all__ = [
     "sends",
 ]
 
-# How far `muted_until` looks ahead: past a week every weekly interval has repeated.
-_LOOKAHEAD = timedelta(days=8)
+# How far `muted_until` looks ahead: every interval repeats within it (see `YEAR`).
+_LOOKAHEAD = YEAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +122,16 @@ def mute_reason(
 def muted_until(
     route: Route, *, intervals: Mapping[str, TimeInterval], now: datetime
 ) -> datetime | None:
-    """The first minute after `now` at which `route` is no longer muted (None: not muted
-    now, or muted for as far as `_LOOKAHEAD` reaches). Intervals change on minutes."""
+    """The first instant after `now` at which `route` is no longer muted (None: not
+    muted now, or muted for as far as `_LOOKAHEAD` reaches). Only the instants where
+    one of its intervals may change are judged (`relay.time_intervals.change_points`)."""
     if mute_reason(route, intervals=intervals, now=now) is None:
         return None
-    moment = now.replace(second=0, microsecond=0)
-    end = now + _LOOKAHEAD
-    while moment < end:
-        moment += timedelta(minutes=1)
-        if mute_reason(route, intervals=intervals, now=moment) is None:
-            return moment
+    names = (*route.mute_time_intervals, *route.active_time_intervals)
+    used = [intervals[name] for name in names if name in intervals]
+    for point in change_points(used, now, within=_LOOKAHEAD):
+        if mute_reason(route, intervals=intervals, now=point) is None:
+            return point
     return None
 
 
