@@ -109,7 +109,9 @@ class Alert:
     silenced_by: str | None = None  # id of the silence that matched, if any
     # The rule's annotations (`runbook_url`, ...): shown by sinks, never matched on.
     annotations: Mapping[str, str] = field(default_factory=dict)
-    # Routes whose time intervals held this alert back from some sinks (never replayed).
+    # Routes whose time intervals held this alert back from some sinks (never replayed):
+    # what its firing held back (kept in every later version: it decides where the
+    # reminders and the resolve go), then what the latest reminder or resolve held back.
     muted: tuple[MutedRoute, ...] = ()
 
     @property

@@ -7,7 +7,8 @@ Invariants:
   in which case the next ones are tried too. A route without matchers matches every
   alert (a default route). So without `continue` at most one route matches.
 - A sink is reached once per alert: the rule's own sinks first (always notified,
-  ungrouped, whatever the routes' intervals), then each matching route's, in order.
+  ungrouped, whatever the routes' intervals; only what follows a firing they did not
+  get is held back), then each matching route's, in order.
   A sink reached twice keeps its first way in: a rule's own sink stays ungrouped, a
   route's sink carries the group of the first route that reached it.
 - A route is muted at `now` when one of its `mute_time_intervals` contains `now`, or
