@@ -12,14 +12,17 @@ Invariants:
   matcher back.
 - Every problem is a `MatcherError` (a `ValueError`) whose message says what is wrong and
   never needs the caller to add more than the field's path.
+- `walk_routes` is the one first-match walk: routes in order, each that matches is
+  taken, and the walk stops at the first taken one that `stops` (for the daemon: has no
+  `continue`). The daemon's routing and check-config's warnings both use it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -39,6 +42,7 @@ __all__ = [
     "matches_all",
     "parse_matcher",
     "parse_matchers",
+    "walk_routes",
 ]
 
 
@@ -91,6 +95,22 @@ class Matcher:
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     """Whether every matcher holds (true for no matchers: a route without any matches all)."""
     return all(m.matches(labels) for m in matchers)
+
+
+_Route = TypeVar("_Route")
+
+
+def walk_routes(
+    routes: Iterable[_Route], *, matches: Callable[[_Route], bool], stops: Callable[[_Route], bool]
+) -> list[_Route]:
+    """The routes taken, in order: each that `matches`, up to the first taken that `stops`."""
+    taken: list[_Route] = []
+    for route in routes:
+        if matches(route):
+            taken.append(route)
+            if stops(route):
+                break
+    return taken
 
 
 def catches_all(matchers: Sequence[Matcher]) -> bool:

@@ -14,14 +14,20 @@ Invariants:
   its last day); `weekdays` and `months` ranges are inclusive (`monday:friday`).
 - Every problem is a `TimeIntervalError` whose message begins with the field's path
   within the interval (`weekdays[1]: ...`).
+- `change_points` lists every instant at which an interval may begin or stop containing
+  the moment: local midnights and `times` boundaries on the location's clock, converted
+  to UTC with both readings of an ambiguous wall time, and the zone's DST transitions
+  themselves (where a skipped or repeated wall time is crossed). Between two of them
+  every interval's answer stays the same, so `next_change` and a route's "muted until"
+  need only judge these instants, never walk minute by minute.
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,12 +47,17 @@ MONTHS = (
     "december",
 )
 _MINUTES_A_DAY = 24 * 60
+_DAY = timedelta(days=1)
+# Every interval repeats within a year and a day (but a 29 February, every four years).
+YEAR = timedelta(days=366)
 
 __all__ = [
     "MONTHS",
     "WEEKDAYS",
+    "YEAR",
     "TimeInterval",
     "TimeIntervalError",
+    "change_points",
     "in_any",
     "time_interval",
     "zone",
@@ -80,6 +91,33 @@ class TimeInterval:
             return any(start <= minute < end for start, end in self.times)
         return True
 
+    def next_change(self, moment: datetime, *, within: timedelta = YEAR) -> datetime | None:
+        """The first instant after `moment` at which `contains` answers otherwise (None:
+        not within `within`)."""
+        inside = self.contains(moment)
+        for point in change_points([self], moment, within=within):
+            if self.contains(point) != inside:
+                return point
+        return None
+
+    def boundaries(self, after: datetime, until: datetime) -> Iterator[datetime]:
+        """Instants (UTC) around (after, until] at which `contains` may change: local
+        midnights and `times` boundaries, both readings of each, and DST transitions."""
+        where = zone(self.location)
+        minutes = sorted({0} | {m % _MINUTES_A_DAY for pair in self.times for m in pair})
+        day = after.astimezone(where).date()
+        last = until.astimezone(where).date()
+        while day <= last:
+            midnight = datetime.combine(day, time(0))
+            for minute in minutes:
+                wall = midnight + timedelta(minutes=minute)
+                yield wall.replace(tzinfo=where).astimezone(UTC)
+                yield wall.replace(tzinfo=where, fold=1).astimezone(UTC)
+            transition = _transition_on(where, day)
+            if transition is not None:
+                yield transition
+            day += _DAY
+
     def _day_matches(self, local: datetime) -> bool:
         last = calendar.monthrange(local.year, local.month)[1]
         for start, end in self.days_of_month:
@@ -99,6 +137,34 @@ def in_any(
         if interval is not None and interval.contains(moment):
             return name
     return None
+
+
+def change_points(
+    intervals: Iterable[TimeInterval], after: datetime, *, within: timedelta
+) -> list[datetime]:
+    """Every instant in (after, after + within] at which one of `intervals` may begin
+    or stop containing the moment, in order (see the module invariants)."""
+    until = after + within
+    points = {p for i in intervals for p in i.boundaries(after, until) if after < p <= until}
+    return sorted(points)
+
+
+def _transition_on(where: ZoneInfo, day: date) -> datetime | None:
+    """The instant (UTC, to the second) the zone's offset changes on local `day`, if it
+    does (the first change, should a day hold two)."""
+    start = datetime.combine(day, time(0), tzinfo=where).astimezone(UTC)
+    end = datetime.combine(day + _DAY, time(0), tzinfo=where).astimezone(UTC)
+    before = start.astimezone(where).utcoffset()
+    if end.astimezone(where).utcoffset() == before:
+        return None
+    low, high = 0, int((end - start).total_seconds())  # offset at low: before; at high: not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (start + timedelta(seconds=middle)).astimezone(where).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return start + timedelta(seconds=high)
 
 
 @lru_cache(maxsize=64)

@@ -162,6 +162,21 @@ def test_muted_until_is_the_end_of_the_interval() -> None:
     assert muted_until(muted, intervals=INTERVALS, now=WEEKDAY) is None
 
 
+def test_muted_until_reaches_past_a_week_and_across_intervals() -> None:
+    feb = {"feb": time_interval("feb", months=["february"], location="Europe/Berlin")}
+    only_in_feb = route("r", active_time_intervals=("feb",))
+    assert muted_until(only_in_feb, intervals=feb, now=WEEKDAY) == datetime(
+        2027, 1, 31, 23, 0, tzinfo=UTC
+    )
+    # Muted at weekends and outside the office: Monday 09:00 is the first open minute.
+    both = route("r", mute_time_intervals=("weekends",), active_time_intervals=("office",))
+    assert muted_until(both, intervals=INTERVALS, now=SATURDAY) == datetime(
+        2026, 12, 7, 9, 0, tzinfo=UTC
+    )
+    never = route("r", active_time_intervals=("unknown",))
+    assert muted_until(never, intervals=INTERVALS, now=WEEKDAY) is None
+
+
 def test_routes_from_settings() -> None:
     settings = [
         RouteSettings.model_validate(

@@ -61,6 +61,12 @@ rules:
   - name: workflow-failed
     when: {{status: [failed], types: [workflow]}}
     severity: warning
+  - name: workflow-failure-rate
+    window: 1h
+    when: {{types: [workflow], failure_ratio: {{gt: 0.3}}, min_executions: 3}}
+    severity: critical
+    labels: {{team: payments}}
+    repeat_interval: 10m
 sinks:
 {sinks}
 time_intervals:
@@ -171,7 +177,12 @@ async def test_a_muted_route_sends_nothing_shows_the_alert_muted_and_replays_not
     (alert,) = await rig.alerts()
     assert alert["rule"] == "payments-failed"
     assert alert["muted"] == [
-        {"route": "payments-page", "sinks": ["pagerduty", "payments"], "reason": "in weekends"}
+        {
+            "route": "payments-page",
+            "sinks": ["pagerduty", "payments"],
+            "reason": "in weekends",
+            "kind": "firing",
+        }
     ]
     assert alert["deliveries"] == []
     metrics = rig.runtime.metrics.exposition()[0].decode()
@@ -202,4 +213,81 @@ async def test_the_daemon_logs_what_check_config_warns_of(tmp_path: Path) -> Non
         # The default route sends nowhere now: the warning rule reaches no sink.
         "rules.1.sinks: no sinks, and no route with sinks matches its alerts "
         '(rule="workflow-failed", severity="warning"); they are recorded, never sent',
+    ]
+
+
+# Late evening in UTC is past midnight in Berlin (UTC+1 in early March): the weekend
+# begins at Friday 23:00 UTC and ends at Sunday 23:00 UTC.
+FRIDAY_LATE = datetime(2026, 3, 6, 22, 30, tzinfo=UTC)  # Friday 23:30 in Berlin
+SUNDAY_LATE = datetime(2026, 3, 8, 22, 30, tzinfo=UTC)  # Sunday 23:30 in Berlin
+
+
+async def _burst_of_workflow_failures(rig: Rig) -> None:
+    """Three failed workflows: the windowed `workflow-failure-rate` fires (payments-page)."""
+    workflows = [rig.workspace.create_execution(kind="workflow") for _ in range(3)]
+    await rig.cycle()
+    for workflow in workflows:
+        rig.workspace.set_status(workflow, "failed", error="node crashed")
+    await rig.cycle()
+
+
+def _kinds_of(messages: list[dict[str, Any]], rule: str) -> list[str]:
+    """The kinds of the notifications about `rule` that a sink received, in order."""
+    return [
+        n["type"].removeprefix("alert.")
+        for message in messages
+        for n in message.get("notifications", [message])
+        if n["alert"]["rule"] == rule
+    ]
+
+
+@pytest.mark.parametrize("rig", [SUNDAY_LATE], indirect=True)
+async def test_a_firing_muted_on_sunday_is_followed_by_nothing_on_monday(rig: Rig) -> None:
+    await _burst_of_workflow_failures(rig)  # Sunday: muted
+    rig.clock.set(datetime(2026, 3, 8, 23, 5, tzinfo=UTC))  # Monday 00:05 in Berlin
+    await rig.cycle()  # a reminder is due: the mute is over, but pagerduty never had it
+    rig.clock.set(datetime(2026, 3, 8, 23, 45, tzinfo=UTC))  # the failures left the window
+    await rig.cycle()  # resolved
+
+    for sink in ("pagerduty", "payments"):
+        assert _kinds_of(rig.receivers.got.get(sink, []), "workflow-failure-rate") == []
+    (alert,) = [a for a in await rig.alerts() if a["rule"] == "workflow-failure-rate"]
+    assert alert["state"] == "resolved"
+    held = "firing held back in weekends"
+    assert alert["muted"] == [
+        {
+            "route": "payments-page",
+            "sinks": ["pagerduty", "payments"],
+            "reason": "in weekends",
+            "kind": "firing",
+        },
+        {
+            "route": "payments-page",
+            "sinks": ["pagerduty", "payments"],
+            "reason": held,
+            "kind": "resolved",
+        },
+    ]
+    assert alert["deliveries"] == []
+
+
+@pytest.mark.parametrize("rig", [FRIDAY_LATE], indirect=True)
+async def test_a_firing_sent_on_friday_is_resolved_on_saturday_reminders_muted(rig: Rig) -> None:
+    await _burst_of_workflow_failures(rig)  # Friday: sent
+    rig.clock.set(datetime(2026, 3, 6, 23, 5, tzinfo=UTC))  # Saturday 00:05 in Berlin
+    await rig.cycle()  # a reminder is due, inside the mute: held back
+    rig.clock.set(datetime(2026, 3, 6, 23, 45, tzinfo=UTC))
+    await rig.cycle()  # resolved, still inside the mute: sent all the same
+
+    for sink in ("pagerduty", "payments"):
+        kinds = _kinds_of(rig.receivers.got[sink], "workflow-failure-rate")
+        assert kinds == ["firing", "resolved"], sink
+    (alert,) = [a for a in await rig.alerts() if a["rule"] == "workflow-failure-rate"]
+    assert alert["state"] == "resolved"
+    assert alert["muted"] == []  # the resolve held nothing back
+    assert sorted((d["sink"], d["kind"]) for d in alert["deliveries"]) == [
+        ("pagerduty", "firing"),
+        ("pagerduty", "resolved"),
+        ("payments", "firing"),
+        ("payments", "resolved"),
     ]

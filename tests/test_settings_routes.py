@@ -149,6 +149,29 @@ def test_check_config_warns_of_unrouted_sinks_and_rules_and_exits_0(
     ]
 
 
+@pytest.mark.parametrize(
+    ("first", "warned"),
+    [
+        # An earlier route catches every alert of the rule and sends nowhere: the
+        # default route after it is never reached, first match wins.
+        ("{matchers: ['rule=\"failed\"'], sinks: []}", True),
+        ("{matchers: ['severity=\"critical\"', 'team!=\"x\"'], sinks: []}", True),
+        # ... unless it lets alerts go on, or may not catch them all (responder_id is
+        # known only when the alert fires), or does not match the rule at all.
+        ("{matchers: ['rule=\"failed\"'], sinks: [], continue: true}", False),
+        ("{matchers: ['rule=\"failed\"', 'responder_id=\"r-1\"'], sinks: []}", False),
+        ("{matchers: ['severity=\"warning\"'], sinks: []}", False),
+        ("{matchers: ['rule=\"failed\"'], sinks: [payments]}", False),
+    ],
+)
+def test_the_unrouted_rule_warning_follows_first_match(
+    tmp_path: Path, first: str, warned: bool
+) -> None:
+    text = BASE + f"routes:\n  - {first}\n  - {{sinks: [alerts]}}\n"
+    warnings = config_warnings(load(tmp_path, text))
+    assert any(w.startswith("rules.0.sinks: no sinks") for w in warnings) is warned, warnings
+
+
 def test_check_config_exits_2_on_a_route_that_can_never_match(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

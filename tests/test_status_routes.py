@@ -77,7 +77,15 @@ async def test_the_served_page_shows_which_routes_are_muted_now(tmp_path: Path) 
     async with http_rig(tmp_path, more=ROUTES) as rig:
         muted = replace(
             make_alert(1, at=rig.clock()),
-            muted=(MutedRoute(route="office-only", sinks=("finops",), reason="outside office"),),
+            muted=(
+                MutedRoute(route="office-only", sinks=("finops",), reason="outside office"),
+                MutedRoute(
+                    route="office-only",
+                    sinks=("finops",),
+                    reason="firing held back outside office",
+                    kind="resolved",
+                ),
+            ),
         )
         await commit_alerts(rig.store, [muted, make_alert(2, at=rig.clock())], at=rig.clock())
         page = parse((await rig.client.get("/")).text)
@@ -92,6 +100,7 @@ async def test_the_served_page_shows_which_routes_are_muted_now(tmp_path: Path) 
         assert sorted(a.attrs["data-muted"] for a in alerts) == ["false", "true"]
         (shown,) = [a for a in alerts if a.attrs["data-muted"] == "true"]
         assert "office-only (outside office)" in shown.cells[3]
+        assert "office-only (resolved: firing held back outside office)" in shown.cells[3]
 
         rig.clock.advance(seconds=3600)  # 10:00: the office route sends again
         page = parse((await rig.client.get("/")).text)

@@ -12,6 +12,7 @@ import pytest
 from relay.domain.alerts import (
     Alert,
     ExecutionFacts,
+    MutedRoute,
     Notification,
     execution_alert_id,
     group_alert_id,
@@ -240,6 +241,22 @@ async def test_a_windowed_alert_follows_its_group(store: Store) -> None:
     next_episode = make_window_alert(episode=2, at=resolved_at + timedelta(hours=1))
     outcome = await store.commit_cycle(alert_cycle([next_episode], at=resolved_at))
     assert outcome.new_alert_ids == {next_episode.id} != {firing.id}
+
+
+async def test_load_alerts_gives_the_stored_versions_by_id(store: Store) -> None:
+    held = MutedRoute(route="page", sinks=("pagerduty",), reason="in weekends")
+    firing = replace(make_window_alert(), muted=(held,))
+    other = make_alert()
+    await store.commit_cycle(alert_cycle([firing, other], notify(other, "oncall")))
+    reminded = replace(firing, value=0.7)  # an update in place keeps what it is given
+    await store.commit_cycle(alert_cycle([reminded], at=T0 + timedelta(minutes=5)))
+
+    assert await store.load_alerts([]) == {}
+    assert await store.load_alerts([firing.id, "alert_unknown", other.id, firing.id]) == {
+        firing.id: reminded,
+        other.id: other,
+    }
+    assert (await store.load_alerts([firing.id]))[firing.id].muted == (held,)
 
 
 async def test_notifications_are_deduped_by_id_and_sink(store: Store, backend: Backend) -> None:

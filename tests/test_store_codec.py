@@ -73,7 +73,15 @@ def full_alert() -> Alert:
         renew_by=T0 + timedelta(hours=4, microseconds=7),
         silenced_by="sil_123",
         annotations={"runbook_url": "https://wiki.example/runbook", "team": "payments"},
-        muted=(MutedRoute(route="payments-page", sinks=("pagerduty",), reason="in weekends"),),
+        muted=(
+            MutedRoute(route="payments-page", sinks=("pagerduty",), reason="in weekends"),
+            MutedRoute(
+                route="payments-page",
+                sinks=("pagerduty",),
+                reason="firing held back in weekends",
+                kind="reminder",
+            ),
+        ),
     )
 
 
@@ -185,6 +193,10 @@ def test_decoding_tolerates_unknown_and_missing_optional_keys() -> None:
         ({"execution": []}, r"alert\.execution: expected an object"),
         ({"execution": {"id": "x"}}, r"alert\.execution: missing 'kind'"),
         ({"cause": {"chain": "exec-1"}}, r"alert\.cause\.chain: expected a list of strings"),
+        (
+            {"muted": [{"route": "r", "sinks": [], "reason": "in x", "kind": "later"}]},
+            r"alert\.muted\[0\]\.kind: expected one of firing, reminder",
+        ),
     ],
 )
 def test_malformed_alerts_name_the_key(change: dict[str, Any], message: str) -> None:
@@ -289,3 +301,12 @@ def test_a_body_stored_before_annotations_existed_still_decodes() -> None:
     decoded = alert_from_dict(json.loads(json.dumps(encoded)))
     assert decoded.annotations == {}
     assert decoded == dataclasses.replace(full_alert(), annotations={})
+
+
+def test_a_mute_stored_before_it_had_a_kind_was_of_the_firing() -> None:
+    # Alerts stored before reminders and resolves followed their firing: no "kind".
+    encoded = alert_to_dict(full_alert())
+    for entry in encoded["muted"]:
+        del entry["kind"]
+    decoded = alert_from_dict(json.loads(json.dumps(encoded)))
+    assert [m.kind for m in decoded.muted] == ["firing", "firing"]

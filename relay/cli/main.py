@@ -24,6 +24,7 @@ from relay import __version__
 from relay.app import run_daemon, run_once
 from relay.cli import ops as cli_ops
 from relay.cli import routes as cli_routes
+from relay.cli.args import join_rest
 from relay.cli.remote import remote_silences
 from relay.cli.report import format_cycle
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, ConfigError, RelayError
@@ -268,12 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        # argparse stops filling a `nargs="*"` positional at the first option, so
-        # `silences add --duration 1h team=x` would leave `team=x` over: it joins the
-        # others. Anything else left over is an error, as parse_args would say.
-        if extra and hasattr(args, "items") and not any(e.startswith("-") for e in extra):
-            args.items = [*args.items, *extra]
-        elif extra:
+        # Words left after an option join the command's `nargs="*"` positional (see
+        # `relay.cli.args`); anything else left over is an error, as parse_args says.
+        if extra and not join_rest(args, extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from relay.cli.args import add_rest
 from relay.clock import utcnow
 from relay.domain.silences import active, config_silences, new_silence
 from relay.durations import parse_duration, utc_iso
@@ -240,7 +241,7 @@ def add_test_sink_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_deliveries_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("list", "retry", "purge"))
-    parser.add_argument("ids", nargs="*", help="notification ids (retry/purge)")
+    add_rest(parser, "ids", help="notification ids (retry/purge)")
     parser.add_argument("--all", action="store_true", help="every dead letter (retry/purge)")
     parser.add_argument(
         "--sink",
@@ -251,9 +252,9 @@ def add_deliveries_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_silences_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("add", "list", "expire"))
-    parser.add_argument(
+    add_rest(
+        parser,
         "items",
-        nargs="*",
         metavar="MATCHER|ID",
         help="add: matchers in Alertmanager's syntax over any alert label, like "
         "'team=~\"pay.*\"' severity!=info rule=execution-failed; expire: the silence id",

@@ -3,6 +3,9 @@ like `amtool config routes test`.
 
 Invariants: reads only the configuration (no store, no network); the answer is the one
 `relay.domain.routes.route_alert` gives the daemon, at the current time (or `--at`).
+Labels the daemon adds from the configuration are filled in when not given (and the
+output says which): the severity and `labels` of the rule `rule=` names, the name
+`responders:` gives `responder_id=`.
 A label that cannot be read is a usage error (exit 2) naming it.
 """
 
@@ -10,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+from relay.cli.args import add_rest
 from relay.clock import utcnow
 from relay.domain.routes import RouteMatch, muted_until, route_alert, routes_of
 from relay.durations import format_rough_s, utc_iso
@@ -31,9 +35,9 @@ def add_routes_arguments(
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     test = actions.add_parser("test", help="the routes and sinks of an alert with these labels")
     config(test)
-    test.add_argument(
+    add_rest(
+        test,
         "labels",
-        nargs="*",
         metavar="LABEL=VALUE",
         help='the alert\'s labels, like severity=critical team="payments"',
     )
@@ -51,6 +55,24 @@ def _labels(texts: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"{text!r}: give a label as LABEL=VALUE, not a matcher")
         labels[matcher.name] = matcher.value
     return labels
+
+
+def _filled_in(labels: Mapping[str, str], settings: Settings) -> dict[str, str]:
+    """The labels the daemon would add that were not given: the named rule's severity
+    and `labels`, and the responder's name from `responders:` (given ones win)."""
+    found: dict[str, str] = {}
+    rule_name = labels.get("rule")
+    if rule_name is not None and any(r.name == rule_name for r in settings.rules):
+        rule = settings.rule(rule_name)
+        found |= {**rule.labels, "severity": rule.severity}
+    name = settings.responders.get(labels.get("responder_id", ""))
+    if name is not None:
+        found["responder"] = name
+    return {key: value for key, value in found.items() if key not in labels}
+
+
+def _shown(labels: Mapping[str, str]) -> str:
+    return ", ".join(f'{k}="{v}"' for k, v in labels.items())
 
 
 def _moment(text: str | None) -> datetime:
@@ -96,6 +118,8 @@ def routes(settings: Settings, args: argparse.Namespace) -> int:
     rule_name = labels.get("rule")
     if rule_name is not None and any(r.name == rule_name for r in settings.rules):
         own = list(settings.rule(rule_name).sinks)
+    filled = _filled_in(labels, settings)
+    labels |= filled
     routing = route_alert(
         labels,
         own_sinks=own,
@@ -103,8 +127,10 @@ def routes(settings: Settings, args: argparse.Namespace) -> int:
         intervals=settings.intervals(),
         now=now,
     )
-    shown = ", ".join(f'{k}="{v}"' for k, v in labels.items()) or "(none)"
+    shown = _shown(labels) or "(none)"
     print(f"labels: {shown}")
+    if filled:
+        print(f"filled in from the configuration: {_shown(filled)}")
     print(f"at: {utc_iso(now, timespec='seconds')}")
     if own:
         print(f"rule {rule_name} sinks: {', '.join(own)}")

@@ -109,7 +109,9 @@ class Alert:
     silenced_by: str | None = None  # id of the silence that matched, if any
     # The rule's annotations (`runbook_url`, ...): shown by sinks, never matched on.
     annotations: Mapping[str, str] = field(default_factory=dict)
-    # Routes whose time intervals held this alert back from some sinks (never replayed).
+    # Routes whose time intervals held this alert back from some sinks (never replayed):
+    # what its firing held back (kept in every later version: it decides where the
+    # reminders and the resolve go), then what the latest reminder or resolve held back.
     muted: tuple[MutedRoute, ...] = ()
 
     @property
@@ -132,12 +134,15 @@ class Alert:
 @dataclass(frozen=True, slots=True)
 class MutedRoute:
     """A route that matched an alert but sent nothing: its mute interval contained the
-    moment, or none of its active intervals did. `sinks` are those it held back (ones
-    another route or the rule itself notified are not listed)."""
+    moment, or none of its active intervals did, or (for a reminder or a resolve) the
+    sinks never got the alert's firing. `sinks` are those it held back (ones another
+    route or the rule itself notified are not listed); `kind` is the notification it
+    held back: entries of kind "firing" say which sinks never heard of the alert."""
 
     route: str  # the route's name, or `routes[i]`
     sinks: tuple[str, ...]
-    reason: str  # "in weekends" | "outside business-hours"
+    reason: str  # "in weekends" | "outside business-hours" | "firing held back in weekends"
+    kind: NotificationKind = "firing"
 
 
 def route_group_key(*, route: str, values: Mapping[str, str]) -> str:

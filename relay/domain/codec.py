@@ -116,7 +116,8 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "silenced_by": alert.silenced_by,
         "annotations": dict(alert.annotations),
         "muted": [
-            {"route": m.route, "sinks": list(m.sinks), "reason": m.reason} for m in alert.muted
+            {"route": m.route, "sinks": list(m.sinks), "reason": m.reason, "kind": m.kind}
+            for m in alert.muted
         ],
     }
 
@@ -327,7 +328,8 @@ def _group_from_dict(raw: Any) -> NotificationGroup | None:
 
 
 def _muted_from(raw: object) -> tuple[MutedRoute, ...]:
-    """`alert.muted`; absent in alerts stored before routes existed."""
+    """`alert.muted`; absent in alerts stored before routes existed, and `kind` in those
+    stored before reminders and resolves were judged by their firing (it was "firing")."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -335,7 +337,13 @@ def _muted_from(raw: object) -> tuple[MutedRoute, ...]:
     muted = []
     for index, entry in enumerate(raw):
         f = _Fields(entry, f"alert.muted[{index}]")
+        kind = "firing" if f.raw("kind") is None else f.choice("kind", get_args(NotificationKind))
         muted.append(
-            MutedRoute(route=f.text("route"), sinks=f.texts("sinks"), reason=f.text("reason"))
+            MutedRoute(
+                route=f.text("route"),
+                sinks=f.texts("sinks"),
+                reason=f.text("reason"),
+                kind=cast(NotificationKind, kind),
+            )
         )
     return tuple(muted)

@@ -9,6 +9,11 @@ Invariants:
   carries that route's `NotificationGroup`.
 - What muted routes held back is recorded on the alert (`Alert.muted`), which comes back
   in `Dispatch.muted`; it is never queued, so nothing is replayed when the mute ends.
+- A reminder or resolve follows its firing per sink (`relay.domain.routes.sends`): given
+  the alert as last recorded (`previous`), a sink whose firing was held back hears
+  nothing more of the alert, and one that got it gets the resolve, muted or not. The
+  alert keeps what its firing held back (entries of kind "firing") in every later
+  version, followed by what this notification held back.
 - Without routes, an alert goes to its rule's sinks, exactly as before routes existed.
 - Notification ids come from `Notification.about` (alert id + kind + sequence), so the
   same alert notified twice in the same way yields the same id, which the outbox
@@ -60,21 +65,27 @@ def notifications_for(
     routes: Sequence[Route] = (),
     intervals: Mapping[str, TimeInterval] | None = None,
     targets: Mapping[str, Sequence[str]] | None = None,
+    previous: Mapping[str, Alert] | None = None,
 ) -> Dispatch:
     """One notification per sink the alert reaches (per delivery target of the sink,
     when `targets` names several), unless an active silence matches.
 
+    `previous`: alerts as last recorded, by id (the stored version of a windowed alert
+    whose reminder or resolve this is); one not in it had nothing held back at firing.
     An alert of a rule no longer configured reaches only the sinks of the routes it matches.
     """
+    earlier = previous or {}
     sinks_of = {rule.name: rule.sinks for rule in rules}
     targets_of = targets or {}
     notifications: list[Notification] = []
     silenced: list[Alert] = []
     muted: list[Alert] = []
     for alert, kind, sequence in alerts_with_kind:
+        before = earlier.get(alert.id) if kind != "firing" else None
+        at_firing = tuple(m for m in before.muted if m.kind == "firing") if before else ()
         silence = matching_silence(alert, silences, now)
-        if silence is not None:
-            silenced.append(replace(alert, silenced_by=silence.id))
+        if silence is not None:  # still saying what its firing held back, for what follows
+            silenced.append(replace(alert, silenced_by=silence.id, muted=at_firing))
             continue
         routing = route_alert(
             alert.labels,
@@ -82,9 +93,12 @@ def notifications_for(
             routes=routes,
             intervals=intervals or {},
             now=now,
+            kind=kind,
+            firing_muted=at_firing,
         )
-        if routing.muted:
-            muted.append(replace(alert, muted=routing.muted))
+        recorded = at_firing + routing.muted
+        if recorded:
+            muted.append(replace(alert, muted=recorded))
         notifications.extend(
             Notification.about(
                 alert,

@@ -7,7 +7,8 @@ Invariants:
   in which case the next ones are tried too. A route without matchers matches every
   alert (a default route). So without `continue` at most one route matches.
 - A sink is reached once per alert: the rule's own sinks first (always notified,
-  ungrouped, whatever the routes' intervals), then each matching route's, in order.
+  ungrouped, whatever the routes' intervals; only what follows a firing they did not
+  get is held back), then each matching route's, in order.
   A sink reached twice keeps its first way in: a rule's own sink stays ungrouped, a
   route's sink carries the group of the first route that reached it.
 - A route is muted at `now` when one of its `mute_time_intervals` contains `now`, or
@@ -15,6 +16,11 @@ Invariants:
   no sink; the sinks it alone would have reached are recorded (`MutedRoute`), never
   queued, so nothing is replayed when the mute ends. A muted route still stops the
   search (without `continue`): muting does not fall through to the default route.
+- Per (alert, sink) the firing's fate decides the rest of the alert (`sends`, as
+  Alertmanager does): a sink whose firing was held back gets none of the alert's
+  reminders nor its resolve (recorded as held back, never replayed); a sink that got
+  the firing gets its resolve even inside a mute window (else a receiver such as
+  PagerDuty keeps the incident open for good), and its reminders only outside one.
 - A grouped route's group is `route_group_key(route=id, values=group_by values)`, a
   label the alert lacks counting as "": the same alert labels always give the same key.
 """
@@ -22,14 +28,15 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from relay.domain.alerts import MutedRoute, NotificationGroup, route_group_key
-from relay.matchers import Matcher, matches_all
+from relay.matchers import Matcher, matches_all, walk_routes
 from relay.settings import route_label
-from relay.time_intervals import TimeInterval, in_any
+from relay.time_intervals import YEAR, TimeInterval, change_points, in_any
+from relay.vocab import NotificationKind
 
 if TYPE_CHECKING:
     from relay.settings import RouteSettings
@@ -39,15 +46,17 @@ __all__ = [
     "Route",
     "RouteMatch",
     "Routing",
+    "firing_held_back",
     "matching_routes",
     "mute_reason",
     "muted_until",
     "route_alert",
     "routes_of",
+    "sends",
 ]
 
-# How far `muted_until` looks ahead: past a week every weekly interval has repeated.
-_LOOKAHEAD = timedelta(days=8)
+# How far `muted_until` looks ahead: every interval repeats within it (see `YEAR`).
+_LOOKAHEAD = YEAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +105,7 @@ def routes_of(settings: Sequence[RouteSettings]) -> tuple[Route, ...]:
 
 def matching_routes(routes: Iterable[Route], labels: Mapping[str, str]) -> list[Route]:
     """The routes an alert with `labels` takes: the first match, and on while `continue`."""
-    taken: list[Route] = []
-    for route in routes:
-        if route.matches(labels):
-            taken.append(route)
-            if not route.continue_:
-                break
-    return taken
+    return walk_routes(routes, matches=lambda r: r.matches(labels), stops=lambda r: not r.continue_)
 
 
 def mute_reason(
@@ -120,17 +123,34 @@ def mute_reason(
 def muted_until(
     route: Route, *, intervals: Mapping[str, TimeInterval], now: datetime
 ) -> datetime | None:
-    """The first minute after `now` at which `route` is no longer muted (None: not muted
-    now, or muted for as far as `_LOOKAHEAD` reaches). Intervals change on minutes."""
+    """The first instant after `now` at which `route` is no longer muted (None: not
+    muted now, or muted for as far as `_LOOKAHEAD` reaches). Only the instants where
+    one of its intervals may change are judged (`relay.time_intervals.change_points`)."""
     if mute_reason(route, intervals=intervals, now=now) is None:
         return None
-    moment = now.replace(second=0, microsecond=0)
-    end = now + _LOOKAHEAD
-    while moment < end:
-        moment += timedelta(minutes=1)
-        if mute_reason(route, intervals=intervals, now=moment) is None:
-            return moment
+    names = (*route.mute_time_intervals, *route.active_time_intervals)
+    used = [intervals[name] for name in names if name in intervals]
+    for point in change_points(used, now, within=_LOOKAHEAD):
+        if mute_reason(route, intervals=intervals, now=point) is None:
+            return point
     return None
+
+
+def sends(kind: NotificationKind, *, firing_sent: bool, muted_now: bool) -> bool:
+    """Whether a notification of `kind` about an alert goes to a sink through a route
+    that is muted now (`muted_now`) or not; `firing_sent`: whether that sink got the
+    alert's firing (judged only for what follows a firing)."""
+    if kind == "firing" or kind == "test":
+        return not muted_now
+    if not firing_sent:
+        return False  # it never heard of the alert: nothing of it follows
+    return kind == "resolved" or not muted_now
+
+
+def firing_held_back(muted: Sequence[MutedRoute]) -> dict[str, MutedRoute]:
+    """The sinks whose firing of the alert was held back, by sink: what an alert's
+    recorded `muted` says of its firing."""
+    return {sink: entry for entry in muted if entry.kind == "firing" for sink in entry.sinks}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +187,12 @@ def route_alert(
     routes: Sequence[Route],
     intervals: Mapping[str, TimeInterval],
     now: datetime,
+    kind: NotificationKind = "firing",
+    firing_muted: Sequence[MutedRoute] = (),
 ) -> Routing:
-    """Where an alert with `labels` (of a rule whose sinks are `own_sinks`) goes at `now`."""
+    """Where a notification of `kind` about an alert with `labels` (of a rule whose
+    sinks are `own_sinks`) goes at `now`. For a reminder or a resolve, `firing_muted`
+    is what the alert recorded of its firing (`Alert.muted`): see `sends`."""
     matches = tuple(
         RouteMatch(
             route=route,
@@ -177,14 +201,43 @@ def route_alert(
         )
         for route in matching_routes(routes, labels)
     )
-    reached: dict[str, Destination] = {sink: Destination(sink) for sink in own_sinks}
+    held = firing_held_back(firing_muted) if kind not in ("firing", "test") else {}
+    reached: dict[str, Destination] = {s: Destination(s) for s in own_sinks if s not in held}
     for match in matches:
-        if match.muted_by is None:
-            for sink in match.route.sinks:
+        muted_now = match.muted_by is not None
+        for sink in match.route.sinks:
+            if sends(kind, firing_sent=sink not in held, muted_now=muted_now):
                 reached.setdefault(sink, Destination(sink, match.group, match.route.id))
-    muted = tuple(
-        MutedRoute(route=m.route.id, sinks=held, reason=m.muted_by)
-        for m in matches
-        if m.muted_by is not None and (held := tuple(s for s in m.route.sinks if s not in reached))
-    )
-    return Routing(matches=matches, destinations=tuple(reached.values()), muted=muted)
+    muted: list[MutedRoute] = []
+    for match in matches:
+        muted.extend(_held_back(match, reached=reached, held=held, kind=kind))
+    own_held = [s for s in dict.fromkeys(own_sinks) if s in held]
+    for sink in own_held:  # a rule's own sink that did not get the firing either
+        muted.append(replace(held[sink], sinks=(sink,), reason=_after(held[sink]), kind=kind))
+    return Routing(matches=matches, destinations=tuple(reached.values()), muted=tuple(muted))
+
+
+def _after(firing: MutedRoute) -> str:
+    return f"firing held back {firing.reason}"
+
+
+def _held_back(
+    match: RouteMatch,
+    *,
+    reached: Mapping[str, Destination],
+    held: Mapping[str, MutedRoute],
+    kind: NotificationKind,
+) -> list[MutedRoute]:
+    """What `match` held back, one entry per reason: the sinks of its route that nothing
+    reached, because its firing was held back there or the route is muted now."""
+    reasons: dict[str, list[str]] = {}
+    for sink in match.route.sinks:
+        if sink in reached:
+            continue
+        reason = _after(held[sink]) if sink in held else match.muted_by
+        if reason is not None:
+            reasons.setdefault(reason, []).append(sink)
+    return [
+        MutedRoute(route=match.route.id, sinks=tuple(sinks), reason=reason, kind=kind)
+        for reason, sinks in reasons.items()
+    ]

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from relay import __version__
 from relay.domain.acks import Acknowledgement
+from relay.domain.alerts import MutedRoute
 from relay.domain.routes import mute_reason, muted_until, routes_of
 from relay.domain.silences import active, in_force
 from relay.durations import utc_iso
@@ -122,7 +123,7 @@ async def gather_status(context: HttpContext, *, cache: StatsCache | None = None
                     silenced_by=alert.silenced_by,
                     responder=alert.responder,
                     runbook=alert.annotations.get(RUNBOOK_ANNOTATION),
-                    muted=tuple(f"{m.route} ({m.reason})" for m in alert.muted),
+                    muted=tuple(_muted_line(m) for m in alert.muted),
                     acknowledged=acknowledged_text(stored.acknowledgement),
                     id=alert.id,
                 )
@@ -163,6 +164,13 @@ async def gather_status(context: HttpContext, *, cache: StatsCache | None = None
         routes=route_rows(context, now=now),
         stats=stats,
     )
+
+
+def _muted_line(muted: MutedRoute) -> str:
+    """ "page (in weekends)" for a firing held back; "page (resolved: firing held back in
+    weekends)" for what followed it."""
+    why = muted.reason if muted.kind == "firing" else f"{muted.kind}: {muted.reason}"
+    return f"{muted.route} ({why})"
 
 
 def route_rows(context: HttpContext, *, now: datetime) -> list[RouteRow]:

@@ -4,7 +4,8 @@ Invariants:
 - Decisions are the pure functions of `relay.domain` (rules, windows, silences,
   routes, dispatch); this module only gathers what they need: failure causes (following child
   executions through `/nestings`, a bounded number of calls per cycle), the executions
-  of the windows, the active silences and the acknowledgements from the store.
+  of the windows, the active silences, the acknowledgements and, for reminders and
+  resolves, the alert as stored (what its firing's routes held back) from the store.
 - A reminder of an acknowledged alert is dropped here (`relay.domain.acks`); the
   acknowledgement is in the store, so every replica that leads the source sees it.
 - Nothing here writes: the plan is committed by the engine with the cycle's states, in
@@ -133,6 +134,9 @@ class AlertPlanner:
         if not triples:
             return AlertPlan(group_states=tuple(group_states))
         silences = self._config_silences + await self._store.list_silences(now=now)
+        # A reminder or resolve follows what its firing did per sink: the stored alert says.
+        following = [alert.id for alert, kind, _ in triples if kind != "firing"]
+        previous = await self._store.load_alerts(following) if following else {}
         dispatch = notifications_for(
             triples,
             self._rules,
@@ -141,6 +145,7 @@ class AlertPlanner:
             routes=self._routes,
             intervals=self._intervals,
             targets=self._targets,
+            previous=previous,
         )
         by_id = {alert.id: alert for alert, _, _ in triples}
         by_id.update({alert.id: alert for alert in (*dispatch.silenced, *dispatch.muted)})

@@ -7,10 +7,11 @@ without routes warns exactly as before routes existed (about nothing).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from relay.matchers import Matcher
+from relay.matchers import Matcher, walk_routes
 from relay.settings._root import Settings
+from relay.settings._routes import RouteSettings
 
 __all__ = ["EXECUTION_LABELS", "config_warnings"]
 
@@ -25,6 +26,24 @@ def _may_match(matchers: list[Matcher], rule_labels: Mapping[str, str]) -> bool:
     """Whether an alert of a rule with `rule_labels` may satisfy `matchers` (labels from
     the execution are assumed to fit)."""
     return all(m.name in EXECUTION_LABELS or m.matches(rule_labels) for m in matchers)
+
+
+def _surely_matches(matchers: list[Matcher], rule_labels: Mapping[str, str]) -> bool:
+    """Whether every alert of a rule with `rule_labels` satisfies `matchers` (none of
+    them looks at a label from the execution)."""
+    return all(m.name not in EXECUTION_LABELS and m.matches(rule_labels) for m in matchers)
+
+
+def _reaches_a_sink(routes: Sequence[RouteSettings], rule_labels: Mapping[str, str]) -> bool:
+    """Whether some alert of the rule takes a route with sinks: the daemon's first-match
+    walk, where a route that may match is taken but only one that surely matches (and
+    does not `continue`) stops the alerts that got that far."""
+    taken = walk_routes(
+        routes,
+        matches=lambda r: _may_match(r.matchers, rule_labels),
+        stops=lambda r: _surely_matches(r.matchers, rule_labels) and not r.continue_,
+    )
+    return any(route.sinks for route in taken)
 
 
 def config_warnings(settings: Settings) -> list[str]:
@@ -47,8 +66,7 @@ def config_warnings(settings: Settings) -> list[str]:
             continue
         extra = getattr(rule, "labels", None)
         labels = {**(extra or {}), "rule": rule.name, "severity": rule.severity}
-        reached = [r for r in settings.routes if _may_match(r.matchers, labels) and r.sinks]
-        if not reached:
+        if not _reaches_a_sink(settings.routes, labels):
             warnings.append(
                 f"rules.{index}.sinks: no sinks, and no route with sinks matches its alerts "
                 f'(rule="{rule.name}", severity="{rule.severity}"); they are recorded, never sent'

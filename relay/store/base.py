@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import relay.store.records as records
+from relay.domain.alerts import Alert
 from relay.domain.models import Execution
 from relay.domain.state import SourceCursor, StateMarkers, TrackedExecution
 from relay.vocab import AlertState
@@ -171,6 +172,11 @@ class Store(Protocol):
 
     async def acknowledged_among(self, alert_ids: Collection[str]) -> set[str]:
         """Those of `alert_ids` that are acknowledged (what the reminder path skips)."""
+        ...
+
+    async def load_alerts(self, alert_ids: Collection[str]) -> dict[str, Alert]:
+        """The stored alerts among `alert_ids`, by id (unknown ids are left out): what
+        the planner needs of a windowed alert's earlier version (what its firing muted)."""
         ...
 
     # --- silences (runtime ones; config silences are never stored) ----------------

@@ -194,10 +194,14 @@ def acknowledgement_from_row(row: Row, *, dialect: Dialect) -> Acknowledgement |
     return Acknowledgement(by=row["acked_by"] or "", at=at, comment=row["ack_comment"] or "")
 
 
+def alert_from_row(row: Row) -> Alert:
+    return alert_from_dict(json.loads(row["body"]))
+
+
 def stored_alert(row: Row, deliveries: Sequence[Row], *, dialect: Dialect) -> StoredAlert:
     return StoredAlert(
         acknowledgement=acknowledgement_from_row(row, dialect=dialect),
-        alert=alert_from_dict(json.loads(row["body"])),
+        alert=alert_from_row(row),
         created_at=dialect.decode_time(row["created_at"]),
         updated_at=dialect.decode_time(row["updated_at"]),
         deliveries=tuple(

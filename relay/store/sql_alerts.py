@@ -25,12 +25,19 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
+from relay.domain.alerts import Alert
 from relay.domain.silences import Silence
 from relay.domain.windows import GroupState
 from relay.store import sql
 from relay.store.backend import Backend, Dialect, Params, Row, Session, from_iso_utc, iso_utc
 from relay.store.records import AlertPage, StoredAlert
-from relay.store.rows import group_from_row, silence_from_row, silence_params, stored_alert
+from relay.store.rows import (
+    alert_from_row,
+    group_from_row,
+    silence_from_row,
+    silence_params,
+    stored_alert,
+)
 from relay.vocab import AlertState
 
 
@@ -121,6 +128,18 @@ class SqlAlerts(Backend):
             row = await session.fetch_one(f"{sql.ALERT_SELECT} WHERE id = :id", id=alert_id)
             deliveries = {} if row is None else await self._deliveries_of(session, [alert_id])
         return None if row is None else self._stored(row, deliveries)
+
+    async def load_alerts(self, alert_ids: Collection[str]) -> dict[str, Alert]:
+        ids = sorted(set(alert_ids))
+        if not ids:
+            return {}
+        found: dict[str, Alert] = {}
+        async with self._reading("load alerts") as session:
+            for chunk in self.dialect.id_chunks(ids):
+                condition, params = self.dialect.any_of("id", marker="ids", ids=chunk)
+                for row in await session.fetch(f"{sql.ALERT_SELECT} WHERE {condition}", **params):
+                    found[row["id"]] = alert_from_row(row)
+        return found
 
     def _stored(self, row: Row, deliveries: dict[str, list[Row]]) -> StoredAlert:
         return stored_alert(row, deliveries.get(row["id"], ()), dialect=self.dialect)
