@@ -9,11 +9,13 @@ Invariants:
   completes the groups it touches, so it may hold more than a step sends).
 - A group message is stamped (`Outbox.stamp_messages`) before its first attempt: a
   crash after the request leaves its members fixed, and a grouped notification that
-  arrives meanwhile goes in the next message.
+  arrives meanwhile goes in the next message. Every group message this returns has
+  its stamped id on each item (`OutboxItem.message_id`), which the sink sends.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from relay.delivery.types import Outbox
@@ -51,15 +53,19 @@ async def step_messages(
                 error=item.last_error or NOT_THIS_STEP,
             )
     fresh: dict[str, list[str]] = {}
+    stamped: list[list[OutboxItem]] = []
     for message in kept:
         key = group_key(message[0])
         if key is None or message[0].message_id is not None:
+            stamped.append(message)
             continue
         ids = [item.notification.id for item in message]
-        fresh[group_message_id(key, ids)] = ids
+        message_id = group_message_id(key, ids)
+        fresh[message_id] = ids
+        stamped.append([replace(item, message_id=message_id) for item in message])
     if fresh:
         await outbox.stamp_messages(sink, fresh, now=now)
-    return kept
+    return stamped
 
 
 __all__ = ["NOT_THIS_STEP", "group_key", "step_messages"]
