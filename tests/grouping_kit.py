@@ -11,6 +11,7 @@ from typing import Any
 
 from relay.delivery.worker import DeliveryWorker
 from relay.domain.alerts import Alert, Notification, NotificationGroup, route_group_key
+from relay.errors import StoreError
 from relay.settings import WebhookSinkSettings
 from relay.sim import ManualClock
 from relay.sinks.webhook import WebhookSink
@@ -44,6 +45,32 @@ def grouped(
         created_at=at,
         group=group if group is not None else group_of(),
     )
+
+
+class FlakyOutbox:
+    """The real store, except that its method `fail` raises `StoreError` the first
+    `times` times it is called: a database blip at that point of a step (after the
+    receiver took the message, for `mark_delivered`)."""
+
+    def __init__(self, store: Store, *, fail: str, times: int = 1) -> None:
+        self._store = store
+        self._fail = fail
+        self._left = times
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        if name != self._fail:
+            return method
+
+        async def failing(*args: Any, **kwargs: Any) -> Any:
+            if self._left > 0:
+                self._left -= 1
+                self.failed += 1
+                raise StoreError(f"{name}: the database went away (a test's blip)")
+            return await method(*args, **kwargs)
+
+        return failing
 
 
 def webhook(url: str, **extra: Any) -> WebhookSink:

@@ -1,0 +1,158 @@
+"""Retried route group messages (issue 14, item 3, after review): a message that was
+attempted is retried whole, in one request, under its stamped `webhook-id`, whatever
+failed (the receiver, or the store after the receiver took it); a member settled
+meanwhile (silenced) leaves it and the id stays; and a route group that is due does not
+take a sink's ungrouped notifications before the sink's own `group_wait`.
+Real outbox (SQLite and PostgreSQL), real loopback receivers, a manual clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from relay.domain.alerts import Notification
+from relay.domain.grouping import group_message_id
+from relay.domain.silences import Silence, config_silences
+from relay.errors import StoreError
+from relay.settings import SilenceSettings
+from relay.sim import ManualClock
+from relay.store import Store
+from tests import store_backends
+from tests.delivery_kit import T0, Receiver, make_alert
+from tests.grouping_kit import WAIT_S, FlakyOutbox, Recorder, group_of, grouped, webhook, worker_on
+from tests.test_grouping_delivery import arrive, at, run_until_idle
+
+backend, store = store_backends.backend, store_backends.store
+
+
+async def test_a_store_error_after_the_send_retries_the_message_whole_under_its_id(
+    store: Store,
+) -> None:
+    clock = ManualClock(T0)
+    recorder = Recorder(clock)
+    flaky = FlakyOutbox(store, fail="mark_delivered")
+    async with Receiver(recorder) as receiver:
+        sink = webhook(f"{receiver.url}/h")
+        worker = worker_on(sink, flaky, clock)  # type: ignore[arg-type]
+        try:
+            burst = [grouped(alert=make_alert(execution_id=f"e{i}")) for i in range(4)]
+            await arrive(store, burst)
+            clock.set(at(WAIT_S))
+            with pytest.raises(StoreError):
+                await worker.step()  # the receiver answered 200; marking it failed
+            await run_until_idle(worker, clock, until=at(3600))
+        finally:
+            await sink.aclose()
+    ids = tuple(n.id for n in burst)
+    stamped = group_message_id(burst[0].group.key, ids)  # type: ignore[union-attr]
+    assert flaky.failed == 1
+    assert [(s.webhook_id, s.ids) for s in recorder.seen] == [(stamped, ids), (stamped, ids)]
+    assert {r.json()["id"] for r in receiver.requests} == {stamped}
+    assert await store.outbox_counts() == {}
+
+
+async def test_a_stamped_message_is_claimed_whole_when_its_members_fall_due_apart(
+    store: Store,
+) -> None:
+    burst = [grouped(alert=make_alert(execution_id=f"e{i}")) for i in range(3)]
+    await arrive(store, burst)
+    claimed = await store.claim_due("hook", now=at(WAIT_S), limit=10, lease_s=30)
+    ids = [item.notification.id for item in claimed]
+    message_id = group_message_id(burst[0].group.key, ids)  # type: ignore[union-attr]
+    await store.stamp_messages("hook", {message_id: ids}, now=at(WAIT_S))
+    # Put back apart, as a failed step once did: 5 s, 50 s and 500 s later.
+    for n, after_s in zip(burst, (5, 50, 500), strict=True):
+        await store.mark_retry(
+            "hook", n.id, next_attempt_at=at(WAIT_S + after_s), error="the step failed"
+        )
+    again = await store.claim_due("hook", now=at(WAIT_S + 5), limit=1, lease_s=30)
+    assert sorted(item.notification.id for item in again) == sorted(ids)
+    assert {item.message_id for item in again} == {message_id}
+    # Leased whole, too: none of them is claimed again while the lease runs.
+    assert await store.claim_due("hook", now=at(WAIT_S + 20), limit=10, lease_s=30) == []
+
+
+async def test_a_member_silenced_before_the_retry_leaves_the_message_and_the_id_stays(
+    store: Store,
+) -> None:
+    clock = ManualClock(T0)
+    recorder = Recorder(clock, statuses=(503,))
+    quiet = config_silences([
+        SilenceSettings.model_validate({
+            "matchers": ['source="staging"'], "starts": T0, "ends": T0 + timedelta(days=1)
+        })
+    ])  # fmt: skip
+    active: list[Silence] = []
+
+    async def in_force(_at: datetime) -> list[Silence]:
+        return active
+
+    async with Receiver(recorder) as receiver:
+        sink = webhook(f"{receiver.url}/h")
+        worker = worker_on(sink, store, clock, silences=in_force)
+        try:
+            burst = [
+                grouped(alert=make_alert(execution_id="e0")),
+                grouped(alert=make_alert(execution_id="e1", source="staging")),
+                grouped(alert=make_alert(execution_id="e2")),
+            ]
+            await arrive(store, burst)
+            clock.set(at(WAIT_S))
+            assert (await worker.step()).outcomes == {"retry": 3}
+            active.extend(quiet)  # a silence added while the message waits for its retry
+            await run_until_idle(worker, clock, until=at(3600))
+        finally:
+            await sink.aclose()
+    every = tuple(n.id for n in burst)
+    stamped = group_message_id(burst[0].group.key, every)  # type: ignore[union-attr]
+    assert [(s.webhook_id, s.ids, s.status) for s in recorder.seen] == [
+        (stamped, every, 503),
+        (stamped, (burst[0].id, burst[2].id), 200),
+    ]
+    assert receiver.requests[1].json()["id"] == stamped
+    assert await store.outbox_counts() == {}
+
+
+async def test_a_due_group_does_not_take_ungrouped_alerts_before_the_sinks_group_wait(
+    store: Store,
+) -> None:
+    clock = ManualClock(T0)
+    recorder = Recorder(clock)
+    async with Receiver(recorder) as receiver:
+        sink = webhook(f"{receiver.url}/h", group_wait="60s")
+        worker = worker_on(sink, store, clock)
+        try:
+            group = grouped(alert=make_alert(execution_id="g1"))  # its route waits 10 s
+            await arrive(store, [group])
+            clock.set(at(9))
+            plain = Notification.about(
+                make_alert(execution_id="u1"), sink="hook", kind="firing", created_at=at(9)
+            )
+            await arrive(store, [plain])
+            await run_until_idle(worker, clock, until=at(3600))
+        finally:
+            await sink.aclose()
+    assert [(s.at, s.ids) for s in recorder.seen] == [
+        (at(10), (group.id,)),
+        (at(69), (plain.id,)),
+    ]
+
+
+async def test_a_due_group_and_a_ready_digest_go_in_one_step(store: Store) -> None:
+    clock = ManualClock(T0)
+    recorder = Recorder(clock)
+    async with Receiver(recorder) as receiver:
+        sink = webhook(f"{receiver.url}/h", group_wait="5s")
+        worker = worker_on(sink, store, clock)
+        try:
+            plain = Notification.about(
+                make_alert(execution_id="u1"), sink="hook", kind="firing", created_at=T0
+            )
+            group = grouped(group_of(wait_s=5), alert=make_alert(execution_id="g1"))
+            await arrive(store, [plain, group])
+            clock.set(at(5))
+            assert (await worker.step()).outcomes == {"delivered": 2}
+        finally:
+            await sink.aclose()
+    assert sorted(s.ids for s in recorder.seen) == sorted([(plain.id,), (group.id,)])
