@@ -7,8 +7,10 @@ Real outbox (SQLite and PostgreSQL), real loopback receivers, a manual clock."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from relay.domain.alerts import Notification
@@ -17,9 +19,9 @@ from relay.domain.silences import Silence, config_silences
 from relay.errors import StoreError
 from relay.settings import SilenceSettings
 from relay.sim import ManualClock
-from relay.store import Store
+from relay.store import PostgresStore, Store
 from tests import store_backends
-from tests.delivery_kit import T0, Receiver, make_alert
+from tests.delivery_kit import T0, Receiver, enqueue, make_alert
 from tests.grouping_kit import WAIT_S, FlakyOutbox, Recorder, group_of, grouped, webhook, worker_on
 from tests.test_grouping_delivery import arrive, at, run_until_idle
 
@@ -156,3 +158,40 @@ async def test_a_due_group_and_a_ready_digest_go_in_one_step(store: Store) -> No
         finally:
             await sink.aclose()
     assert sorted(s.ids for s in recorder.seen) == sorted([(plain.id,), (group.id,)])
+
+
+pg_url = store_backends.pg_url
+BLOCKED_BY = "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))"
+
+
+async def test_concurrent_cycles_lock_groups_in_one_order_and_do_not_deadlock(
+    pg_url: str,
+) -> None:
+    """Another transaction holds the first group (in key order) and then wants the
+    second, as a concurrent cycle of the same groups does; a cycle whose batch names
+    them the other way round must wait for it, not hold the second (a deadlock)."""
+    first, second = sorted([group_of("resp-a"), group_of("resp-b")], key=lambda g: g.key)
+    async with PostgresStore(pg_url, max_size=3) as store:
+        await arrive(store, [grouped(first), grouped(second)])  # a pending message each
+        other = await asyncpg.connect(pg_url)
+        watcher = await asyncpg.connect(pg_url)
+        try:
+            pid = await other.fetchval("SELECT pg_backend_pid()")
+            lock = "SELECT seq FROM outbox WHERE group_key = $1 AND status = 'pending' FOR UPDATE"
+            async with other.transaction():
+                await other.execute("SET LOCAL lock_timeout = '10s'")
+                await other.fetch(lock, first.key)
+                batch = [grouped(second, at=at(1)), grouped(first, at=at(1))]
+                cycle = asyncio.create_task(enqueue(store, batch, at=at(1)))
+                for _ in range(200):  # until the cycle waits for `other`'s lock
+                    waiting = await watcher.fetchval(BLOCKED_BY, pid)
+                    if waiting or cycle.done():
+                        break
+                    await asyncio.sleep(0.05)
+                assert waiting == 1, "the cycle should wait for the first group's lock"
+                await other.fetch(lock, second.key)  # free: the cycle holds nothing yet
+            assert await cycle == 2
+        finally:
+            await asyncio.gather(other.close(), watcher.close())
+        due = await store.claim_due("hook", now=at(WAIT_S), limit=10, lease_s=30)
+        assert len(due) == 4  # each joined its group's pending message, due at 10 s
