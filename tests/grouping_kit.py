@@ -4,7 +4,7 @@ loopback webhook rig that records what each request covered, on the worker's clo
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,14 +48,15 @@ def grouped(
 
 
 class FlakyOutbox:
-    """The real store, except that its method `fail` raises `StoreError` the first
-    `times` times it is called: a database blip at that point of a step (after the
-    receiver took the message, for `mark_delivered`)."""
+    """The real store, except that its method `fail` raises `StoreError` on the calls
+    numbered in `calls` (0: the first): a database blip at that point of a step (after
+    the receiver took the message, for `mark_delivered`)."""
 
-    def __init__(self, store: Store, *, fail: str, times: int = 1) -> None:
+    def __init__(self, store: Store, *, fail: str, calls: Collection[int] = (0,)) -> None:
         self._store = store
         self._fail = fail
-        self._left = times
+        self._calls = frozenset(calls)
+        self._made = 0
         self.failed = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -64,8 +65,8 @@ class FlakyOutbox:
             return method
 
         async def failing(*args: Any, **kwargs: Any) -> Any:
-            if self._left > 0:
-                self._left -= 1
+            call, self._made = self._made, self._made + 1
+            if call in self._calls:
                 self.failed += 1
                 raise StoreError(f"{name}: the database went away (a test's blip)")
             return await method(*args, **kwargs)
