@@ -195,3 +195,44 @@ async def test_concurrent_cycles_lock_groups_in_one_order_and_do_not_deadlock(
             await asyncio.gather(other.close(), watcher.close())
         due = await store.claim_due("hook", now=at(WAIT_S), limit=10, lease_s=30)
         assert len(due) == 4  # each joined its group's pending message, due at 10 s
+
+
+async def dead_message(store: Store, *, delivered: int) -> tuple[list[Notification], str]:
+    """A stamped message of three whose first `delivered` members were delivered and the
+    others went to the dead letters."""
+    members = [grouped(alert=make_alert(execution_id=f"e{i}")) for i in range(3)]
+    await arrive(store, members)
+    claimed = await store.claim_due("hook", now=at(WAIT_S), limit=10, lease_s=30)
+    ids = [item.notification.id for item in claimed]
+    message_id = group_message_id(members[0].group.key, ids)  # type: ignore[union-attr]
+    await store.stamp_messages("hook", {message_id: ids}, now=at(WAIT_S))
+    if delivered:
+        await store.mark_delivered("hook", ids[:delivered], now=at(WAIT_S))
+    for n in ids[delivered:]:
+        await store.mark_dead("hook", n, reason="gave up", now=at(WAIT_S))
+    by_id = {n.id: n for n in members}
+    return [by_id[i] for i in ids], message_id
+
+
+@pytest.mark.parametrize("delivered", [0, 1])
+async def test_a_replayed_member_keeps_its_message_id_unless_the_rest_was_delivered(
+    store: Store, delivered: int
+) -> None:
+    clock = ManualClock(at(100))
+    recorder = Recorder(clock)
+    members, message_id = await dead_message(store, delivered=delivered)
+    assert await store.retry_dead(now=clock(), sink="hook") == 3 - delivered
+    async with Receiver(recorder) as receiver:
+        sink = webhook(f"{receiver.url}/h")
+        try:
+            await run_until_idle(worker_on(sink, store, clock), clock, until=at(3600))
+        finally:
+            await sink.aclose()
+    replayed = tuple(n.id for n in members[delivered:])
+    key = members[0].group.key  # type: ignore[union-attr]
+    # The whole message, replayed, is the message again (a receiver that took it drops
+    # it); a straggler of a delivered message is a new one, or it would be dropped.
+    expected = message_id if not delivered else group_message_id(key, replayed)
+    assert [(s.webhook_id, s.ids) for s in recorder.seen] == [(expected, replayed)]
+    assert expected != message_id or not delivered
+    assert await store.outbox_counts() == {}

@@ -287,7 +287,9 @@ class Store(Protocol):
         """Replay dead letters (all, or those with `ids`, of every sink or of `sink`, one
         name or several, as for `dead_letters`):
         pending again, due at `now`, attempts reset, enqueued at `now` (so `max_age`
-        starts over). Returns how many."""
+        starts over). A route group's message keeps its id and members, except that a
+        member whose message's other members were delivered leaves it for a new one
+        (under the old `webhook-id` a receiver would drop it). Returns how many."""
         ...
 
     async def purge_dead(

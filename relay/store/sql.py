@@ -193,6 +193,14 @@ REPLAY_DEAD = (
     "enqueued_at = :now, dead_at = NULL, claimed = FALSE WHERE "
 )
 PURGE_DEAD = "DELETE FROM outbox WHERE "
+# Before a replay: a dead member of a group message whose other members were delivered
+# leaves that message, and goes in a new one. Under the old id a receiver that
+# deduplicates by `webhook-id` would drop it as a message it already has.
+UNSTAMP_STRAGGLERS = (
+    "UPDATE outbox SET message_id = NULL, message_at = NULL WHERE message_id IS NOT NULL "
+    "AND EXISTS (SELECT 1 FROM outbox AS sent WHERE sent.sink = outbox.sink "
+    "AND sent.message_id = outbox.message_id AND sent.status = 'delivered') AND "
+)
 # Leases a previous process left (it died before settling them) are due now, and the
 # attempt it did not finish is not counted. Retries scheduled by a settle are not claimed.
 RELEASE_CLAIMS = (

@@ -20,7 +20,9 @@ Invariants:
   and one that takes a member of a stamped message takes its other pending members,
   due or not (unless another claimer holds them): an attempted message goes whole.
   `message_id` and `message_at` are written once, by `stamp_messages`, and kept through
-  retries, dead letters and replays: a group message's members never change.
+  retries, dead letters and replays: a group message never gains members (it may lose
+  some, settled without being sent). One exception: a dead member replayed after the
+  rest of its message was delivered is unstamped, and goes in a new message.
 """
 
 from __future__ import annotations
@@ -275,7 +277,13 @@ class SqlOutbox(Backend):
     ) -> int:
         at = self.dialect.encode_time(now)
         return await self._each_dead(
-            sql.REPLAY_DEAD, "replay dead letters", method="retry_dead", sink=sink, ids=ids, now=at
+            sql.REPLAY_DEAD,
+            "replay dead letters",
+            method="retry_dead",
+            sink=sink,
+            ids=ids,
+            first=sql.UNSTAMP_STRAGGLERS,
+            now=at,
         )
 
     async def purge_dead(
@@ -293,9 +301,11 @@ class SqlOutbox(Backend):
         method: str,
         sink: str | Collection[str] | None,
         ids: Collection[str] | None,
+        first: str | None = None,
         **params: Any,
     ) -> int:
-        """Run `head` on the dead letters of `sink` (or all), among `ids` (or all)."""
+        """Run `head` on the dead letters of `sink` (or all), among `ids` (or all);
+        `first` (a statement ending in `WHERE ... AND `), on the same rows just before."""
         groups: list[Sequence[str] | None] = [None]
         if ids is not None:
             groups = list(self.dialect.id_chunks(distinct_ids(ids, method=method)))
@@ -305,6 +315,8 @@ class SqlOutbox(Backend):
         async with self._writing(action) as session:
             for group in groups:
                 where, filter_params = dead_filter(sink, group, dialect=self.dialect)
+                if first is not None:
+                    await session.execute(first + where, **filter_params)
                 changed += await session.execute(head + where, **params, **filter_params)
         return changed
 
