@@ -1,6 +1,7 @@
-"""One step's messages, for `relay.delivery.worker.DeliveryWorker`: the claimed
-notifications cut into messages (`relay.domain.grouping.plan_messages`), what the step
-may not send put back, and the members of new group messages fixed before they go.
+"""One step's messages, for `relay.delivery.worker.DeliveryWorker`: when the sink has
+something to send and what it may claim then (`ready_at`), the claimed notifications
+cut into messages (`relay.domain.grouping.plan_messages`), what the step may not send
+put back, and the members of new group messages fixed before they go.
 
 Invariants:
 - A message never mixes route groups, nor grouped notifications with ungrouped ones; a
@@ -19,7 +20,12 @@ from dataclasses import replace
 from datetime import datetime
 
 from relay.delivery.types import Outbox
-from relay.domain.grouping import group_message_id, plan_messages
+from relay.domain.grouping import (
+    claims_grouped_only,
+    group_message_id,
+    plan_messages,
+    sink_ready_at,
+)
 from relay.store.records import OutboxItem
 
 NOT_THIS_STEP = "not attempted yet: more messages were due than one step sends"
@@ -28,6 +34,25 @@ NOT_THIS_STEP = "not attempted yet: more messages were due than one step sends"
 def group_key(item: OutboxItem) -> str | None:
     group = item.notification.group
     return None if group is None else group.key
+
+
+async def ready_at(
+    outbox: Outbox, sink: str, *, group_wait_s: float, now: datetime
+) -> tuple[datetime | None, bool]:
+    """When `sink` has something to send (None: nothing pending), and whether a step at
+    `now` may claim route groups' notifications only: a group's message is due but the
+    ungrouped ones have not waited the sink's `group_wait_s` yet."""
+    due = await outbox.next_due_at(sink)
+    if due is None or group_wait_s <= 0:
+        return due, False
+    ungrouped_due = await outbox.next_due_at(sink, grouped=False)
+    ready = sink_ready_at(
+        ungrouped_due_at=ungrouped_due,
+        grouped_due_at=await outbox.next_due_at(sink, grouped=True),
+        group_wait_s=group_wait_s,
+    )
+    only = claims_grouped_only(now=now, ungrouped_due_at=ungrouped_due, group_wait_s=group_wait_s)
+    return ready, only
 
 
 async def step_messages(
@@ -68,4 +93,4 @@ async def step_messages(
     return stamped
 
 
-__all__ = ["NOT_THIS_STEP", "group_key", "step_messages"]
+__all__ = ["NOT_THIS_STEP", "group_key", "ready_at", "step_messages"]

@@ -19,9 +19,8 @@ Invariants:
   due time; then only route groups' notifications are claimed, the ungrouped ones
   still wait); then everything due goes together, up to `max_batch` a message.
 - A route group's due notifications go as one message, its members fixed before its
-  first attempt and retried together under its stamped id (`relay.delivery.plan`):
-  every path that puts claimed notifications back (a failure, a deferral, a failed
-  step) gives a message one retry time, and a claim takes a stamped message whole.
+  first attempt, retried together under its stamped id (`relay.delivery.plan`): what
+  puts a message back (a failure, a deferral, a failed step) gives it one retry time.
 - A rate limit is a token bucket: one token a message, and a step claims no more
   notifications than it has tokens to send.
 - `max_age` always wins: a retry, a deferral or a sink's pause never holds a
@@ -51,11 +50,10 @@ import structlog
 from relay.clock import utcnow
 from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
 from relay.delivery.outcomes import log_outcome, split_silenced
-from relay.delivery.plan import step_messages
+from relay.delivery.plan import ready_at, step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
 from relay.domain.delivery import Attempted, SinkHealth, TokenBucket, message_after_failure
-from relay.domain.grouping import claims_grouped_only, sink_ready_at
 from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
@@ -124,18 +122,9 @@ class DeliveryWorker(WorkerLoop):
         name = self.sink.name
         if self.health.paused(now):
             return await self._while_paused(now)
-        due = await self._outbox.next_due_at(name)
-        grouped_only = False
-        if due is not None and self.policy.group_wait_s > 0:
-            ungrouped_due = await self._outbox.next_due_at(name, grouped=False)
-            due = sink_ready_at(
-                ungrouped_due_at=ungrouped_due,
-                grouped_due_at=await self._outbox.next_due_at(name, grouped=True),
-                group_wait_s=self.policy.group_wait_s,
-            )
-            grouped_only = claims_grouped_only(
-                now=now, ungrouped_due_at=ungrouped_due, group_wait_s=self.policy.group_wait_s
-            )
+        due, grouped_only = await ready_at(
+            self._outbox, name, group_wait_s=self.policy.group_wait_s, now=now
+        )
         if due is None:
             return StepResult()
         if due > now:
