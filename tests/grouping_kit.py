@@ -4,13 +4,14 @@ loopback webhook rig that records what each request covered, on the worker's clo
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from relay.delivery.worker import DeliveryWorker
 from relay.domain.alerts import Alert, Notification, NotificationGroup, route_group_key
+from relay.errors import StoreError
 from relay.settings import WebhookSinkSettings
 from relay.sim import ManualClock
 from relay.sinks.webhook import WebhookSink
@@ -44,6 +45,33 @@ def grouped(
         created_at=at,
         group=group if group is not None else group_of(),
     )
+
+
+class FlakyOutbox:
+    """The real store, except that its method `fail` raises `StoreError` on the calls
+    numbered in `calls` (0: the first): a database blip at that point of a step (after
+    the receiver took the message, for `mark_delivered`)."""
+
+    def __init__(self, store: Store, *, fail: str, calls: Collection[int] = (0,)) -> None:
+        self._store = store
+        self._fail = fail
+        self._calls = frozenset(calls)
+        self._made = 0
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        if name != self._fail:
+            return method
+
+        async def failing(*args: Any, **kwargs: Any) -> Any:
+            call, self._made = self._made, self._made + 1
+            if call in self._calls:
+                self.failed += 1
+                raise StoreError(f"{name}: the database went away (a test's blip)")
+            return await method(*args, **kwargs)
+
+        return failing
 
 
 def webhook(url: str, **extra: Any) -> WebhookSink:

@@ -13,6 +13,7 @@ from relay.domain.delivery import Attempted, Backoff, DeliveryPolicy, message_af
 from relay.domain.grouping import (
     GROUP_MESSAGE_MAX,
     GroupFacts,
+    claims_grouped_only,
     group_digest,
     group_due_at,
     group_message_id,
@@ -170,6 +171,30 @@ def test_sink_ready_at(
         grouped_due_at=None if grouped_due is None else at(grouped_due),
         group_wait_s=wait_s,
     ) == (None if ready is None else at(ready))
+
+
+# (now, oldest due ungrouped, the sink's group_wait) -> claim route groups' rows only
+GROUPED_ONLY_TABLE = [
+    pytest.param(10, None, 60, False, id="nothing ungrouped: claim anything"),
+    pytest.param(10, 9, 60, True, id="the digest has not waited: groups only"),
+    pytest.param(69, 9, 60, False, id="the digest has waited: everything"),
+    pytest.param(70, 9, 60, False, id="and later"),
+    pytest.param(10, 9, 0, False, id="no digest wait: everything"),
+]
+
+
+@pytest.mark.parametrize(("now", "ungrouped", "wait_s", "only"), GROUPED_ONLY_TABLE)
+def test_claims_grouped_only(
+    now: float, ungrouped: float | None, wait_s: float, only: bool
+) -> None:
+    assert (
+        claims_grouped_only(
+            now=at(now),
+            ungrouped_due_at=None if ungrouped is None else at(ungrouped),
+            group_wait_s=wait_s,
+        )
+        is only
+    )
 
 
 def test_a_failed_message_is_retried_at_one_time_or_its_old_members_die() -> None:

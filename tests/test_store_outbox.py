@@ -291,9 +291,14 @@ async def test_outbox_queries_use_indexes(tmp_path: Path) -> None:
     async with SqliteStore(path):
         pass
     conn = sqlite3.connect(path)
+    due, grouped_due = (
+        statements.DUE_SELECT.format(grouped=statements.grouped_filter(grouped))
+        for grouped in (None, True)
+    )
     try:
         queries = {
-            SQLITE.render(statements.DUE_SELECT)[0]: 3,
+            SQLITE.render(due)[0]: 3,
+            SQLITE.render(grouped_due)[0]: 3,
             SQLITE.render(statements.NEXT_DUE)[0]: 1,
             SQLITE.render(statements.COUNT_PENDING)[0]: 0,
             SQLITE.render(statements.COUNT_DEAD)[0]: 0,

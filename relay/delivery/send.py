@@ -71,7 +71,7 @@ async def send_one(sink: Sink, message: list[OutboxItem]) -> Sent:
     started = time.perf_counter()
     error: SinkError | None = None
     try:
-        await sink.send([item.notification for item in message])
+        await sink.send([item.notification for item in message], message_id=message[0].message_id)
     except SinkError as exc:
         error = exc
     except Exception as exc:  # a bug in a sink: retried, so a fixed release delivers

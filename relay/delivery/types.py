@@ -26,7 +26,13 @@ class Outbox(Protocol):
     """The store methods a worker uses (`relay.store.Store` has them all)."""
 
     async def claim_due(
-        self, sink: str, *, now: datetime, limit: int, lease_s: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        grouped: bool | None = None,
     ) -> list[OutboxItem]: ...
 
     async def stamp_messages(

@@ -16,9 +16,11 @@ Invariants:
   resolve); different alerts go concurrently, at most `concurrency` at once.
 - `group_wait`: nothing is sent before the oldest due ungrouped notification has
   waited `group_wait` (or a route group's message is due: its route's wait is in its
-  due time); then everything due goes together, up to `max_batch` a message.
+  due time; then only route groups' notifications are claimed, the ungrouped ones
+  still wait); then everything due goes together, up to `max_batch` a message.
 - A route group's due notifications go as one message, its members fixed before its
-  first attempt and retried together (`relay.delivery.plan`).
+  first attempt, retried together under its stamped id (`relay.delivery.plan`): what
+  puts a message back (a failure, a deferral, a failed step) gives it one retry time.
 - A rate limit is a token bucket: one token a message, and a step claims no more
   notifications than it has tokens to send.
 - `max_age` always wins: a retry, a deferral or a sink's pause never holds a
@@ -48,11 +50,10 @@ import structlog
 from relay.clock import utcnow
 from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
 from relay.delivery.outcomes import log_outcome, split_silenced
-from relay.delivery.plan import step_messages
+from relay.delivery.plan import ready_at, step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
 from relay.domain.delivery import Attempted, SinkHealth, TokenBucket, message_after_failure
-from relay.domain.grouping import sink_ready_at
 from relay.durations import format_duration
 from relay.errors import SinkError, StoreError
 from relay.scrub import SecretScrubber
@@ -121,13 +122,9 @@ class DeliveryWorker(WorkerLoop):
         name = self.sink.name
         if self.health.paused(now):
             return await self._while_paused(now)
-        due = await self._outbox.next_due_at(name)
-        if due is not None and self.policy.group_wait_s > 0:
-            due = sink_ready_at(
-                ungrouped_due_at=await self._outbox.next_due_at(name, grouped=False),
-                grouped_due_at=await self._outbox.next_due_at(name, grouped=True),
-                group_wait_s=self.policy.group_wait_s,
-            )
+        due, grouped_only = await ready_at(
+            self._outbox, name, group_wait_s=self.policy.group_wait_s, now=now
+        )
         if due is None:
             return StepResult()
         if due > now:
@@ -141,7 +138,9 @@ class DeliveryWorker(WorkerLoop):
             messages = min(messages, available)
         limit = messages * self.policy.max_batch
         lease_s = self.lease_s(messages)
-        items = await self._outbox.claim_due(name, now=now, limit=limit, lease_s=lease_s)
+        items = await self._outbox.claim_due(
+            name, now=now, limit=limit, lease_s=lease_s, grouped=True if grouped_only else None
+        )
         if not items:
             return StepResult(next_wake_at=await self._outbox.next_due_at(name))
         try:
@@ -173,16 +172,22 @@ class DeliveryWorker(WorkerLoop):
 
     async def _release(self, items: list[OutboxItem], *, now: datetime) -> None:
         """A step failed after claiming `items`: what is still pending is due again
-        after its backoff, rather than when the lease runs out."""
+        after its backoff, rather than when the lease runs out; ONE time for all, so a
+        message (a stamped group's above all) is claimed and sent whole again."""
+        retry_at = self._retry_together(items, now=now)
         for item in items:
-            delay_s = self.policy.backoff.delay_s(item.attempts + 1, rng=self._rng)
             await self._outbox.mark_retry(
                 self.sink.name,
                 item.notification.id,
-                next_attempt_at=min(now + timedelta(seconds=delay_s), self._expires_at(item)),
+                next_attempt_at=min(retry_at, self._expires_at(item)),
                 error=item.last_error
                 or "not attempted: the step failed (see delivery.step_failed)",
             )
+
+    def _retry_together(self, items: Sequence[OutboxItem], *, now: datetime) -> datetime:
+        """One backoff for `items`, from the most attempted of them."""
+        failures = max(item.attempts for item in items) + 1
+        return now + timedelta(seconds=self.policy.backoff.delay_s(failures, rng=self._rng))
 
     async def _while_paused(self, now: datetime) -> StepResult:
         """Nothing is sent while the sink is paused, but what falls due still ages:
@@ -318,8 +323,7 @@ class DeliveryWorker(WorkerLoop):
         )
         self.count_error("settle")
         # One time for the whole message, so its members are claimed together again.
-        failures = max(item.attempts for item in sent.items) + 1
-        retry_at = now + timedelta(seconds=self.policy.backoff.delay_s(failures, rng=self._rng))
+        retry_at = self._retry_together(sent.items, now=now)
         for item in sent.items:
             await self._outbox.mark_retry(
                 self.sink.name,

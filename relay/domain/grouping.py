@@ -13,7 +13,15 @@ Invariants:
   sink's `max_batch` (the rest go in the next message); a message already attempted
   (stamped with its id) keeps exactly its members.
 - A group message's id is derived from the group key and the sorted ids of its
-  members: the same set gets the same id on every attempt, whatever their order.
+  members: the same set gets the same id on every attempt, whatever their order. It
+  is stamped on its members before the first attempt (`OutboxItem.message_id`), and
+  every attempt after that sends the stamped id (the `webhook-id`), never one derived
+  again from the members present.
+- A stamped message only ever loses members, never gains or swaps them: one settled
+  without being sent (silenced by a silence added since, or past `max_age`) is left
+  out of the retry, which keeps the stamped id and says which notifications it covers
+  (a webhook body's `notification_ids`). A receiver that already took the message
+  under that id has every member it still carries; one that did not gets the rest.
 - Its words name the count and the first `GROUP_SHOWN` alerts; the rest are counted.
 """
 
@@ -70,6 +78,17 @@ def sink_ready_at(
     if ungrouped_due_at is not None:
         ready.append(digest_ready_at(ungrouped_due_at, group_wait_s=group_wait_s))
     return min(ready, default=None)
+
+
+def claims_grouped_only(
+    *, now: datetime, ungrouped_due_at: datetime | None, group_wait_s: float
+) -> bool:
+    """Whether a sink that is ready at `now` (`sink_ready_at`) may claim route groups'
+    notifications only: its ungrouped ones have not yet waited its `group_wait_s`, so a
+    group's message being due must not take them early."""
+    if ungrouped_due_at is None or group_wait_s <= 0:
+        return False
+    return digest_ready_at(ungrouped_due_at, group_wait_s=group_wait_s) > now
 
 
 def group_message_id(group_key: str, notification_ids: Sequence[str]) -> str:
@@ -176,6 +195,7 @@ __all__ = [
     "GROUP_SHOWN",
     "GroupDigest",
     "GroupFacts",
+    "claims_grouped_only",
     "group_digest",
     "group_due_at",
     "group_message_id",

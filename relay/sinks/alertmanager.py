@@ -132,7 +132,12 @@ class AlertmanagerSink(HttpSink):
         alerts = [alertmanager_alert(n, extra_labels=self._labels) for n in notifications]
         return json.dumps(alerts, ensure_ascii=False, allow_nan=False).encode()
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
+        del (
+            message_id
+        )  # Alertmanager tells alerts apart by their labels; a message has no id of its own.
         if not notifications:
             raise ValueError("nothing to send")
         await self._poster.post(self._url, content=self.body(notifications), headers=self._headers)

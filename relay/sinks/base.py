@@ -71,9 +71,14 @@ class Sink(Protocol):
         message holds up to `relay.domain.grouping.GROUP_MESSAGE_MAX`, whatever this)."""
         ...
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
         """Deliver `notifications` as one message (a digest or batch when several): all
-        ungrouped, or all of one route group (`Notification.group`), never mixed."""
+        ungrouped, or all of one route group (`Notification.group`), never mixed.
+        `message_id`: a route group's message's stamped id (`OutboxItem.message_id`),
+        the same on every attempt even when a member was settled meanwhile; a sink that
+        names its messages uses it rather than deriving one from the members given."""
         ...
 
     async def aclose(self) -> None: ...

@@ -119,7 +119,10 @@ class ConsoleSink(BaseSink):
         # Looked up on each use, so a test (or the demo) that swaps sys.stdout is followed.
         return self._stream if self._stream is not None else sys.stdout
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
+        del message_id  # A console line has no id for a reader to deduplicate by.
         text = console_text(notifications, color=self._color)
         try:
             self.stream.write(text)

@@ -121,7 +121,12 @@ class SlackSink(HttpSink):
         mode = "webhook" if self._webhook_url is not None else f"bot, channel {self._channel}"
         return f"SlackSink({self._name!r}, {mode})"
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
+        del (
+            message_id
+        )  # Slack messages are found again by alert (`relay.sinks.slack_refs`), not by id.
         if not notifications:
             raise ValueError("nothing to send")
         if self._webhook_url is not None:

@@ -22,8 +22,10 @@ Invariants:
 - A route group's message (`relay.domain.grouping`) is always the group envelope
   (`"type": "alert.group"`), whatever `max_alerts_per_request` and even for one
   notification: it names the group, the count and every alert and notification id it
-  covers. Its `webhook-id` is `group_message_id` of its members, so a retry (the same
-  members, fixed at the first attempt) has the same id.
+  covers. Its `webhook-id` (and body `id`) is the message's stamped id
+  (`OutboxItem.message_id`, `group_message_id` of its members at the first attempt),
+  so every retry has the same id, even one that lost a member settled meanwhile
+  (silenced, or past `max_age`): its `notification_ids` say which it still covers.
 """
 
 from __future__ import annotations
@@ -130,16 +132,19 @@ def webhook_body(notification: Notification) -> dict[str, Any]:
     }
 
 
-def webhook_group_body(notifications: Sequence[Notification]) -> dict[str, Any]:
+def webhook_group_body(
+    notifications: Sequence[Notification], *, message_id: str | None = None
+) -> dict[str, Any]:
     """The JSON body of a route group's message (`"type": "alert.group"`): what the
     group is, how many it covers and which (every alert and notification id), and each
-    notification's own body."""
+    notification's own body. Its `id` is the message's stamped `message_id`, or one
+    derived from the members when it has none yet."""
     digest = group_digest(notifications)
     group = digest.group
     ids = [n.id for n in notifications]
     return {
         "version": WEBHOOK_BODY_VERSION,
-        "id": group_message_id(group.key, ids),
+        "id": message_id or group_message_id(group.key, ids),
         "type": "alert.group",
         "timestamp": utc_iso(max(n.created_at for n in notifications)),
         "summary": digest.title,
@@ -219,8 +224,11 @@ class WebhookSink(HttpSink):
         self._headers = headers
         self._now = now
 
-    def request(self, notifications: Sequence[Notification]) -> tuple[bytes, dict[str, str]]:
-        """The body and headers of the request carrying `notifications`."""
+    def request(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the request carrying `notifications`; `message_id`:
+        a route group's message's stamped id (see `Sink.send`)."""
         if not notifications:
             raise ValueError("nothing to send")
         group = message_group(notifications)
@@ -228,8 +236,8 @@ class WebhookSink(HttpSink):
         if len(notifications) > limit:
             raise ValueError(f"{len(notifications)} notifications exceed {limit} a message")
         if group is not None:
-            msg_id = group_message_id(group.key, [n.id for n in notifications])
-            body = encode_body(webhook_group_body(notifications))
+            msg_id = message_id or group_message_id(group.key, [n.id for n in notifications])
+            body = encode_body(webhook_group_body(notifications, message_id=msg_id))
         elif self._batched:
             msg_id = batch_id([n.id for n in notifications])
             body = encode_body(webhook_batch_body(notifications))
@@ -249,8 +257,10 @@ class WebhookSink(HttpSink):
             )
         return body, headers
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
-        body, headers = self.request(notifications)
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
+        body, headers = self.request(notifications, message_id=message_id)
         await self._poster.post(self._url, content=body, headers=headers)
 
 

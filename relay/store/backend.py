@@ -191,9 +191,12 @@ class Session(ABC):
         order given; a known (id, sink) is left alone. How many were new."""
 
     @abstractmethod
-    async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
+    async def claim(
+        self, *, sink: str, now: Any, lease_end: Any, limit: int, grouped: bool | None = None
+    ) -> list[Row]:
         """Lease up to `limit` rows of `sql.DUE_SELECT` until `lease_end`, so no other
-        claimer gets them; their columns as they were before the lease."""
+        claimer gets them; their columns as they were before the lease. `grouped`:
+        route groups' rows only (True), ungrouped ones only (False), or any (None)."""
 
     @abstractmethod
     async def claim_groups(
@@ -201,6 +204,14 @@ class Session(ABC):
     ) -> list[Row]:
         """Like `claim`, for up to `limit` more due rows of the groups `keys`
         (`sql.GROUP_DUE_SELECT`): the rest of the groups a claim took some of."""
+
+    @abstractmethod
+    async def claim_messages(
+        self, *, sink: str, lease_end: Any, message_ids: Sequence[str], limit: int
+    ) -> list[Row]:
+        """Like `claim`, for up to `limit` more pending rows of the stamped messages
+        `message_ids`, due or not, that no claimer holds (`sql.MESSAGE_REST_SELECT`):
+        the rest of the messages a claim took some of."""
 
 
 class Backend(ABC):

@@ -206,7 +206,13 @@ class Store(Protocol):
     # --- outbox -------------------------------------------------------------------
 
     async def claim_due(
-        self, sink: str, *, now: datetime, limit: int, lease_s: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        grouped: bool | None = None,
     ) -> list[records.OutboxItem]:
         """Up to `limit` pending notifications of `sink` due at `now`, soonest first, in
         enqueue order among equals, each leased for `lease_s`: its attempts grow by one
@@ -215,10 +221,14 @@ class Store(Protocol):
         runs; a claimer that dies lets its lease run out and the row comes back.
         A claim that takes some of a route group's due notifications takes the rest of
         them too (up to several messages' worth), beyond `limit`, so that the group
-        goes out as one message. PostgreSQL leases for at most 20 s and renews the
-        lease while this store is open, up to `now + lease_s`
-        (`relay.store.postgres.claims`), so what a dead replica claimed comes back
-        within 20 s.
+        goes out as one message; one that takes a member of a stamped message
+        (`stamp_messages`) takes its other pending members too, due or not, unless
+        another claimer holds them, so that an attempted message is retried whole.
+        `grouped`: claim route groups' notifications only (True, when only a group's
+        message is ready), ungrouped ones only (False), or any (None). PostgreSQL
+        leases for at most 20 s and renews the lease while this store is open, up to
+        `now + lease_s` (`relay.store.postgres.claims`), so what a dead replica claimed
+        comes back within 20 s.
 
         SQLite: the select and the update run in one `BEGIN IMMEDIATE` transaction, so
         claimers queue on the write lock. PostgreSQL, where claimers skip each other's
@@ -295,7 +305,9 @@ class Store(Protocol):
         """Replay dead letters (all, or those with `ids`, of every sink or of `sink`, one
         name or several, as for `dead_letters`):
         pending again, due at `now`, attempts reset, enqueued at `now` (so `max_age`
-        starts over). Returns how many."""
+        starts over). A route group's message keeps its id and members, except that a
+        member whose message's other members were delivered leaves it for a new one
+        (under the old `webhook-id` a receiver would drop it). Returns how many."""
         ...
 
     async def purge_dead(

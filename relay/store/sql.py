@@ -125,8 +125,10 @@ _DUE_WHERE = (
     "AND NOT EXISTS (SELECT 1 FROM outbox AS earlier WHERE earlier.alert_id = outbox.alert_id "
     "AND earlier.sink = outbox.sink AND earlier.status = 'pending' AND earlier.seq < outbox.seq)"
 )
+# `{grouped}`: `grouped_filter`, to claim only a route group's rows (or only the others).
 DUE_SELECT = (
-    f"SELECT {_DUE_COLUMNS} FROM outbox {_DUE_WHERE} ORDER BY next_attempt_at, seq LIMIT :limit"
+    f"SELECT {_DUE_COLUMNS} FROM outbox {_DUE_WHERE}{{grouped}} "
+    "ORDER BY next_attempt_at, seq LIMIT :limit"
 )
 # The rest of the groups a claim took some of (`{keys}`: the condition on `group_key`),
 # so that a group's due notifications go out as one message whatever the claim's limit.
@@ -134,13 +136,30 @@ GROUP_DUE_SELECT = (
     f"SELECT {_DUE_COLUMNS} FROM outbox {_DUE_WHERE} AND {{keys}} "
     "ORDER BY next_attempt_at, seq LIMIT :limit"
 )
+# The other members of the stamped messages a claim took some of (`{messages}`: the
+# condition on `message_id`), due or not, so that a message that was attempted is
+# always claimed whole. Rows another claimer leased (`claimed`) are left to it.
+MESSAGE_REST_SELECT = (
+    f"SELECT {_DUE_COLUMNS} FROM outbox WHERE sink = :sink AND status = 'pending' "
+    "AND NOT claimed AND {messages} ORDER BY next_attempt_at, seq LIMIT :limit"
+)
+
+
+def grouped_filter(grouped: bool | None) -> str:
+    """The condition added to pick a route group's rows only (True), the ungrouped
+    ones only (False), or every row (None)."""
+    if grouped is None:
+        return ""
+    return f" AND group_key IS {'NOT ' if grouped else ''}NULL"
+
+
 # What a grouped notification arriving needs to know of its group (`relay.domain.
 # grouping.GroupFacts`): the due time of its message no attempt has started yet, and
 # when its latest message was first attempted. `{lock}`: the dialect's row lock, so a
 # claim cannot take the message being joined before the joining row is committed.
 GROUP_PENDING = (
     "SELECT next_attempt_at FROM outbox WHERE sink = :sink AND group_key = :group_key "
-    "AND status = 'pending' AND message_id IS NULL AND NOT claimed{lock}"
+    "AND status = 'pending' AND message_id IS NULL AND NOT claimed ORDER BY seq{lock}"
 )
 GROUP_LAST_MESSAGE = (
     "SELECT max(message_at) AS at FROM outbox WHERE sink = :sink AND group_key = :group_key "
@@ -183,6 +202,14 @@ REPLAY_DEAD = (
     "enqueued_at = :now, dead_at = NULL, claimed = FALSE WHERE "
 )
 PURGE_DEAD = "DELETE FROM outbox WHERE "
+# Before a replay: a dead member of a group message whose other members were delivered
+# leaves that message, and goes in a new one. Under the old id a receiver that
+# deduplicates by `webhook-id` would drop it as a message it already has.
+UNSTAMP_STRAGGLERS = (
+    "UPDATE outbox SET message_id = NULL, message_at = NULL WHERE message_id IS NOT NULL "
+    "AND EXISTS (SELECT 1 FROM outbox AS sent WHERE sent.sink = outbox.sink "
+    "AND sent.message_id = outbox.message_id AND sent.status = 'delivered') AND "
+)
 # Leases a previous process left (it died before settling them) are due now, and the
 # attempt it did not finish is not counted. Retries scheduled by a settle are not claimed.
 RELEASE_CLAIMS = (

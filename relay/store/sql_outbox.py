@@ -16,9 +16,13 @@ Invariants:
 - Route groups: a grouped row is enqueued due when its group's message is
   (`relay.domain.grouping.group_due_at`, from facts read in the enqueueing transaction;
   PostgreSQL locks the pending row it joins, so no claim takes it meanwhile). A claim
-  that takes some of a group's due rows takes the rest too (`GROUP_CLAIM_MAX` a group).
+  that takes some of a group's due rows takes the rest too (`GROUP_CLAIM_MAX` a group),
+  and one that takes a member of a stamped message takes its other pending members,
+  due or not (unless another claimer holds them): an attempted message goes whole.
   `message_id` and `message_at` are written once, by `stamp_messages`, and kept through
-  retries, dead letters and replays: a group message's members never change.
+  retries, dead letters and replays: a group message never gains members (it may lose
+  some, settled without being sent). One exception: a dead member replayed after the
+  rest of its message was delivered is unstamped, and goes in a new message.
 """
 
 from __future__ import annotations
@@ -77,7 +81,13 @@ class SqlOutbox(Backend):
         return self.dialect.clean_text(text[:MAX_ERROR_CHARS])
 
     async def claim_due(
-        self, sink: str, *, now: datetime, limit: int, lease_s: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        grouped: bool | None = None,
     ) -> list[OutboxItem]:
         if not lease_s > 0:
             raise ValueError(f"lease_s must be positive, got {lease_s!r}")
@@ -86,7 +96,9 @@ class SqlOutbox(Backend):
         at = self.dialect.encode_time(now)
         lease_end = self.dialect.encode_time(now + timedelta(seconds=lease_s))
         async with self._writing("claim notifications") as session:
-            rows = await session.claim(sink=sink, now=at, lease_end=lease_end, limit=limit)
+            rows = await session.claim(
+                sink=sink, now=at, lease_end=lease_end, limit=limit, grouped=grouped
+            )
             keys = list(dict.fromkeys(row["group_key"] for row in rows if row["group_key"]))
             if keys:
                 # The claim's limit may have cut a group: take the rest of it too.
@@ -96,6 +108,15 @@ class SqlOutbox(Backend):
                     lease_end=lease_end,
                     keys=keys,
                     limit=GROUP_CLAIM_MAX * len(keys),
+                )
+            messages = list(dict.fromkeys(row["message_id"] for row in rows if row["message_id"]))
+            if messages:
+                # A message that was attempted goes whole: its members not due yet too.
+                rows += await session.claim_messages(
+                    sink=sink,
+                    lease_end=lease_end,
+                    message_ids=messages,
+                    limit=GROUP_MESSAGE_MAX * len(messages),
                 )
         # A claim may return its rows in any order (PostgreSQL's RETURNING has none): put
         # them back in due order, enqueue order among equals.
@@ -126,15 +147,20 @@ class SqlOutbox(Backend):
     ) -> None:
         """Set the due time of each grouped row to its group's message's
         (`relay.domain.grouping.group_due_at`), from what the outbox holds of the group
-        and what this batch added before it. Runs in the enqueueing transaction."""
+        and what this batch added before it. Runs in the enqueueing transaction.
+
+        The groups are looked up (PostgreSQL: locked) in (sink, group key) order, not
+        the batch's: two transactions enqueueing into the same groups then lock them in
+        the same order, and cannot deadlock on each other."""
+        touched = {(n.sink, n.group.key) for n in notifications if n.group is not None}
         facts: dict[tuple[str, str], GroupFacts] = {}
+        for where in sorted(touched):
+            facts[where] = await self._group_facts(session, *where)
         for notification, row in zip(notifications, rows, strict=True):
             group = notification.group
             if group is None:
                 continue
             where = (notification.sink, group.key)
-            if where not in facts:
-                facts[where] = await self._group_facts(session, *where)
             due = group_due_at(now=notification.created_at, wait_s=group.wait_s, facts=facts[where])
             facts[where] = GroupFacts(pending_due_at=due, last_message_at=None)
             row["next_attempt_at"] = self.dialect.encode_time(due)
@@ -251,7 +277,13 @@ class SqlOutbox(Backend):
     ) -> int:
         at = self.dialect.encode_time(now)
         return await self._each_dead(
-            sql.REPLAY_DEAD, "replay dead letters", method="retry_dead", sink=sink, ids=ids, now=at
+            sql.REPLAY_DEAD,
+            "replay dead letters",
+            method="retry_dead",
+            sink=sink,
+            ids=ids,
+            first=sql.UNSTAMP_STRAGGLERS,
+            now=at,
         )
 
     async def purge_dead(
@@ -269,9 +301,11 @@ class SqlOutbox(Backend):
         method: str,
         sink: str | Collection[str] | None,
         ids: Collection[str] | None,
+        first: str | None = None,
         **params: Any,
     ) -> int:
-        """Run `head` on the dead letters of `sink` (or all), among `ids` (or all)."""
+        """Run `head` on the dead letters of `sink` (or all), among `ids` (or all);
+        `first` (a statement ending in `WHERE ... AND `), on the same rows just before."""
         groups: list[Sequence[str] | None] = [None]
         if ids is not None:
             groups = list(self.dialect.id_chunks(distinct_ids(ids, method=method)))
@@ -281,6 +315,8 @@ class SqlOutbox(Backend):
         async with self._writing(action) as session:
             for group in groups:
                 where, filter_params = dead_filter(sink, group, dialect=self.dialect)
+                if first is not None:
+                    await session.execute(first + where, **filter_params)
                 changed += await session.execute(head + where, **params, **filter_params)
         return changed
 
@@ -294,9 +330,7 @@ class SqlOutbox(Backend):
         }
 
     async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None:
-        statement = sql.NEXT_DUE
-        if grouped is not None:
-            statement += f" AND group_key IS {'NOT ' if grouped else ''}NULL"
+        statement = sql.NEXT_DUE + sql.grouped_filter(grouped)
         async with self._reading("find the next due notification") as session:
             row = await session.fetch_one(statement, sink=sink)
         return None if row is None else self.dialect.time_or_none(row["due"])

@@ -65,8 +65,14 @@ def _claiming(select: str) -> str:
     )
 
 
-_CLAIM = _claiming(sql.DUE_SELECT)
+_CLAIM = {
+    grouped: _claiming(sql.DUE_SELECT.format(grouped=sql.grouped_filter(grouped)))
+    for grouped in (None, True, False)
+}
 _CLAIM_GROUPS = _claiming(sql.GROUP_DUE_SELECT.format(keys="group_key = ANY(:keys::text[])"))
+_CLAIM_MESSAGES = _claiming(
+    sql.MESSAGE_REST_SELECT.format(messages="message_id = ANY(:messages::text[])")
+)
 
 
 def row_count(status: str) -> int:
@@ -136,12 +142,27 @@ class PgSession(Session):
     async def enqueue(self, rows: Sequence[Params]) -> int:
         return await self.execute(_OUTBOX_INSERT, **_columns(rows, sql.OUTBOX_COLUMNS))
 
-    async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
-        return await self.fetch(_CLAIM, sink=sink, now=now, limit=limit, lease_end=lease_end)
+    async def claim(
+        self, *, sink: str, now: Any, lease_end: Any, limit: int, grouped: bool | None = None
+    ) -> list[Row]:
+        return await self.fetch(
+            _CLAIM[grouped], sink=sink, now=now, limit=limit, lease_end=lease_end
+        )
 
     async def claim_groups(
         self, *, sink: str, now: Any, lease_end: Any, keys: Sequence[str], limit: int
     ) -> list[Row]:
         return await self.fetch(
             _CLAIM_GROUPS, sink=sink, now=now, limit=limit, lease_end=lease_end, keys=list(keys)
+        )
+
+    async def claim_messages(
+        self, *, sink: str, lease_end: Any, message_ids: Sequence[str], limit: int
+    ) -> list[Row]:
+        return await self.fetch(
+            _CLAIM_MESSAGES,
+            sink=sink,
+            limit=limit,
+            lease_end=lease_end,
+            messages=list(message_ids),
         )

@@ -156,11 +156,19 @@ class PostgresStore(SqlStore):
             await self.leadership.fence(session, source)
 
     async def claim_due(
-        self, sink: str, *, now: datetime, limit: int, lease_s: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_s: float,
+        grouped: bool | None = None,
     ) -> list[OutboxItem]:
         """Claims with a short lease, renewed up to `lease_s` (`relay.store.postgres.claims`)."""
         granted = self.claims.granted(lease_s) if lease_s > 0 else lease_s
-        items = await super().claim_due(sink, now=now, limit=limit, lease_s=granted)
+        items = await super().claim_due(
+            sink, now=now, limit=limit, lease_s=granted, grouped=grouped
+        )
         self.claims.hold(sink, items, now=now, lease_s=lease_s)
         return items
 

@@ -107,8 +107,11 @@ class SqliteSession(Session):
         async with self._conn.executemany(*self._bind_many(_OUTBOX_INSERT, rows)) as cursor:
             return max(cursor.rowcount, 0)
 
-    async def claim(self, *, sink: str, now: Any, lease_end: Any, limit: int) -> list[Row]:
-        rows = await self.fetch(sql.DUE_SELECT, sink=sink, now=now, limit=limit)
+    async def claim(
+        self, *, sink: str, now: Any, lease_end: Any, limit: int, grouped: bool | None = None
+    ) -> list[Row]:
+        statement = sql.DUE_SELECT.format(grouped=sql.grouped_filter(grouped))
+        rows = await self.fetch(statement, sink=sink, now=now, limit=limit)
         return await self._lease(rows, lease_end=lease_end)
 
     async def claim_groups(
@@ -117,6 +120,14 @@ class SqliteSession(Session):
         condition, params = SQLITE.any_of("group_key", marker="keys", ids=keys)
         statement = sql.GROUP_DUE_SELECT.format(keys=condition)
         rows = await self.fetch(statement, sink=sink, now=now, limit=limit, **params)
+        return await self._lease(rows, lease_end=lease_end)
+
+    async def claim_messages(
+        self, *, sink: str, lease_end: Any, message_ids: Sequence[str], limit: int
+    ) -> list[Row]:
+        condition, params = SQLITE.any_of("message_id", marker="messages", ids=message_ids)
+        statement = sql.MESSAGE_REST_SELECT.format(messages=condition)
+        rows = await self.fetch(statement, sink=sink, limit=limit, **params)
         return await self._lease(rows, lease_end=lease_end)
 
     async def _lease(self, rows: list[Row], *, lease_end: Any) -> list[Row]:
