@@ -89,7 +89,9 @@ class EmailSink(BaseSink):
             self._tls = ssl.create_default_context(cafile=self._smtp.ca_file)
         return self._tls
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
         if not notifications:
             raise ValueError("nothing to send")
         limit = self.max_batch if message_group(notifications) is None else GROUP_MESSAGE_MAX
@@ -102,6 +104,7 @@ class EmailSink(BaseSink):
             to=settings.to,
             subject_prefix=settings.subject_prefix,
             now=self._now(),
+            stamped_id=message_id,
         )
         smtp = self._smtp
         secure = smtp.security != "none"

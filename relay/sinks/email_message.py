@@ -210,9 +210,11 @@ def email_message(
     to: Sequence[str],
     subject_prefix: str,
     now: datetime,
+    stamped_id: str | None = None,
 ) -> EmailMessage:
     """The message carrying `notifications`: `sender` and `to` as configured (already
-    checked addresses), `Date` from `now`."""
+    checked addresses), `Date` from `now`; `stamped_id` is the id the outbox gave the
+    message at its first attempt (a route group's), kept by its retries."""
     if not notifications:
         raise ValueError("a message needs at least one notification")
     title = message_title(notifications)
@@ -221,7 +223,7 @@ def email_message(
     message["To"] = ", ".join(to)
     message["Subject"] = subject(notifications, prefix=subject_prefix)
     message["Date"] = format_datetime(now.astimezone(UTC))
-    message["Message-ID"] = message_id(notifications)
+    message["Message-ID"] = message_id(notifications, stamped_id=stamped_id)
     if len(notifications) == 1 and notifications[0].kind in ("resolved", "reminder"):
         alert = notifications[0].alert
         first = f"<{notification_id(alert.id, 'firing')}@{MESSAGE_ID_DOMAIN}>"

@@ -48,11 +48,15 @@ def _http_url(url: str | None) -> str | None:
     return url if url and url.startswith(("http://", "https://")) else None
 
 
-def message_id(notifications: Sequence[Notification]) -> str:
-    """The `Message-ID` of the message carrying `notifications` (module invariants)."""
+def message_id(notifications: Sequence[Notification], *, stamped_id: str | None = None) -> str:
+    """The `Message-ID` of the message carrying `notifications` (module invariants): the
+    id the outbox stamped on it when it has one (a retry keeps it, even with fewer
+    members), else derived from its notifications."""
     group = message_group(notifications)
     ids = [n.id for n in notifications]
-    if group is not None:
+    if stamped_id is not None:
+        local = stamped_id
+    elif group is not None:
         local = group_message_id(group.key, ids)
     elif len(notifications) > 1:
         local = batch_id(ids)

@@ -199,7 +199,10 @@ class PagerDutySink(HttpSink):
             for n in notifications
         ]
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
+        del message_id  # Each event's `dedup_key` (the alert id) is what PagerDuty deduplicates by.
         if not notifications:
             raise ValueError("nothing to send")
         ids = [n.id for n in notifications]

@@ -50,7 +50,10 @@ class TeamsSink(HttpSink):
     def body(self, notifications: Sequence[Notification]) -> bytes:
         return encode_message(teams_message(notifications))
 
-    async def send(self, notifications: Sequence[Notification]) -> None:
+    async def send(
+        self, notifications: Sequence[Notification], *, message_id: str | None = None
+    ) -> None:
+        del message_id  # A Teams card has no id a reader could deduplicate by.
         await self._poster.post(self._url, content=self.body(notifications), headers=_HEADERS)
 
 
