@@ -355,7 +355,7 @@ async def test_test_sink_sends_to_every_url_and_reports_each(tmp_path: Path) -> 
         config = write_config(tmp_path, [up.url, down_url])
         partly = await asyncio.to_thread(cli, "test-sink", "am", config=config)
         assert partly.returncode == 1
-        assert f"am[0] (127.0.0.1:{up.port}): sent a test alert (webhook-id " in partly.stdout
+        assert f"am[0] (127.0.0.1:{up.port}): sent a test alert (label alert_id=" in partly.stdout
         assert f"am[1] (127.0.0.1:{later.port}): test alert not delivered" in partly.stderr
         assert "1 of 2 targets of sink 'am' failed" in partly.stderr
         assert "am-url-pa55" not in partly.stdout + partly.stderr

@@ -17,13 +17,24 @@ from urllib.parse import urlsplit
 
 from relay.cli.args import add_rest
 from relay.clock import utcnow
+from relay.domain.alerts import Notification
 from relay.domain.silences import active, config_silences, new_silence
 from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
 from relay.matchers import canonical
 from relay.scrub import SecretScrubber
-from relay.settings import AlertmanagerSinkSettings, MatcherProblems, Settings, read_matchers
+from relay.settings import (
+    AlertmanagerSinkSettings,
+    EmailSinkSettings,
+    MatcherProblems,
+    PagerDutySinkSettings,
+    Settings,
+    SinkSettings,
+    WebhookSinkSettings,
+    read_matchers,
+)
 from relay.sinks import build_targets, send_test
+from relay.sinks.email_words import MESSAGE_ID_DOMAIN
 from relay.sinks.registry import test_notification
 from relay.store import Store, open_store
 
@@ -52,7 +63,7 @@ def test_sink(settings: Settings, name: str) -> int:
     scrub = SecretScrubber.from_settings(settings).scrub_text
     places = _target_places(name, settings)
 
-    async def send() -> tuple[str, dict[str, str | None]]:
+    async def send() -> tuple[Notification, dict[str, str | None]]:
         targets = build_targets(name, settings.sinks[name])
         notification = test_notification(name, now=utcnow())
         errors: dict[str, str | None] = {}
@@ -66,19 +77,20 @@ def test_sink(settings: Settings, name: str) -> int:
         finally:
             for sink in targets.values():
                 await sink.aclose()
-        return notification.id, errors
+        return notification, errors
 
-    message_id, errors = asyncio.run(send())
+    notification, errors = asyncio.run(send())
+    found_by = _test_id_words(settings.sinks[name], notification)
     if list(errors) == [name]:  # one target: the sink itself
         if (error := errors[name]) is not None:
             print(f"zaia-relay: test alert not delivered: {error}", file=sys.stderr)
             return EXIT_FAILURE
-        print(f"sent a test alert through sink {name!r} (webhook-id {message_id})")
+        print(f"sent a test alert through sink {name!r} ({found_by})")
         return EXIT_OK
     for target, error in errors.items():
         where = f"{target} ({places[target]})"
         if error is None:
-            print(f"{where}: sent a test alert (webhook-id {message_id})")
+            print(f"{where}: sent a test alert ({found_by})")
         else:
             print(f"{where}: test alert not delivered: {error}", file=sys.stderr)
     failed = sum(error is not None for error in errors.values())
@@ -90,6 +102,21 @@ def test_sink(settings: Settings, name: str) -> int:
         return EXIT_FAILURE
     print(f"sent a test alert through every target of sink {name!r}")
     return EXIT_OK
+
+
+def _test_id_words(sink: SinkSettings, notification: Notification) -> str:
+    """How the receiver names the test alert, to find it there: the webhook's
+    `webhook-id`, the mail's `Message-ID`, PagerDuty's `dedup_key` and Alertmanager's
+    `alert_id` label (the alert id)."""
+    if isinstance(sink, WebhookSinkSettings):
+        return f"webhook-id {notification.id}"
+    if isinstance(sink, AlertmanagerSinkSettings):
+        return f"label alert_id={notification.alert.id}"
+    if isinstance(sink, EmailSinkSettings):
+        return f"Message-ID <{notification.id}@{MESSAGE_ID_DOMAIN}>"
+    if isinstance(sink, PagerDutySinkSettings):
+        return f"dedup_key {notification.alert.id}"
+    return f"notification {notification.id}"
 
 
 def _target_places(name: str, settings: Settings) -> dict[str, str]:
