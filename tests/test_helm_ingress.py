@@ -121,6 +121,8 @@ def test_the_helm_test_pod_asks_the_service_readyz_with_the_relay_security() -> 
     pod = readyz_pod(manifests)
     validate_strict(pod)
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    # `helm test --logs` needs the Pod after the run: replaced by the next run only.
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
     spec = pod["spec"]
     assert spec["restartPolicy"] == "Never"
     assert spec["automountServiceAccountToken"] is False
