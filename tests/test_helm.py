@@ -184,6 +184,7 @@ def test_defaults_render_one_sqlite_replica_with_its_volume(
         "ConfigMap",
         "Deployment",
         "PersistentVolumeClaim",
+        "Pod",
         "Secret",
         "Service",
         "ServiceAccount",
@@ -207,7 +208,9 @@ def test_postgres_values_render_replicas_with_rolling_updates_and_every_option(
         "ConfigMap",
         "ConfigMap",
         "Deployment",
+        "Ingress",
         "NetworkPolicy",
+        "Pod",
         "PodDisruptionBudget",
         "PrometheusRule",
         "Service",
@@ -428,7 +431,7 @@ def test_the_kubernetes_validate_command_passes_the_rendered_files(
     manifests, _ = rendered[name]
     files = []
     for index, manifest in enumerate(manifests):
-        path = tmp_path / f"{index:02d}-{manifest.template}"
+        path = tmp_path / f"{index:02d}-{manifest.template.replace('/', '-')}"
         path.write_text(yaml.safe_dump(manifest.body))
         files.append(str(path))
     result = subprocess.run(
@@ -466,6 +469,8 @@ def test_service_monitor_scrapes_the_service_metrics_port(
     service = only(manifests, "Service")
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
+    # The ServiceMonitor lives with Prometheus; it selects the Service in the release's namespace.
+    assert monitor["metadata"]["namespace"] == "prometheus"
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["monitoring"]}
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}

@@ -35,6 +35,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: zaia-relay
 {{- end }}
 
+{{/*
+Labels of the `helm test` Pod: not the selector labels, so the Service, the
+PodDisruptionBudget and the NetworkPolicy's podSelector leave it alone.
+*/}}
+{{- define "zaia-relay.testSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{- define "zaia-relay.testLabels" -}}
+helm.sh/chart: {{ include "zaia-relay.chart" . }}
+app.kubernetes.io/name: {{ include "zaia-relay.name" . }}-test
+{{ include "zaia-relay.testSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: zaia-relay
+{{- end }}
+
 {{- define "zaia-relay.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "zaia-relay.fullname" .) .Values.serviceAccount.name }}
