@@ -24,7 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -139,7 +139,7 @@ class AdaptivePoller:
         plan = plan_next(
             CadenceInputs(
                 now_s=now_s,
-                running=self._views(running, now_s=now_s),
+                running=self._views(running.values(), now_s=now_s),
                 last_top_read_s=self._last_top_s,
                 arrival_rate_per_s=self._positions.arrival_rate_per_s,
                 allowed_rate_per_s=self._gate.budget.rate_per_s,
@@ -163,29 +163,33 @@ class AdaptivePoller:
             self._end_rates, self._end_rates_since_s = rates, now_s
         return rates
 
-    def _views(self, running: list[TrackedExecution], *, now_s: float) -> list[RunningView]:
-        pages = self._positions.pages((state.id for state in running), now_s=now_s)
+    def _views(self, running: Collection[TrackedExecution], *, now_s: float) -> list[RunningView]:
+        # This runs for every tracked execution on every read: positional tuples, no
+        # per-view lookups beyond the three it needs.
+        page_of = self._positions.pages((state.id for state in running), now_s=now_s).get
         last_read = self._last_read_s
         started = self._started_s
-        views = []
+        views: list[RunningView] = []
+        append = views.append
         for state in running:
             execution_id = state.id
             started_s = started.get(execution_id)
             if started_s is None:
                 # Wall-clock times, turned into the cadence's monotonic seconds once per
-                # execution: a plan looks at every tracked execution on every read.
+                # execution.
                 started_s = started[execution_id] = self._monotonic_s(state.started_at, now_s)
             last_read_s = last_read.get(execution_id)
             if last_read_s is None:
                 # Not read by this process yet: the store says when a cycle last saw it.
                 last_read_s = min(now_s, self._monotonic_s(state.last_seen_at, now_s))
-            views.append(
+            age_s = now_s - started_s
+            append(
                 RunningView(
-                    id=execution_id,
-                    responder_id=state.responder_id,
-                    age_s=max(0.0, now_s - started_s),
-                    last_read_s=last_read_s,
-                    page=pages.get(execution_id),
+                    execution_id,
+                    state.responder_id,
+                    age_s if age_s > 0.0 else 0.0,
+                    last_read_s,
+                    page_of(execution_id),
                 )
             )
         return views
@@ -218,7 +222,7 @@ class AdaptivePoller:
     # --- learning ---------------------------------------------------------------------
 
     def _learn(self, read: Read, report: CycleReport, *, read_at_s: float) -> None:
-        live = {state.id: state for state in self._engine.running_now() or ()}
+        live = self._engine.running_now() or {}
         for transition in report.transitions:
             execution = transition.execution
             if transition.kind == "status" and transition.to_status in TERMINAL_STATUSES:
@@ -247,14 +251,12 @@ class AdaptivePoller:
                 self._last_read_s[execution_id] = at_s
 
     def _forget_ended(self, live: Mapping[str, TrackedExecution]) -> None:
+        # Set differences at C speed: this runs on every read, and a read ends a handful
+        # of a thousand tracked executions.
         for seen in (self._last_read_s, self._started_s):
-            for execution_id in [i for i in seen if i not in live]:
+            for execution_id in seen.keys() - live.keys():
                 del seen[execution_id]
-        unanchored = [
-            execution_id
-            for execution_id in self._positions.anchors
-            if execution_id not in live and execution_id not in self._calibration
-        ]
+        unanchored = self._positions.anchors.keys() - live.keys() - self._calibration
         self._positions = self._positions.forget(unanchored)
 
     def _after_top(
