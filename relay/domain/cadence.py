@@ -57,6 +57,9 @@ class RunningView(NamedTuple):
     age_s: float
     last_read_s: float
     page: int | None  # the page it is expected on now; None if not known
+    # Its end rate, when the caller keeps it from an earlier plan (`EndRates.held`, of
+    # the plan's `end_rates`); None: from `lifetimes`.
+    end_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,7 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
     for view in inputs.running:
         page = view.page
         if page == 1:
-            top_rate += end_rate(view)
+            top_rate += end_rate(view) if view.end_rate_per_s is None else view.end_rate_per_s
             top_members.append(view.id)
         elif page is None:
             singles.append(view)
@@ -164,7 +167,9 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
         rate = weighted_s = 0.0
         oldest_s = math.inf
         for view in views:
-            view_rate = end_rate(view)
+            view_rate = view.end_rate_per_s
+            if view_rate is None:
+                view_rate = end_rate(view)
             rate += view_rate
             weighted_s += view_rate * view.last_read_s
             if view.last_read_s < oldest_s:
@@ -183,7 +188,9 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
         places.append(
             Place(
                 Read("id", execution_id=view.id),
-                change_rate_per_s=end_rate(view),
+                change_rate_per_s=end_rate(view)
+                if view.end_rate_per_s is None
+                else view.end_rate_per_s,
                 last_read_s=view.last_read_s,
                 members=(view.id,),
             )
@@ -212,18 +219,23 @@ class EndRates:
         self._known: dict[str, dict[int, float]] = {}
 
     def __call__(self, view: RunningView) -> float:
-        bucket = round(math.log1p(view.age_s) * self._STEPS_PER_E)
-        by_age = self._known.get(view.responder_id)
+        return self.held(view.responder_id, age_s=view.age_s)[0]
+
+    def held(self, responder_id: str, *, age_s: float) -> tuple[float, float]:
+        """The end rate at `age_s`, and the age below which it stays the same (the end of
+        its age bucket, a hair early): a caller may keep it until then."""
+        bucket = round(math.log1p(age_s) * self._STEPS_PER_E)
+        by_age = self._known.get(responder_id)
         if by_age is None:
-            by_age = self._known[view.responder_id] = {}
+            by_age = self._known[responder_id] = {}
         rate = by_age.get(bucket)
         if rate is None:
-            age_s = math.expm1(bucket / self._STEPS_PER_E)
             rate = self.lifetimes.end_rate_per_s(
-                view.responder_id, age_s=age_s, horizon_s=self.horizon_s
+                responder_id, age_s=math.expm1(bucket / self._STEPS_PER_E), horizon_s=self.horizon_s
             )
             by_age[bucket] = rate
-        return rate
+        until_age_s = math.expm1((bucket + 0.5) / self._STEPS_PER_E) * (1 - 1e-9) - 1e-9
+        return rate, until_age_s
 
 
 def spend_rate_per_s(inputs: CadenceInputs) -> float:

@@ -77,6 +77,17 @@ class ListPositions:
             if (anchor := anchors.get(execution_id)) is not None
         }
 
+    def held_page(self, anchor: Anchor, *, arrivals: float) -> tuple[int, float, float]:
+        """The page of `anchor` at `arrivals` (as `pages` computes it), and the range of
+        arrivals `[low, high)` it stays on (a hair narrower): a caller may keep it while
+        `arrivals_at` stays in that range and the anchor stays the same."""
+        shift = anchor[0] - anchor[1]
+        page = max(0, round(anchor[0] + arrivals - anchor[1])) // self.page_size + 1
+        first = (page - 1) * self.page_size
+        low = -math.inf if page == 1 else first - 0.5 - shift + 1e-6
+        high = first + self.page_size - 0.5 - shift - 1e-6
+        return page, low, high
+
     def after_page(
         self, page: int, ids: Sequence[str], *, now_s: float, keep: Collection[str]
     ) -> ListPositions:
