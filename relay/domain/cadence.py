@@ -57,6 +57,9 @@ class RunningView(NamedTuple):
     age_s: float
     last_read_s: float
     page: int | None  # the page it is expected on now; None if not known
+    # Its end rate, when the caller keeps it from an earlier plan (`EndRates.held`, of
+    # the plan's `end_rates`); None: from `lifetimes`.
+    end_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +140,16 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
     by_page: dict[int, list[RunningView]] = {}
     singles: list[RunningView] = []
     for view in inputs.running:
-        if view.page == 1:
-            top_rate += end_rate(view)
+        page = view.page
+        if page == 1:
+            top_rate += end_rate(view) if view.end_rate_per_s is None else view.end_rate_per_s
             top_members.append(view.id)
-        elif view.page is None:
+        elif page is None:
             singles.append(view)
+        elif (on_page := by_page.get(page)) is None:
+            by_page[page] = [view]
         else:
-            by_page.setdefault(view.page, []).append(view)
+            on_page.append(view)
     places = [
         Place(
             Read("top"),
@@ -152,33 +158,48 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
             members=tuple(top_members),
         )
     ]
-    for page, views in sorted(by_page.items()):
+    for page in sorted(by_page):
+        views = by_page[page]
         if len(views) == 1:
             singles.extend(views)
             continue
-        rates = [end_rate(v) for v in views]
-        rate = sum(rates)
+        # One pass per page: this runs for every tracked execution on every read.
+        rate = weighted_s = 0.0
+        oldest_s = math.inf
+        for view in views:
+            view_rate = view.end_rate_per_s
+            if view_rate is None:
+                view_rate = end_rate(view)
+            rate += view_rate
+            weighted_s += view_rate * view.last_read_s
+            if view.last_read_s < oldest_s:
+                oldest_s = view.last_read_s
         places.append(
             Place(
                 Read("page", page=page),
                 change_rate_per_s=rate,
-                last_read_s=min(v.last_read_s for v in views),
-                members=tuple(v.id for v in views),
-                mean_read_s=sum(r * v.last_read_s for r, v in zip(rates, views, strict=True))
-                / rate,
+                last_read_s=oldest_s,
+                members=tuple([view.id for view in views]),
+                mean_read_s=weighted_s / rate,
             )
         )
-    for view in sorted(singles, key=lambda v: v.id):
-        rate = end_rate(view)
+    singles.sort(key=_view_id)
+    for view in singles:
         places.append(
             Place(
                 Read("id", execution_id=view.id),
-                change_rate_per_s=rate,
+                change_rate_per_s=end_rate(view)
+                if view.end_rate_per_s is None
+                else view.end_rate_per_s,
                 last_read_s=view.last_read_s,
                 members=(view.id,),
             )
         )
     return places
+
+
+def _view_id(view: RunningView) -> str:
+    return view.id
 
 
 class EndRates:
@@ -194,19 +215,27 @@ class EndRates:
     def __init__(self, lifetimes: Lifetimes, *, horizon_s: float) -> None:
         self.lifetimes = lifetimes
         self.horizon_s = horizon_s
-        self._known: dict[tuple[str, int], float] = {}
+        # Responder -> age bucket -> rate.
+        self._known: dict[str, dict[int, float]] = {}
 
     def __call__(self, view: RunningView) -> float:
-        bucket = round(math.log1p(view.age_s) * self._STEPS_PER_E)
-        key = (view.responder_id, bucket)
-        rate = self._known.get(key)
+        return self.held(view.responder_id, age_s=view.age_s)[0]
+
+    def held(self, responder_id: str, *, age_s: float) -> tuple[float, float]:
+        """The end rate at `age_s`, and the age below which it stays the same (the end of
+        its age bucket, a hair early): a caller may keep it until then."""
+        bucket = round(math.log1p(age_s) * self._STEPS_PER_E)
+        by_age = self._known.get(responder_id)
+        if by_age is None:
+            by_age = self._known[responder_id] = {}
+        rate = by_age.get(bucket)
         if rate is None:
-            age_s = math.expm1(bucket / self._STEPS_PER_E)
             rate = self.lifetimes.end_rate_per_s(
-                view.responder_id, age_s=age_s, horizon_s=self.horizon_s
+                responder_id, age_s=math.expm1(bucket / self._STEPS_PER_E), horizon_s=self.horizon_s
             )
-            self._known[key] = rate
-        return rate
+            by_age[bucket] = rate
+        until_age_s = math.expm1((bucket + 0.5) / self._STEPS_PER_E) * (1 - 1e-9) - 1e-9
+        return rate, until_age_s
 
 
 def spend_rate_per_s(inputs: CadenceInputs) -> float:
@@ -309,7 +338,8 @@ def plan_next(inputs: CadenceInputs) -> Plan:
             top_due_at_s,
             min(deadlines[i] - lead_s[rank] for rank, i in enumerate(by_deadline)),
         )
-    staleness_s = max((now_s - view.last_read_s for view in inputs.running), default=0.0)
+    oldest_read_s = min([view.last_read_s for view in inputs.running], default=now_s)
+    staleness_s = now_s - oldest_read_s
     return Plan(
         read=read,
         due_at_s=max(now_s, due_at_s),

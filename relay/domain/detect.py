@@ -29,7 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -129,16 +129,18 @@ class ChangeMarkers(Protocol):
 
 
 def live_after(
-    before: Iterable[TrackedExecution], changed: Mapping[str, TrackedExecution]
-) -> list[TrackedExecution]:
-    """The live executions once a cycle's changed states are applied to `before`."""
-    live = {state.id: state for state in before if is_live(state)}
-    for state in changed.values():
+    before: Mapping[str, TrackedExecution], changed: Mapping[str, TrackedExecution]
+) -> dict[str, TrackedExecution]:
+    """The live executions by id once a cycle's changed states are applied to `before`,
+    the live executions by id it began from (a copy, then only the changes: this runs
+    on every read, and a read changes a handful of a thousand)."""
+    live = dict(before)
+    for execution_id, state in changed.items():
         if is_live(state):
-            live[state.id] = state
+            live[execution_id] = state
         else:
-            live.pop(state.id, None)
-    return list(live.values())
+            live.pop(execution_id, None)
+    return live
 
 
 def is_unchanged(previous: ChangeMarkers | None, execution: ChangeMarkers) -> bool:

@@ -23,8 +23,10 @@ executions passed as `keep` stay anchored, so memory is bounded by what is track
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import NamedTuple
@@ -75,6 +77,17 @@ class ListPositions:
             if (anchor := anchors.get(execution_id)) is not None
         }
 
+    def held_page(self, anchor: Anchor, *, arrivals: float) -> tuple[int, float, float]:
+        """The page of `anchor` at `arrivals` (as `pages` computes it), and the range of
+        arrivals `[low, high)` it stays on (a hair narrower): a caller may keep it while
+        `arrivals_at` stays in that range and the anchor stays the same."""
+        shift = anchor[0] - anchor[1]
+        page = max(0, round(anchor[0] + arrivals - anchor[1])) // self.page_size + 1
+        first = (page - 1) * self.page_size
+        low = -math.inf if page == 1 else first - 0.5 - shift + 1e-6
+        high = first + self.page_size - 0.5 - shift - 1e-6
+        return page, low, high
+
     def after_page(
         self, page: int, ids: Sequence[str], *, now_s: float, keep: Collection[str]
     ) -> ListPositions:
@@ -101,21 +114,30 @@ class ListPositions:
                 measured_at_s = self.measured_at_s
         shown = set(ids)
         # An anchored execution that, with the corrected count, belongs on this page but
-        # is not on it has moved in a way the model cannot explain.
+        # is not on it has moved in a way the model cannot explain. This looks at every
+        # anchor on every read: a cheap bound on `place - then` first, the exact test
+        # (as `_page` rounds) only for the few anchors near this page.
         first, size = offset, self.page_size  # this page's places: [first, first + size)
+        low = -math.inf if first == 0 else first - anchored_at - 2.0
+        high = first + size - anchored_at + 2.0
         lost = {
             execution_id
             for execution_id, (place, then) in self.anchors.items()
-            if first <= max(0, round(place + anchored_at - then)) < first + size
+            if low <= place - then < high
+            and first <= max(0, round(place + anchored_at - then)) < first + size
             and execution_id not in shown
         }
-        anchors = {
-            execution_id: anchor
-            for execution_id, anchor in self.anchors.items()
-            if execution_id in keep and execution_id not in lost
-        }
+        kept: AbstractSet[str] = keep if isinstance(keep, set | frozenset) else set(keep)
+        if not lost and self.anchors.keys() <= kept:
+            anchors = dict(self.anchors)  # the usual read: a copy at C speed
+        else:
+            anchors = {
+                execution_id: anchor
+                for execution_id, anchor in self.anchors.items()
+                if execution_id in kept and execution_id not in lost
+            }
         for i, execution_id in enumerate(ids):
-            if execution_id in keep:
+            if execution_id in kept:
                 anchors[execution_id] = Anchor(place=offset + i, arrivals=anchored_at)
         return replace(
             self,

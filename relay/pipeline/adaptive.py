@@ -31,7 +31,7 @@ from functools import partial
 
 import structlog
 
-from relay.domain.cadence import CadenceInputs, EndRates, Plan, Read, RunningView, plan_next
+from relay.domain.cadence import CadenceInputs, EndRates, Plan, Read, plan_next
 from relay.domain.lifetimes import Lifetimes
 from relay.domain.positions import ListPositions
 from relay.domain.schedule import failure_delay_s
@@ -39,6 +39,7 @@ from relay.domain.state import TrackedExecution
 from relay.pipeline.cycle import CycleReport
 from relay.pipeline.engine import SourceEngine
 from relay.pipeline.poller import STANDBY_CHECK_S, Poller, SourceHealth
+from relay.pipeline.views import HeldViews
 from relay.source.gate import BudgetGate
 from relay.vocab import TERMINAL_STATUSES
 
@@ -91,6 +92,7 @@ class AdaptivePoller:
         self._end_rates_since_s = float("-inf")
         self._last_read_s: dict[str, float] = {}
         self._started_s: dict[str, float] = {}
+        self._views = HeldViews()
         self._calibration: frozenset[str] = frozenset()
         self._last_top_s: float | None = None
         self._top_from: int | None = None
@@ -136,16 +138,23 @@ class AdaptivePoller:
         if running is None or self._last_top_s is None:
             return Read("top"), 0.0
         now_s = self._poller.timing.clock()
+        end_rates = self._current_end_rates(now_s)
         plan = plan_next(
             CadenceInputs(
                 now_s=now_s,
-                running=self._views(running, now_s=now_s),
+                running=self._views.views(
+                    running,
+                    now_s=now_s,
+                    positions=self._positions,
+                    end_rates=end_rates,
+                    times=self._times,
+                ),
                 last_top_read_s=self._last_top_s,
                 arrival_rate_per_s=self._positions.arrival_rate_per_s,
                 allowed_rate_per_s=self._gate.budget.rate_per_s,
                 poll_interval_s=self._poll_interval_s,
                 lifetimes=self._lifetimes,
-                end_rates=self._current_end_rates(now_s),
+                end_rates=end_rates,
                 sweep_page=None if self._sweep is None else self._sweep.next_page,
                 last_sweep_s=self._last_sweep_s,
             )
@@ -163,32 +172,19 @@ class AdaptivePoller:
             self._end_rates, self._end_rates_since_s = rates, now_s
         return rates
 
-    def _views(self, running: list[TrackedExecution], *, now_s: float) -> list[RunningView]:
-        pages = self._positions.pages((state.id for state in running), now_s=now_s)
-        last_read = self._last_read_s
-        started = self._started_s
-        views = []
-        for state in running:
-            execution_id = state.id
-            started_s = started.get(execution_id)
-            if started_s is None:
-                # Wall-clock times, turned into the cadence's monotonic seconds once per
-                # execution: a plan looks at every tracked execution on every read.
-                started_s = started[execution_id] = self._monotonic_s(state.started_at, now_s)
-            last_read_s = last_read.get(execution_id)
-            if last_read_s is None:
-                # Not read by this process yet: the store says when a cycle last saw it.
-                last_read_s = min(now_s, self._monotonic_s(state.last_seen_at, now_s))
-            views.append(
-                RunningView(
-                    id=execution_id,
-                    responder_id=state.responder_id,
-                    age_s=max(0.0, now_s - started_s),
-                    last_read_s=last_read_s,
-                    page=pages.get(execution_id),
-                )
-            )
-        return views
+    def _times(self, state: TrackedExecution, now_s: float) -> tuple[float, float, bool]:
+        """When `state` started and was last read, on the cadence's clock (`views.Times`)."""
+        execution_id = state.id
+        started_s = self._started_s.get(execution_id)
+        if started_s is None:
+            # Wall-clock times, turned into the cadence's monotonic seconds once per
+            # execution.
+            started_s = self._started_s[execution_id] = self._monotonic_s(state.started_at, now_s)
+        last_read_s = self._last_read_s.get(execution_id)
+        if last_read_s is None:
+            # Not read by this process yet: the store says when a cycle last saw it.
+            return started_s, min(now_s, self._monotonic_s(state.last_seen_at, now_s)), False
+        return started_s, last_read_s, True
 
     def _monotonic_s(self, at: datetime, now_s: float) -> float:
         """A wall-clock time on the poller's monotonic clock, `now_s` being now."""
@@ -218,7 +214,7 @@ class AdaptivePoller:
     # --- learning ---------------------------------------------------------------------
 
     def _learn(self, read: Read, report: CycleReport, *, read_at_s: float) -> None:
-        live = {state.id: state for state in self._engine.running_now() or ()}
+        live = self._engine.running_now() or {}
         for transition in report.transitions:
             execution = transition.execution
             if transition.kind == "status" and transition.to_status in TERMINAL_STATUSES:
@@ -227,9 +223,13 @@ class AdaptivePoller:
                 self._lifetimes = self._lifetimes.ended(execution.responder_id, duration_s)
         for seen in report.pages_seen:
             keep = live.keys() | self._calibration | (set(seen.ids) if seen.page == 1 else set())
+            anchored = self._positions.anchors
             self._positions = self._positions.after_page(
                 seen.page, seen.ids, now_s=read_at_s, keep=keep
             )
+            # Re-anchored, and anchors lost: their views change.
+            self._views.touch(seen.ids)
+            self._views.touch(anchored.keys() - self._positions.anchors.keys())
             if seen.page == 1:
                 self._calibration = frozenset(seen.ids)
             self._mark_read(seen.ids, live=live, at_s=read_at_s)
@@ -245,16 +245,15 @@ class AdaptivePoller:
         for execution_id in ids:
             if execution_id in live:
                 self._last_read_s[execution_id] = at_s
+        self._views.touch(ids)
 
     def _forget_ended(self, live: Mapping[str, TrackedExecution]) -> None:
+        # Set differences at C speed: this runs on every read, and a read ends a handful
+        # of a thousand tracked executions.
         for seen in (self._last_read_s, self._started_s):
-            for execution_id in [i for i in seen if i not in live]:
+            for execution_id in seen.keys() - live.keys():
                 del seen[execution_id]
-        unanchored = [
-            execution_id
-            for execution_id in self._positions.anchors
-            if execution_id not in live and execution_id not in self._calibration
-        ]
+        unanchored = self._positions.anchors.keys() - live.keys() - self._calibration
         self._positions = self._positions.forget(unanchored)
 
     def _after_top(
@@ -315,6 +314,7 @@ class AdaptivePoller:
         self._positions = ListPositions(page_size=self._positions.page_size)
         self._last_read_s.clear()
         self._started_s.clear()
+        self._views.clear()
         self._calibration = frozenset()
         self._last_top_s = None
         self._top_from = None

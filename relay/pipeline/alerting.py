@@ -103,7 +103,7 @@ class AlertPlanner:
         now: datetime,
         transitions: Sequence[Transition],
         changed: Mapping[str, TrackedExecution],
-        running_before: Sequence[TrackedExecution],
+        running_before: Mapping[str, TrackedExecution],
     ) -> AlertPlan:
         if not self._rules:
             return AlertPlan()
@@ -116,7 +116,7 @@ class AlertPlanner:
         )
         causes = await self._causes(transitions)
         per_execution = evaluate_transitions(self._rules, transitions, ctx=ctx, causes=causes)
-        running_now = live_after(running_before, changed)
+        running_now = list(live_after(running_before, changed).values())
         per_execution += evaluate_running(self._rules, running_now, ctx=ctx)
 
         triples: list[tuple[Alert, NotificationKind, int]] = as_firing(per_execution)

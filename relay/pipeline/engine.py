@@ -20,10 +20,11 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
+from types import MappingProxyType
 
 import structlog
 
@@ -128,10 +129,10 @@ class SourceEngine:
         pages = self._limits.max_pages if max_pages is None else max_pages
         return await self._cycle(partial(self._read_place, read, pages), commit=True)
 
-    def running_now(self) -> list[TrackedExecution] | None:
-        """The live executions as of the last committed cycle, or None until one ran (or
-        after a failure, when the store is the one to ask)."""
-        return None if self._running is None else list(self._running.values())
+    def running_now(self) -> Mapping[str, TrackedExecution] | None:
+        """The live executions by id as of the last committed cycle (a read-only view),
+        or None until one ran (or after a failure, when the store is the one to ask)."""
+        return None if self._running is None else MappingProxyType(self._running)
 
     def forget(self) -> None:
         """Ask the store again before the next read (another replica may have polled)."""
@@ -149,18 +150,26 @@ class SourceEngine:
             self.forget()  # another writer committed since: what this one knew is stale
         first_poll = cursor is None or not cursor.first_poll_done
         if self._running is None:
-            running = await self._store.running_states(limits.source)
+            live_before = {
+                state.id: state
+                for state in await self._store.running_states(limits.source)
+                if is_live(state)
+            }
         else:
-            running = list(self._running.values())
+            live_before = self._running
+        running = list(live_before.values())
         self._running = None  # until this cycle has committed
-        work = CycleWork(running={state.id: state for state in running})
+        work = CycleWork(running=dict(live_before))
         scan = await reader(_Begun(first_poll=first_poll, running=running), work)
 
         now = self._now()
         alert_plan = AlertPlan()
         if self._planner is not None:
             alert_plan = await self._planner.plan(
-                now=now, transitions=work.transitions, changed=work.states, running_before=running
+                now=now,
+                transitions=work.transitions,
+                changed=work.states,
+                running_before=live_before,
             )
         result = CycleResult(
             source=limits.source,
@@ -184,9 +193,9 @@ class SourceEngine:
             new_alert_ids = set(outcome.new_alert_ids)
         else:
             new_alert_ids = await self._not_yet_stored(alert_plan.alerts)
-        live = live_after(running, work.states)
+        live = live_after(live_before, work.states)
         if commit:
-            self._running = {state.id: state for state in live}
+            self._running = live
             self._known.store(work.states, work.states)
             if not result.changes_nothing or first_poll:
                 self._committed_at = now
