@@ -22,8 +22,10 @@ from aiohttp import web
 
 from relay.domain.silences import Silence
 from relay.errors import StoreError
-from relay.http.common import CONTEXT
+from relay.http.common import CONTEXT, html_response
 from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
+from relay.http.page_forms import alert_actions, flash_line, operator_bar
+from relay.http.signin import page_csrf
 from relay.http.stats_view import format_duration_s
 from relay.http.status_data import acknowledged_text
 from relay.matchers import canonical
@@ -38,6 +40,11 @@ class AlertView:
     stored: StoredAlert
     silence: Silence | None = None  # the one `silenced_by` names, when still known
     problem: str | None = None  # why the silence could not be read
+    # For acting (`relay.http.page_forms`): the operator's CSRF token (None: signed
+    # out), whether signing in is possible, the flash code an action left.
+    csrf: str | None = None
+    signin_enabled: bool = False
+    flash: str | None = None
 
 
 def _page(title: str, body: str) -> str:
@@ -200,6 +207,9 @@ def render_alert_page(view: AlertView) -> str:
 <h1 id="summary">{esc(alert.summary)}</h1>
 <p>{badges}</p>
 {_links(view)}
+{operator_bar(csrf=view.csrf, signin_enabled=view.signin_enabled, here=f"/alerts/{alert.id}")}
+{flash_line(view.flash)}
+{alert_actions(alert.id, csrf=view.csrf, acknowledged=stored.acknowledgement is not None)}
 </header>
 <main>
 <pre id="description">{esc(alert.description)}</pre>
@@ -237,19 +247,13 @@ def render_missing_alert(alert_id: str) -> str:
     return _page("No such alert - zaia-relay", body)
 
 
-def _html(text: str, *, status: int = 200) -> web.Response:
-    response = web.Response(text=text, content_type="text/html", status=status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 async def alert_page(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     alert_id = request.match_info["id"]
     async with asyncio.timeout(context.store_timeout_s):
         stored = await context.store.get_alert(alert_id)
     if stored is None:
-        return _html(render_missing_alert(alert_id), status=404)
+        return html_response(render_missing_alert(alert_id), status=404)
     silence: Silence | None = None
     problem: str | None = None
     if (silence_id := stored.alert.silenced_by) is not None:
@@ -260,4 +264,12 @@ async def alert_page(request: web.Request) -> web.Response:
                     silence = await context.store.get_silence(silence_id)
             except (StoreError, TimeoutError) as exc:
                 problem = f"the store did not answer: {exc or 'timed out'}"
-    return _html(render_alert_page(AlertView(stored, silence=silence, problem=problem)))
+    view = AlertView(
+        stored,
+        silence=silence,
+        problem=problem,
+        csrf=page_csrf(request),
+        signin_enabled=context.admin_token is not None,
+        flash=request.query.get("flash"),
+    )
+    return html_response(render_alert_page(view))

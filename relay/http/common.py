@@ -40,6 +40,7 @@ __all__ = [
     "ApiError",
     "HttpContext",
     "check_admin",
+    "html_response",
     "json_response",
     "source_state",
 ]
@@ -112,6 +113,15 @@ def json_response(
     response = web.Response(
         text=text, status=status, content_type="application/json", headers=headers
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def html_response(
+    text: str, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A server-rendered page; never cached (it shows live state, and forms' tokens)."""
+    response = web.Response(text=text, status=status, content_type="text/html", headers=headers)
     response.headers["Cache-Control"] = "no-store"
     return response
 

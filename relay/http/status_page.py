@@ -21,6 +21,14 @@ from urllib.parse import quote
 
 from relay.durations import format_age_s, format_rough_s
 from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
+from relay.http.page_forms import (
+    DeadLetterRow,
+    dead_letters_section,
+    expire_form,
+    flash_line,
+    operator_bar,
+    replay_all_form,
+)
 from relay.http.stats_view import StatsWindow, render_stats
 
 __all__ = [
@@ -121,6 +129,13 @@ class StatusView:
     routes: Sequence[RouteRow] = field(default=())
     # Executions per source and responder, last hour and last day (`relay.http.stats_view`).
     stats: Sequence[StatsWindow] = field(default=())
+    # The most recent dead letters; and for acting (`relay.http.page_forms`): the
+    # signed-in operator's CSRF token (None: signed out), whether signing in is possible
+    # (an admin token is configured), and the flash code an action left in the query.
+    dead_letters: Sequence[DeadLetterRow] = field(default=())
+    csrf: str | None = None
+    signin_enabled: bool = False
+    flash: str | None = None
 
 
 _SOURCE_COLUMNS = (
@@ -135,7 +150,16 @@ _SOURCE_COLUMNS = (
     "Longest unread",
 )
 _ROUTE_COLUMNS = ("Route", "Matchers", "Sinks", "Grouping", "Quiet hours", "Now")
-_SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin", "Recurring")
+_SILENCE_COLUMNS = (
+    "Matchers",
+    "Starts",
+    "Ends",
+    "Creator",
+    "Comment",
+    "Origin",
+    "Recurring",
+    "",
+)
 
 
 def _rate(per_minute: float | None) -> str:
@@ -225,10 +249,11 @@ def _sinks(view: StatusView) -> str:
         f'<tr data-sink="{esc(s.name)}" data-pending="{"" if s.pending is None else s.pending}"'
         f' data-dead="{"" if s.dead is None else s.dead}">'
         f"<td><strong>{esc(s.name)}</strong></td><td>{esc(s.type)}</td>"
-        f"<td>{_count(s.pending)}</td><td>{_count(s.dead, dead=True)}</td></tr>"
+        f"<td>{_count(s.pending)}</td><td>{_count(s.dead, dead=True)}</td>"
+        f"<td>{replay_all_form(s.name, dead=s.dead, csrf=view.csrf)}</td></tr>"
         for s in view.sinks
     ]
-    return table("sinks", ("Sink", "Type", "Pending", "Dead letters"), rows)
+    return table("sinks", ("Sink", "Type", "Pending", "Dead letters", ""), rows)
 
 
 def _silences(view: StatusView) -> str:
@@ -247,7 +272,8 @@ def _silences(view: StatusView) -> str:
             f' data-muting="{str(s.muting).lower()}">'
             f"<td>{matchers}</td><td>{time_html(s.starts_at)}</td><td>{time_html(s.ends_at)}</td>"
             f"<td>{esc(s.creator)}</td><td>{esc(s.comment)}</td><td>{esc(s.origin)}</td>"
-            f"<td>{recurring}</td></tr>"
+            f"<td>{recurring}</td>"
+            f"<td>{expire_form(s.id, origin=s.origin, csrf=view.csrf)}</td></tr>"
         )
     return table("silences", _SILENCE_COLUMNS, rows)
 
@@ -305,7 +331,7 @@ def render_status_page(view: StatusView) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="{int(view.refresh_s)}">
+<meta http-equiv="refresh" content="{int(view.refresh_s)}{"; url=/" if view.flash else ""}">
 <title>zaia-relay status</title>
 <style>{STYLE}</style>
 </head>
@@ -316,6 +342,8 @@ def render_status_page(view: StatusView) -> str:
 &middot; refreshes every {int(view.refresh_s)}s &middot;
 <a href="/metrics">metrics</a> &middot; <a href="/readyz">readiness</a> &middot;
 <a href="/api/v1/alerts">alerts API</a></p>
+{operator_bar(csrf=view.csrf, signin_enabled=view.signin_enabled)}
+{flash_line(view.flash)}
 </header>
 <main>
 {problems}
@@ -329,6 +357,8 @@ def render_status_page(view: StatusView) -> str:
 {_routes(view)}</section>
 <section aria-labelledby="h-sinks"><h2 id="h-sinks">Sinks</h2>
 {_sinks(view)}</section>
+<section aria-labelledby="h-dead-letters"><h2 id="h-dead-letters">Dead letters</h2>
+{dead_letters_section(view.dead_letters, csrf=view.csrf)}</section>
 <section aria-labelledby="h-silences"><h2 id="h-silences">Active silences</h2>
 {_silences(view)}</section>
 </main>
