@@ -1,0 +1,77 @@
+"""Signing in to the status page over HTTP and reading its forms, for the tests of
+`relay.http.signin` and `relay.http.status_actions`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from tests.http_rig import ADMIN_TOKEN, HttpRig
+
+
+@dataclass
+class Form:
+    action: str
+    id: str
+    fields: dict[str, str] = field(default_factory=dict)
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # (name, value)
+
+
+class FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self.texts: list[str] = []
+        self._open: Form | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and a.get("method") == "post":
+            self._open = Form(action=a.get("action", ""), id=a.get("id", ""))
+            self.forms.append(self._open)
+        elif self._open is not None and tag == "input" and a.get("name"):
+            self._open.fields[a["name"]] = a.get("value", "")
+        elif self._open is not None and tag == "button":
+            self._open.buttons.append((a.get("name", ""), a.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+
+
+def forms(html: str) -> list[Form]:
+    parser = FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+def form_to(html: str, action: str) -> Form:
+    found = [f for f in forms(html) if f.action == action]
+    assert found, f"no form posting to {action}"
+    return found[0]
+
+
+@dataclass
+class Operator:
+    """A signed-in browser: its cookie header and the CSRF token its pages carry."""
+
+    cookie: str
+    csrf: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Cookie": self.cookie}
+
+
+async def sign_in(rig: HttpRig, *, token: str = ADMIN_TOKEN) -> Operator:
+    response = await rig.client.post("/signin", data={"token": token, "next": "/"})
+    assert response.status_code == 303, response.text
+    rig.client.cookies.clear()  # the tests send the cookie themselves
+    set_cookie = response.headers["Set-Cookie"]
+    cookie = set_cookie.split(";", 1)[0]
+    page = await rig.client.get("/", headers={"Cookie": cookie})
+    csrf = form_to(page.text, "/signout").fields["csrf"]
+    return Operator(cookie=cookie, csrf=csrf)
