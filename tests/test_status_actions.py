@@ -211,6 +211,9 @@ async def test_silencing_an_alert_from_its_page(
         )
         flashed = await rig.client.get(response.headers["Location"], headers=operator.headers)
         assert 'id="flash"' in flashed.text
+        # The alert's page shows the silence that now holds it back.
+        assert 'id="silence-now"' in flashed.text
+        assert f'data-silence="{silence.id}"' in flashed.text
         page = await rig.client.get("/", headers=operator.headers)
         assert f'data-silence="{silence.id}"' in page.text
         form_to(page.text, f"/silences/{silence.id}/expire")

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from relay.domain.silences import Silence
+from relay.domain.alerts import Alert
+from relay.domain.silences import Silence, matching_silence
 from relay.errors import StoreError
-from relay.http.common import CONTEXT, html_response
+from relay.http.common import CONTEXT, HttpContext, html_response
 from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
 from relay.http.page_forms import alert_actions, flash_line, operator_bar
 from relay.http.signin import page_csrf
@@ -152,9 +153,13 @@ def _notifications(view: AlertView) -> str:
 
 def _silence(view: AlertView) -> str:
     alert = view.stored.alert
-    if alert.silenced_by is None:
-        return '<p class="muted" id="silence-none">No silence matched.</p>'
     s = view.silence
+    lead = ""
+    if alert.silenced_by is None:
+        if s is None:
+            return '<p class="muted" id="silence-none">No silence matched.</p>'
+        # Made after the alert was sent: it holds back what the alert sends next.
+        lead = '<p id="silence-now">A silence matches it now:</p>'
     if s is None:
         why = f" ({view.problem})" if view.problem else " (no longer stored)"
         return f'<p id="silence-gone">Silence <code>{esc(alert.silenced_by)}</code>{esc(why)}</p>'
@@ -165,7 +170,8 @@ def _silence(view: AlertView) -> str:
         f"<td>{time_html(s.starts_at)}</td><td>{time_html(ends)}</td><td>{esc(s.creator)}</td>"
         f"<td>{esc(s.comment)}</td><td>{esc(s.origin)}</td></tr>"
     )
-    return table("silence", ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin"), [row])
+    columns = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin")
+    return lead + table("silence", columns, [row])
 
 
 def _muted(view: AlertView) -> str:
@@ -264,6 +270,8 @@ async def alert_page(request: web.Request) -> web.Response:
                     silence = await context.store.get_silence(silence_id)
             except (StoreError, TimeoutError) as exc:
                 problem = f"the store did not answer: {exc or 'timed out'}"
+    else:
+        silence = await _matching_now(context, stored.alert)
     view = AlertView(
         stored,
         silence=silence,
@@ -273,3 +281,14 @@ async def alert_page(request: web.Request) -> web.Response:
         flash=request.query.get("flash"),
     )
     return html_response(render_alert_page(view))
+
+
+async def _matching_now(context: HttpContext, alert: Alert) -> Silence | None:
+    """The silence that would hold `alert` back now (one made since it was sent)."""
+    now = context.now()
+    try:
+        async with asyncio.timeout(context.store_timeout_s):
+            stored = await context.store.list_silences(now=now)
+    except (StoreError, TimeoutError):
+        stored = []
+    return matching_silence(alert, [*context.config_silences, *stored], now)

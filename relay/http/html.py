@@ -33,7 +33,8 @@ font-weight:600}.ok,.resolved,.sending{background:#e3f4e8;color:#1b6b34}
 .dead{color:#a12622;font-weight:600}code{font-size:.95em}
 h3{font-size:1rem;margin:1rem 0 .3rem}tr.total td{background:#fafbfc}
 .flash{background:#e3f4e8;border:1px solid #b7e0c2;padding:.5rem .8rem}
-form.act{display:inline;margin:0 .3rem 0 0}form.act input[type=text]{width:5rem}
+#operator,#alert-actions{margin:.6rem 0}form.act{display:inline;margin:0 .3rem 0 0}
+form.act input[type=text]{width:5rem}
 """
 
 

@@ -88,8 +88,9 @@ def operator_bar(*, csrf: str | None, signin_enabled: bool, here: str = "/") -> 
     """Who is acting: a sign-out button, or a link to sign in (when it is possible)."""
     if csrf is not None:
         return (
-            '<p id="operator">Signed in as operator &middot; '
-            f"{_form('/signout', csrf, _button('Sign out'), form_id='signout')}</p>"
+            # A div: a form may not sit inside a paragraph.
+            '<div id="operator">Signed in as operator &middot; '
+            f"{_form('/signout', csrf, _button('Sign out'), form_id='signout')}</div>"
         )
     if not signin_enabled:
         return ""
