@@ -3,10 +3,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from tests.http_rig import ADMIN_TOKEN, HttpRig
+from relay.domain.alerts import Alert
+from tests.http_rig import ADMIN_TOKEN, HttpRig, make_alert
+
+
+def labelled_alert(n: int, *, rig: HttpRig, summary: str | None = None) -> Alert:
+    """The rig's alert with the `responder_id` label the daemon gives every execution
+    alert (`relay.domain.render_text`), which a silence from a page matches."""
+    alert = make_alert(n, at=rig.clock(), summary=summary)
+    assert alert.execution is not None
+    labels = {**alert.labels, "responder_id": alert.execution.responder_id}
+    return dataclasses.replace(alert, labels=labels)
 
 
 @dataclass

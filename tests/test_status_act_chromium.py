@@ -14,8 +14,8 @@ from pathlib import Path
 
 from relay.http.status_actions import OPERATOR
 from tests.cdp_kit import chromium_page
-from tests.http_rig import ADMIN_TOKEN, commit_alerts, http_rig, make_alert
-from tests.operator_kit import forms
+from tests.http_rig import ADMIN_TOKEN, commit_alerts, http_rig
+from tests.operator_kit import forms, labelled_alert
 from tests.test_server_api import make_dead_letters
 from tests.tools import require_tool
 
@@ -25,7 +25,7 @@ async def test_an_operator_signs_in_silences_and_expires_in_chromium(tmp_path: P
     screens = tmp_path / "screens"
     screens.mkdir()
     async with http_rig(tmp_path) as rig, chromium_page(chromium, profile=tmp_path / "p") as page:
-        alert = make_alert(7, at=rig.clock(), summary="Agent run failed <b>loudly</b>")
+        alert = labelled_alert(7, rig=rig, summary="Agent run failed <b>loudly</b>")
         await commit_alerts(rig.store, [alert], at=rig.clock())
         await make_dead_letters(rig, 1)
         base = rig.server.url

@@ -15,15 +15,14 @@ from relay.http.common import CONTEXT
 from relay.http.session import MAX_FAILURES, SESSION_LIFETIME, WINDOW
 from relay.http.status_actions import OPERATOR
 from tests.http_rig import ADMIN_TOKEN, READ_TOKEN, SECRETS, HttpRig, commit_alerts, http_rig
-from tests.http_rig import make_alert as rig_alert
-from tests.operator_kit import Operator, form_to, forms, sign_in
+from tests.operator_kit import Operator, form_to, forms, labelled_alert, sign_in
 from tests.test_server_api import make_dead_letters
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
 async def an_alert(rig: HttpRig, n: int = 1) -> str:
-    alert = rig_alert(n, at=rig.clock())
+    alert = labelled_alert(n, rig=rig)
     await commit_alerts(rig.store, [alert], at=rig.clock())
     return alert.id
 
