@@ -14,7 +14,15 @@ from relay.domain.actions import silence_matchers
 from relay.http.common import CONTEXT
 from relay.http.session import MAX_FAILURES, SESSION_LIFETIME, WINDOW
 from relay.http.status_actions import OPERATOR
-from tests.http_rig import ADMIN_TOKEN, READ_TOKEN, SECRETS, HttpRig, commit_alerts, http_rig
+from tests.http_rig import (
+    ADMIN_TOKEN,
+    READ_TOKEN,
+    SECRETS,
+    HttpRig,
+    commit_alerts,
+    http_rig,
+    make_settings,
+)
 from tests.operator_kit import Operator, form_to, forms, labelled_alert, sign_in
 from tests.test_server_api import make_dead_letters
 
@@ -122,6 +130,23 @@ async def test_signing_out_ends_the_session_for_good(tmp_path: Path) -> None:
         assert refused.headers["Location"].startswith("/signin")
 
 
+async def test_changing_the_admin_token_signs_everyone_out(tmp_path: Path) -> None:
+    async with http_rig(tmp_path) as rig:
+        alert_id = await an_alert(rig)
+        operator = await sign_in(rig)
+        assert rig.app is not None
+        context = rig.app[CONTEXT]
+        # What a reload with a new token does: the settings are replaced as a whole.
+        context.settings = make_settings(tmp_path, admin_token=ADMIN_TOKEN[::-1])
+        page = await rig.client.get("/", headers=operator.headers)
+        assert [f.action for f in forms(page.text)] == []
+        refused = await post(rig, f"/alerts/{alert_id}/ack", operator)
+        assert refused.headers["Location"].startswith("/signin")
+        stored = await rig.store.get_alert(alert_id)
+        assert stored is not None
+        assert stored.acknowledgement is None
+
+
 async def test_without_an_admin_token_nobody_signs_in(tmp_path: Path) -> None:
     async with http_rig(tmp_path, admin_token=None) as rig:
         assert 'id="signin-disabled"' in (await rig.client.get("/signin")).text
@@ -177,6 +202,8 @@ async def test_signed_in_every_form_carries_the_csrf_token(tmp_path: Path) -> No
         for secret in SECRETS:
             assert secret not in page
             assert secret not in alert_page
+        assert "<script" not in page
+        assert "<script" not in alert_page
 
 
 # --- the actions ----------------------------------------------------------------------------
@@ -263,6 +290,7 @@ async def test_unknown_alerts_are_404(tmp_path: Path) -> None:
         for action in ("ack", "silence"):
             response = await post(rig, f"/alerts/nope/{action}", operator, duration="1h")
             assert response.status_code == 404, action
+            assert 'id="missing"' in response.text
         assert await rig.store.list_silences(now=rig.clock(), include_expired=True) == []
 
 

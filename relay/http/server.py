@@ -54,7 +54,7 @@ from relay.http.common import (
 )
 from relay.http.reload_api import add_reload_route
 from relay.http.runner import ServedApp, serve_app
-from relay.http.signin import add_signin_routes
+from relay.http.signin import add_signin_routes, is_page_action
 from relay.http.slack_actions import SLACK_PATH, add_slack_routes
 from relay.http.status_actions import add_status_action_routes
 from relay.http.status_data import source_order, status_page
@@ -184,7 +184,7 @@ async def _admin_middleware(request: web.Request, handler: _Handler) -> web.Stre
     """Every mutating call needs the admin token, whatever its route, but Slack's (Slack
     signs its calls, `relay.http.slack_actions`) and the pages' forms (a session cookie
     and a CSRF token instead, `relay.http.signin`)."""
-    page_form = getattr(request.match_info.handler, "page_action", False)
+    page_form = is_page_action(request.match_info.handler)
     if request.method not in SAFE_METHODS and request.path != SLACK_PATH and not page_form:
         check_admin(request, token=request.app[CONTEXT].admin_token)
     return await handler(request)

@@ -56,6 +56,7 @@ __all__ = [
     "Refusal",
     "add_signin_routes",
     "checked_form",
+    "is_page_action",
     "page_action",
     "page_csrf",
     "request_session",
@@ -70,6 +71,7 @@ LIMITER: web.AppKey[SignInLimiter] = web.AppKey("relay_signin_limiter", SignInLi
 SIGNED_OUT: web.AppKey[SignedOut] = web.AppKey("relay_signed_out", SignedOut)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PAGE_ACTIONS: set[object] = set()
 
 
 class Refusal(Exception):
@@ -98,8 +100,13 @@ def page_action(handler: _Handler) -> _Handler:
         except Refusal as refusal:
             return refusal.response
 
-    run.page_action = True  # type: ignore[attr-defined]  # read by the admin middleware
+    _PAGE_ACTIONS.add(run)
     return run
+
+
+def is_page_action(handler: object) -> bool:
+    """Whether `handler` is a page's form handler (it checks a session, not Bearer)."""
+    return handler in _PAGE_ACTIONS
 
 
 def see_other(location: str, *, headers: dict[str, str] | None = None) -> web.Response:

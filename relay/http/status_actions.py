@@ -27,7 +27,8 @@ from aiohttp import web
 from relay.domain.actions import silence_matchers
 from relay.domain.silences import new_silence
 from relay.durations import parse_duration
-from relay.http.common import CONTEXT
+from relay.http.alert_page import render_missing_alert
+from relay.http.common import CONTEXT, html_response
 from relay.http.signin import checked_form, page_action, see_other
 
 __all__ = ["OPERATOR", "add_status_action_routes"]
@@ -70,7 +71,7 @@ async def _silence(request: web.Request) -> web.Response:
     alert_id = request.match_info["id"]
     stored = await context.store.get_alert(alert_id)
     if stored is None:
-        raise web.HTTPNotFound()
+        return html_response(render_missing_alert(alert_id), status=404)
     length = silence_length(str(form.get("duration", "")), str(form.get("custom", "")))
     if length is None:
         return see_other(_alert_page(alert_id, "bad_duration"))
@@ -93,7 +94,7 @@ async def _acknowledge(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     alert_id = request.match_info["id"]
     if await context.store.get_alert(alert_id) is None:
-        raise web.HTTPNotFound()
+        return html_response(render_missing_alert(alert_id), status=404)
     done = await context.store.acknowledge_alert(
         alert_id, by=OPERATOR, at=context.now(), comment="acknowledged on the status page"
     )
