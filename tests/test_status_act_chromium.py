@@ -12,10 +12,13 @@ import os
 import shutil
 from pathlib import Path
 
+from aiohttp import web
+
+from relay.http.runner import serve_app
 from relay.http.status_actions import OPERATOR
 from tests.cdp_kit import chromium_page
 from tests.http_rig import ADMIN_TOKEN, commit_alerts, http_rig
-from tests.operator_kit import forms, labelled_alert
+from tests.operator_kit import form_to, forms, labelled_alert
 from tests.test_server_api import make_dead_letters
 from tests.tools import require_tool
 
@@ -72,8 +75,40 @@ async def test_an_operator_signs_in_silences_and_expires_in_chromium(tmp_path: P
         assert expired is not None
         assert expired.expired_at == rig.clock()
 
+        # Another site's page with a form posting to the relay, even one that somehow
+        # holds a valid CSRF token: the browser marks it cross-site, so it is refused.
+        csrf = form_to(html, "/signout").fields["csrf"]
+        evil = evil_form(f"{base}/alerts/{alert.id}/ack", csrf=csrf)
+        served = await serve_app(evil, host="127.0.0.1", port=0, shutdown_timeout_s=1)
+        try:
+            await page.navigate(f"http://localhost:{served.port}/")
+            await page.click("#evil button")
+        finally:
+            await served.stop()
+        refused = await page.html()
+        assert "Refused: Sec-Fetch-Site says the form was posted from another site" in refused
+        await page.screenshot(screens / "4-cross-site-refused.png")
+        stored = await rig.store.get_alert(alert.id)
+        assert stored is not None
+        assert stored.acknowledgement is None
+
     copies = _check_and_keep(screens)
     print(f"screenshots: {screens} (copied to {copies})")
+
+
+def evil_form(action: str, *, csrf: str) -> web.Application:
+    """A page on another site (localhost is not 127.0.0.1) posting to the relay."""
+    body = (
+        f'<!doctype html><form id="evil" method="post" action="{action}">'
+        f'<input type="hidden" name="csrf" value="{csrf}"><button>win a prize</button></form>'
+    )
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    return app
 
 
 def _check_and_keep(screens: Path) -> Path:
@@ -83,6 +118,7 @@ def _check_and_keep(screens: Path) -> Path:
         "2-signed-in-alert.png",
         "3-silences-after-silencing.png",
         "3b-status-signed-in.png",
+        "4-cross-site-refused.png",
     ]
     for shot in shots:
         assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
