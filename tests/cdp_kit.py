@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.tools import HEADLESS_CHROMIUM
+
 _LISTENING = "DevTools listening on "
 _TIMEOUT_S = 30.0
 
@@ -135,15 +137,7 @@ async def chromium_page(chromium: str, *, profile: Path) -> AsyncIterator[Cdp]:
     """A headless Chromium with one blank page, its scripts switched off."""
     process = await asyncio.create_subprocess_exec(
         chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
+        *HEADLESS_CHROMIUM,
         "--window-size=1280,900",
         "--remote-debugging-port=0",
         "--remote-debugging-address=127.0.0.1",
