@@ -7,8 +7,26 @@ import dataclasses
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+import httpx
+
 from relay.domain.alerts import Alert
-from tests.http_rig import ADMIN_TOKEN, HttpRig, make_alert
+from tests.http_rig import ADMIN_TOKEN, HttpRig, commit_alerts, make_alert
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+async def an_alert(rig: HttpRig, n: int = 1) -> str:
+    alert = labelled_alert(n, rig=rig)
+    await commit_alerts(rig.store, [alert], at=rig.clock())
+    return alert.id
+
+
+async def post(rig: HttpRig, path: str, operator: Operator | None, **data: str) -> httpx.Response:
+    headers = dict(SAME_ORIGIN)
+    if operator is not None:
+        headers |= operator.headers
+        data.setdefault("csrf", operator.csrf)
+    return await rig.client.post(path, data=data, headers=headers)
 
 
 def labelled_alert(n: int, *, rig: HttpRig, summary: str | None = None) -> Alert:
