@@ -1,12 +1,14 @@
 """One alert's page at `/alerts/{id}`: the alert (summary, labels, annotations, links,
-execution, cause), its notifications per sink, the silence that matched it, the
-routes that muted it and its acknowledgement. Server-rendered HTML, no JavaScript;
+execution, cause), its notifications per sink, the silence that matched it (or, when
+none did, one that matches it now), the routes that muted it and its acknowledgement;
+for a signed-in operator, the buttons to silence and acknowledge it
+(`relay.http.page_forms`). Server-rendered HTML, no JavaScript;
 linked from the status page.
 
 Invariants:
 - `render_alert_page` is pure; `alert_page` (the handler) only reads the store.
-- Every outside value goes through `html.escape`; a link is rendered only when it is
-  http(s) (`relay.http.status_page`'s rules). Errors of sinks were scrubbed of secrets
+- Every outside value goes through `relay.http.html.esc`; a link is rendered only when
+  it is http(s) (`relay.http.html.safe_link`). Errors of sinks were scrubbed of secrets
   when stored, and every body passes the scrubber again (`relay.http.server`).
 - An unknown id is a 404 HTML page; read protection applies as to the status page
   (`relay.http.access`).

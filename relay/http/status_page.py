@@ -2,13 +2,15 @@
 
 Invariants:
 - Pure: `render_status_page(view)` turns a `StatusView` into text; gathering the data
-  (store, poller health) happens in `relay.http.server`.
+  (store, poller health) happens in `relay.http.status_data`.
 - Every value that came from outside (names, summaries, errors, matchers) goes through
-  `html.escape`; a link is only rendered when it is http(s), so no value can inject
+  `relay.http.html.esc`; a link is only rendered when it is http(s), so no value can inject
   markup or script.
 - The page refreshes itself with `<meta http-equiv="refresh">` and reads fine without
   JavaScript, CSS or images; tables carry `id`s and `data-` attributes so tests (and
   scrapers) find rows without parsing prose.
+- For a signed-in operator (`StatusView.csrf`), silences get an Expire button and dead
+  letters Replay buttons (`relay.http.page_forms`); signed out, "sign in to act".
 """
 
 from __future__ import annotations
