@@ -47,6 +47,14 @@ async def test_the_cookie_is_secure_behind_https_or_when_configured(
         assert "secure" in parts
 
 
+async def test_signing_in_replaces_the_flash_of_the_page_it_returns_to(tmp_path: Path) -> None:
+    async with http_rig(tmp_path) as rig:
+        response = await rig.client.post(
+            "/signin", data={"token": ADMIN_TOKEN, "next": "/alerts/a?flash=silenced&x=1#h-s"}
+        )
+        assert response.headers["Location"] == "/alerts/a?x=1&flash=signed_in#h-s"
+
+
 async def test_next_never_leaves_the_relay(tmp_path: Path) -> None:
     async with http_rig(tmp_path) as rig:
         for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "x"):

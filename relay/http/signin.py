@@ -26,7 +26,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import structlog
 from aiohttp import web
@@ -243,6 +243,7 @@ async def _signout(request: web.Request) -> web.Response:
 
 
 def _with_flash(path: str, code: str) -> str:
-    path, _, fragment = path.partition("#")
-    joined = f"{path}{'&' if '?' in path else '?'}flash={code}"
-    return f"{joined}#{fragment}" if fragment else joined
+    """`path` with `flash=code` in its query, in place of any flash it had."""
+    parts = urlsplit(path)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "flash"] + [("flash", code)]
+    return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
