@@ -2,7 +2,8 @@
 # Installs the external tools the test suite drives when they are missing:
 #   prometheus (Debian package `prometheus`: /usr/bin/prometheus and /usr/bin/promtool)
 #   prometheus-alertmanager (Debian package of that name)
-#   chromium   (Debian package `chromium`: /usr/bin/chromium, run headless)
+#   chromium   (Debian package `chromium`: /usr/bin/chromium, run headless; the status page's
+#              actions are driven over its DevTools protocol, so no chromium-driver)
 # Idempotent: a tool already on PATH is left alone, and `apt-get update` runs at most
 # once, only when something has to be installed. Installing needs root; without it the
 # script says what is missing and exits 0, so the tests decide (outside CI they skip

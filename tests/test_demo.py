@@ -72,6 +72,14 @@ async def test_the_demo_shows_alerts_within_seconds_and_stops_on_ctrl_c() -> Non
         assert "execution-failed" in alerts.text
         assert "finops-daytime" in page.text, "the quiet-hours route is on the status page"
         assert "quiet-hours" in page.text
+        # The printed token signs in to the page over plain http on loopback.
+        async with httpx.AsyncClient() as client:
+            signed_in = await client.post(status_url + "signin", data={"token": token})
+            assert signed_in.status_code == 303
+            attributes = [a.strip().lower() for a in signed_in.headers["Set-Cookie"].split(";")]
+            assert "secure" not in attributes
+            operator_page = await client.get(status_url)
+        assert 'action="/signout"' in operator_page.text
 
         # The printed token lets a newcomer silence an agent from another shell.
         silenced = await asyncio.create_subprocess_exec(

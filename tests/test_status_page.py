@@ -24,7 +24,7 @@ from relay.http.status_page import (
 )
 from relay.matchers import Matcher
 from tests.http_rig import START, HttpRig, commit_alerts, http_rig, make_alert
-from tests.tools import require_tool
+from tests.tools import HEADLESS_CHROMIUM, require_tool
 
 EVIL = '<script>alert("x")</script>&"quoted"'
 
@@ -287,15 +287,7 @@ async def load_in_chromium(chromium: str, url: str, *, profile: Path) -> tuple[s
     included, as `INFO:CONSOLE` lines)."""
     process = await asyncio.create_subprocess_exec(
         chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
+        *HEADLESS_CHROMIUM,
         "--enable-logging=stderr",
         "--v=0",
         f"--user-data-dir={profile}",

@@ -17,6 +17,20 @@ INSTALL_HINT = (
     "(Debian packages prometheus, prometheus-alertmanager, chromium)"
 )
 
+# How the tests run Chromium: headless, in a container (no sandbox, no GPU, a small
+# /dev/shm), and without reaching out to the network by itself.
+HEADLESS_CHROMIUM = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+)
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")

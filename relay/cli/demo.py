@@ -107,6 +107,7 @@ async def run_demo(*, out: TextIO = sys.stdout) -> None:
                 f"  metrics      {url}/metrics\n"
                 f"  alerts API   {url}/api/v1/alerts\n"
                 f"  admin token  {token}\n"
+                f"  sign in      {url}/signin with it to silence and acknowledge from the page\n"
                 "  silence an agent from another shell:\n"
                 f"    RELAY_ADMIN_TOKEN={token} zaia-relay silences add --url {url} \\\n"
                 "      'responder=\"Sales Qualifier\"' --duration 1h --comment 'trying the demo'\n"

@@ -12,6 +12,8 @@ Invariants:
   TOKEN` or as the password of Basic auth (any user name): a browser asks for the latter
   itself, so the status page needs no token in its URL. Every accepted token is
   compared, each with `hmac.compare_digest`, whichever matches.
+- A signed-in operator's session cookie (`relay.http.signin`) authorises reads too, and
+  `/signin` shows its form without a token (the form reads nothing).
 - Basic auth only ever authorises reads: a browser resends it unasked, so a change still
   needs `Bearer <admin token>` (`relay.http.common.check_admin`).
 """
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from relay.http.common import CONTEXT, SAFE_METHODS, ApiError
+from relay.http.signin import SIGNIN_PATH, request_session
 
 __all__ = ["OPEN_PATHS", "access_middleware", "host_allowed"]
 
@@ -47,9 +50,9 @@ async def access_middleware(request: web.Request, handler: _Handler) -> web.Stre
             "misdirected_request",
             "this relay does not answer to that Host header; add it to server.allowed_hosts",
         )
-    if server.reads_protected and request.method in SAFE_METHODS:
+    if server.reads_protected and request.method in SAFE_METHODS and request.path != SIGNIN_PATH:
         tokens = [t.get_secret_value() for t in (server.read_token, server.admin_token) if t]
-        if not _carries_one_of(request, tokens):
+        if not _carries_one_of(request, tokens) and request_session(request) is None:
             raise ApiError(
                 401,
                 "unauthorized",

@@ -1,12 +1,14 @@
 """One alert's page at `/alerts/{id}`: the alert (summary, labels, annotations, links,
-execution, cause), its notifications per sink, the silence that matched it, the
-routes that muted it and its acknowledgement. Server-rendered HTML, no JavaScript;
+execution, cause), its notifications per sink, the silence that matched it (or, when
+none did, one that matches it now), the routes that muted it and its acknowledgement;
+for a signed-in operator, the buttons to silence and acknowledge it
+(`relay.http.page_forms`). Server-rendered HTML, no JavaScript;
 linked from the status page.
 
 Invariants:
 - `render_alert_page` is pure; `alert_page` (the handler) only reads the store.
-- Every outside value goes through `html.escape`; a link is rendered only when it is
-  http(s) (`relay.http.status_page`'s rules). Errors of sinks were scrubbed of secrets
+- Every outside value goes through `relay.http.html.esc`; a link is rendered only when
+  it is http(s) (`relay.http.html.safe_link`). Errors of sinks were scrubbed of secrets
   when stored, and every body passes the scrubber again (`relay.http.server`).
 - An unknown id is a 404 HTML page; read protection applies as to the status page
   (`relay.http.access`).
@@ -20,12 +22,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from relay.domain.silences import Silence
+from relay.domain.alerts import Alert
+from relay.domain.silences import Silence, matching_silence
 from relay.errors import StoreError
-from relay.http.common import CONTEXT
+from relay.http.common import CONTEXT, HttpContext, html_response
+from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
+from relay.http.page_forms import alert_actions, flash_line, operator_bar
+from relay.http.signin import page_csrf
 from relay.http.stats_view import format_duration_s
 from relay.http.status_data import acknowledged_text
-from relay.http.status_page import _STYLE, _badge, _e, _safe_link, _table, _time
 from relay.matchers import canonical
 from relay.store import StoredAlert
 from relay.vocab import RUNBOOK_ANNOTATION
@@ -38,6 +43,11 @@ class AlertView:
     stored: StoredAlert
     silence: Silence | None = None  # the one `silenced_by` names, when still known
     problem: str | None = None  # why the silence could not be read
+    # For acting (`relay.http.page_forms`): the operator's CSRF token (None: signed
+    # out), whether signing in is possible, the flash code an action left.
+    csrf: str | None = None
+    signin_enabled: bool = False
+    flash: str | None = None
 
 
 def _page(title: str, body: str) -> str:
@@ -46,8 +56,8 @@ def _page(title: str, body: str) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
-<style>{_STYLE}</style>
+<title>{esc(title)}</title>
+<style>{STYLE}</style>
 </head>
 <body>
 <p><a href="/">&larr; status</a></p>
@@ -62,27 +72,27 @@ def _pairs(table_id: str, pairs: Mapping[str, str] | Sequence[tuple[str, str]]) 
     if not items:
         return f'<p class="muted" id="{table_id}-empty">None.</p>'
     rows = [
-        f'<tr data-key="{_e(k)}"><td><code>{_e(k)}</code></td><td>{v}</td></tr>' for k, v in items
+        f'<tr data-key="{esc(k)}"><td><code>{esc(k)}</code></td><td>{v}</td></tr>' for k, v in items
     ]
-    return _table(table_id, ("Name", "Value"), rows)
+    return table(table_id, ("Name", "Value"), rows)
 
 
 def _value(text: str) -> str:
     """An annotation value: a link when it is an http(s) URL, else text."""
-    link = _safe_link(text)
-    return f'<a href="{_e(link)}" rel="noopener noreferrer">{_e(text)}</a>' if link else _e(text)
+    link = safe_link(text)
+    return f'<a href="{esc(link)}" rel="noopener noreferrer">{esc(text)}</a>' if link else esc(text)
 
 
 def _links(view: AlertView) -> str:
     alert = view.stored.alert
     parts = []
-    if link := _safe_link(alert.link):
+    if link := safe_link(alert.link):
         parts.append(
-            f'<a id="execution-link" href="{_e(link)}" rel="noopener noreferrer">execution</a>'
+            f'<a id="execution-link" href="{esc(link)}" rel="noopener noreferrer">execution</a>'
         )
-    if runbook := _safe_link(alert.annotations.get(RUNBOOK_ANNOTATION)):
+    if runbook := safe_link(alert.annotations.get(RUNBOOK_ANNOTATION)):
         parts.append(
-            f'<a id="runbook-link" href="{_e(runbook)}" rel="noopener noreferrer">runbook</a>'
+            f'<a id="runbook-link" href="{esc(runbook)}" rel="noopener noreferrer">runbook</a>'
         )
     return f"<p>{' &middot; '.join(parts)}</p>" if parts else ""
 
@@ -92,17 +102,17 @@ def _execution(view: AlertView) -> str:
     if facts is None:
         return ""
     pairs = [
-        ("id", _e(facts.id)),
-        ("kind", _e(facts.kind)),
-        ("status", _e(facts.status)),
-        ("responder_id", _e(facts.responder_id)),
-        ("agent_id", _e(facts.agent_id or "")),
-        ("workflow_id", _e(facts.workflow_id or "")),
-        ("parent_id", _e(facts.parent_id or "")),
-        ("credits_used", _e(f"{facts.credits_used:g}")),
-        ("started_at", _time(facts.started_at)),
-        ("ended_at", _time(facts.ended_at)),
-        ("duration", _e(format_duration_s(facts.duration_s))),
+        ("id", esc(facts.id)),
+        ("kind", esc(facts.kind)),
+        ("status", esc(facts.status)),
+        ("responder_id", esc(facts.responder_id)),
+        ("agent_id", esc(facts.agent_id or "")),
+        ("workflow_id", esc(facts.workflow_id or "")),
+        ("parent_id", esc(facts.parent_id or "")),
+        ("credits_used", esc(f"{facts.credits_used:g}")),
+        ("started_at", time_html(facts.started_at)),
+        ("ended_at", time_html(facts.ended_at)),
+        ("duration", esc(format_duration_s(facts.duration_s))),
     ]
     return f'<h2 id="h-execution">Execution</h2>{_pairs("execution", pairs)}'
 
@@ -112,7 +122,7 @@ def _cause(view: AlertView) -> str:
     if cause is None:
         return ""
     pairs = [
-        (name, _e(value))
+        (name, esc(value))
         for name, value in (
             ("step", cause.step_label),
             ("step type", cause.step_type),
@@ -123,7 +133,7 @@ def _cause(view: AlertView) -> str:
         )
         if value
     ]
-    excerpt = f"<pre>{_e(cause.error_excerpt)}</pre>" if cause.error_excerpt else ""
+    excerpt = f"<pre>{esc(cause.error_excerpt)}</pre>" if cause.error_excerpt else ""
     return f'<h2 id="h-cause">Cause</h2>{_pairs("cause", pairs)}{excerpt}'
 
 
@@ -132,33 +142,38 @@ def _notifications(view: AlertView) -> str:
     if not deliveries:
         return '<p class="muted" id="notifications-empty">No notifications.</p>'
     rows = [
-        f'<tr data-sink="{_e(d.sink)}" data-kind="{_e(d.kind)}" data-status="{_e(d.status)}"'
+        f'<tr data-sink="{esc(d.sink)}" data-kind="{esc(d.kind)}" data-status="{esc(d.status)}"'
         f' data-attempts="{d.attempts}">'
-        f"<td><strong>{_e(d.sink)}</strong></td><td>{_e(d.kind)}</td><td>{_badge(d.status)}</td>"
-        f"<td>{d.attempts}</td><td>{_e(d.last_error or '')}</td>"
-        f"<td>{_time(d.delivered_at)}</td><td>{_time(d.dead_at)}</td></tr>"
+        f"<td><strong>{esc(d.sink)}</strong></td><td>{esc(d.kind)}</td><td>{badge(d.status)}</td>"
+        f"<td>{d.attempts}</td><td>{esc(d.last_error or '')}</td>"
+        f"<td>{time_html(d.delivered_at)}</td><td>{time_html(d.dead_at)}</td></tr>"
         for d in deliveries
     ]
     columns = ("Sink", "Kind", "Status", "Attempts", "Last error", "Delivered at", "Dead at")
-    return _table("notifications", columns, rows)
+    return table("notifications", columns, rows)
 
 
 def _silence(view: AlertView) -> str:
     alert = view.stored.alert
-    if alert.silenced_by is None:
-        return '<p class="muted" id="silence-none">No silence matched.</p>'
     s = view.silence
+    lead = ""
+    if alert.silenced_by is None:
+        if s is None:
+            return '<p class="muted" id="silence-none">No silence matched.</p>'
+        # Made after the alert was sent: it holds back what the alert sends next.
+        lead = '<p id="silence-now">A silence matches it now:</p>'
     if s is None:
         why = f" ({view.problem})" if view.problem else " (no longer stored)"
-        return f'<p id="silence-gone">Silence <code>{_e(alert.silenced_by)}</code>{_e(why)}</p>'
-    matchers = ", ".join(f"<code>{_e(m)}</code>" for m in canonical(s.matchers))
+        return f'<p id="silence-gone">Silence <code>{esc(alert.silenced_by)}</code>{esc(why)}</p>'
+    matchers = ", ".join(f"<code>{esc(m)}</code>" for m in canonical(s.matchers))
     ends = None if s.open_ended else s.ends_at
     row = (
-        f'<tr data-silence="{_e(s.id)}" data-origin="{_e(s.origin)}"><td>{matchers}</td>'
-        f"<td>{_time(s.starts_at)}</td><td>{_time(ends)}</td><td>{_e(s.creator)}</td>"
-        f"<td>{_e(s.comment)}</td><td>{_e(s.origin)}</td></tr>"
+        f'<tr data-silence="{esc(s.id)}" data-origin="{esc(s.origin)}"><td>{matchers}</td>'
+        f"<td>{time_html(s.starts_at)}</td><td>{time_html(ends)}</td><td>{esc(s.creator)}</td>"
+        f"<td>{esc(s.comment)}</td><td>{esc(s.origin)}</td></tr>"
     )
-    return _table("silence", ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin"), [row])
+    columns = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin")
+    return lead + table("silence", columns, [row])
 
 
 def _muted(view: AlertView) -> str:
@@ -166,46 +181,49 @@ def _muted(view: AlertView) -> str:
     if not muted:
         return '<p class="muted" id="muted-empty">No route muted it.</p>'
     rows = [
-        f'<tr data-route="{_e(m.route)}"><td><strong>{_e(m.route)}</strong></td>'
-        f"<td>{', '.join(f'<code>{_e(s)}</code>' for s in m.sinks)}</td>"
-        f"<td>{_e(m.reason)}</td></tr>"
+        f'<tr data-route="{esc(m.route)}"><td><strong>{esc(m.route)}</strong></td>'
+        f"<td>{', '.join(f'<code>{esc(s)}</code>' for s in m.sinks)}</td>"
+        f"<td>{esc(m.reason)}</td></tr>"
         for m in muted
     ]
-    return _table("muted", ("Route", "Sinks held back", "Why"), rows)
+    return table("muted", ("Route", "Sinks held back", "Why"), rows)
 
 
 def render_alert_page(view: AlertView) -> str:
     stored = view.stored
     alert = stored.alert
-    badges = f"{_badge(alert.state)} {_badge(alert.severity)}"
+    badges = f"{badge(alert.state)} {badge(alert.severity)}"
     if alert.silenced_by:
-        badges += f" {_badge('silenced')}"
+        badges += f" {badge('silenced')}"
     facts = [
-        ("id", f"<code>{_e(alert.id)}</code>"),
-        ("rule", _e(alert.rule)),
-        ("source", _e(alert.source)),
-        ("responder", _e(alert.responder or "")),
-        ("started", _time(alert.started_at)),
-        ("first stored", _time(stored.created_at)),
-        ("last changed", _time(stored.updated_at)),
+        ("id", f"<code>{esc(alert.id)}</code>"),
+        ("rule", esc(alert.rule)),
+        ("source", esc(alert.source)),
+        ("responder", esc(alert.responder or "")),
+        ("started", time_html(alert.started_at)),
+        ("first stored", time_html(stored.created_at)),
+        ("last changed", time_html(stored.updated_at)),
     ]
     if alert.ended_at is not None:
-        facts.append(("ended", _time(alert.ended_at)))
+        facts.append(("ended", time_html(alert.ended_at)))
     if alert.value is not None:
-        facts.append(("value", _e(f"{alert.value:g}")))
+        facts.append(("value", esc(f"{alert.value:g}")))
     if alert.group:
-        facts.append(("group", _e(", ".join(f"{k}={v}" for k, v in alert.group.items()))))
+        facts.append(("group", esc(", ".join(f"{k}={v}" for k, v in alert.group.items()))))
     annotations = {k: _value(v) for k, v in alert.annotations.items()}
     body = f"""<header>
-<h1 id="summary">{_e(alert.summary)}</h1>
+<h1 id="summary">{esc(alert.summary)}</h1>
 <p>{badges}</p>
 {_links(view)}
+{operator_bar(csrf=view.csrf, signin_enabled=view.signin_enabled, here=f"/alerts/{alert.id}")}
+{flash_line(view.flash)}
+{alert_actions(alert.id, csrf=view.csrf, acknowledged=stored.acknowledgement is not None)}
 </header>
 <main>
-<pre id="description">{_e(alert.description)}</pre>
+<pre id="description">{esc(alert.description)}</pre>
 {_pairs("facts", facts)}
 <h2 id="h-labels">Labels</h2>
-{_pairs("labels", {k: _e(v) for k, v in alert.labels.items()})}
+{_pairs("labels", {k: esc(v) for k, v in alert.labels.items()})}
 <h2 id="h-annotations">Annotations</h2>
 {_pairs("annotations", annotations)}
 {_execution(view)}
@@ -226,21 +244,15 @@ def _acknowledgement(view: AlertView) -> str:
     text = acknowledged_text(view.stored.acknowledgement)
     if text is None:
         return '<p class="muted" id="acknowledged-none">Not acknowledged.</p>'
-    return f'<p id="acknowledged">Acknowledged {_e(text)}</p>'
+    return f'<p id="acknowledged">Acknowledged {esc(text)}</p>'
 
 
 def render_missing_alert(alert_id: str) -> str:
     body = (
         f'<h1 id="missing">No such alert</h1><p>The relay knows no alert '
-        f"<code>{_e(alert_id)}</code>: it may have been pruned.</p>"
+        f"<code>{esc(alert_id)}</code>: it may have been pruned.</p>"
     )
     return _page("No such alert - zaia-relay", body)
-
-
-def _html(text: str, *, status: int = 200) -> web.Response:
-    response = web.Response(text=text, content_type="text/html", status=status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def alert_page(request: web.Request) -> web.Response:
@@ -249,7 +261,7 @@ async def alert_page(request: web.Request) -> web.Response:
     async with asyncio.timeout(context.store_timeout_s):
         stored = await context.store.get_alert(alert_id)
     if stored is None:
-        return _html(render_missing_alert(alert_id), status=404)
+        return html_response(render_missing_alert(alert_id), status=404)
     silence: Silence | None = None
     problem: str | None = None
     if (silence_id := stored.alert.silenced_by) is not None:
@@ -260,4 +272,25 @@ async def alert_page(request: web.Request) -> web.Response:
                     silence = await context.store.get_silence(silence_id)
             except (StoreError, TimeoutError) as exc:
                 problem = f"the store did not answer: {exc or 'timed out'}"
-    return _html(render_alert_page(AlertView(stored, silence=silence, problem=problem)))
+    else:
+        silence = await _matching_now(context, stored.alert)
+    view = AlertView(
+        stored,
+        silence=silence,
+        problem=problem,
+        csrf=page_csrf(request),
+        signin_enabled=context.admin_token is not None,
+        flash=request.query.get("flash"),
+    )
+    return html_response(render_alert_page(view))
+
+
+async def _matching_now(context: HttpContext, alert: Alert) -> Silence | None:
+    """The silence that would hold `alert` back now (one made since it was sent)."""
+    now = context.now()
+    try:
+        async with asyncio.timeout(context.store_timeout_s):
+            stored = await context.store.list_silences(now=now)
+    except (StoreError, TimeoutError):
+        stored = []
+    return matching_silence(alert, [*context.config_silences, *stored], now)

@@ -5,8 +5,9 @@ Invariants:
   `problems` for invalid input), with a status code that says whose fault it is.
 - A mutating call (any method but GET/HEAD/OPTIONS) needs `Authorization: Bearer
   <admin_token>`, compared with `hmac.compare_digest`; with no token configured every
-  mutating call is refused (403), whatever it sends. The one exception is Slack's
-  `POST /slack/interactions`, which Slack signs instead (`relay.http.slack_actions`).
+  mutating call is refused (403), whatever it sends. The exceptions are Slack's
+  `POST /slack/interactions`, which Slack signs instead (`relay.http.slack_actions`),
+  and the pages' forms, which need a session and its CSRF token (`relay.http.signin`).
 - `HttpContext.scrubber` (`relay.scrub.SecretScrubber`) holds every secret of the
   configuration; the server passes every response body through it as a last line of
   defence, so even an error message that quoted a secret by accident never leaves the
@@ -40,6 +41,7 @@ __all__ = [
     "ApiError",
     "HttpContext",
     "check_admin",
+    "html_response",
     "json_response",
     "source_state",
 ]
@@ -112,6 +114,15 @@ def json_response(
     response = web.Response(
         text=text, status=status, content_type="application/json", headers=headers
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def html_response(
+    text: str, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A server-rendered page; never cached (it shows live state, and forms' tokens)."""
+    response = web.Response(text=text, status=status, content_type="text/html", headers=headers)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -7,6 +7,9 @@
     GET  /metrics                      Prometheus text (OpenMetrics when asked)
     GET  /                             status page (HTML, refreshes itself)
     GET  /alerts/{id}                  one alert's page (HTML; 404 page when unknown)
+    GET|POST /signin, POST /signout    the operator's session: see `relay.http.signin`
+    POST /alerts/{id}/silence|ack, /silences/{id}/expire, /deliveries/replay
+                                       the pages' forms: see `relay.http.status_actions`
     /api/v1/...                        see `relay.http.admin_api`
     POST /-/reload                     see `relay.http.reload_api`
     POST /slack/interactions           Slack button clicks, Slack-signed (no admin token):
@@ -51,7 +54,9 @@ from relay.http.common import (
 )
 from relay.http.reload_api import add_reload_route
 from relay.http.runner import ServedApp, serve_app
+from relay.http.signin import add_signin_routes, is_page_action
 from relay.http.slack_actions import SLACK_PATH, add_slack_routes
+from relay.http.status_actions import add_status_action_routes
 from relay.http.status_data import source_order, status_page
 from relay.http.status_stats import STATS_CACHE, StatsCache
 from relay.lifecycle import AsyncContext
@@ -131,6 +136,8 @@ def build_app(
     app.router.add_get("/alerts/{id}", alert_page)
     add_api_routes(app)
     add_reload_route(app)
+    add_signin_routes(app)
+    add_status_action_routes(app)
     add_slack_routes(app, settings=settings, now=now)
     return app
 
@@ -174,9 +181,11 @@ async def _errors_middleware(request: web.Request, handler: _Handler) -> web.Str
 
 @web.middleware
 async def _admin_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Every mutating call needs the admin token, whatever its route, but Slack's:
-    Slack signs its calls instead (`relay.http.slack_actions`)."""
-    if request.method not in SAFE_METHODS and request.path != SLACK_PATH:
+    """Every mutating call needs the admin token, whatever its route, but Slack's (Slack
+    signs its calls, `relay.http.slack_actions`) and the pages' forms (a session cookie
+    and a CSRF token instead, `relay.http.signin`)."""
+    page_form = is_page_action(request.match_info.handler)
+    if request.method not in SAFE_METHODS and request.path != SLACK_PATH and not page_form:
         check_admin(request, token=request.app[CONTEXT].admin_token)
     return await handler(request)
 

@@ -11,7 +11,8 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,9 @@ from relay.domain.routes import mute_reason, muted_until, routes_of
 from relay.domain.silences import active, in_force
 from relay.durations import utc_iso
 from relay.errors import StoreError
-from relay.http.common import CONTEXT, HttpContext, source_state
+from relay.http.common import CONTEXT, HttpContext, html_response, source_state
+from relay.http.page_forms import DeadLetterRow
+from relay.http.signin import page_csrf
 from relay.http.status_page import (
     AlertRow,
     RouteRow,
@@ -39,7 +42,7 @@ from relay.matchers import canonical
 from relay.vocab import RUNBOOK_ANNOTATION
 
 if TYPE_CHECKING:
-    from relay.store import OutboxCounts
+    from relay.store import DeadLetter, OutboxCounts
 
 __all__ = ["collect_silence_rows", "gather_status", "route_rows", "source_order", "status_page"]
 
@@ -62,9 +65,13 @@ def acknowledged_text(ack: Acknowledgement | None) -> str | None:
 async def status_page(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     view = await gather_status(context, cache=request.app[STATS_CACHE])
-    response = web.Response(text=render_status_page(view), content_type="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    view = dataclasses.replace(
+        view,
+        csrf=page_csrf(request),
+        signin_enabled=context.admin_token is not None,
+        flash=request.query.get("flash"),
+    )
+    return html_response(render_status_page(view))
 
 
 async def gather_status(context: HttpContext, *, cache: StatsCache | None = None) -> StatusView:
@@ -97,12 +104,14 @@ async def gather_status(context: HttpContext, *, cache: StatsCache | None = None
 
     alerts: list[AlertRow] = []
     counts: Mapping[str, OutboxCounts] = {}
+    letters: Sequence[DeadLetter] = ()
     store_ok = True
     try:
         async with asyncio.timeout(context.store_timeout_s):
             firing = await context.store.list_alerts(state="firing", limit=_RECENT_ALERTS)
             recent = await context.store.list_alerts(limit=_RECENT_ALERTS)
             counts = await context.store.outbox_counts()
+            letters = await context.store.dead_letters(limit=_RECENT_ALERTS)
     except (StoreError, TimeoutError) as exc:
         store_ok = False
         problems.append(f"the store did not answer: {exc or 'timed out'}")
@@ -163,6 +172,21 @@ async def gather_status(context: HttpContext, *, cache: StatsCache | None = None
         problems=problems,
         routes=route_rows(context, now=now),
         stats=stats,
+        dead_letters=[_dead_letter_row(letter) for letter in letters],
+    )
+
+
+def _dead_letter_row(letter: DeadLetter) -> DeadLetterRow:
+    notification = letter.notification
+    return DeadLetterRow(
+        id=notification.id,
+        sink=notification.sink,
+        kind=notification.kind,
+        alert_id=notification.alert.id,
+        summary=notification.alert.summary,
+        attempts=letter.attempts,
+        dead_at=letter.dead_at,
+        reason=letter.reason,
     )
 
 

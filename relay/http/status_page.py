@@ -2,25 +2,35 @@
 
 Invariants:
 - Pure: `render_status_page(view)` turns a `StatusView` into text; gathering the data
-  (store, poller health) happens in `relay.http.server`.
+  (store, poller health) happens in `relay.http.status_data`.
 - Every value that came from outside (names, summaries, errors, matchers) goes through
-  `html.escape`; a link is only rendered when it is http(s), so no value can inject
+  `relay.http.html.esc`; a link is only rendered when it is http(s), so no value can inject
   markup or script.
 - The page refreshes itself with `<meta http-equiv="refresh">` and reads fine without
   JavaScript, CSS or images; tables carry `id`s and `data-` attributes so tests (and
   scrapers) find rows without parsing prose.
+- For a signed-in operator (`StatusView.csrf`), silences get an Expire button and dead
+  letters Replay buttons (`relay.http.page_forms`); signed out, "sign in to act".
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from relay.durations import format_age_s, format_rough_s, utc_iso
+from relay.durations import format_age_s, format_rough_s
+from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
+from relay.http.page_forms import (
+    DeadLetterRow,
+    dead_letters_section,
+    expire_form,
+    flash_line,
+    operator_bar,
+    replay_all_form,
+)
 from relay.http.stats_view import StatsWindow, render_stats
 
 __all__ = [
@@ -121,47 +131,13 @@ class StatusView:
     routes: Sequence[RouteRow] = field(default=())
     # Executions per source and responder, last hour and last day (`relay.http.stats_view`).
     stats: Sequence[StatsWindow] = field(default=())
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _time(moment: datetime | None) -> str:
-    if moment is None:
-        return '<span class="muted">never</span>'
-    text = utc_iso(moment, timespec="seconds", sep=" ")
-    return f'<time datetime="{_e(utc_iso(moment))}">{_e(text)}</time>'
-
-
-def _safe_link(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        return None
-    return url if scheme in ("http", "https") else None
-
-
-_STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#1d2125}
-h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .6rem;
-border-bottom:1px solid #e3e6ea;vertical-align:top}th{background:#f4f5f7;font-weight:600}
-.muted{color:#6b7280}.problem{background:#fdecea;border:1px solid #f5c2c0;padding:.5rem .8rem}
-.badge{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:.85em;
-font-weight:600}.ok,.resolved,.sending{background:#e3f4e8;color:#1b6b34}
-.starting,.info{background:#e8eefc;color:#2b4c9a}
-.stale,.warning,.silenced,.quiet{background:#fff4dc;color:#8a5a00}
-.failing,.unauthorized,.critical,.firing{background:#fdecea;color:#a12622}
-.dead{color:#a12622;font-weight:600}code{font-size:.95em}
-h3{font-size:1rem;margin:1rem 0 .3rem}tr.total td{background:#fafbfc}
-"""
-
-
-def _badge(value: str) -> str:
-    return f'<span class="badge {_e(value)}">{_e(value)}</span>'
+    # The most recent dead letters; and for acting (`relay.http.page_forms`): the
+    # signed-in operator's CSRF token (None: signed out), whether signing in is possible
+    # (an admin token is configured), and the flash code an action left in the query.
+    dead_letters: Sequence[DeadLetterRow] = field(default=())
+    csrf: str | None = None
+    signin_enabled: bool = False
+    flash: str | None = None
 
 
 _SOURCE_COLUMNS = (
@@ -176,7 +152,16 @@ _SOURCE_COLUMNS = (
     "Longest unread",
 )
 _ROUTE_COLUMNS = ("Route", "Matchers", "Sinks", "Grouping", "Quiet hours", "Now")
-_SILENCE_COLUMNS = ("Matchers", "Starts", "Ends", "Creator", "Comment", "Origin", "Recurring")
+_SILENCE_COLUMNS = (
+    "Matchers",
+    "Starts",
+    "Ends",
+    "Creator",
+    "Comment",
+    "Origin",
+    "Recurring",
+    "",
+)
 
 
 def _rate(per_minute: float | None) -> str:
@@ -190,36 +175,28 @@ def _spend(row: SourceRow) -> str:
     return f"{in_use:.0f} / {row.budget_per_minute:.0f}"
 
 
-def _table(table_id: str, headers: Sequence[str], rows: Sequence[str]) -> str:
-    head = "".join(f"<th>{_e(header)}</th>" for header in headers)
-    return (
-        f'<table id="{table_id}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
 def _sources(view: StatusView) -> str:
     if not view.sources:
         return '<p class="muted">No sources configured.</p>'
     rows = []
     for s in view.sources:
-        error = f'<div class="muted">{_e(s.last_error)}</div>' if s.last_error else ""
+        error = f'<div class="muted">{esc(s.last_error)}</div>' if s.last_error else ""
         rows.append(
-            f'<tr data-source="{_e(s.name)}" data-state="{_e(s.state)}">'
-            f"<td><strong>{_e(s.name)}</strong>{error}</td>"
-            f"<td>{_badge(s.state)}</td>"
-            f"<td>{_time(s.last_success_at)}</td>"
+            f'<tr data-source="{esc(s.name)}" data-state="{esc(s.state)}">'
+            f"<td><strong>{esc(s.name)}</strong>{error}</td>"
+            f"<td>{badge(s.state)}</td>"
+            f"<td>{time_html(s.last_success_at)}</td>"
             f'<td data-lag-s="{"" if s.lag_s is None else f"{s.lag_s:.0f}"}">'
-            f"{_e(format_age_s(s.lag_s))}</td>"
+            f"{esc(format_age_s(s.lag_s))}</td>"
             f'<td data-running="{s.running}">{s.running}</td>'
-            f"<td>{_e(format_age_s(s.interval_s))}</td>"
-            f'<td data-mode="{_e(s.mode)}">{_e(s.mode)}</td>'
+            f"<td>{esc(format_age_s(s.interval_s))}</td>"
+            f'<td data-mode="{esc(s.mode)}">{esc(s.mode)}</td>'
             f'<td data-rate="{_rate(s.rate_per_minute)}"'
-            f' data-budget="{_rate(s.budget_per_minute)}">{_e(_spend(s))}</td>'
-            f'<td data-staleness-s="{s.staleness_s:.0f}">{_e(format_age_s(s.staleness_s))}</td>'
+            f' data-budget="{_rate(s.budget_per_minute)}">{esc(_spend(s))}</td>'
+            f'<td data-staleness-s="{s.staleness_s:.0f}">{esc(format_age_s(s.staleness_s))}</td>'
             "</tr>"
         )
-    return _table("sources", _SOURCE_COLUMNS, rows)
+    return table("sources", _SOURCE_COLUMNS, rows)
 
 
 def _alerts(view: StatusView) -> str:
@@ -227,37 +204,37 @@ def _alerts(view: StatusView) -> str:
         return '<p class="muted" id="alerts-empty">No alerts yet.</p>'
     rows = []
     for a in view.alerts:
-        link = _safe_link(a.link)
-        summary = _e(a.summary)
+        link = safe_link(a.link)
+        summary = esc(a.summary)
         if link:
-            summary = f'<a href="{_e(link)}" rel="noopener noreferrer">{summary}</a>'
-        runbook = _safe_link(a.runbook)
+            summary = f'<a href="{esc(link)}" rel="noopener noreferrer">{summary}</a>'
+        runbook = safe_link(a.runbook)
         if runbook:
-            summary += f' · <a href="{_e(runbook)}" rel="noopener noreferrer">runbook</a>'
-        state = _badge(a.state)
+            summary += f' · <a href="{esc(runbook)}" rel="noopener noreferrer">runbook</a>'
+        state = badge(a.state)
         if a.silenced_by:
-            state += f" {_badge('silenced')}"
+            state += f" {badge('silenced')}"
         if a.muted:
             muted = "; ".join(a.muted)
-            state += f' <span class="badge quiet" title="{_e(muted)}">muted</span>'
-            state += f'<div class="muted">{_e(muted)}</div>'
+            state += f' <span class="badge quiet" title="{esc(muted)}">muted</span>'
+            state += f'<div class="muted">{esc(muted)}</div>'
         if a.acknowledged:
-            state += f' <span class="badge quiet" title="{_e(a.acknowledged)}">acknowledged</span>'
-            state += f'<div class="muted">{_e(a.acknowledged)}</div>'
-        started = _time(a.started_at)
+            state += f' <span class="badge quiet" title="{esc(a.acknowledged)}">acknowledged</span>'
+            state += f'<div class="muted">{esc(a.acknowledged)}</div>'
+        started = time_html(a.started_at)
         if a.id:
-            started = f'<a href="/alerts/{_e(quote(a.id, safe=""))}">{started}</a>'
+            started = f'<a href="/alerts/{esc(quote(a.id, safe=""))}">{started}</a>'
         rows.append(
-            f'<tr data-rule="{_e(a.rule)}" data-state="{_e(a.state)}"'
+            f'<tr data-rule="{esc(a.rule)}" data-state="{esc(a.state)}"'
             f' data-muted="{"true" if a.muted else "false"}"'
             f' data-acknowledged="{"true" if a.acknowledged else "false"}"'
-            f' data-alert="{_e(a.id or "")}">'
-            f"<td>{started}</td><td>{_e(a.rule)}</td>"
-            f"<td>{_badge(a.severity)}</td><td>{state}</td><td>{_e(a.source)}</td>"
-            f"<td>{_e(a.responder or '')}</td><td>{summary}</td></tr>"
+            f' data-alert="{esc(a.id or "")}">'
+            f"<td>{started}</td><td>{esc(a.rule)}</td>"
+            f"<td>{badge(a.severity)}</td><td>{state}</td><td>{esc(a.source)}</td>"
+            f"<td>{esc(a.responder or '')}</td><td>{summary}</td></tr>"
         )
     columns = ("Started", "Rule", "Severity", "State", "Source", "Responder", "Summary")
-    return _table("alerts", columns, rows)
+    return table("alerts", columns, rows)
 
 
 def _count(value: int | None, *, dead: bool = False) -> str:
@@ -271,13 +248,14 @@ def _sinks(view: StatusView) -> str:
     if not view.sinks:
         return '<p class="muted">No sinks configured.</p>'
     rows = [
-        f'<tr data-sink="{_e(s.name)}" data-pending="{"" if s.pending is None else s.pending}"'
+        f'<tr data-sink="{esc(s.name)}" data-pending="{"" if s.pending is None else s.pending}"'
         f' data-dead="{"" if s.dead is None else s.dead}">'
-        f"<td><strong>{_e(s.name)}</strong></td><td>{_e(s.type)}</td>"
-        f"<td>{_count(s.pending)}</td><td>{_count(s.dead, dead=True)}</td></tr>"
+        f"<td><strong>{esc(s.name)}</strong></td><td>{esc(s.type)}</td>"
+        f"<td>{_count(s.pending)}</td><td>{_count(s.dead, dead=True)}</td>"
+        f"<td>{replay_all_form(s.name, dead=s.dead, csrf=view.csrf)}</td></tr>"
         for s in view.sinks
     ]
-    return _table("sinks", ("Sink", "Type", "Pending", "Dead letters"), rows)
+    return table("sinks", ("Sink", "Type", "Pending", "Dead letters", ""), rows)
 
 
 def _silences(view: StatusView) -> str:
@@ -285,33 +263,34 @@ def _silences(view: StatusView) -> str:
         return '<p class="muted" id="silences-empty">No active silences.</p>'
     rows = []
     for s in view.silences:
-        matchers = ", ".join(f"<code>{_e(m)}</code>" for m in s.matchers)
+        matchers = ", ".join(f"<code>{esc(m)}</code>" for m in s.matchers)
         recurring = (
-            f"{_e(', '.join(s.recurring))} ({'muting now' if s.muting else 'not now'})"
+            f"{esc(', '.join(s.recurring))} ({'muting now' if s.muting else 'not now'})"
             if s.recurring
             else ""
         )
         rows.append(
-            f'<tr data-silence="{_e(s.id)}" data-origin="{_e(s.origin)}"'
+            f'<tr data-silence="{esc(s.id)}" data-origin="{esc(s.origin)}"'
             f' data-muting="{str(s.muting).lower()}">'
-            f"<td>{matchers}</td><td>{_time(s.starts_at)}</td><td>{_time(s.ends_at)}</td>"
-            f"<td>{_e(s.creator)}</td><td>{_e(s.comment)}</td><td>{_e(s.origin)}</td>"
-            f"<td>{recurring}</td></tr>"
+            f"<td>{matchers}</td><td>{time_html(s.starts_at)}</td><td>{time_html(s.ends_at)}</td>"
+            f"<td>{esc(s.creator)}</td><td>{esc(s.comment)}</td><td>{esc(s.origin)}</td>"
+            f"<td>{recurring}</td>"
+            f"<td>{expire_form(s.id, origin=s.origin, csrf=view.csrf)}</td></tr>"
         )
-    return _table("silences", _SILENCE_COLUMNS, rows)
+    return table("silences", _SILENCE_COLUMNS, rows)
 
 
 def _codes(values: Sequence[str], *, empty: str) -> str:
     if not values:
-        return f'<span class="muted">{_e(empty)}</span>'
-    return ", ".join(f"<code>{_e(v)}</code>" for v in values)
+        return f'<span class="muted">{esc(empty)}</span>'
+    return ", ".join(f"<code>{esc(v)}</code>" for v in values)
 
 
 def _grouping(row: RouteRow) -> str:
     if row.group_wait_s is None:
         return '<span class="muted">one message per alert</span>'
     by = ", ".join(row.group_by) or "all alerts of the route"
-    return f"by {_e(by)}, wait {_e(format_rough_s(row.group_wait_s))}"
+    return f"by {esc(by)}, wait {esc(format_rough_s(row.group_wait_s))}"
 
 
 def _quiet_hours(row: RouteRow) -> str:
@@ -325,9 +304,9 @@ def _quiet_hours(row: RouteRow) -> str:
 
 def _route_now(row: RouteRow) -> str:
     if row.muted_by is None:
-        return _badge("sending")
-    until = "" if row.muted_until is None else f" until {_time(row.muted_until)}"
-    return f'<span class="badge quiet">muted</span> {_e(row.muted_by)}{until}'
+        return badge("sending")
+    until = "" if row.muted_until is None else f" until {time_html(row.muted_until)}"
+    return f'<span class="badge quiet">muted</span> {esc(row.muted_by)}{until}'
 
 
 def _routes(view: StatusView) -> str:
@@ -335,36 +314,38 @@ def _routes(view: StatusView) -> str:
         return '<p class="muted" id="routes-empty">No routes: alerts go to their rules\' sinks.</p>'
     rows = []
     for r in view.routes:
-        name = f"<strong>{_e(r.id)}</strong>"
+        name = f"<strong>{esc(r.id)}</strong>"
         if r.continues:
             name += ' <span class="muted">(continue)</span>'
         rows.append(
-            f'<tr data-route="{_e(r.id)}" data-muted="{"true" if r.muted_by else "false"}">'
+            f'<tr data-route="{esc(r.id)}" data-muted="{"true" if r.muted_by else "false"}">'
             f"<td>{name}</td><td>{_codes(r.matchers, empty='every alert')}</td>"
             f"<td>{_codes(r.sinks, empty='none')}</td><td>{_grouping(r)}</td>"
             f"<td>{_quiet_hours(r)}</td><td>{_route_now(r)}</td></tr>"
         )
-    return _table("routes", _ROUTE_COLUMNS, rows)
+    return table("routes", _ROUTE_COLUMNS, rows)
 
 
 def render_status_page(view: StatusView) -> str:
-    problems = "".join(f'<p class="problem">{_e(p)}</p>' for p in view.problems)
+    problems = "".join(f'<p class="problem">{esc(p)}</p>' for p in view.problems)
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="{int(view.refresh_s)}">
+<meta http-equiv="refresh" content="{int(view.refresh_s)}{"; url=/" if view.flash else ""}">
 <title>zaia-relay status</title>
-<style>{_STYLE}</style>
+<style>{STYLE}</style>
 </head>
 <body>
 <header>
 <h1>zaia-relay</h1>
-<p class="muted">version {_e(view.version)} &middot; generated {_time(view.generated_at)}
+<p class="muted">version {esc(view.version)} &middot; generated {time_html(view.generated_at)}
 &middot; refreshes every {int(view.refresh_s)}s &middot;
 <a href="/metrics">metrics</a> &middot; <a href="/readyz">readiness</a> &middot;
 <a href="/api/v1/alerts">alerts API</a></p>
+{operator_bar(csrf=view.csrf, signin_enabled=view.signin_enabled)}
+{flash_line(view.flash)}
 </header>
 <main>
 {problems}
@@ -378,6 +359,8 @@ def render_status_page(view: StatusView) -> str:
 {_routes(view)}</section>
 <section aria-labelledby="h-sinks"><h2 id="h-sinks">Sinks</h2>
 {_sinks(view)}</section>
+<section aria-labelledby="h-dead-letters"><h2 id="h-dead-letters">Dead letters</h2>
+{dead_letters_section(view.dead_letters, csrf=view.csrf)}</section>
 <section aria-labelledby="h-silences"><h2 id="h-silences">Active silences</h2>
 {_silences(view)}</section>
 </main>

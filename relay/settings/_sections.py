@@ -155,6 +155,9 @@ class ServerSettings(Section):
     protect_reads: bool = False
     # Host headers the status page and API answer to (empty: any), e.g. relay.internal:8080.
     allowed_hosts: list[str] = Field(default_factory=list)
+    # Mark the status page's session cookie Secure even when a request came over plain
+    # http (it is anyway over https, or with X-Forwarded-Proto: https).
+    secure_cookies: bool = False
     shutdown_grace: PositiveDuration = timedelta(seconds=20)
 
     @field_validator("admin_token", "read_token")
