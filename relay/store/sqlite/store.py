@@ -3,9 +3,17 @@ error mapping; what it stores and how is the shared `relay.store.sql_store.SqlSt
 in the SQLite dialect (`relay.store.sqlite.dialect`).
 
 Invariants:
-- One aiosqlite connection per store; SQLite runs on aiosqlite's thread so the event
-  loop never blocks on disk. An `asyncio.Lock` serialises the store's operations, because
-  two tasks sharing one connection would otherwise interleave inside a transaction.
+- One aiosqlite connection per store for its writes and ordinary reads; SQLite runs on
+  aiosqlite's thread so the event loop never blocks on disk. An `asyncio.Lock`
+  serialises the store's operations, because two tasks sharing one connection would
+  otherwise interleave inside a transaction.
+- Snapshot reads (`_reading(snapshot=True)`: the status page's statistics, alert lists
+  and outbox counts) run on a second, read-only connection (`mode=ro`), each in its own
+  read transaction, under a lock of their own: in WAL a reader neither waits for the
+  writer nor holds it up, so a half-second statistics read never stalls a commit or a
+  claim. It sees every write committed before it began. It is opened on first use,
+  after the writer's (which migrates the file), and closed with it; a reopened store
+  opens a new one.
 - The journal is WAL with `synchronous=FULL`: a commit fsyncs the log before the write
   returns, so neither a `kill -9` nor a power cut loses a committed write. Readers never
   block the writer, and a second process on the same file works (it waits up to
@@ -59,6 +67,9 @@ class SqliteStore(SqlStore):
         self._busy_timeout_s = busy_timeout_s
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # The read-only connection of snapshot reads, opened on first use.
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self._path)!r})"
@@ -81,15 +92,7 @@ class SqliteStore(SqlStore):
                     f"{self._path.parent} ({exc.strerror}); create it, writable by this "
                     "user, or point store.url elsewhere"
                 ) from exc
-            pending = aiosqlite.connect(
-                self._path, timeout=self._busy_timeout_s, isolation_level=None
-            )
-            try:
-                with self._mapped("open"):
-                    conn = await pending
-            except BaseException:
-                await _join_worker(pending)
-                raise
+            conn = await self._connect(self._path, action="open")
             try:
                 with self._mapped("open"):
                     await self._configure(conn)
@@ -100,6 +103,31 @@ class SqliteStore(SqlStore):
             self._conn = conn
         if before != after:
             log.info("store.migrated", path=str(self._path), from_version=before, to=after)
+
+    async def _connect(
+        self, target: Path | str, *, action: str, uri: bool = False
+    ) -> aiosqlite.Connection:
+        pending = aiosqlite.connect(
+            target, timeout=self._busy_timeout_s, isolation_level=None, uri=uri
+        )
+        try:
+            with self._mapped(action):
+                return await pending
+        except BaseException:
+            await _join_worker(pending)
+            raise
+
+    async def _read_connection(self) -> aiosqlite.Connection:
+        """The read-only connection, opened on first use (the caller holds `_read_lock`)."""
+        self._require_open()
+        if self._reader is None:
+            # A URI, so that `mode=ro` applies; `as_uri` percent-encodes `?`, `#` and `%`.
+            uri = f"{self._path.absolute().as_uri()}?mode=ro"
+            reader = await self._connect(uri, action="open a read connection", uri=True)
+            # Rows are read by column name (`relay.store.rows`).
+            reader.row_factory = sqlite3.Row
+            self._reader = reader
+        return self._reader
 
     async def _configure(self, conn: aiosqlite.Connection) -> None:
         mode = await self._enable_wal(conn)
@@ -133,10 +161,15 @@ class SqliteStore(SqlStore):
                 return str(rows[0][0]).lower() if rows else ""
 
     async def close(self) -> None:
-        async with self._lock:
+        # Both locks, always in this order (snapshot reads take only the second): no
+        # operation is under way on either connection, and no read opens a new reader.
+        async with self._lock, self._read_lock:
+            reader, self._reader = self._reader, None
             conn, self._conn = self._conn, None
-            if conn is not None:
-                with self._mapped("close"):
+            with self._mapped("close"):
+                if reader is not None:
+                    await reader.close()
+                if conn is not None:
                     await conn.close()
 
     async def release_own_leases(self, *, now: datetime) -> int:
@@ -154,8 +187,11 @@ class SqliteStore(SqlStore):
     async def _reading(
         self, action: str, *, snapshot: bool = False
     ) -> AsyncIterator[SqliteSession]:
-        # Every read is a snapshot already: the lock keeps writers of this store out.
-        del snapshot
+        if snapshot:
+            async with self._snapshot_reading(action) as session:
+                yield session
+            return
+        # Every read here is a snapshot already: the lock keeps writers of this store out.
         async with self._lock:
             conn = self._require_open()
             with self._mapped(action):
@@ -163,6 +199,20 @@ class SqliteStore(SqlStore):
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
                 yield SqliteSession(conn)
+
+    @asynccontextmanager
+    async def _snapshot_reading(self, action: str) -> AsyncIterator[SqliteSession]:
+        async with self._read_lock:
+            with self._mapped(action):
+                conn = await self._read_connection()
+                # One read transaction: every statement sees the state of its first read.
+                await conn.execute("BEGIN")
+                try:
+                    yield SqliteSession(conn)
+                finally:
+                    # Shielded: a cancelled read must not keep its snapshot (and the WAL
+                    # it pins) open.
+                    await asyncio.shield(_rollback_quietly(conn))
 
     @asynccontextmanager
     async def _write_transaction(self, action: str) -> AsyncIterator[SqliteSession]:

@@ -1,0 +1,110 @@
+"""The SQLite store's read-only connection: snapshot reads (the status page's statistics,
+alert lists, outbox counts) neither wait for the writer's connection nor hold it up; the
+connection is opened on first use, read-only, closed with the store, and opened anew
+when the store is reopened."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from relay.errors import StoreError
+from relay.store import SqliteStore
+from tests.stats_kit import commit_states, ended
+
+NOW = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+# A bound on waits that must end at once: reaching it is the failure, never the pass.
+_BOUND_S = 10.0
+
+
+async def _day_executions(store: SqliteStore) -> int:
+    stats = await store.execution_stats(now=NOW, bucket_s=3600, buckets=24)
+    return sum(count.executions for count in stats.counts)
+
+
+async def test_a_long_stats_read_does_not_delay_a_commit(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "relay.db") as store:
+        await commit_states(store, [ended(1, at=NOW - timedelta(hours=2))], at=NOW)
+        assert await _day_executions(store) == 1
+        reader = store._reader
+        assert reader is not None
+        entered, release = threading.Event(), threading.Event()
+
+        def gate() -> int:
+            # Runs on the read connection's thread: it holds that connection, inside a
+            # read transaction, until the test lets it go.
+            entered.set()
+            release.wait(_BOUND_S)
+            return 1
+
+        await reader.create_function("relay_test_gate", 0, gate)
+
+        async def long_read() -> None:
+            async with store._reading("hold a read open", snapshot=True) as session:
+                await session.fetch("SELECT relay_test_gate() AS g FROM executions")
+
+        held = asyncio.create_task(long_read())
+        try:
+            assert await asyncio.to_thread(entered.wait, _BOUND_S)
+            stats = asyncio.create_task(_day_executions(store))
+            # The writer's connection is free: a cycle commits, and reads back, while
+            # the read connection is held (and a statistics read waits its turn on it).
+            async with asyncio.timeout(_BOUND_S):
+                await commit_states(store, [ended(2, at=NOW - timedelta(hours=1))], at=NOW)
+                assert await store.state_count() == 2
+            assert not held.done()
+            assert not stats.done()
+        finally:
+            release.set()
+        await held
+        # The statistics read began after the commit: it sees both executions.
+        assert await stats == 2
+
+
+async def test_a_stats_read_does_not_wait_for_an_open_write(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "relay.db") as store:
+        await commit_states(store, [ended(1, at=NOW - timedelta(hours=2))], at=NOW)
+        async with store._write_transaction("delete executions, not yet committed") as session:
+            await session.execute("DELETE FROM executions")
+            # The write lock is held: the read still answers, from what is committed.
+            async with asyncio.timeout(_BOUND_S):
+                assert await _day_executions(store) == 1
+                assert (await store.list_alerts()).alerts == []
+        assert await _day_executions(store) == 0
+
+
+async def test_the_read_connection_is_lazy_read_only_and_closed_with_the_store(
+    tmp_path: Path,
+) -> None:
+    # `?`, `#` and `%` in the path must reach SQLite as a file name, not URI syntax.
+    path = tmp_path / "a b#c?%20d" / "relay.db"
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match="not open"):
+        await _day_executions(store)
+    await store.open()
+    await commit_states(store, [ended(1, at=NOW - timedelta(hours=2))], at=NOW)
+    assert store._reader is None  # writes and plain reads never open it
+    assert await _day_executions(store) == 1
+    reader = store._reader
+    assert reader is not None
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await reader.execute("DELETE FROM executions")
+
+    await store.close()
+    assert store._reader is None
+    with pytest.raises(ValueError, match="no active connection"):
+        await reader.execute("SELECT 1")
+    with pytest.raises(StoreError, match="not open"):
+        await _day_executions(store)
+
+    async with store:  # reopened: a new read connection, on the same file
+        assert store._reader is None
+        assert await _day_executions(store) == 1
+        assert store._reader is not None
+        assert store._reader is not reader
+    assert store._reader is None
