@@ -1,7 +1,8 @@
-"""The SQLite store's read-only connection: snapshot reads (the status page's statistics,
-alert lists, outbox counts) neither wait for the writer's connection nor hold it up; the
-connection is opened on first use, read-only, closed with the store, and opened anew
-when the store is reopened."""
+"""What the status page's statistics need of the SQLite store: snapshot reads (statistics,
+alert lists, outbox counts) run on a read-only connection that neither waits for the
+writer's connection nor holds it up, opened on first use, closed with the store and
+opened anew when the store is reopened; and the dialect's epoch arithmetic is exact to
+the microsecond (the time buckets split on it)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from relay.errors import StoreError
 from relay.store import SqliteStore
+from relay.store.sqlite.dialect import SQLITE, epoch_us_sql
 from tests.stats_kit import commit_states, ended
 
 NOW = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
@@ -108,3 +112,21 @@ async def test_the_read_connection_is_lazy_read_only_and_closed_with_the_store(
         assert store._reader is not None
         assert store._reader is not reader
     assert store._reader is None
+
+
+@given(
+    at=st.datetimes(
+        min_value=datetime(1970, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.just(UTC)
+    )
+)
+# SQLite's date functions round a fraction to the millisecond: `.9996` is the next second.
+@example(at=datetime(2026, 12, 1, 2, 2, 2, 999_858, tzinfo=UTC))
+@example(at=datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+def test_epoch_microseconds_are_exact_with_either_function(at: datetime) -> None:
+    exact = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    with sqlite3.connect(":memory:") as conn:
+        for unixepoch in (True, False):
+            query = f"SELECT {epoch_us_sql('?', unixepoch=unixepoch)}"
+            text = SQLITE.encode_time(at)
+            (value,) = conn.execute(query, [text] * query.count("?")).fetchone()
+            assert value == exact, (unixepoch, text)
