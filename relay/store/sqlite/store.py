@@ -8,12 +8,13 @@ Invariants:
   serialises the store's operations, because two tasks sharing one connection would
   otherwise interleave inside a transaction.
 - Snapshot reads (`_reading(snapshot=True)`: the status page's statistics, alert lists
-  and outbox counts) run on a second, read-only connection (`mode=ro`), each in its own
-  read transaction, under a lock of their own: in WAL a reader neither waits for the
-  writer nor holds it up, so a half-second statistics read never stalls a commit or a
-  claim. It sees every write committed before it began. It is opened on first use,
-  after the writer's (which migrates the file), and closed with it; a reopened store
-  opens a new one.
+  and outbox counts) run on read-only connections (`mode=ro`) of their own, one read
+  transaction each, one read per connection at a time, at most `_READERS` at once: in
+  WAL a reader neither waits for the writer nor holds it up, so a half-second statistics
+  read stalls no commit, no claim, and no other page's read. A read sees every write
+  committed before it began. Read connections are opened on first need, after the
+  writer's (which migrates the file), kept for the next read, and closed with the store
+  (after the reads under way); a reopened store opens new ones.
 - The journal is WAL with `synchronous=FULL`: a commit fsyncs the log before the write
   returns, so neither a `kill -9` nor a power cut loses a committed write. Readers never
   block the writer, and a second process on the same file works (it waits up to
@@ -55,6 +56,8 @@ log = structlog.get_logger("relay.store.sqlite")
 # After a checkpoint the WAL file is truncated back to this size, so it stays bounded.
 _JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _WORKER_JOIN_TIMEOUT_S = 5.0
+# Snapshot reads at once: a status render's few reads beside a statistics re-read.
+_READERS = 4
 
 
 class SqliteStore(SqlStore):
@@ -67,9 +70,11 @@ class SqliteStore(SqlStore):
         self._busy_timeout_s = busy_timeout_s
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        # The read-only connection of snapshot reads, opened on first use.
-        self._reader: aiosqlite.Connection | None = None
-        self._read_lock = asyncio.Lock()
+        # The read-only connections of snapshot reads (all, and those free), opened on
+        # first need.
+        self._readers: list[aiosqlite.Connection] = []
+        self._idle_readers: list[aiosqlite.Connection] = []
+        self._reader_slots = asyncio.Semaphore(_READERS)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self._path)!r})"
@@ -117,17 +122,18 @@ class SqliteStore(SqlStore):
             await _join_worker(pending)
             raise
 
-    async def _read_connection(self) -> aiosqlite.Connection:
-        """The read-only connection, opened on first use (the caller holds `_read_lock`)."""
+    async def _take_reader(self) -> aiosqlite.Connection:
+        """A free read-only connection, or a new one (the caller holds a reader slot)."""
         self._require_open()
-        if self._reader is None:
-            # A URI, so that `mode=ro` applies; `as_uri` percent-encodes `?`, `#` and `%`.
-            uri = f"{self._path.absolute().as_uri()}?mode=ro"
-            reader = await self._connect(uri, action="open a read connection", uri=True)
-            # Rows are read by column name (`relay.store.rows`).
-            reader.row_factory = sqlite3.Row
-            self._reader = reader
-        return self._reader
+        if self._idle_readers:
+            return self._idle_readers.pop()
+        # A URI, so that `mode=ro` applies; `as_uri` percent-encodes `?`, `#` and `%`.
+        uri = f"{self._path.absolute().as_uri()}?mode=ro"
+        reader = await self._connect(uri, action="open a read connection", uri=True)
+        # Rows are read by column name (`relay.store.rows`).
+        reader.row_factory = sqlite3.Row
+        self._readers.append(reader)
+        return reader
 
     async def _configure(self, conn: aiosqlite.Connection) -> None:
         mode = await self._enable_wal(conn)
@@ -161,16 +167,22 @@ class SqliteStore(SqlStore):
                 return str(rows[0][0]).lower() if rows else ""
 
     async def close(self) -> None:
-        # Both locks, always in this order (snapshot reads take only the second): no
-        # operation is under way on either connection, and no read opens a new reader.
-        async with self._lock, self._read_lock:
-            reader, self._reader = self._reader, None
+        async with self._lock:
+            # From here a new read finds the store closed; every slot taken, the reads
+            # under way have ended (snapshot reads never take `_lock`: no deadlock).
             conn, self._conn = self._conn, None
-            with self._mapped("close"):
-                if reader is not None:
-                    await reader.close()
-                if conn is not None:
-                    await conn.close()
+            for _ in range(_READERS):
+                await self._reader_slots.acquire()
+            try:
+                readers, self._readers, self._idle_readers = self._readers, [], []
+                with self._mapped("close"):
+                    for reader in readers:
+                        await reader.close()
+                    if conn is not None:
+                        await conn.close()
+            finally:
+                for _ in range(_READERS):
+                    self._reader_slots.release()
 
     async def release_own_leases(self, *, now: datetime) -> int:
         async with self._writing("release the leases a previous process left") as session:
@@ -202,17 +214,21 @@ class SqliteStore(SqlStore):
 
     @asynccontextmanager
     async def _snapshot_reading(self, action: str) -> AsyncIterator[SqliteSession]:
-        async with self._read_lock:
+        # Closed or closing: say so now rather than wait for a slot that close holds.
+        self._require_open()
+        async with self._reader_slots:
             with self._mapped(action):
-                conn = await self._read_connection()
-                # One read transaction: every statement sees the state of its first read.
-                await conn.execute("BEGIN")
+                conn = await self._take_reader()
                 try:
+                    # One read transaction: every statement sees the state of its first
+                    # read.
+                    await conn.execute("BEGIN")
                     yield SqliteSession(conn)
                 finally:
                     # Shielded: a cancelled read must not keep its snapshot (and the WAL
                     # it pins) open.
                     await asyncio.shield(_rollback_quietly(conn))
+                    self._idle_readers.append(conn)
 
     @asynccontextmanager
     async def _write_transaction(self, action: str) -> AsyncIterator[SqliteSession]:
