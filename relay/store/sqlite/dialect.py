@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -25,6 +26,21 @@ from relay.store import sql
 from relay.store.backend import Dialect, Params, Row, Session, from_iso_utc, iso_utc
 
 IDS_PER_QUERY = 500
+
+# `unixepoch()` (SQLite 3.38+) parses a timestamp in about half the time of `strftime`.
+_HAS_UNIXEPOCH = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+
+def epoch_us_sql(column: str, *, unixepoch: bool) -> str:
+    """SQL for the exact integer microseconds since the epoch of an ISO text `column`."""
+    # Whole seconds from the text cut before its fraction: SQLite's date functions round
+    # a fraction to the millisecond, so `05.9996` would count as second 06. The
+    # microseconds come from the fixed-width text (`...T03:04:05.000006Z`: characters
+    # 21-26). Integers only, so exact.
+    whole = f"substr({column}, 1, 19)"
+    seconds = f"unixepoch({whole})" if unixepoch else f"CAST(strftime('%s', {whole}) AS INTEGER)"
+    return f"({seconds} * 1000000 + CAST(substr({column}, 21, 6) AS INTEGER))"
+
 
 _ALERT_INSERT = sql.insert("alerts", sql.ALERT_COLUMNS)
 _ALERT_UPDATE = (
@@ -62,12 +78,7 @@ class SqliteDialect(Dialect):
         return from_iso_utc(value)
 
     def epoch_us(self, column: str) -> str:
-        # Whole seconds from strftime, the microseconds from the fixed-width text
-        # (`...T03:04:05.000006Z`: characters 21-26): integers only, so exact.
-        return (
-            f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000"
-            f" + CAST(substr({column}, 21, 6) AS INTEGER))"
-        )
+        return epoch_us_sql(column, unixepoch=_HAS_UNIXEPOCH)
 
 
 SQLITE = SqliteDialect()

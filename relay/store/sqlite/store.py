@@ -3,9 +3,18 @@ error mapping; what it stores and how is the shared `relay.store.sql_store.SqlSt
 in the SQLite dialect (`relay.store.sqlite.dialect`).
 
 Invariants:
-- One aiosqlite connection per store; SQLite runs on aiosqlite's thread so the event
-  loop never blocks on disk. An `asyncio.Lock` serialises the store's operations, because
-  two tasks sharing one connection would otherwise interleave inside a transaction.
+- One aiosqlite connection per store for its writes and ordinary reads; SQLite runs on
+  aiosqlite's thread so the event loop never blocks on disk. An `asyncio.Lock`
+  serialises the store's operations, because two tasks sharing one connection would
+  otherwise interleave inside a transaction.
+- Snapshot reads (`_reading(snapshot=True)`: the status page's statistics, alert lists
+  and outbox counts) run on read-only connections (`mode=ro`) of their own, one read
+  transaction each, one read per connection at a time, at most `_READERS` at once: in
+  WAL a reader neither waits for the writer nor holds it up, so a half-second statistics
+  read stalls no commit, no claim, and no other page's read. A read sees every write
+  committed before it began. Read connections are opened on first need, after the
+  writer's (which migrates the file), kept for the next read, and closed with the store
+  (after the reads under way); a reopened store opens new ones.
 - The journal is WAL with `synchronous=FULL`: a commit fsyncs the log before the write
   returns, so neither a `kill -9` nor a power cut loses a committed write. Readers never
   block the writer, and a second process on the same file works (it waits up to
@@ -47,6 +56,8 @@ log = structlog.get_logger("relay.store.sqlite")
 # After a checkpoint the WAL file is truncated back to this size, so it stays bounded.
 _JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 _WORKER_JOIN_TIMEOUT_S = 5.0
+# Snapshot reads at once: a status render's few reads beside a statistics re-read.
+_READERS = 4
 
 
 class SqliteStore(SqlStore):
@@ -59,6 +70,11 @@ class SqliteStore(SqlStore):
         self._busy_timeout_s = busy_timeout_s
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # The read-only connections of snapshot reads (all, and those free), opened on
+        # first need.
+        self._readers: list[aiosqlite.Connection] = []
+        self._idle_readers: list[aiosqlite.Connection] = []
+        self._reader_slots = asyncio.Semaphore(_READERS)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self._path)!r})"
@@ -81,15 +97,7 @@ class SqliteStore(SqlStore):
                     f"{self._path.parent} ({exc.strerror}); create it, writable by this "
                     "user, or point store.url elsewhere"
                 ) from exc
-            pending = aiosqlite.connect(
-                self._path, timeout=self._busy_timeout_s, isolation_level=None
-            )
-            try:
-                with self._mapped("open"):
-                    conn = await pending
-            except BaseException:
-                await _join_worker(pending)
-                raise
+            conn = await self._connect(self._path, action="open")
             try:
                 with self._mapped("open"):
                     await self._configure(conn)
@@ -100,6 +108,32 @@ class SqliteStore(SqlStore):
             self._conn = conn
         if before != after:
             log.info("store.migrated", path=str(self._path), from_version=before, to=after)
+
+    async def _connect(
+        self, target: Path | str, *, action: str, uri: bool = False
+    ) -> aiosqlite.Connection:
+        pending = aiosqlite.connect(
+            target, timeout=self._busy_timeout_s, isolation_level=None, uri=uri
+        )
+        try:
+            with self._mapped(action):
+                return await pending
+        except BaseException:
+            await _join_worker(pending)
+            raise
+
+    async def _take_reader(self) -> aiosqlite.Connection:
+        """A free read-only connection, or a new one (the caller holds a reader slot)."""
+        self._require_open()
+        if self._idle_readers:
+            return self._idle_readers.pop()
+        # A URI, so that `mode=ro` applies; `as_uri` percent-encodes `?`, `#` and `%`.
+        uri = f"{self._path.absolute().as_uri()}?mode=ro"
+        reader = await self._connect(uri, action="open a read connection", uri=True)
+        # Rows are read by column name (`relay.store.rows`).
+        reader.row_factory = sqlite3.Row
+        self._readers.append(reader)
+        return reader
 
     async def _configure(self, conn: aiosqlite.Connection) -> None:
         mode = await self._enable_wal(conn)
@@ -134,10 +168,21 @@ class SqliteStore(SqlStore):
 
     async def close(self) -> None:
         async with self._lock:
+            # From here a new read finds the store closed; every slot taken, the reads
+            # under way have ended (snapshot reads never take `_lock`: no deadlock).
             conn, self._conn = self._conn, None
-            if conn is not None:
+            for _ in range(_READERS):
+                await self._reader_slots.acquire()
+            try:
+                readers, self._readers, self._idle_readers = self._readers, [], []
                 with self._mapped("close"):
-                    await conn.close()
+                    for reader in readers:
+                        await reader.close()
+                    if conn is not None:
+                        await conn.close()
+            finally:
+                for _ in range(_READERS):
+                    self._reader_slots.release()
 
     async def release_own_leases(self, *, now: datetime) -> int:
         async with self._writing("release the leases a previous process left") as session:
@@ -154,8 +199,11 @@ class SqliteStore(SqlStore):
     async def _reading(
         self, action: str, *, snapshot: bool = False
     ) -> AsyncIterator[SqliteSession]:
-        # Every read is a snapshot already: the lock keeps writers of this store out.
-        del snapshot
+        if snapshot:
+            async with self._snapshot_reading(action) as session:
+                yield session
+            return
+        # Every read here is a snapshot already: the lock keeps writers of this store out.
         async with self._lock:
             conn = self._require_open()
             with self._mapped(action):
@@ -163,6 +211,24 @@ class SqliteStore(SqlStore):
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
                 yield SqliteSession(conn)
+
+    @asynccontextmanager
+    async def _snapshot_reading(self, action: str) -> AsyncIterator[SqliteSession]:
+        # Closed or closing: say so now rather than wait for a slot that close holds.
+        self._require_open()
+        async with self._reader_slots:
+            with self._mapped(action):
+                conn = await self._take_reader()
+                try:
+                    # One read transaction: every statement sees the state of its first
+                    # read.
+                    await conn.execute("BEGIN")
+                    yield SqliteSession(conn)
+                finally:
+                    # Shielded: a cancelled read must not keep its snapshot (and the WAL
+                    # it pins) open.
+                    await asyncio.shield(_rollback_quietly(conn))
+                    self._idle_readers.append(conn)
 
     @asynccontextmanager
     async def _write_transaction(self, action: str) -> AsyncIterator[SqliteSession]:
