@@ -90,11 +90,17 @@ class ReloadPlan:
 
 def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
     """Diff two valid configurations. A source restarts when its settings or its place
-    (`sources.N`, in its messages) changed, or when anything the planners read did."""
+    (`sources.N`, in its messages) changed, or when anything the planners read did
+    (the sinks' delivery targets among it)."""
     sections = tuple(s for s in _SECTIONS if getattr(old, s) != getattr(new, s))
     old_sources = {s.name: (i, s) for i, s in enumerate(old.sources)}
     new_sources = {s.name: (i, s) for i, s in enumerate(new.sources)}
-    planners_changed = any(s in sections for s in PLANNER_SECTIONS)
+    # The planners queue each notification once per delivery target: a sink that gains,
+    # loses or renames targets (`url` <-> `urls`, a URL added) needs new planners too, or
+    # they would keep queueing for targets no worker serves.
+    planners_changed = any(s in sections for s in PLANNER_SECTIONS) or (
+        old.targets() != new.targets()
+    )
     kept = [name for name in new_sources if name in old_sources]
     return ReloadPlan(
         sections=sections,

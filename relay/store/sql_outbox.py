@@ -12,7 +12,8 @@ Invariants:
   row may still become delivered, when a slow attempt succeeded after all).
 - Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without
   sending: a silence matched when it fell due); nothing else is ever written.
-- A sink's error is kept to its first `MAX_ERROR_CHARS` characters.
+- A sink's error is kept to its first `MAX_ERROR_CHARS` characters, lone surrogates
+  replaced (`relay.scrub.encodable`), so recording a failure never fails.
 - Route groups: a grouped row is enqueued due when its group's message is
   (`relay.domain.grouping.group_due_at`, from facts read in the enqueueing transaction;
   PostgreSQL locks the pending row it joins, so no claim takes it meanwhile). A claim
@@ -33,6 +34,7 @@ from typing import Any
 
 from relay.domain.alerts import Notification
 from relay.domain.grouping import GROUP_MESSAGE_MAX, GroupFacts, group_due_at
+from relay.scrub import encodable
 from relay.store import sql
 from relay.store.backend import Backend, Dialect, Params, Session, distinct_ids
 from relay.store.records import DeadLetter, OutboxCounts, OutboxItem
@@ -78,7 +80,8 @@ class SqlOutbox(Backend):
     """The outbox methods of the store (see `relay.store.base.Store` for the contract)."""
 
     def _error_text(self, text: str) -> str:
-        return self.dialect.clean_text(text[:MAX_ERROR_CHARS])
+        # Whatever a sink's error holds (a receiver's bytes), the row can be written.
+        return self.dialect.clean_text(encodable(text[:MAX_ERROR_CHARS]))
 
     async def claim_due(
         self,
