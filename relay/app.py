@@ -91,6 +91,11 @@ class Runtime:
             self.assembly.health.pop(name, None)
             if name in plan.sources_removed:
                 self.metrics.remove_source(name)
+        for target, targets in plan.targets_moved:
+            # Old workers and planners are stopped: nothing writes under `target` now.
+            moved = await self.store.retarget(target, targets)
+            if moved:
+                log.info("config.targets_moved", moved=moved, old=target, new=list(targets))
         self.settings = new
         self.assembly.reconfigure(new)
         for name, sink in self.assembly.sinks(

@@ -10,6 +10,9 @@ Invariants:
   never in the objects a reload replaces, so a reload loses none of it. A removed
   sink's pending notifications stay in the outbox until a sink of that name returns
   (or an operator purges them): a reload never dead-letters or drops anything.
+- A sink whose delivery targets a reload renames (`url` <-> `urls`, `retargeted`) keeps
+  what it owes: its pending and dead rows move to the new targets before any new
+  worker or poller starts, and every source's planner is rebuilt with the new targets.
 - Reloads are serialised (one lock): a reload never starts while another applies.
 - `plan_reload` decides what to rebuild, per source and per sink, from the old and new
   settings alone; the composition root (`relay.app`) applies the plan.
@@ -70,6 +73,9 @@ class ReloadPlan:
     sinks_added: tuple[str, ...] = ()
     sinks_removed: tuple[str, ...] = ()
     sinks_changed: tuple[str, ...] = ()
+    # (old target, its new targets): a sink changed between `url` and `urls`, so what
+    # is owed under the old name moves (`retargeted`).
+    targets_moved: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -85,6 +91,7 @@ class ReloadPlan:
             "sinks_added": list(self.sinks_added),
             "sinks_removed": list(self.sinks_removed),
             "sinks_changed": list(self.sinks_changed),
+            "targets_moved": [f"{old} -> {', '.join(new)}" for old, new in self.targets_moved],
         }
 
 
@@ -114,7 +121,28 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
         sinks_changed=tuple(
             n for n in new.sinks if n in old.sinks and old.sinks[n] != new.sinks[n]
         ),
+        targets_moved=retargeted(old.targets(), new.targets()),
     )
+
+
+def retargeted(
+    old: dict[str, tuple[str, ...]], new: dict[str, tuple[str, ...]]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Where the rows of a sink's old targets go when a reload renames them: a sink that
+    went from `url` to `urls` (target `am` -> every `am[host:port]`), or back (each
+    `am[host:port]` -> `am`). Targets are named by their Alertmanager, so a URL added
+    or removed moves nothing: a removed one's rows stay under its name (replay or
+    purge them with `--sink`), like a removed sink's."""
+    moves: list[tuple[str, tuple[str, ...]]] = []
+    for name, after in new.items():
+        before = old.get(name)
+        if before is None or before == after:
+            continue
+        if name in before and name not in after:
+            moves.append((name, after))
+        elif name in after and name not in before:
+            moves += [(target, (name,)) for target in before]
+    return tuple(moves)
 
 
 class TaskSet:
@@ -249,4 +277,5 @@ __all__ = [
     "TaskSet",
     "plan_reload",
     "restart_problems",
+    "retargeted",
 ]
