@@ -258,6 +258,38 @@ async def test_each_target_is_its_own_outbox_row(store: Store) -> None:
     assert again.notification.id == first.notification.id
 
 
+async def test_retarget_moves_pending_and_dead_rows_and_keeps_what_a_target_has(
+    store: Store,
+) -> None:
+    alerts = [make_alert() for _ in range(3)]
+    now = alerts[0].started_at
+    # A1 already holds a row for the first alert (it keeps its own); `am` has all three.
+    for alert, targets in zip(alerts, [("am", A1), ("am",), ("am",)], strict=True):
+        await enqueue(store, fan_out(alert, now=now, targets=targets), at=now)
+    pending, dead, delivered = (fan_out(a, now=now, targets=("am",))[0] for a in alerts)
+    await store.claim_due("am", now=now, limit=10, lease_s=30)
+    await store.mark_dead("am", dead.id, reason="HTTP 503", now=now)
+    await store.mark_delivered("am", [delivered.id], now=now)
+    await store.claim_due(A1, now=now, limit=10, lease_s=30)
+    await store.mark_dead(A1, pending.id, reason="own", now=now)
+
+    assert await store.retarget("am", TARGETS) == 2  # delivered history stays
+    counts = await store.outbox_counts()
+    assert "am" not in counts
+    assert (counts[A0].pending, counts[A0].dead) == (1, 1)
+    assert (counts[A1].pending, counts[A1].dead) == (0, 2)
+    [moved_dead] = await store.dead_letters(sink=A0)
+    assert (moved_dead.notification.id, moved_dead.notification.sink) == (dead.id, A0)
+    assert moved_dead.reason == "HTTP 503"
+    # Moved as it was: still leased (the claim above) until its lease ends.
+    assert await store.claim_due(A0, now=now, limit=10, lease_s=30) == []
+    later = now + timedelta(seconds=31)
+    [due] = await store.claim_due(A0, now=later, limit=10, lease_s=30)
+    assert (due.notification.id, due.notification.sink) == (pending.id, A0)
+    assert {d.reason for d in await store.dead_letters(sink=A1)} == {"own", "HTTP 503"}
+    assert await store.retarget("am", TARGETS) == 0
+
+
 # --- two real Alertmanagers ---------------------------------------------------------------
 
 
