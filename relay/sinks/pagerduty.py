@@ -47,8 +47,8 @@ from relay.durations import format_credits, format_span_s, utc_iso
 from relay.errors import SinkError
 from relay.settings import PagerDutySinkSettings
 from relay.sinks.base import HttpSink, url_secrets
-from relay.sinks.words import is_resolved
-from relay.vocab import RUNBOOK_ANNOTATION, Severity
+from relay.sinks.words import alert_links, http_link, is_resolved, step_kinds
+from relay.vocab import Severity
 
 # PagerDuty's severities for ours; a value of ours without one would be `error`.
 SEVERITY: dict[Severity, str] = {"critical": "critical", "warning": "warning", "info": "info"}
@@ -58,10 +58,6 @@ DEDUP_KEY_MAX_CHARS = 255
 _TEXT_MAX_CHARS = 4000
 _FIELD_MAX_CHARS = 255
 CLIENT = "zaia-relay"
-
-
-def _http(url: str | None) -> str | None:
-    return url if url and url.startswith(("https://", "http://")) else None
 
 
 def event_action(notification: Notification) -> str:
@@ -104,9 +100,8 @@ def custom_details(notification: Notification) -> dict[str, Any]:
     if cause is not None:
         if cause.step_label or cause.step_type:
             details["failing_step"] = cause.step_label or "unnamed step"
-            kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type) if k]
-            if kinds:
-                details["step_type"] = ", ".join(kinds)
+            if kinds := step_kinds(cause):
+                details["step_type"] = kinds
         if cause.error_excerpt:
             details["error"] = cause.error_excerpt
         if len(cause.chain) > 1:
@@ -125,12 +120,7 @@ def custom_details(notification: Notification) -> dict[str, Any]:
 
 
 def _links(alert: Alert) -> list[dict[str, str]]:
-    links = []
-    if (link := _http(alert.link)) is not None:
-        links.append({"href": link, "text": "Open execution" if alert.execution else "Open"})
-    if (runbook := _http(alert.annotations.get(RUNBOOK_ANNOTATION))) is not None:
-        links.append({"href": runbook, "text": "Runbook"})
-    return links
+    return [{"href": url, "text": text} for text, url in alert_links(alert)]
 
 
 def pagerduty_event(notification: Notification, *, routing_key: str) -> dict[str, Any]:
@@ -160,7 +150,7 @@ def pagerduty_event(notification: Notification, *, routing_key: str) -> dict[str
         payload["component"] = bound(alert.responder, _FIELD_MAX_CHARS)
     event["payload"] = payload
     event["client"] = CLIENT
-    if (link := _http(alert.link)) is not None:
+    if (link := http_link(alert.link)) is not None:
         event["client_url"] = link
     links = _links(alert)
     if links:
