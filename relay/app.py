@@ -38,7 +38,7 @@ from relay.errors import RelayError, StoreError
 from relay.http.common import CONTEXT
 from relay.http.server import HttpServer, build_app
 from relay.pipeline import CycleReport, SourceEngine, SourceLoop
-from relay.reload import Reloader, ReloadPlan, TaskSet
+from relay.reload import Reloader, ReloadPlan, TaskSet, positional_renames
 from relay.settings import Settings, config_warnings
 from relay.sinks import Sink
 from relay.store import Store, open_store
@@ -132,6 +132,9 @@ async def build_runtime(
         store = open_store(settings.store.url)
         await store.open()
         stack.push_async_callback(_shielded, store.close)
+        for target, targets in positional_renames(settings.targets()):
+            if moved := await store.retarget(target, targets):
+                log.info("outbox.targets_renamed", moved=moved, old=target, new=list(targets))
         metrics = RelayMetrics(
             CollectorRegistry(),
             sources=[s.name for s in settings.sources],

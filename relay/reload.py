@@ -145,6 +145,22 @@ def retargeted(
     return tuple(moves)
 
 
+def positional_renames(
+    targets: dict[str, tuple[str, ...]],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Rows an older relay queued under `am[0]`, `am[1]`... (targets were named by
+    position until they were named by host and port): each goes to the target now at
+    that position, which is where it went when it was queued unless the list was
+    edited in the same upgrade. New names always hold a `:`, so none is ever taken
+    for an old one."""
+    return tuple(
+        (f"{name}[{index}]", (target,))
+        for name, named in targets.items()
+        if named != (name,)
+        for index, target in enumerate(named)
+    )
+
+
 class TaskSet:
     """The named long-running tasks of one TaskGroup, started and stopped by name."""
 
@@ -276,6 +292,7 @@ __all__ = [
     "Reloader",
     "TaskSet",
     "plan_reload",
+    "positional_renames",
     "restart_problems",
     "retargeted",
 ]

@@ -10,10 +10,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.reload import retargeted
+from relay.app import build_runtime
+from relay.reload import positional_renames, retargeted
+from relay.settings.loader import load_settings
 from relay.sim import SimWorkspace
-from relay.store import open_store
-from tests.delivery_kit import Received, Receiver, Reply
+from relay.store import OutboxCounts, SqliteStore, open_store
+from tests.delivery_kit import T0, Received, Receiver, Reply, enqueue, make_notification
 from tests.test_prometheus import free_port
 from tests.test_reload import Layout, running, sim, store_url
 
@@ -148,3 +150,29 @@ def test_only_a_change_of_form_moves_rows() -> None:
     ]
     for old, new, expected in cases:
         assert list(retargeted(old, new)) == expected, (old, new)
+
+
+def test_positional_names_of_an_older_relay_map_to_the_targets_at_their_place() -> None:
+    targets = {"am": ("am[a:1]", "am[b:2]"), "one": ("one",), "hook": ("hook",)}
+    assert positional_renames(targets) == (("am[0]", ("am[a:1]",)), ("am[1]", ("am[b:2]",)))
+
+
+async def test_rows_an_older_relay_queued_by_position_are_renamed_at_start(
+    tmp_path: Path,
+) -> None:
+    async with Receiver() as r1, Receiver() as r2:
+        config = AmLayout(
+            tmp_path,
+            free_port(),
+            sources={"prod": "http://127.0.0.1:9"},
+            sinks={},
+            rules={"failed": ("failed", ["am"])},
+            am_text=both_urls(r1.url, r2.url),
+        ).write()
+        settings = load_settings(config)
+        old = make_notification(sink="am[1]")  # queued by an older relay: by position
+        async with SqliteStore(tmp_path / "state.db") as sqlite:
+            await enqueue(sqlite, [old], at=T0)
+        async with build_runtime(settings) as runtime:
+            counts = await runtime.store.outbox_counts()
+    assert counts == {target(r2): OutboxCounts(pending=1, dead=0)}
