@@ -102,11 +102,13 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
     sections = tuple(s for s in _SECTIONS if getattr(old, s) != getattr(new, s))
     old_sources = {s.name: (i, s) for i, s in enumerate(old.sources)}
     new_sources = {s.name: (i, s) for i, s in enumerate(new.sources)}
-    # The planners queue each notification once per delivery target: a sink that gains,
-    # loses or renames targets (`url` <-> `urls`, a URL added) needs new planners too, or
-    # they would keep queueing for targets no worker serves.
-    planners_changed = any(s in sections for s in PLANNER_SECTIONS) or (
-        old.targets() != new.targets()
+    # The planners queue each notification once per delivery target: a kept sink that
+    # gains, loses or renames targets (`url` <-> `urls`, a URL added) needs new planners,
+    # or they would keep queueing for targets no worker serves. (A sink added or removed
+    # is named by no rule the old planners run: the rules would have changed too.)
+    old_targets, new_targets = old.targets(), new.targets()
+    planners_changed = any(s in sections for s in PLANNER_SECTIONS) or any(
+        old_targets[name] != targets for name, targets in new_targets.items() if name in old_targets
     )
     kept = [name for name in new_sources if name in old_sources]
     return ReloadPlan(
@@ -121,7 +123,7 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
         sinks_changed=tuple(
             n for n in new.sinks if n in old.sinks and old.sinks[n] != new.sinks[n]
         ),
-        targets_moved=retargeted(old.targets(), new.targets()),
+        targets_moved=retargeted(old_targets, new_targets),
     )
 
 
