@@ -38,7 +38,7 @@ from relay.errors import RelayError, StoreError
 from relay.http.common import CONTEXT
 from relay.http.server import HttpServer, build_app
 from relay.pipeline import CycleReport, SourceEngine, SourceLoop
-from relay.reload import Reloader, ReloadPlan, TaskSet
+from relay.reload import Reloader, ReloadPlan, TaskSet, positional_renames
 from relay.settings import Settings, config_warnings
 from relay.sinks import Sink
 from relay.store import Store, open_store
@@ -91,6 +91,11 @@ class Runtime:
             self.assembly.health.pop(name, None)
             if name in plan.sources_removed:
                 self.metrics.remove_source(name)
+        for target, targets in plan.targets_moved:
+            # Old workers and planners are stopped: nothing writes under `target` now.
+            moved = await self.store.retarget(target, targets)
+            if moved:
+                log.info("config.targets_moved", moved=moved, old=target, new=list(targets))
         self.settings = new
         self.assembly.reconfigure(new)
         for name, sink in self.assembly.sinks(
@@ -127,6 +132,9 @@ async def build_runtime(
         store = open_store(settings.store.url)
         await store.open()
         stack.push_async_callback(_shielded, store.close)
+        for target, targets in positional_renames(settings.targets()):
+            if moved := await store.retarget(target, targets):
+                log.info("outbox.targets_renamed", moved=moved, old=target, new=list(targets))
         metrics = RelayMetrics(
             CollectorRegistry(),
             sources=[s.name for s in settings.sources],

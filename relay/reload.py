@@ -10,6 +10,9 @@ Invariants:
   never in the objects a reload replaces, so a reload loses none of it. A removed
   sink's pending notifications stay in the outbox until a sink of that name returns
   (or an operator purges them): a reload never dead-letters or drops anything.
+- A sink whose delivery targets a reload renames (`url` <-> `urls`, `retargeted`) keeps
+  what it owes: its pending and dead rows move to the new targets before any new
+  worker or poller starts, and every source's planner is rebuilt with the new targets.
 - Reloads are serialised (one lock): a reload never starts while another applies.
 - `plan_reload` decides what to rebuild, per source and per sink, from the old and new
   settings alone; the composition root (`relay.app`) applies the plan.
@@ -70,6 +73,9 @@ class ReloadPlan:
     sinks_added: tuple[str, ...] = ()
     sinks_removed: tuple[str, ...] = ()
     sinks_changed: tuple[str, ...] = ()
+    # (old target, its new targets): a sink changed between `url` and `urls`, so what
+    # is owed under the old name moves (`retargeted`).
+    targets_moved: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -85,16 +91,25 @@ class ReloadPlan:
             "sinks_added": list(self.sinks_added),
             "sinks_removed": list(self.sinks_removed),
             "sinks_changed": list(self.sinks_changed),
+            "targets_moved": [f"{old} -> {', '.join(new)}" for old, new in self.targets_moved],
         }
 
 
 def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
     """Diff two valid configurations. A source restarts when its settings or its place
-    (`sources.N`, in its messages) changed, or when anything the planners read did."""
+    (`sources.N`, in its messages) changed, or when anything the planners read did
+    (the sinks' delivery targets among it)."""
     sections = tuple(s for s in _SECTIONS if getattr(old, s) != getattr(new, s))
     old_sources = {s.name: (i, s) for i, s in enumerate(old.sources)}
     new_sources = {s.name: (i, s) for i, s in enumerate(new.sources)}
-    planners_changed = any(s in sections for s in PLANNER_SECTIONS)
+    # The planners queue each notification once per delivery target: a kept sink that
+    # gains, loses or renames targets (`url` <-> `urls`, a URL added) needs new planners,
+    # or they would keep queueing for targets no worker serves. (A sink added or removed
+    # is named by no rule the old planners run: the rules would have changed too.)
+    old_targets, new_targets = old.targets(), new.targets()
+    planners_changed = any(s in sections for s in PLANNER_SECTIONS) or any(
+        old_targets[name] != targets for name, targets in new_targets.items() if name in old_targets
+    )
     kept = [name for name in new_sources if name in old_sources]
     return ReloadPlan(
         sections=sections,
@@ -108,6 +123,43 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
         sinks_changed=tuple(
             n for n in new.sinks if n in old.sinks and old.sinks[n] != new.sinks[n]
         ),
+        targets_moved=retargeted(old_targets, new_targets),
+    )
+
+
+def retargeted(
+    old: dict[str, tuple[str, ...]], new: dict[str, tuple[str, ...]]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Where the rows of a sink's old targets go when a reload renames them: a sink that
+    went from `url` to `urls` (target `am` -> every `am[host:port]`), or back (each
+    `am[host:port]` -> `am`). Targets are named by their Alertmanager, so a URL added
+    or removed moves nothing: a removed one's rows stay under its name (replay or
+    purge them with `--sink`), like a removed sink's."""
+    moves: list[tuple[str, tuple[str, ...]]] = []
+    for name, after in new.items():
+        before = old.get(name)
+        if before is None or before == after:
+            continue
+        if name in before and name not in after:
+            moves.append((name, after))
+        elif name in after and name not in before:
+            moves += [(target, (name,)) for target in before]
+    return tuple(moves)
+
+
+def positional_renames(
+    targets: dict[str, tuple[str, ...]],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Rows an older relay queued under `am[0]`, `am[1]`... (targets were named by
+    position until they were named by host and port): each goes to the target now at
+    that position, which is where it went when it was queued unless the list was
+    edited in the same upgrade. New names always hold a `:`, so none is ever taken
+    for an old one."""
+    return tuple(
+        (f"{name}[{index}]", (target,))
+        for name, named in targets.items()
+        if named != (name,)
+        for index, target in enumerate(named)
     )
 
 
@@ -242,5 +294,7 @@ __all__ = [
     "Reloader",
     "TaskSet",
     "plan_reload",
+    "positional_renames",
     "restart_problems",
+    "retargeted",
 ]

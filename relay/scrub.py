@@ -168,12 +168,13 @@ class SecretScrubber:
         return scrubbed if count else text
 
     def excerpt(self, text: str, *, limit: int) -> str:
-        """The start of `text` on one line, at most `limit` characters, scrubbed.
+        """The start of `text` on one line, at most `limit` characters, scrubbed, and
+        encodable (`encodable`: a receiver's bytes decoded with `surrogateescape`).
 
         Scrubbed whole before it is cut, so a cut never leaves the start of a secret
         that the scrubber would no longer recognise; and again once whitespace is
         folded, in case folding joined a secret that spanned a line break."""
-        folded = " ".join(self.scrub_text(text).split())
+        folded = " ".join(self.scrub_text(encodable(text)).split())
         return self.scrub_text(folded)[:limit]
 
     def scrub(self, body: bytes) -> bytes:
@@ -184,4 +185,14 @@ class SecretScrubber:
         return scrubbed if count else body
 
 
-__all__ = ["DERIVED_MIN_LENGTH", "REDACTED", "HasSecretValues", "SecretScrubber"]
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """`text` with every lone surrogate (what `surrogateescape` makes of bytes that are
+    not UTF-8, as aiosmtplib decodes replies) replaced by U+FFFD, so it encodes as
+    UTF-8: into the store, a log line, a JSON answer."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+__all__ = ["DERIVED_MIN_LENGTH", "REDACTED", "HasSecretValues", "SecretScrubber", "encodable"]

@@ -75,6 +75,11 @@ class Rig:
         return response
 
 
+def target(instance: Alertmanager) -> str:
+    """The delivery target of one instance: named by its host and port."""
+    return f"am[127.0.0.1:{instance.port}]"
+
+
 @pytest.fixture
 def instances(tmp_path: Path) -> Iterator[tuple[Alertmanager, Alertmanager]]:
     with Alertmanager(tmp_path) as first, Alertmanager(tmp_path) as second:
@@ -100,39 +105,40 @@ async def test_both_instances_show_the_alert_and_the_down_one_delays_nothing(
     rig: Rig, instances: tuple[Alertmanager, Alertmanager]
 ) -> None:
     first, second = instances
+    t0, t1 = target(first), target(second)
     workers = rig.runtime.deliveries.workers
-    assert sorted(workers) == ["am[0]", "am[1]"]
+    assert sorted(workers) == sorted([t0, t1])
     execution = rig.workspace.create_execution(kind="agent")
     await rig.cycle()  # baseline
     rig.workspace.set_status(execution, "failed", error="card declined")
     await rig.cycle()
 
-    assert (await workers["am[1]"].step()).outcomes == {"retry": 1}
-    assert (await workers["am[0]"].step()).outcomes == {"delivered": 1}
+    assert (await workers[t1].step()).outcomes == {"retry": 1}
+    assert (await workers[t0].step()).outcomes == {"delivered": 1}
     [shown] = first.alerts()
     assert shown["labels"]["alertname"] == "execution-failed"
     assert shown["annotations"]["execution_id"] == execution
 
     [alert] = (await rig.get("/api/v1/alerts")).json()["alerts"]
     by_target = {d["sink"]: d for d in alert["deliveries"]}
-    assert by_target["am[0]"]["status"] == "delivered"
-    assert by_target["am[1]"]["status"] == "pending"
-    assert by_target["am[0]"]["notification_id"] == by_target["am[1]"]["notification_id"]
+    assert by_target[t0]["status"] == "delivered"
+    assert by_target[t1]["status"] == "pending"
+    assert by_target[t0]["notification_id"] == by_target[t1]["notification_id"]
     status_page = (await rig.get("/")).text
-    assert "am[0]" in status_page
-    assert "am[1]" in status_page
+    assert t0 in status_page
+    assert t1 in status_page
     assert "(removed)" not in status_page
 
     second.start()
     rig.clock.advance(timedelta(seconds=10))  # past the retry and its pause
-    assert (await workers["am[1]"].step()).outcomes == {"delivered": 1}
+    assert (await workers[t1].step()).outcomes == {"delivered": 1}
     assert second.alert_ids() == first.alert_ids() == {alert["id"]}
 
     metrics = rig.runtime.metrics.exposition()[0].decode()
     for line in (
-        'zaia_relay_notifications_total{outcome="delivered",sink="am[0]"} 1.0',
-        'zaia_relay_notifications_total{outcome="retry",sink="am[1]"} 1.0',
-        'zaia_relay_notifications_total{outcome="delivered",sink="am[1]"} 1.0',
+        f'zaia_relay_notifications_total{{outcome="delivered",sink="{t0}"}} 1.0',
+        f'zaia_relay_notifications_total{{outcome="retry",sink="{t1}"}} 1.0',
+        f'zaia_relay_notifications_total{{outcome="delivered",sink="{t1}"}} 1.0',
     ):
         assert line in metrics, line
 
@@ -141,20 +147,21 @@ async def test_a_dead_letter_on_one_target_is_listed_and_replayed_through_the_ap
     rig: Rig, instances: tuple[Alertmanager, Alertmanager]
 ) -> None:
     first, second = instances
+    t0, t1 = target(first), target(second)
     workers = rig.runtime.deliveries.workers
     execution = rig.workspace.create_execution(kind="workflow")
     await rig.cycle()
     rig.workspace.set_status(execution, "failed", error="node crashed")
     await rig.cycle()
-    assert (await workers["am[0]"].step()).outcomes == {"delivered": 1}
-    assert (await workers["am[1]"].step()).outcomes == {"retry": 1}
+    assert (await workers[t0].step()).outcomes == {"delivered": 1}
+    assert (await workers[t1].step()).outcomes == {"retry": 1}
     rig.clock.advance(timedelta(minutes=2))  # past max_age: the second's row dies
-    assert (await workers["am[1]"].step()).outcomes == {"dead": 1}
+    assert (await workers[t1].step()).outcomes == {"dead": 1}
 
     every = (await rig.get("/api/v1/deliveries?sink=am")).json()
-    assert [d["sink"] for d in every["dead_letters"]] == ["am[1]"]
-    assert every["outbox"] == {"am[1]": {"pending": 0, "dead": 1}}
-    assert (await rig.get("/api/v1/deliveries?sink=am[0]")).json()["dead_letters"] == []
+    assert [d["sink"] for d in every["dead_letters"]] == [t1]
+    assert every["outbox"] == {t1: {"pending": 0, "dead": 1}}
+    assert (await rig.get(f"/api/v1/deliveries?sink={t0}")).json()["dead_letters"] == []
 
     second.start()
     async with httpx.AsyncClient() as client:
@@ -166,6 +173,6 @@ async def test_a_dead_letter_on_one_target_is_listed_and_replayed_through_the_ap
     assert replay.status_code == 200, replay.text
     assert replay.json() == {"retried": 1}
     rig.clock.advance(timedelta(seconds=10))  # past the pause of the last failure
-    assert (await workers["am[1]"].step()).outcomes == {"delivered": 1}
+    assert (await workers[t1].step()).outcomes == {"delivered": 1}
     assert second.alert_ids() == first.alert_ids()
     assert len(first.alert_ids()) == 1

@@ -20,6 +20,9 @@ sinks:
 """
 
 
+AM_PAIR = 'a: {type: alertmanager, urls: ["http://127.0.0.1:1", "http://127.0.0.1:2"]}'
+
+
 def settings(text: str = BASE) -> Settings:
     return parse_settings(text, environ={})
 
@@ -40,6 +43,15 @@ def settings(text: str = BASE) -> Settings:
         (
             (("[failed]", "[failed, cancelled]"),),
             {"sections": ["rules"], "sources_restarted": ["prod", "staging"]},
+        ),
+        (
+            (('a: {type: webhook, url: "http://127.0.0.1:9/a"}', AM_PAIR),),
+            {
+                "sections": ["sinks"],
+                "sources_restarted": ["prod", "staging"],  # new targets: new planners
+                "sinks_changed": ["a"],
+                "targets_moved": ["a -> a[127.0.0.1:1], a[127.0.0.1:2]"],
+            },
         ),
         (
             (("  - {name: staging", "  - {name: qa"),),

@@ -132,7 +132,8 @@ async def test_starttls_refuses_a_certificate_it_cannot_verify(tmp_path: Path) -
         sink = EmailSink("mail", email_settings(port, security="starttls"))
         with pytest.raises(SinkError) as caught:
             await send(sink, make_notification(sink="mail"))
-    assert caught.value.retryable
+    # A configuration problem (which CA to trust): no retry can fix it.
+    assert not caught.value.retryable
     assert "smtp.ca_file" in str(caught.value)
     assert mailbox.received == []
 

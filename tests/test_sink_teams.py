@@ -160,7 +160,9 @@ async def test_a_burst_lists_as_many_as_fit_then_counts_the_rest() -> None:
     assert 10 < len(shown) < 100
     more = unescape(body[-1]["text"])
     assert more.startswith(f"…and {100 - len(shown)} more")
-    assert unescape(body[0]["items"][0]["text"]) == "100 alerts: 100 firing"
+    assert (
+        unescape(body[0]["items"][0]["text"]) == "100 alerts: 100 critical"
+    )  # as every sink titles a burst
 
 
 async def test_a_route_group_is_one_card_titled_by_its_digest(store: Store) -> None:
@@ -269,4 +271,19 @@ async def test_a_burst_within_group_wait_is_one_digest(store: Store) -> None:
             await sink.aclose()
     assert (result.messages, result.outcomes) == (1, {"delivered": 30})
     (post,) = teams.posts
-    assert unescape(post.card["body"][0]["items"][0]["text"]) == "30 alerts: 30 firing"
+    assert unescape(post.card["body"][0]["items"][0]["text"]) == "30 alerts: 30 critical"
+
+
+async def test_a_multi_line_error_keeps_its_lines_in_teams() -> None:
+    # A TextBlock breaks a line only at a blank line ("\n\n"): one "\n" renders as a space.
+    n = firing(error_excerpt="Traceback (most recent call last):\n  File x\r\nKeyError: 'id'")
+    async with FakeTeams() as teams:
+        await send(teams, [n])
+    assert teams.refused == []
+    (post,) = teams.posts
+    [error] = [t for t in texts_of(post.card["body"]) if "Traceback" in t]
+    assert unescape(error).split("\n\n") == [
+        "Traceback (most recent call last):",
+        "  File x",
+        "KeyError: 'id'",
+    ]

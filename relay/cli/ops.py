@@ -13,7 +13,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from relay.cli.args import add_rest
 from relay.clock import utcnow
@@ -61,7 +60,6 @@ def test_sink(settings: Settings, name: str) -> int:
         print(f"sinks.{name}: no such sink; configured sinks: {known}", file=sys.stderr)
         return EXIT_USAGE
     scrub = SecretScrubber.from_settings(settings).scrub_text
-    places = _target_places(name, settings)
 
     async def send() -> tuple[Notification, dict[str, str | None]]:
         targets = build_targets(name, settings.sinks[name])
@@ -88,7 +86,7 @@ def test_sink(settings: Settings, name: str) -> int:
         print(f"sent a test alert through sink {name!r} ({found_by})")
         return EXIT_OK
     for target, error in errors.items():
-        where = f"{target} ({places[target]})"
+        where = target  # `am[host:port]`: which Alertmanager, never its credentials
         if error is None:
             print(f"{where}: sent a test alert ({found_by})")
         else:
@@ -119,25 +117,12 @@ def _test_id_words(sink: SinkSettings, notification: Notification) -> str:
     return f"notification {notification.id}"
 
 
-def _target_places(name: str, settings: Settings) -> dict[str, str]:
-    """Each target of an Alertmanager sink as `host:port`: never the whole URL, which
-    may carry `user:password@`."""
-    sink = settings.sinks[name]
-    if not isinstance(sink, AlertmanagerSinkSettings):
-        return {name: name}
-    places: dict[str, str] = {}
-    for target, url in zip(settings.targets_of(name), sink.endpoints, strict=True):
-        netloc = urlsplit(url).netloc.rpartition("@")[2]
-        places[target] = netloc
-    return places
-
-
 # --- deliveries ---------------------------------------------------------------------
 
 
 def deliveries(settings: Settings, args: argparse.Namespace) -> int:
     action: str = args.action
-    # `--sink am` covers every delivery target of sink am; `--sink 'am[1]'` one of them.
+    # `--sink am` covers every delivery target of sink am; `--sink 'am[host:port]'` one of them.
     sink = None if args.sink is None else settings.targets_of(args.sink)
     if action == "list":
         return _list_dead(settings, sink=sink, limit=args.limit)
@@ -272,7 +257,7 @@ def add_deliveries_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="every dead letter (retry/purge)")
     parser.add_argument(
         "--sink",
-        help="only this sink's dead letters (every target of it; or one target, like am[1])",
+        help="only this sink's dead letters (every target of it, or one: 'am[host:9093]')",
     )
     parser.add_argument("--limit", type=int, default=100, help="at most this many (list)")
 

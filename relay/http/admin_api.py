@@ -15,8 +15,8 @@ Invariants:
 - Input is validated before anything is read or written; a bad query or body is a 400
   or 422 whose `problems` name the field, never echo its value.
 - Unknown query parameters are refused (400), so a typo never silently widens a query.
-- `sink` names a sink (every delivery target of it: `am` is `am[0]`, `am[1]`... of an
-  Alertmanager with `urls`) or one target (`am[1]`).
+- `sink` names a sink (every delivery target of it: `am` is `am[host:port]` for each URL of an
+  Alertmanager with `urls`) or one target (`am[host:port]`).
 - Every alert carries `acknowledged`: `{by, at, comment}` or null. Acknowledging is
   idempotent: the first acknowledgement stays, a second call answers 200 with it.
 - Config silences are listed beside the stored ones (`origin: "config"`) but cannot be
@@ -210,7 +210,7 @@ async def _list_deliveries(request: web.Request) -> web.Response:
 
 
 def _targets(context: HttpContext, sink: str | None) -> tuple[str, ...] | None:
-    """`sink=am` selects every delivery target of sink am; `sink=am[1]` one of them."""
+    """`sink=am` selects every delivery target of sink am; `sink=am[host:port]` one of them."""
     return None if sink is None else context.settings.targets_of(sink)
 
 

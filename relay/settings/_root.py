@@ -96,7 +96,7 @@ class Settings(Section):
 
     def targets_of(self, sink: str) -> tuple[str, ...]:
         """What `--sink NAME` selects: a configured sink's targets, else NAME itself (a
-        target like `am[1]`, or a sink removed from the configuration)."""
+        target like `am[host:9093]`, or a sink removed from the configuration)."""
         return self.targets().get(sink, (sink,))
 
     def secret_values(self) -> list[str]:

@@ -15,7 +15,8 @@ Invariants:
   answers 400 to an alert with any other.
 - An Alertmanager sink has exactly one of `url` and `urls` (an HA cluster: at least one
   URL, no two the same); each URL is a delivery target (`delivery_targets`), named by
-  index, never by the URL (which may carry `user:password@`).
+  its `host:port` (stable when URLs are reordered or removed), never by the whole URL
+  (which may carry `user:password@`).
 - A Slack sink's `mentions` are Slack mention tokens (`SLACK_MENTION`) and nothing
   else, so configuration cannot smuggle other markup into a message.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -235,8 +237,12 @@ class AlertmanagerSinkSettings(DeliverySettings):
         # Messages never repeat a URL: it may carry `user:password@`.
         first_at: dict[str, int] = {}
         problems: Problems = []
-        for index, url in enumerate(self.urls or ()):
-            key = url.rstrip("/")
+        urls = self.urls or []
+        hosts = [_host_port(url) for url in urls]
+        # Two URLs that name one target (the same host, port and path, whatever their
+        # credentials) are one Alertmanager.
+        for index, url in enumerate(urls):
+            key = target_key(url, shared=hosts.count(hosts[index]) > 1)
             if key in first_at:
                 problems.append((("urls", index), f"the same Alertmanager as urls.{first_at[key]}"))
             first_at.setdefault(key, index)
@@ -246,12 +252,38 @@ class AlertmanagerSinkSettings(DeliverySettings):
 def delivery_targets(name: str, settings: SinkSettings) -> tuple[str, ...]:
     """The delivery targets of sink `name`: what workers, outbox rows and the `sink`
     label of metrics are named after. One target, the sink's own name, for every sink
-    but an Alertmanager with `urls`, which has one per URL: `name[0]`, `name[1]`, ...
-    (brackets are not allowed in sink names, so a target never collides with a sink;
-    an index, never the URL, which may carry credentials)."""
+    but an Alertmanager with `urls`, which has one per URL (`target_key`), in order:
+    `name[host:port]`. Named by the Alertmanager, never by its position, so reordering
+    or removing a URL leaves every other target's rows with the right Alertmanager
+    (brackets are not allowed in sink names, so a target never collides with a sink)."""
     if isinstance(settings, AlertmanagerSinkSettings) and settings.urls is not None:
-        return tuple(f"{name}[{index}]" for index in range(len(settings.urls)))
+        keys = [_host_port(url) for url in settings.urls]
+        return tuple(
+            f"{name}[{target_key(url, shared=keys.count(key) > 1)}]"
+            for url, key in zip(settings.urls, keys, strict=True)
+        )
     return (name,)
+
+
+def _host_port(url: str) -> str:
+    split = urlsplit(url.strip())
+    host = (split.hostname or "").lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    port = split.port or (443 if split.scheme == "https" else 80)
+    return f"{host}:{port}"
+
+
+def target_key(url: str, *, shared: bool = False) -> str:
+    """What names the target of one Alertmanager URL: its `host:port`, never its
+    userinfo (a credential) nor its path; when several URLs share a host and port,
+    followed by `/` and a short hash of the URL without credentials, query or fragment."""
+    key = _host_port(url)
+    if not shared:
+        return key
+    split = urlsplit(url.strip())
+    bare = f"{split.scheme}://{key}{split.path.rstrip('/')}"
+    return f"{key}/{hashlib.sha256(bare.encode()).hexdigest()[:6]}"
 
 
 class ConsoleSinkSettings(Section):

@@ -13,7 +13,7 @@ Invariants:
 - High availability (`urls:`): Alertmanager's docs ask clients to send every alert to
   every instance of a cluster (the instances deduplicate notifications among
   themselves). One `AlertmanagerSink` talks to one URL; the registry builds one per URL
-  as the delivery targets `NAME[0]`, `NAME[1]`, ... (`relay.settings.delivery_targets`),
+  as the delivery targets `NAME[host:port]` (`relay.settings.delivery_targets`),
   and dispatch queues every notification once per target with the same id. So each
   instance has its own worker, retries, `Retry-After` pause, rate limit, dead letters
   and replay: an instance that is down holds back no other.
@@ -108,10 +108,12 @@ class AlertmanagerSink(HttpSink):
         settings: AlertmanagerSinkSettings,
         *,
         url: str | None = None,
+        config_path: str | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         """The sink of one Alertmanager: `url`, one of `settings.endpoints` (by default
-        the first, the only one of a sink configured with `url`)."""
+        the first, the only one of a sink configured with `url`); `config_path` is the
+        setting its errors point at (`sinks.am.urls.1`; by default `sinks.NAME.url`)."""
         url = settings.endpoints[0] if url is None else url
         authorization, secrets = _authorization(settings)
         if "@" in url:  # `user:password@`, sent as basic auth
@@ -122,6 +124,7 @@ class AlertmanagerSink(HttpSink):
             receiver="Alertmanager",
             secrets=secrets,
             now=now,
+            config_path=config_path,
             max_batch=ALERTMANAGER_MAX_BATCH,
         )
         self._url = url.rstrip("/") + "/api/v2/alerts"

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,12 @@ class Sink(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def replay_hint(target: str) -> str:
+    """The command that replays `target`'s dead letters, quoted for any shell (a target
+    like `am[host:port]` is a glob to zsh)."""
+    return f"`zaia-relay deliveries retry --all --sink {shlex.quote(target)}`"
 
 
 def url_secrets(url: str) -> list[str]:
@@ -290,7 +297,7 @@ class HttpPoster:
             )
         raise SinkError(
             self.sink,
-            f"{what}, then replay with `zaia-relay deliveries retry --all --sink {self.sink}`",
+            f"{what}, then replay with {replay_hint(self.sink)}",
             retryable=False,
         )
 
@@ -307,7 +314,8 @@ class HttpPoster:
 class HttpSink(BaseSink):
     """A sink that POSTs to its receiver: the policy from its `DeliverySettings`, and an
     `HttpPoster` (`self._poster`) bounded by their timeout, closed by `aclose`. Errors
-    point at `sinks.<name>.<config_key>`, the setting to check when the receiver refuses."""
+    point at `sinks.<name>.<config_key>` (or `config_path`), the setting to check when the
+    receiver refuses."""
 
     def __init__(
         self,
@@ -318,6 +326,7 @@ class HttpSink(BaseSink):
         secrets: Sequence[str],
         now: Callable[[], datetime],
         config_key: str = "url",
+        config_path: str | None = None,
         group_wait_s: float = 0.0,
         max_batch: int = 1,
     ) -> None:
@@ -327,7 +336,7 @@ class HttpSink(BaseSink):
             name,
             timeout_s=settings.timeout.total_seconds(),
             receiver=receiver,
-            config_path=f"sinks.{name}.{config_key}",
+            config_path=config_path or f"sinks.{name}.{config_key}",
             secrets=secrets,
             now=now,
             max_retry_after_s=policy.max_retry_after_s,
@@ -345,5 +354,6 @@ __all__ = [
     "HttpSink",
     "Sink",
     "delivery_policy",
+    "replay_hint",
     "url_secrets",
 ]

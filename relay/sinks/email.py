@@ -11,12 +11,14 @@ Invariants:
   (`SinkError(retryable=True)`); 5xx replies are dead at once, with what to check
   (`sinks.NAME.smtp.username/password` for a refused login, `to` for refused
   recipients, `from` for a refused sender), and so is a server that lacks what
-  `security` or the credentials need.
+  `security` or the credentials need, or whose certificate does not verify (a
+  configuration problem: `ca_file`, `security`).
 - Recipients: the mail is delivered when the server accepts at least one of `to`;
   the refused ones are logged (a warning), not retried, because retrying would send
   the mail again to those who already got it. All refused: dead on 5xx, retried on 4xx.
 - The password is never in an error, a log event or a repr; the server's reply text is
-  bounded and scrubbed of it (and of the base64 AUTH sends it as).
+  bounded and scrubbed of it (and of the base64 AUTH sends it as), and made encodable
+  (a reply that is not UTF-8 still records the failure).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from relay.domain.grouping import GROUP_MESSAGE_MAX, message_group
 from relay.errors import SinkError
 from relay.scrub import SecretScrubber
 from relay.settings import EmailSinkSettings
-from relay.sinks.base import BaseSink, delivery_policy
+from relay.sinks.base import BaseSink, delivery_policy, replay_hint
 from relay.sinks.email_message import email_message
 
 log = structlog.get_logger("relay.sinks")
@@ -134,6 +136,15 @@ class EmailSink(BaseSink):
             failure = self._error(f"no answer from the SMTP server within {timeout_s:g}s")
         except aiosmtplib.SMTPException as exc:
             failure = self._classify(exc)
+        except ssl.SSLCertVerificationError as exc:
+            # The server's certificate is not one the settings trust: no retry changes it.
+            failure = self._error(
+                f"the SMTP server's TLS certificate could not be verified "
+                f"({self._detail(exc.verify_message or str(exc.reason))}): a configuration "
+                f"problem; check sinks.{self._name}.smtp.ca_file (the CA that signed it) "
+                f"and smtp.security",
+                retryable=False,
+            )
         except ssl.SSLError as exc:
             failure = self._error(
                 f"TLS with the SMTP server failed ({type(exc).__name__}: {exc.reason}); "
@@ -157,7 +168,7 @@ class EmailSink(BaseSink):
 
     def _error(self, message: str, *, retryable: bool = True) -> SinkError:
         if not retryable:
-            message += f", then replay with `zaia-relay deliveries retry --all --sink {self._name}`"
+            message += f", then replay with {replay_hint(self._name)}"
         elif not message.endswith("retrying"):
             message += "; retrying with backoff"
         return SinkError(self._name, message, retryable=retryable)

@@ -23,9 +23,16 @@ from relay.domain.grouping import group_digest, group_message_id, message_group
 from relay.domain.redact import bound
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
-from relay.sinks.slack_blocks import RESOLVED_HEX, SEVERITY_HEX, runbook_url
-from relay.sinks.webhook import batch_id
-from relay.sinks.words import burst_title, state_word, worst_firing
+from relay.sinks.words import (
+    RESOLVED_HEX,
+    SEVERITY_HEX,
+    alert_links,
+    batch_id,
+    burst_title,
+    state_word,
+    step_words,
+    worst_firing,
+)
 from relay.vocab import RUNBOOK_ANNOTATION
 
 MESSAGE_ID_DOMAIN = "zaia-relay"
@@ -42,10 +49,6 @@ def colour(notifications: Sequence[Notification]) -> str:
 def header_text(text: str) -> str:
     """`text` on one line: every run of whitespace (CR, LF, tabs) becomes one space."""
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
-
-
-def _http_url(url: str | None) -> str | None:
-    return url if url and url.startswith(("http://", "https://")) else None
 
 
 def message_id(notifications: Sequence[Notification], *, stamped_id: str | None = None) -> str:
@@ -106,10 +109,8 @@ def facts(notification: Notification) -> list[tuple[str, str]]:
         rows.append(("Credits", format_credits(execution.credits_used)))
         rows.append(("Duration", format_span_s(execution.duration_s)))
     cause = alert.cause
-    if cause is not None and (cause.step_label or cause.step_type):
-        kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type, cause.model) if k]
-        step = cause.step_label or "unnamed step"
-        rows.append(("Failing step", f"{step} ({', '.join(kinds)})" if kinds else step))
+    if (step := step_words(cause)) is not None:
+        rows.append(("Failing step", step))
     if cause is not None and len(cause.chain) > 1:
         rows.append(("Via", " → ".join(cause.chain)))
     if alert.group:
@@ -132,14 +133,7 @@ def _group_words(alert: Alert) -> str:
 
 def links(alert: Alert) -> list[tuple[str, str]]:
     """(label, URL) of the execution (or alert) link and the runbook, http(s) only."""
-    found = []
-    link = _http_url(alert.link)
-    if link is not None:
-        found.append(("Open execution" if alert.execution else "Open", link))
-    runbook = _http_url(runbook_url(alert))
-    if runbook is not None:
-        found.append(("Runbook", runbook))
-    return found
+    return alert_links(alert)
 
 
 def error_excerpt(alert: Alert) -> str | None:

@@ -12,7 +12,11 @@ Invariants:
   in order within one attempt: each incident is resolvable on its own. When one of them
   fails the whole message is retried; the events PagerDuty already took are skipped
   (remembered in memory), and after a restart sent again and deduplicated by their
-  keys, so a retry never doubles an incident.
+  keys, so a retry never doubles an incident. The whole message is bounded by the
+  sink's `timeout` (the worker's lease is sized by it): what is left when it runs out
+  is retried.
+- `rate_limit` paces events, not messages: the sink waits between events for its token
+  bucket (`relay.domain.delivery.TokenBucket`).
 - Every trigger obeys the Events API v2 rules: `payload.summary` 1-1024 characters,
   `payload.source` non-empty, `payload.severity` one of critical/error/warning/info
   (`SEVERITY`), `timestamp` ISO 8601, `custom_details` an object, `links` a list of
@@ -27,21 +31,24 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from relay.clock import utcnow
 from relay.domain.alerts import Alert, Notification
+from relay.domain.delivery import TokenBucket
 from relay.domain.redact import bound
 from relay.durations import format_credits, format_span_s, utc_iso
+from relay.errors import SinkError
 from relay.settings import PagerDutySinkSettings
 from relay.sinks.base import HttpSink, url_secrets
-from relay.sinks.words import is_resolved
-from relay.vocab import RUNBOOK_ANNOTATION, Severity
+from relay.sinks.words import alert_links, http_link, is_resolved, step_kinds
+from relay.vocab import Severity
 
 # PagerDuty's severities for ours; a value of ours without one would be `error`.
 SEVERITY: dict[Severity, str] = {"critical": "critical", "warning": "warning", "info": "info"}
@@ -51,10 +58,6 @@ DEDUP_KEY_MAX_CHARS = 255
 _TEXT_MAX_CHARS = 4000
 _FIELD_MAX_CHARS = 255
 CLIENT = "zaia-relay"
-
-
-def _http(url: str | None) -> str | None:
-    return url if url and url.startswith(("https://", "http://")) else None
 
 
 def event_action(notification: Notification) -> str:
@@ -97,9 +100,8 @@ def custom_details(notification: Notification) -> dict[str, Any]:
     if cause is not None:
         if cause.step_label or cause.step_type:
             details["failing_step"] = cause.step_label or "unnamed step"
-            kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type) if k]
-            if kinds:
-                details["step_type"] = ", ".join(kinds)
+            if kinds := step_kinds(cause):
+                details["step_type"] = kinds
         if cause.error_excerpt:
             details["error"] = cause.error_excerpt
         if len(cause.chain) > 1:
@@ -118,12 +120,7 @@ def custom_details(notification: Notification) -> dict[str, Any]:
 
 
 def _links(alert: Alert) -> list[dict[str, str]]:
-    links = []
-    if (link := _http(alert.link)) is not None:
-        links.append({"href": link, "text": "Open execution" if alert.execution else "Open"})
-    if (runbook := _http(alert.annotations.get(RUNBOOK_ANNOTATION))) is not None:
-        links.append({"href": runbook, "text": "Runbook"})
-    return links
+    return [{"href": url, "text": text} for text, url in alert_links(alert)]
 
 
 def pagerduty_event(notification: Notification, *, routing_key: str) -> dict[str, Any]:
@@ -153,7 +150,7 @@ def pagerduty_event(notification: Notification, *, routing_key: str) -> dict[str
         payload["component"] = bound(alert.responder, _FIELD_MAX_CHARS)
     event["payload"] = payload
     event["client"] = CLIENT
-    if (link := _http(alert.link)) is not None:
+    if (link := http_link(alert.link)) is not None:
         event["client_url"] = link
     links = _links(alert)
     if links:
@@ -170,7 +167,9 @@ class PagerDutySink(HttpSink):
         settings: PagerDutySinkSettings,
         *,
         now: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`sleep` waits between paced events (tests pass one that moves their clock)."""
         key = settings.routing_key.get_secret_value()
         secrets = [key]
         if "@" in settings.api_url:
@@ -189,6 +188,16 @@ class PagerDutySink(HttpSink):
         # them rather than spend the integration's rate limit again (if forgotten, on
         # restart, sending them again is harmless: PagerDuty deduplicates).
         self._taken: OrderedDict[str, None] = OrderedDict()
+        self._now = now
+        self._sleep = sleep
+        # `rate_limit` counts PagerDuty events (what its integration limits), not the
+        # worker's messages: a route group's message is up to 100 events.
+        rate_per_s = self.policy.rate_per_s
+        self._bucket = (
+            None
+            if rate_per_s is None
+            else TokenBucket.full(rate_per_s=rate_per_s, capacity=self.policy.burst, now=now())
+        )
 
     def bodies(self, notifications: Sequence[Notification]) -> list[bytes]:
         """One request body an event, in the message's order."""
@@ -206,15 +215,47 @@ class PagerDutySink(HttpSink):
         if not notifications:
             raise ValueError("nothing to send")
         ids = [n.id for n in notifications]
-        for notification_id, body in zip(ids, self.bodies(notifications), strict=True):
-            if notification_id in self._taken:
-                continue
-            await self._poster.post(self._url, content=body, headers=_HEADERS)
-            self._taken[notification_id] = None
-            while len(self._taken) > _TAKEN_KEPT:
-                self._taken.popitem(last=False)
+        pending = [
+            (notification_id, body)
+            for notification_id, body in zip(ids, self.bodies(notifications), strict=True)
+            if notification_id not in self._taken
+        ]
+        timeout_s = self.policy.timeout_s
+        sent = 0
+        failed: SinkError | None = None
+        try:
+            # The worker leases a message for one timeout: the whole message, paced or
+            # not, fits in it; what was taken is kept, so the retry goes on from there.
+            async with asyncio.timeout(timeout_s):
+                for notification_id, body in pending:
+                    await self._paced()
+                    await self._poster.post(self._url, content=body, headers=_HEADERS)
+                    sent += 1
+                    self._taken[notification_id] = None
+                    while len(self._taken) > _TAKEN_KEPT:
+                        self._taken.popitem(last=False)
+        except TimeoutError:
+            failed = SinkError(
+                self._name,
+                f"sent {sent} of {len(pending)} events within the {timeout_s:g}s timeout; "
+                "the rest on the next attempt, retrying with backoff",
+                retryable=True,
+            )
+        if failed is not None:
+            raise failed
         for notification_id in ids:  # delivered whole: nothing left to skip
             self._taken.pop(notification_id, None)
+
+    async def _paced(self) -> None:
+        """Wait until the rate limit allows one more event, and count it."""
+        if self._bucket is None:
+            return
+        now = self._now()
+        ready_at = self._bucket.ready_at(now)
+        if ready_at > now:
+            await self._sleep((ready_at - now).total_seconds())
+        # Never before `ready_at`, whatever the clock says after the sleep.
+        self._bucket = self._bucket.take(max(self._now(), ready_at))
 
 
 _HEADERS = {"content-type": "application/json"}

@@ -4,7 +4,7 @@ Invariants:
 - Every sink type in `SINK_TYPES` has exactly one builder here; a type without one is a
   bug found at start-up, not when the first alert fires.
 - `build_sinks` is keyed by delivery target (`relay.settings.delivery_targets`): the
-  sink's name, or `NAME[i]` for each URL of an Alertmanager with `urls`, so the
+  sink's name, or `NAME[host:port]` for each URL of an Alertmanager with `urls`, so the
   delivery pool runs one worker per target.
 - A test notification is unmistakable: kind `test`, rule `test-sink`, severity `info`,
   a summary starting with "[TEST]", and a fresh id each time so a receiver that
@@ -80,10 +80,15 @@ def build_targets(
 ) -> dict[str, Sink]:
     """The sink of each delivery target of `sinks.<name>`, by target name."""
     if isinstance(settings, AlertmanagerSinkSettings):
+        paths = (
+            [f"sinks.{name}.url"]
+            if settings.urls is None
+            else [f"sinks.{name}.urls.{index}" for index in range(len(settings.urls))]
+        )
         return {
-            target: AlertmanagerSink(target, settings, url=url, now=now)
-            for target, url in zip(
-                delivery_targets(name, settings), settings.endpoints, strict=True
+            target: AlertmanagerSink(target, settings, url=url, config_path=path, now=now)
+            for target, url, path in zip(
+                delivery_targets(name, settings), settings.endpoints, paths, strict=True
             )
         }
     sink = build_sink(name, settings, now=now, console_stream=console_stream, slack_refs=slack_refs)

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from relay.clock import utcnow
 from relay.errors import SinkError
 from relay.settings import SlackSinkSettings
-from relay.sinks.base import HttpPoster
+from relay.sinks.base import HttpPoster, replay_hint
 
 __all__ = ["RETRYABLE_API_ERRORS", "SlackWebApi", "slack_web_api"]
 
@@ -84,7 +84,7 @@ class SlackWebApi:
             self._name,
             f"Slack's {method} refused the message ({error}); check sinks.{self._name} "
             f"(bot_token scopes chat:write, channel {self._channel!r} with the bot invited), "
-            f"then replay with `zaia-relay deliveries retry --all --sink {self._name}`",
+            f"then replay with {replay_hint(self._name)}",
             retryable=False,
         )
 

@@ -50,7 +50,15 @@ from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
 from relay.sinks.slack_mentions import NO_MENTIONS, Mentions, mention_text
 from relay.sinks.slack_text import clip, escape
-from relay.sinks.words import burst_title, is_resolved, state_word, worst_firing
+from relay.sinks.words import (
+    RESOLVED_HEX,
+    SEVERITY_HEX,
+    burst_title,
+    is_resolved,
+    state_word,
+    step_kinds,
+    worst_firing,
+)
 from relay.vocab import RUNBOOK_ANNOTATION
 
 MAX_BLOCKS = 50
@@ -65,8 +73,6 @@ DIGEST_SHOWN = 20
 # The block of the action buttons, which the edit after a click replaces.
 ACTIONS_BLOCK_ID = "relay_actions"
 # The attachment's colour bar, by severity; resolved is always green.
-SEVERITY_HEX = {"critical": "#D92D20", "warning": "#F79009", "info": "#2E90FA"}
-RESOLVED_HEX = "#12B76A"
 
 _EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 _RESOLVED_EMOJI = "✅"
@@ -159,11 +165,11 @@ def _cause_text(alert: Alert) -> str | None:
     cause = alert.cause
     if cause is None:
         return None
-    kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type, cause.model) if k]
+    kinds = step_kinds(cause)
     step = escape(cause.step_label or "unnamed step")
     head = f"*Failing step:* {step}"
     if kinds:
-        head += f" ({escape(', '.join(kinds))})"
+        head += f" ({escape(kinds)})"
     if len(cause.chain) > 1:
         head += f"\n*Via:* {escape(' → '.join(cause.chain))}"
     head = clip(head, MAX_SECTION_CHARS // 3)

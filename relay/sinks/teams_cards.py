@@ -12,8 +12,8 @@ Invariants:
   alerts as fit, then "and N more"; one alert's long texts are cut.
 - Text taken from alerts is plain text: TextBlocks (and facts) render a markdown subset,
   so its markdown characters are backslash-escaped (`plain`) and execution text cannot
-  add links, emphasis or lists. Links are only `Action.OpenUrl` buttons, made from the
-  execution link and the rule's `runbook_url` when they are http(s) URLs.
+  add links, emphasis or lists; a line break is a blank line (what a TextBlock breaks
+  at). Links are only `Action.OpenUrl` buttons (`relay.sinks.words.alert_links`).
 - The card's top Container is styled by severity (`STYLE`): attention, warning, accent,
   and good when everything in it resolved.
 - One notification renders as a detailed card; several as a digest. A route group's
@@ -33,7 +33,7 @@ from relay.domain.grouping import group_digest, message_group
 from relay.domain.redact import ELLIPSIS, bound
 from relay.domain.render_text import group_text
 from relay.durations import format_credits, format_span_s, utc_iso
-from relay.sinks.words import is_resolved, state_word, worst_firing
+from relay.sinks.words import alert_links, burst_title, state_word, step_words, worst_firing
 from relay.vocab import RUNBOOK_ANNOTATION
 
 CARD_VERSION = "1.5"
@@ -45,10 +45,10 @@ RESOLVED_STYLE = "good"
 _TITLE_CHARS = 300
 _TEXT_CHARS = 3000
 _LINE_CHARS = 600
-_URL_CHARS = 2000
 # The characters that make markdown anywhere in a line (emphasis, code, links, HTML-ish
 # tags); a backslash makes each literal. `(` alone makes no link once `[` is escaped.
 _MARKDOWN = re.compile(r"([\\`*_\[\]~<>])")
+_LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|\r|\n)+")
 # Line starts that make a list ("- x", "1. x") or a heading ("# x").
 _LINE_START = re.compile(r"(?m)^(\s*)([-+]|\d+[.)]|#+)(?=\s)")
 
@@ -79,23 +79,15 @@ def clip(text: str, limit: int) -> str:
 
 
 def _text(text: str, *, limit: int = _TEXT_CHARS, **style: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": clip(plain(text), limit), "wrap": True, **style}
-
-
-def _url(url: str | None) -> str | None:
-    if not url or len(url) > _URL_CHARS or not url.startswith(("https://", "http://")):
-        return None
-    return None if any(c.isspace() for c in url) else url
+    # A TextBlock breaks a line only at a blank line: each line break becomes one.
+    broken = _LINE_BREAKS.sub("\n\n", plain(text))
+    return {"type": "TextBlock", "text": clip(broken, limit), "wrap": True, **style}
 
 
 def _buttons(alert: Alert) -> list[dict[str, Any]]:
-    buttons = []
-    if (link := _url(alert.link)) is not None:
-        title = "Open execution" if alert.execution else "Open"
-        buttons.append({"type": "Action.OpenUrl", "title": title, "url": link})
-    if (runbook := _url(alert.annotations.get(RUNBOOK_ANNOTATION))) is not None:
-        buttons.append({"type": "Action.OpenUrl", "title": "Runbook", "url": runbook})
-    return buttons
+    return [
+        {"type": "Action.OpenUrl", "title": title, "url": url} for title, url in alert_links(alert)
+    ]
 
 
 def style_of(notifications: Sequence[Notification]) -> str:
@@ -134,10 +126,8 @@ def _facts(notification: Notification) -> list[dict[str, str]]:
     elif alert.responder:
         pairs.append(("Responder", alert.responder))
     cause = alert.cause
-    if cause is not None and (cause.step_label or cause.step_type):
-        kinds = [k for k in (cause.step_type, cause.tool_type, cause.node_type, cause.model) if k]
-        step = cause.step_label or "unnamed step"
-        pairs.append(("Step", f"{step} ({', '.join(kinds)})" if kinds else step))
+    if (step := step_words(cause)) is not None:
+        pairs.append(("Step", step))
     if alert.group:
         group = dict(sorted(alert.group.items()))
         name, responder_id = alert.labels.get("responder"), group.get("responder_id")
@@ -207,12 +197,7 @@ def _digest_title(notifications: Sequence[Notification]) -> tuple[str, str]:
     if message_group(notifications) is not None:
         digest = group_digest(notifications)
         return digest.title, f"route {digest.group.route}"
-    resolved = sum(1 for n in notifications if is_resolved(n))
-    firing = len(notifications) - resolved
-    parts = [f"{firing} firing"] if firing else []
-    if resolved:
-        parts.append(f"{resolved} resolved")
-    return f"{len(notifications)} alerts: {', '.join(parts)}", "zaia-relay digest"
+    return burst_title(notifications), "zaia-relay digest"
 
 
 # --- messages -----------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from relay.domain.grouping import (
 from relay.durations import utc_iso
 from relay.settings import WebhookSinkSettings
 from relay.sinks.base import HttpSink, url_secrets
+from relay.sinks.words import batch_id
 
 WEBHOOK_BODY_VERSION = "1"
 
@@ -158,12 +159,6 @@ def webhook_group_body(
         },
         "notifications": [webhook_body(n) for n in notifications],
     }
-
-
-def batch_id(notification_ids: Sequence[str]) -> str:
-    """The `webhook-id` of a batch: stable for a set of notification ids."""
-    digest = hashlib.sha256("\x1f".join(sorted(notification_ids)).encode()).hexdigest()
-    return f"msg_batch_{digest[:24]}"
 
 
 def webhook_batch_body(notifications: Sequence[Notification]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ locks), are the shared `relay.store.sql_store.SqlStore` on their own dialect.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -314,6 +314,13 @@ class Store(Protocol):
         self, *, sink: str | Collection[str] | None = None, ids: Collection[str] | None = None
     ) -> int:
         """Delete dead letters (all, or those with `ids`, of every sink or of `sink`)."""
+        ...
+
+    async def retarget(self, old: str, new: Sequence[str]) -> int:
+        """Move the pending and dead rows of target `old` to each of `new` (a reload
+        renamed a sink's targets): the same notification, status, attempts and due time;
+        a row a target already holds for that notification stays as it is. Returns the
+        rows moved (counted once whatever `new` holds)."""
         ...
 
     async def outbox_counts(self) -> dict[str, records.OutboxCounts]:

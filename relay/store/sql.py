@@ -220,6 +220,19 @@ NEXT_DUE = (
     "SELECT min(next_attempt_at) AS due FROM outbox WHERE sink = :sink AND status = 'pending'"
 )
 # One statement per status, each answered from its partial index.
+# A reload that renames a sink's delivery targets (`url` <-> `urls`) moves what is owed.
+RETARGET_SELECT = (
+    "SELECT id, alert_id, kind, status, enqueued_at, next_attempt_at, attempts, last_error, "
+    "dead_at, body, group_key FROM outbox WHERE sink = :sink AND status IN ('pending', 'dead') "
+    "ORDER BY seq"
+)
+RETARGET_INSERT = (
+    "INSERT INTO outbox (id, sink, alert_id, kind, status, enqueued_at, next_attempt_at, "
+    "attempts, last_error, dead_at, body, group_key) VALUES (:id, :sink, :alert_id, :kind, "
+    ":status, :enqueued_at, :next_attempt_at, :attempts, :last_error, :dead_at, :body, "
+    ":group_key) ON CONFLICT (id, sink) DO NOTHING"
+)
+RETARGET_DELETE = "DELETE FROM outbox WHERE sink = :sink AND status IN ('pending', 'dead')"
 COUNT_PENDING = "SELECT sink, count(*) AS n FROM outbox WHERE status = 'pending' GROUP BY sink"
 COUNT_DEAD = "SELECT sink, count(*) AS n FROM outbox WHERE status = 'dead' GROUP BY sink"
 

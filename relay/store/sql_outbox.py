@@ -12,7 +12,8 @@ Invariants:
   row may still become delivered, when a slow attempt succeeded after all).
 - Row statuses are 'pending', 'delivered', 'dead' and 'silenced' (settled without
   sending: a silence matched when it fell due); nothing else is ever written.
-- A sink's error is kept to its first `MAX_ERROR_CHARS` characters.
+- A sink's error is kept to its first `MAX_ERROR_CHARS` characters, lone surrogates
+  replaced (`relay.scrub.encodable`), so recording a failure never fails.
 - Route groups: a grouped row is enqueued due when its group's message is
   (`relay.domain.grouping.group_due_at`, from facts read in the enqueueing transaction;
   PostgreSQL locks the pending row it joins, so no claim takes it meanwhile). A claim
@@ -27,16 +28,18 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from relay.domain.alerts import Notification
 from relay.domain.grouping import GROUP_MESSAGE_MAX, GroupFacts, group_due_at
+from relay.scrub import encodable
 from relay.store import sql
 from relay.store.backend import Backend, Dialect, Params, Session, distinct_ids
 from relay.store.records import DeadLetter, OutboxCounts, OutboxItem
-from relay.store.rows import dead_letter, outbox_item
+from relay.store.rows import compact_json, dead_letter, outbox_item
 
 # A sink's error can quote a whole response body; the outbox keeps its head.
 MAX_ERROR_CHARS = 2000
@@ -78,7 +81,8 @@ class SqlOutbox(Backend):
     """The outbox methods of the store (see `relay.store.base.Store` for the contract)."""
 
     def _error_text(self, text: str) -> str:
-        return self.dialect.clean_text(text[:MAX_ERROR_CHARS])
+        # Whatever a sink's error holds (a receiver's bytes), the row can be written.
+        return self.dialect.clean_text(encodable(text[:MAX_ERROR_CHARS]))
 
     async def claim_due(
         self,
@@ -319,6 +323,39 @@ class SqlOutbox(Backend):
                     await session.execute(first + where, **filter_params)
                 changed += await session.execute(head + where, **params, **filter_params)
         return changed
+
+    async def retarget(self, old: str, new: Sequence[str]) -> int:
+        targets = [target for target in dict.fromkeys(new) if target != old]
+        if not targets:
+            return 0
+        async with self._writing("move notifications to renamed targets") as session:
+            rows = await session.fetch(sql.RETARGET_SELECT, sink=old)
+            if not rows:
+                return 0
+            copies: list[dict[str, Any]] = []
+            for row in rows:
+                body = json.loads(row["body"])
+                for target in targets:
+                    body["sink"] = target
+                    copies.append(
+                        {
+                            "id": row["id"],
+                            "sink": target,
+                            "alert_id": row["alert_id"],
+                            "kind": row["kind"],
+                            "status": row["status"],
+                            "enqueued_at": row["enqueued_at"],
+                            "next_attempt_at": row["next_attempt_at"],
+                            "attempts": row["attempts"],
+                            "last_error": row["last_error"],
+                            "dead_at": row["dead_at"],
+                            "body": compact_json(body),
+                            "group_key": row["group_key"],
+                        }
+                    )
+            await session.execute_many(sql.RETARGET_INSERT, copies)
+            await session.execute(sql.RETARGET_DELETE, sink=old)
+        return len(rows)
 
     async def outbox_counts(self) -> dict[str, OutboxCounts]:
         async with self._reading("count outbox rows", snapshot=True) as session:
