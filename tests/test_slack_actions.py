@@ -130,13 +130,16 @@ def slack_sinks(api_url: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def slack_rig(tmp_path: Path, *, alert: Alert | None = None) -> AsyncIterator[Rig]:
+async def slack_rig(
+    tmp_path: Path, *, alert: Alert | None = None, sent_to: tuple[str, ...] = ("oncall",)
+) -> AsyncIterator[Rig]:
+    """`sent_to`: the sinks the alert was queued for (the store's outbox)."""
     async with (
         FakeSlack(token=TOKEN, channels=[CHANNEL]) as slack,
         http_rig(tmp_path, more={"sinks": slack_sinks(slack.api_url)}) as http,
     ):
         alert = alert or make_alert(1, at=http.clock())
-        await commit_alerts(http.store, [alert], at=http.clock())
+        await commit_alerts(http.store, [alert], at=http.clock(), sinks=sent_to)
         sink = SlackSink("oncall", http.settings.sinks["oncall"])  # type: ignore[arg-type]
         try:
             note = Notification.about(alert, sink="oncall", kind="firing", created_at=http.clock())
@@ -240,7 +243,7 @@ async def test_silence_buttons_create_a_silence_of_the_alert(
 
 
 async def test_the_matching_secret_picks_the_token_that_edits(tmp_path: Path) -> None:
-    async with slack_rig(tmp_path) as rig:
+    async with slack_rig(tmp_path, sent_to=("oncall", "other")) as rig:
         with capture_logs() as logs:
             answer = await rig.click("relay_ack", secret=OTHER_SIGNING)
         assert answer.status_code == 200, "the other app's secret signed it: valid"
@@ -253,6 +256,15 @@ async def test_the_matching_secret_picks_the_token_that_edits(tmp_path: Path) ->
 
 
 # --- refused clicks: nothing changes ---------------------------------------------------------
+
+
+async def test_an_app_cannot_act_on_an_alert_its_sink_was_never_sent(tmp_path: Path) -> None:
+    async with slack_rig(tmp_path) as rig:  # sent to oncall only
+        answer = await rig.click("relay_ack", secret=OTHER_SIGNING)
+        assert answer.status_code == 400
+        assert "never sent to sink 'other'" in answer.json()["message"]
+        await _nothing_changed(rig)
+        assert (await rig.click("relay_ack", secret=SIGNING)).status_code == 200
 
 
 async def _nothing_changed(rig: Rig) -> None:

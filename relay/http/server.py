@@ -138,7 +138,7 @@ def build_app(
     add_reload_route(app)
     add_signin_routes(app)
     add_status_action_routes(app)
-    add_slack_routes(app, settings=settings, now=now)
+    add_slack_routes(app, now=now)
     return app
 
 

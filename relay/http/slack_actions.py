@@ -11,14 +11,22 @@ Invariants:
   the signing secret, timestamps more than 5 minutes from the injected clock refused).
   Every configured sink's secret is tried, each in constant time; the sink whose secret
   matches is the one whose bot token edits the message.
+- The sinks, secrets and tokens are those of the settings in force for each request
+  (`HttpContext.settings`, which a reload replaces): a rotated secret counts at once,
+  a removed sink's secret no longer does. Web API clients are kept per (sink, token)
+  and closed once the settings no longer name them, and all at app cleanup.
+- A click acts only on an alert the signing sink was sent (or has queued): a Slack app
+  cannot act on alerts another sink carries.
 - Answers: 401 for a missing, bad or stale signature; 400 for a payload that is not a
-  click on one of our buttons, or about an alert the store does not know; 404 when no
+  click on one of our buttons, or about an alert the store does not know or that
+  the signing sink was never sent; 404 when no
   Slack sink takes actions; else 200 with an empty body, after the action is stored.
 - Idempotent: acknowledging twice keeps the first acknowledgement; a silence's id comes
   from the click (`action_ts`), so the same click replayed stores nothing new.
 - The message is edited (`chat.update`) before answering, within `UPDATE_BUDGET_S`, so
   Slack gets its answer within its 3 seconds; an edit that fails or is late is logged
-  and the action stays done. The buttons make way for a line saying who did what.
+  and the action stays done. It shows the alert as stored (firing or resolved); the
+  buttons make way for a line saying who did what.
 - Neither secret nor token is ever in a response, a log event or an error.
 """
 
@@ -41,11 +49,12 @@ from relay.domain.actions import ParsedAction, done_text, parse_action, silence_
 from relay.domain.alerts import Alert, Notification
 from relay.errors import SinkError
 from relay.http.common import CONTEXT, ApiError
-from relay.settings import Settings
+from relay.settings import Settings, SlackSinkSettings
 from relay.sinks.slack_api import SlackWebApi, slack_web_api
 from relay.sinks.slack_blocks import slack_message
+from relay.vocab import NotificationKind
 
-__all__ = ["SLACK_PATH", "UPDATE_BUDGET_S", "add_slack_routes"]
+__all__ = ["SLACK_PATH", "UPDATE_BUDGET_S", "SlackClients", "add_slack_routes", "slack_apps"]
 
 log = structlog.get_logger("relay.http.slack_actions")
 
@@ -68,17 +77,60 @@ class _InjectedClock(Clock):
 
 @dataclass(frozen=True)
 class SlackApp:
-    """A Slack sink that takes actions: its secret's verifier and its Web API client."""
+    """A Slack sink that takes actions: its secret's verifier and its settings."""
 
     sink: str
     verifier: SignatureVerifier
-    api: SlackWebApi
+    settings: SlackSinkSettings
 
     def __repr__(self) -> str:
         return f"SlackApp({self.sink!r})"
 
 
-SLACK_APPS: web.AppKey[tuple[SlackApp, ...]] = web.AppKey("relay_slack_apps", tuple)
+class SlackClients:
+    """Web API clients of the sinks that take actions, one per (sink, bot token),
+    made when first needed; `prune` closes those the settings in force no longer name."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+        self._clients: dict[tuple[str, str], SlackWebApi] = {}
+
+    def client(self, app: SlackApp) -> SlackWebApi:
+        assert app.settings.bot_token is not None
+        key = (app.sink, app.settings.bot_token.get_secret_value())
+        api = self._clients.get(key)
+        if api is None:
+            api = self._clients[key] = slack_web_api(app.sink, app.settings, now=self._now)
+        return api
+
+    async def prune(self, apps: tuple[SlackApp, ...]) -> None:
+        keep = {
+            (a.sink, a.settings.bot_token.get_secret_value())
+            for a in apps
+            if a.settings.bot_token is not None
+        }
+        for key in [k for k in self._clients if k not in keep]:
+            await self._clients.pop(key).aclose()
+
+    async def close(self, _: web.Application | None = None) -> None:
+        await self.prune(())
+
+
+SLACK_CLIENTS: web.AppKey[SlackClients] = web.AppKey("relay_slack_clients", SlackClients)
+
+
+def slack_apps(settings: Settings, *, now: Callable[[], datetime]) -> tuple[SlackApp, ...]:
+    """The Slack sinks with `bot_token` and `signing_secret` in `settings`."""
+    clock = _InjectedClock(now)
+    return tuple(
+        SlackApp(
+            sink=name,
+            verifier=SignatureVerifier(sink.signing_secret.get_secret_value(), clock=clock),
+            settings=sink,
+        )
+        for name, sink in settings.sinks.items()
+        if sink.type == "slack" and sink.takes_actions and sink.signing_secret is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -91,33 +143,18 @@ class _Click:
     action_ts: str
 
 
-def add_slack_routes(
-    app: web.Application, *, settings: Settings, now: Callable[[], datetime]
-) -> None:
-    """Route `POST /slack/interactions` for the Slack sinks with `bot_token` and
-    `signing_secret`; their clients are closed with the app."""
-    clock = _InjectedClock(now)
-    apps = tuple(
-        SlackApp(
-            sink=name,
-            verifier=SignatureVerifier(sink.signing_secret.get_secret_value(), clock=clock),
-            api=slack_web_api(name, sink, now=now),
-        )
-        for name, sink in settings.sinks.items()
-        if sink.type == "slack" and sink.takes_actions and sink.signing_secret is not None
-    )
-    app[SLACK_APPS] = apps
+def add_slack_routes(app: web.Application, *, now: Callable[[], datetime]) -> None:
+    """Route `POST /slack/interactions`; its Web API clients are closed with the app."""
+    app[SLACK_CLIENTS] = clients = SlackClients(now)
     app.router.add_post(SLACK_PATH, _interactions)
-
-    async def close(_: web.Application) -> None:
-        for slack in apps:
-            await slack.api.aclose()
-
-    app.on_cleanup.append(close)
+    app.on_cleanup.append(clients.close)
 
 
 async def _interactions(request: web.Request) -> web.Response:
-    apps = request.app[SLACK_APPS]
+    context = request.app[CONTEXT]
+    apps = slack_apps(context.settings, now=context.now)
+    clients = request.app[SLACK_CLIENTS]
+    await clients.prune(apps)  # a reload may have rotated or removed a token
     if not apps:
         raise ApiError(
             404,
@@ -134,10 +171,14 @@ async def _interactions(request: web.Request) -> web.Response:
             "X-Slack-Request-Timestamp within 5 minutes); check the sink's signing_secret",
         )
     click = _click(body)
-    context = request.app[CONTEXT]
     stored = await context.store.get_alert(click.action.alert_id)
     if stored is None:
         raise ApiError(400, "bad_request", f"no alert {click.action.alert_id!r}")
+    if not any(d.sink == slack.sink for d in stored.deliveries):
+        # Only the app whose message carries the buttons may act on the alert.
+        raise ApiError(
+            400, "bad_request", f"alert {stored.alert.id!r} was never sent to sink {slack.sink!r}"
+        )
     now = context.now()
     by = slack_actor(user_id=click.user_id, name=click.user_name)
     alert = stored.alert
@@ -175,7 +216,7 @@ async def _interactions(request: web.Request) -> web.Response:
         alert_id=alert.id,
         user=by,
     )
-    await _edit_message(slack, click, alert, line=line, now=now)
+    await _edit_message(slack, clients.client(slack), click, alert, line=line, now=now)
     return web.Response(status=200)
 
 
@@ -251,14 +292,16 @@ def _click(body: bytes) -> _Click:
 
 
 async def _edit_message(
-    slack: SlackApp, click: _Click, alert: Alert, *, line: str, now: datetime
+    slack: SlackApp, api: SlackWebApi, click: _Click, alert: Alert, *, line: str, now: datetime
 ) -> None:
-    """The clicked message again, its buttons replaced by `line` (best effort)."""
-    notification = Notification.about(alert, sink=slack.sink, kind="firing", created_at=now)
+    """The clicked message again, as the alert now stands (firing or resolved), its
+    buttons replaced by `line` (best effort)."""
+    kind: NotificationKind = "resolved" if alert.state == "resolved" else "firing"
+    notification = Notification.about(alert, sink=slack.sink, kind=kind, created_at=now)
     edited = {"channel": click.channel, "ts": click.ts, **slack_message([notification], done=line)}
     try:
         async with asyncio.timeout(UPDATE_BUDGET_S):
-            await slack.api.call("chat.update", edited, tolerate=_TOLERATED)
+            await api.call("chat.update", edited, tolerate=_TOLERATED)
     except (SinkError, TimeoutError) as exc:
         log.warning(
             "slack.update_failed",
