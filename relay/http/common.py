@@ -39,6 +39,8 @@ __all__ = [
     "CONTEXT",
     "SAFE_METHODS",
     "ApiError",
+    "PAGE_HEADERS",
+    "RESPONSE_HEADERS",
     "HttpContext",
     "check_admin",
     "html_response",
@@ -47,6 +49,19 @@ __all__ = [
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PAGE_HEADERS: Mapping[str, str] = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+# On every response (the server's middleware), unless the handler set its own.
+RESPONSE_HEADERS: Mapping[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 @dataclass(kw_only=True)
@@ -121,9 +136,11 @@ def json_response(
 def html_response(
     text: str, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    """A server-rendered page; never cached (it shows live state, and forms' tokens)."""
+    """A server-rendered page; never cached (it shows live state, and forms' tokens),
+    never framed (its buttons act: no clickjacking), and loading nothing: no script
+    at all, only its inline style and SVG, its forms posting to this origin."""
     response = web.Response(text=text, status=status, content_type="text/html", headers=headers)
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(PAGE_HEADERS)
     return response
 
 

@@ -45,6 +45,7 @@ from relay.http.admin_api import add_api_routes
 from relay.http.alert_page import alert_page
 from relay.http.common import (
     CONTEXT,
+    RESPONSE_HEADERS,
     SAFE_METHODS,
     ApiError,
     HttpContext,
@@ -154,7 +155,9 @@ async def _errors_middleware(request: web.Request, handler: _Handler) -> web.Str
     except ApiError as exc:
         response = exc.response()
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400:  # a redirect
+            for name, value in RESPONSE_HEADERS.items():
+                exc.headers.setdefault(name, value)
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
         code = _STATUS_CODES.get(exc.status, "error")
@@ -170,6 +173,9 @@ async def _errors_middleware(request: web.Request, handler: _Handler) -> web.Str
         response = ApiError(
             500, "internal", "internal error; the relay's logs have the details"
         ).response()
+    if not response.prepared:
+        for name, value in RESPONSE_HEADERS.items():
+            response.headers.setdefault(name, value)
     if isinstance(response, web.Response) and response.body is not None:
         body = response.body
         if isinstance(body, bytes):
