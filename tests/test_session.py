@@ -186,6 +186,23 @@ def test_failed_sign_ins_are_limited_per_client_within_a_window() -> None:
     assert limiter.retry_after_s("10.0.0.1", now=NOW + WINDOW) is not None
 
 
+def test_a_flood_from_many_addresses_never_refuses_a_first_attempt() -> None:
+    limiter = SignInLimiter(max_failures=10, max_total=100)
+    for n in range(100):  # 100 addresses, one guess each: the ceiling
+        assert limiter.retry_after_s(f"10.0.{n}.1", now=NOW) is None
+        limiter.failed(f"10.0.{n}.1", now=NOW)
+    # Past the ceiling, an address that failed in the window waits...
+    assert limiter.retry_after_s("10.0.7.1", now=NOW) == WINDOW.total_seconds()
+    # ...but an address without a recent failure (the operator) is still checked.
+    assert limiter.retry_after_s("192.0.2.44", now=NOW) is None
+    limiter.failed("192.0.2.44", now=NOW + timedelta(seconds=1))  # a typo: one failure
+    assert limiter.retry_after_s("192.0.2.44", now=NOW + timedelta(seconds=2)) is not None
+    # The flood's failures leave the window: the ordinary per-client limit again.
+    later = NOW + WINDOW + timedelta(seconds=1)
+    assert limiter.retry_after_s("10.0.7.1", now=later) is None
+    assert limiter.retry_after_s("192.0.2.44", now=later) is None
+
+
 def test_a_successful_sign_in_clears_the_failures() -> None:
     limiter = SignInLimiter(max_failures=2)
     limiter.failed("c", now=NOW)

@@ -91,6 +91,43 @@ async def test_failed_sign_ins_are_rate_limited_per_client(tmp_path: Path) -> No
         assert (await rig.client.post("/signin", data={"token": ADMIN_TOKEN})).status_code == 303
 
 
+async def test_behind_a_trusted_proxy_a_guesser_locks_out_only_itself(tmp_path: Path) -> None:
+    # The test client connects from 127.0.0.1: here the ingress controller.
+    async with http_rig(tmp_path, server={"trusted_proxies": ["127.0.0.0/8"]}) as rig:
+        guesser = {"X-Forwarded-For": "198.51.100.7, 127.0.0.5"}
+        for _ in range(MAX_FAILURES):
+            wrong = await rig.client.post("/signin", data={"token": "wrong"}, headers=guesser)
+            assert wrong.status_code == 401
+        blocked = await rig.client.post("/signin", data={"token": "wrong"}, headers=guesser)
+        assert blocked.status_code == 429
+        # What the guesser puts left of the proxy's entry is never believed.
+        spoofed = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+        assert (
+            await rig.client.post("/signin", data={"token": "x"}, headers=spoofed)
+        ).status_code == 429
+        operator = {"X-Forwarded-For": "192.0.2.44"}
+        signed_in = await rig.client.post("/signin", data={"token": ADMIN_TOKEN}, headers=operator)
+        assert signed_in.status_code == 303
+
+
+async def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path: Path) -> None:
+    async with http_rig(tmp_path) as rig:
+        for n in range(MAX_FAILURES):
+            headers = {"X-Forwarded-For": f"198.51.100.{n}"}  # a new "client" each time
+            await rig.client.post("/signin", data={"token": "wrong"}, headers=headers)
+        answer = await rig.client.post(
+            "/signin", data={"token": ADMIN_TOKEN}, headers={"X-Forwarded-For": "192.0.2.44"}
+        )
+        assert answer.status_code == 429, "the peer, 127.0.0.1, is the client"
+
+
+def test_trusted_proxies_must_be_addresses_or_cidrs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"(?s)server\.trusted_proxies.*'ingress' is not an address"):
+        make_settings(tmp_path, server={"trusted_proxies": ["10.0.0.0/8", "ingress"]})
+    settings = make_settings(tmp_path, server={"trusted_proxies": [" 10.1.2.0/24 ", "fd00::1"]})
+    assert settings.server.trusted_proxies == ["10.1.2.0/24", "fd00::1"]
+
+
 async def test_signing_out_ends_the_session_for_good(tmp_path: Path) -> None:
     async with http_rig(tmp_path) as rig:
         operator = await sign_in(rig)

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from relay.http.common import CONTEXT, SAFE_METHODS, ApiError
+from relay.http.peers import split_host
 from relay.http.signin import SIGNIN_PATH, request_session
 
 __all__ = ["OPEN_PATHS", "access_middleware", "host_allowed"]
@@ -67,22 +68,12 @@ async def access_middleware(request: web.Request, handler: _Handler) -> web.Stre
 def host_allowed(header: str, allowed: Sequence[str]) -> bool:
     """Whether `Host: header` names an entry of `allowed` (lower case, as the settings
     keep them); an entry without a port allows the host on any port."""
-    name, port = _split_host(header.strip().lower())
+    name, port = split_host(header.strip().lower())
     for entry in allowed:
-        entry_name, entry_port = _split_host(entry)
+        entry_name, entry_port = split_host(entry)
         if entry_name == name and entry_port in (None, port):
             return bool(name)
     return False
-
-
-def _split_host(host: str) -> tuple[str, str | None]:
-    if host.startswith("["):  # an IPv6 literal: [::1] or [::1]:8080
-        name, _, rest = host.partition("]")
-        return name + "]", rest.removeprefix(":") or None
-    name, sep, port = host.rpartition(":")
-    if sep and port.isdigit():
-        return name, port
-    return host, None
 
 
 def _carries_one_of(request: web.Request, tokens: Sequence[str]) -> bool:

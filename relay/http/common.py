@@ -37,10 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTEXT",
-    "SAFE_METHODS",
-    "ApiError",
     "PAGE_HEADERS",
     "RESPONSE_HEADERS",
+    "SAFE_METHODS",
+    "ApiError",
     "HttpContext",
     "check_admin",
     "html_response",

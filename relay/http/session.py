@@ -20,8 +20,16 @@ Invariants:
   header (an old browser, curl) passes to the session and CSRF checks.
 - `SignInLimiter` allows `MAX_FAILURES` failed sign-ins per client within `WINDOW`;
   after that the client is refused without its attempt being checked until the oldest
-  failure leaves the window. It remembers at most `MAX_CLIENTS` clients (the oldest
-  forgotten first), so a flood of addresses cannot grow it without bound.
+  failure leaves the window. A client is an address (`relay.http.peers.client_address`:
+  behind `server.trusted_proxies`, the address the proxy saw), so a guesser locks out
+  only itself. Past `MAX_TOTAL_FAILURES` failures of all clients within `WINDOW` (a
+  guess spread over many addresses), every client that failed within the window is
+  refused too, while a client without a recent failure still gets its attempt
+  checked: a flood never refuses the operator's first, correct token, and guessing
+  slows to one try per address per window (the token has >= 16 characters: guessing
+  is hopeless anyway; a lock-out is the real risk). It remembers at most
+  `MAX_CLIENTS` clients (the oldest forgotten first), so a flood of addresses cannot
+  grow it without bound.
 """
 
 from __future__ import annotations
@@ -36,10 +44,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from relay.http.peers import same_host
+
 __all__ = [
     "COOKIE_NAME",
     "CSRF_FIELD",
     "MAX_FAILURES",
+    "MAX_TOTAL_FAILURES",
     "SESSION_LIFETIME",
     "WINDOW",
     "Session",
@@ -57,7 +68,8 @@ __all__ = [
 COOKIE_NAME = "relay_session"
 CSRF_FIELD = "csrf"
 SESSION_LIFETIME = timedelta(hours=12)
-MAX_FAILURES = 5
+MAX_FAILURES = 10
+MAX_TOTAL_FAILURES = 100
 WINDOW = timedelta(minutes=5)
 MAX_CLIENTS = 10_000
 _LABEL = b"zaia-relay status page session v1"
@@ -142,14 +154,9 @@ def cross_site_reason(headers: Mapping[str, str]) -> str | None:
         origin_host = urlsplit(origin.strip()).netloc.lower()
     except ValueError:
         origin_host = ""
-    host = headers.get("Host", "").strip().lower()
-    if not origin_host or _without_default_port(origin_host) != _without_default_port(host):
+    if not origin_host or not same_host(origin_host, headers.get("Host", "")):
         return "Origin is not this relay"
     return None
-
-
-def _without_default_port(host: str) -> str:
-    return host.removesuffix(":80").removesuffix(":443")
 
 
 class SignedOut:
@@ -177,21 +184,34 @@ class SignedOut:
 class SignInLimiter:
     """Failed sign-ins per client (see the module invariants)."""
 
-    def __init__(self, *, max_failures: int = MAX_FAILURES, window: timedelta = WINDOW) -> None:
+    def __init__(
+        self,
+        *,
+        max_failures: int = MAX_FAILURES,
+        max_total: int = MAX_TOTAL_FAILURES,
+        window: timedelta = WINDOW,
+    ) -> None:
         self._max = max_failures
+        self._max_total = max_total
         self._window = window
         self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+        # The latest failures of all clients: `max_total` of them at most are needed.
+        self._all: deque[datetime] = deque(maxlen=max_total)
 
     def retry_after_s(self, client: str, *, now: datetime) -> float | None:
         """Seconds until `client` may try again, or None when it may now."""
         failures = self._recent(client, now=now)
-        if len(failures) < self._max:
+        while self._all and self._all[0] <= now - self._window:
+            self._all.popleft()
+        flooded = len(self._all) >= self._max_total
+        if len(failures) < (1 if flooded else self._max):
             return None
         return max((failures[0] + self._window - now).total_seconds(), 1.0)
 
     def failed(self, client: str, *, now: datetime) -> None:
         failures = self._recent(client, now=now)
         failures.append(now)
+        self._all.append(now)
         self._failures[client] = failures
         self._failures.move_to_end(client)
         while len(self._failures) > MAX_CLIENTS:

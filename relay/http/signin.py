@@ -35,6 +35,7 @@ from multidict import MultiDictProxy
 from relay.http.common import CONTEXT, html_response
 from relay.http.html import STYLE
 from relay.http.page_forms import signin_page
+from relay.http.peers import client_address
 from relay.http.session import (
     COOKIE_NAME,
     CSRF_FIELD,
@@ -113,6 +114,15 @@ def see_other(location: str, *, headers: dict[str, str] | None = None) -> web.Re
     response = web.Response(status=303, headers={"Location": location, **(headers or {})})
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def request_client(request: web.Request) -> str:
+    """The client's address, behind `server.trusted_proxies` (`relay.http.peers`)."""
+    return client_address(
+        request.remote,
+        forwarded_for=request.headers.getall("X-Forwarded-For", []),
+        trusted=request.app[CONTEXT].settings.server.trusted_networks,
+    )
 
 
 def _key(request: web.Request) -> bytes | None:
@@ -200,7 +210,7 @@ async def _signin(request: web.Request) -> web.Response:
         page = signin_page(style=STYLE, message=None, next_path="/", enabled=False)
         return html_response(page, status=403)
     now = context.now()
-    client = request.remote or "unknown"
+    client = request_client(request)
     limiter = request.app[LIMITER]
     form = await request.post()
     next_path = _local(str(form.get("next", "/")))
@@ -238,7 +248,7 @@ async def _signout(request: web.Request) -> web.Response:
     request.app[SIGNED_OUT].add(session, now=request.app[CONTEXT].now())
     response = see_other("/?flash=signed_out")
     response.del_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict")
-    log.info("http.signout", client=request.remote or "unknown")
+    log.info("http.signout", client=request_client(request))
     return response
 
 

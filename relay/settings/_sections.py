@@ -7,6 +7,7 @@ trailing slash; `server.listen` is a valid `host:port`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -158,6 +159,9 @@ class ServerSettings(Section):
     # Mark the status page's session cookie Secure even when a request came over plain
     # http (it is anyway over https, or with X-Forwarded-Proto: https).
     secure_cookies: bool = False
+    # Proxies (CIDRs, e.g. the ingress controller's pod network) whose X-Forwarded-For
+    # names the client, for the sign-in limit; empty: the connecting peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     shutdown_grace: PositiveDuration = timedelta(seconds=20)
 
     @field_validator("admin_token", "read_token")
@@ -181,6 +185,22 @@ class ServerSettings(Section):
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
         return [_check_allowed_host(host) for host in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an address or CIDR (10.0.0.0/8, 192.168.1.7, fd00::/8)"
+                ) from None
+        return [entry.strip() for entry in value]
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
 
     @model_validator(mode="after")
     def _reads_protectable(self) -> ServerSettings:
