@@ -46,7 +46,10 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"invalid duration {text!r}: use a number with a unit, like 15s, 5m, 2h or 7d"
         )
-    return timedelta(seconds=total_s)
+    try:
+        return timedelta(seconds=total_s)
+    except OverflowError:  # more than timedelta holds (~2.7 million years), or inf
+        raise ValueError(f"invalid duration {text!r}: too long") from None
 
 
 def format_duration(value: timedelta) -> str:

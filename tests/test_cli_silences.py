@@ -104,3 +104,14 @@ async def test_expire_takes_exactly_one_id(tmp_path: Path) -> None:
     assert "give the silence id" in none.stderr
     stray = await asyncio.to_thread(cli, "silences", "list", "rule=x", config=config)
     assert stray.returncode == 2
+
+
+async def test_a_silence_longer_than_a_year_is_a_usage_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    for duration in ("400d", "99999999999999999999s"):
+        added = await asyncio.to_thread(
+            cli, "silences", "add", "rule=execution-failed", "--duration", duration, config=config
+        )
+        assert added.returncode == 2, added.stderr
+        assert "Traceback" not in added.stderr
+        assert "duration" in added.stderr

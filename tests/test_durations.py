@@ -54,3 +54,9 @@ def test_utc_iso_converts_to_utc_first() -> None:
         "2026-03-01T00:00:00.000000Z"
     )
     assert utc_iso(None) is None
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999s", "3000000000d", "9" * 400 + "w"])
+def test_a_duration_too_long_for_timedelta_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="too long"):
+        parse_duration(text)

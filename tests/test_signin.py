@@ -122,7 +122,9 @@ async def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path: Path
 
 
 def test_trusted_proxies_must_be_addresses_or_cidrs(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"(?s)server\.trusted_proxies.*'ingress' is not an address"):
+    with pytest.raises(
+        ValueError, match=r"(?s)server\.trusted_proxies.*'ingress' is not an address"
+    ):
         make_settings(tmp_path, server={"trusted_proxies": ["10.0.0.0/8", "ingress"]})
     settings = make_settings(tmp_path, server={"trusted_proxies": [" 10.1.2.0/24 ", "fd00::1"]})
     assert settings.server.trusted_proxies == ["10.1.2.0/24", "fd00::1"]

@@ -182,3 +182,22 @@ async def test_a_recurring_silence_between_its_windows_shows_not_now(tmp_path: P
         assert "weekends (not now)" in page.text
         assert 'data-muting="false"' in page.text
         assert str(parse_matcher("rule=credit-burn")) in page.text.replace("&quot;", '"')
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"duration": "366d"}, "duration"),
+        ({"duration": "99999999999999999999s"}, "duration"),
+        ({"starts_at": "9999-12-01T00:00:00Z", "duration": "90d"}, "duration"),
+        ({"ends_at": "2099-01-01T00:00:00Z"}, "ends_at"),
+    ],
+)
+async def test_a_silence_longer_than_a_year_is_refused(
+    tmp_path: Path, body: dict[str, str], path: str
+) -> None:
+    async with http_rig(tmp_path) as rig:
+        response = await post(rig, {"matchers": {"rule": "credit-burn"}, **body})
+        assert response.status_code in (400, 422), response.text
+        assert path in [p["path"] for p in response.json()["problems"]], response.text
+        assert await rig.store.list_silences(now=rig.clock(), include_expired=True) == []

@@ -107,6 +107,10 @@ async def test_silencing_an_alert_from_its_page(
         {"duration": "custom", "custom": "soon"},
         {"duration": "custom", "custom": "0s"},
         {"duration": "2h"},
+        {"duration": "custom", "custom": "366d"},  # longer than MAX_SILENCE_LENGTH
+        {"duration": "custom", "custom": "3000000d"},  # past the year 9999
+        {"duration": "custom", "custom": "99999999999999999999s"},  # past timedelta
+        {"duration": "custom", "custom": "9" * 400 + "s"},  # a float's infinity
     ],
 )
 async def test_a_bad_duration_silences_nothing(tmp_path: Path, data: dict[str, str]) -> None:

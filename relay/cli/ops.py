@@ -17,7 +17,7 @@ from typing import TypeVar
 from relay.cli.args import add_rest
 from relay.clock import utcnow
 from relay.domain.alerts import Notification
-from relay.domain.silences import active, config_silences, new_silence
+from relay.domain.silences import active, config_silences, end_after, new_silence
 from relay.durations import parse_duration, utc_iso
 from relay.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SinkError
 from relay.matchers import canonical
@@ -200,7 +200,7 @@ def _add_silence(settings: Settings, args: argparse.Namespace) -> int:
         ends = (
             datetime.fromisoformat(args.ends)
             if args.ends
-            else starts + parse_duration(args.duration)
+            else end_after(starts, parse_duration(args.duration))
         )
         silence = new_silence(
             matchers,

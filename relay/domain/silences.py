@@ -29,10 +29,11 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from relay.domain.alerts import Alert
+from relay.durations import format_duration
 from relay.matchers import Matcher, canonical, matches_all
 from relay.settings import silence_matcher_problems
 from relay.time_intervals import TimeInterval
@@ -56,17 +57,21 @@ MATCHER_KEYS: tuple[str, ...] = (
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 # A recurring config silence without `ends` recurs for ever.
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# The longest runtime silence (API, CLI, status page, Slack): a longer one is a typo.
+MAX_SILENCE_LENGTH = timedelta(days=365)
 
 __all__ = [
     "BEGINNING",
     "END_OF_TIME",
     "MATCHER_KEYS",
+    "MAX_SILENCE_LENGTH",
     "Silence",
     "SilenceOrigin",
     "active",
     "as_label_map",
     "config_silence",
     "config_silences",
+    "end_after",
     "expire",
     "in_force",
     "matching_silence",
@@ -222,7 +227,22 @@ def window_problems(*, starts_at: datetime, ends_at: datetime, now: datetime) ->
             problems.append("ends_at: should be after starts_at")
         elif ends_at <= now:
             problems.append("ends_at: is in the past; a silence must end in the future")
+        elif ends_at - starts_at > MAX_SILENCE_LENGTH:
+            problems.append(
+                f"ends_at: at most {format_duration(MAX_SILENCE_LENGTH)} after starts_at"
+            )
     return problems
+
+
+def end_after(starts_at: datetime, length: timedelta) -> datetime:
+    """`starts_at + length` for a runtime silence; ValueError (never OverflowError)
+    when `length` is longer than `MAX_SILENCE_LENGTH` or the end past year 9999."""
+    if length > MAX_SILENCE_LENGTH:
+        raise ValueError(f"duration: at most {format_duration(MAX_SILENCE_LENGTH)}")
+    try:
+        return starts_at + length
+    except OverflowError:
+        raise ValueError("duration: ends after the year 9999") from None
 
 
 def new_silence(

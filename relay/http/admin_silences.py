@@ -30,7 +30,14 @@ from aiohttp import web
 from pydantic import Field, model_validator
 
 from relay.clock import UtcDatetime
-from relay.domain.silences import Silence, active, in_force, new_silence, window_problems
+from relay.domain.silences import (
+    Silence,
+    active,
+    end_after,
+    in_force,
+    new_silence,
+    window_problems,
+)
 from relay.durations import utc_iso
 from relay.http.admin_requests import RequestModel, parse_body, parse_flag, parse_query
 from relay.http.common import CONTEXT, ApiError, json_response
@@ -130,7 +137,12 @@ async def create_silence(request: web.Request) -> web.Response:
     body = await parse_body(request, NewSilence)
     now = context.now()
     starts_at = body.starts_at or now
-    ends_at = body.ends_at or starts_at + (body.duration or timedelta(0))
+    try:
+        ends_at = body.ends_at or end_after(starts_at, body.duration or timedelta(0))
+    except ValueError as exc:
+        raise ApiError(
+            422, "invalid", f"invalid silence: {exc}", problems=[_problem(str(exc))]
+        ) from None
     matchers = _matchers(body.matchers)
     problems = [f"{_matcher_path(loc)}: {message}" for loc, message in matchers.problems()]
     problems += window_problems(starts_at=starts_at, ends_at=ends_at, now=now)

@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 
 from relay.domain.actions import silence_matchers
-from relay.domain.silences import new_silence
+from relay.domain.silences import MAX_SILENCE_LENGTH, new_silence
 from relay.durations import parse_duration
 from relay.http.alert_page import render_missing_alert
 from relay.http.common import CONTEXT, html_response
@@ -58,7 +58,7 @@ def silence_length(choice: str, custom: str) -> timedelta | None:
         length = parse_duration(custom)
     except ValueError:
         return None
-    return length if length > timedelta(0) else None
+    return length if timedelta(0) < length <= MAX_SILENCE_LENGTH else None
 
 
 def _alert_page(alert_id: str, flash: str) -> str:
