@@ -14,6 +14,7 @@ import pytest
 from relay.domain.state import SourceCursor, TrackedExecution
 from relay.errors import StoreError
 from relay.store import SqliteStore
+from relay.store.migration import Migration, to_apply
 from relay.store.sqlite.migrations import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 from tests.test_store_alerts import alert_cycle, make_alert, notify
 from tests.test_store_sqlite import cycle, make_execution, make_state, make_transition
@@ -293,3 +294,56 @@ async def test_a_failed_migration_3_rolls_back_its_column_changes(v2_copy: Path)
         conn.close()
     assert "origin_type" not in columns
     assert "alerts" not in _tables_of(v2_copy)
+
+
+async def test_a_version_recorded_under_another_name_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    # An unreleased build numbered the statistics index 8 (here: acknowledgements).
+    path = tmp_path / "intermediate.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await migrate(conn, location=str(path), target=8)
+        await conn.execute(
+            "UPDATE schema_migrations SET name = 'execution statistics of the status page' "
+            "WHERE version = 8"
+        )
+
+    with pytest.raises(StoreError) as caught:
+        await SqliteStore(path).open()
+
+    message = str(caught.value)
+    assert "schema version 8 recorded as 'execution statistics of the status page'" in message
+    assert "version 8 is 'acknowledged alerts'" in message
+    assert str(path) in message
+    assert _version_of(path) == 8, "nothing was applied"
+
+
+async def test_a_database_with_the_same_names_opens_and_upgrades(tmp_path: Path) -> None:
+    path = tmp_path / "older.db"
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await migrate(conn, location=str(path), target=7)
+    async with SqliteStore(path):
+        pass
+    assert _version_of(path) == LATEST_VERSION
+
+
+@pytest.mark.parametrize(
+    ("applied", "error"),
+    [
+        ({}, None),
+        ({1: "one", 2: "two"}, None),
+        ({1: "one", 2: "deux"}, "schema version 2 recorded as 'deux'"),
+        ({1: "one", 2: "two", 3: "three", 4: "four"}, "written by a newer zaia-relay"),
+    ],
+)
+def test_to_apply_checks_the_recorded_names(applied: dict[int, str], error: str | None) -> None:
+    known = [Migration(version=n, name=name, statements=()) for n, name in
+             [(1, "one"), (2, "two"), (3, "three")]]  # fmt: skip
+    if error is None:
+        done = max(applied, default=0)
+        assert [m.version for m in to_apply(known, applied=applied, goal=3, store="s")] == list(
+            range(done + 1, 4)
+        )
+    else:
+        with pytest.raises(StoreError, match=error):
+            to_apply(known, applied=applied, goal=3, store="s")

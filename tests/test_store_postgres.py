@@ -24,7 +24,7 @@ import pytest
 from relay.domain.alerts import Notification
 from relay.errors import StoreError
 from relay.store.postgres import PostgresStore
-from relay.store.postgres.schema import LATEST_VERSION
+from relay.store.postgres.schema import LATEST_VERSION, migrate
 from tests import store_backends
 from tests.store_backends import PG_URL, pg_admin
 from tests.test_store_alerts import alert_cycle, make_alert, notify
@@ -70,6 +70,29 @@ async def test_lifecycle_and_schema_version(pg_url: str) -> None:
         await conn.close()
     with pytest.raises(StoreError, match="newer zaia-relay"):
         await PostgresStore(pg_url).open()
+
+
+async def test_a_version_recorded_under_another_name_is_refused(pg_url: str) -> None:
+    # An unreleased build numbered the statistics index 5 (here: acknowledgements).
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await migrate(conn, location="test", target=5)
+        await conn.execute(
+            "UPDATE schema_migrations SET name = 'execution statistics of the status page' "
+            "WHERE version = 5"
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(StoreError) as caught:
+        await PostgresStore(pg_url).open()
+    message = str(caught.value)
+    assert "schema version 5 recorded as 'execution statistics of the status page'" in message
+    assert "version 5 is 'acknowledged alerts'" in message
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await conn.fetchval("SELECT max(version) FROM schema_migrations") == 5
+    finally:
+        await conn.close()
 
 
 async def test_replicas_starting_together_migrate_once(pg_url: str) -> None:

@@ -285,6 +285,12 @@ async def schema_version(conn: Any) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
 
 
+async def applied_migrations(conn: Any) -> dict[int, str]:
+    """Version -> name of the migrations `schema_migrations` records (it must exist)."""
+    rows = await conn.fetch("SELECT version, name FROM schema_migrations")
+    return {int(row["version"]): str(row["name"]) for row in rows}
+
+
 async def migrate(conn: Any, *, location: str, target: int | None = None) -> tuple[int, int]:
     """Bring the schema to `target` (default: the latest); return (before, after).
 
@@ -294,9 +300,10 @@ async def migrate(conn: Any, *, location: str, target: int | None = None) -> tup
     async with conn.transaction():
         await conn.execute(_MIGRATION_LOCK)
         await conn.execute(_CREATE_BOOKKEEPING)
-        current = await schema_version(conn)
+        applied = await applied_migrations(conn)
+        current = max(applied, default=0)
         store = f"postgresql store {location}"
-        for migration in to_apply(MIGRATIONS, current=current, goal=goal, store=store):
+        for migration in to_apply(MIGRATIONS, applied=applied, goal=goal, store=store):
             for statement in migration.statements:
                 await conn.execute(statement)
             await conn.execute(

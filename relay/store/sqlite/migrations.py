@@ -296,6 +296,12 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
     return int(next(iter(rows))[0])
 
 
+async def applied_migrations(conn: aiosqlite.Connection) -> dict[int, str]:
+    """Version -> name of the migrations `schema_migrations` records (it must exist)."""
+    rows = await conn.execute_fetchall("SELECT version, name FROM schema_migrations")
+    return {int(version): str(name) for version, name in rows}
+
+
 async def migrate(
     conn: aiosqlite.Connection, *, location: str, target: int | None = None
 ) -> tuple[int, int]:
@@ -308,9 +314,10 @@ async def migrate(
     await conn.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute(_CREATE_BOOKKEEPING)
-        current = await schema_version(conn)
+        applied = await applied_migrations(conn)
+        current = max(applied, default=0)
         for migration in to_apply(
-            MIGRATIONS, current=current, goal=goal, store=f"store {location}"
+            MIGRATIONS, applied=applied, goal=goal, store=f"store {location}"
         ):
             for statement in migration.statements:
                 await conn.execute(statement)
