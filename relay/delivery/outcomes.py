@@ -1,9 +1,10 @@
 """What a worker does with the outcome of a message, apart from the outbox: which claimed
-notifications a silence now matches, and the log line of each outcome."""
+notifications a silence now matches, which are reminders of alerts acknowledged since
+they were queued, and the log line of each outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import structlog
@@ -35,6 +36,26 @@ def split_silenced(
         else:
             muted.setdefault(silence.id, []).append(item)
     return keep, muted
+
+
+def reminders_of(items: Sequence[OutboxItem]) -> list[str]:
+    """The alert ids of the reminders among `items` (what an acknowledgement stops)."""
+    return [i.notification.alert.id for i in items if i.notification.kind == "reminder"]
+
+
+def split_acknowledged(
+    items: Sequence[OutboxItem], acknowledged: Collection[str]
+) -> tuple[list[OutboxItem], list[OutboxItem]]:
+    """The items to send, and the reminders of `acknowledged` alerts: an acknowledgement
+    means no more reminders, even one already queued. Firing and resolved
+    notifications are still sent."""
+    keep: list[OutboxItem] = []
+    dropped: list[OutboxItem] = []
+    for item in items:
+        notification = item.notification
+        stopped = notification.kind == "reminder" and notification.alert.id in acknowledged
+        (dropped if stopped else keep).append(item)
+    return keep, dropped
 
 
 def log_outcome(

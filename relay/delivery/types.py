@@ -55,6 +55,8 @@ class Outbox(Protocol):
 
     async def next_due_at(self, sink: str, *, grouped: bool | None = None) -> datetime | None: ...
 
+    async def acknowledged_among(self, alert_ids: Collection[str]) -> set[str]: ...
+
 
 # The silences in force at a time (config ones and stored ones): a notification that
 # falls due while one matches is settled without being sent.

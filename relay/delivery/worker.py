@@ -49,7 +49,12 @@ import structlog
 
 from relay.clock import utcnow
 from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
-from relay.delivery.outcomes import log_outcome, split_silenced
+from relay.delivery.outcomes import (
+    log_outcome,
+    reminders_of,
+    split_acknowledged,
+    split_silenced,
+)
 from relay.delivery.plan import ready_at, step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
@@ -154,6 +159,7 @@ class DeliveryWorker(WorkerLoop):
     ) -> StepResult:
         result = StepResult(claimed=len(items))
         items = await self._drop_silenced(items, now=now, result=result)
+        items = await self._drop_acknowledged(items, now=now, result=result)
         fresh = await self._expire(items, now=now, result=result)
         planned = await step_messages(
             self._outbox,
@@ -244,6 +250,24 @@ class DeliveryWorker(WorkerLoop):
                 "delivery.silenced", sink=self.sink.name, silence=silence_id, count=len(silenced)
             )
             self._report(result, "silenced", silenced, 0.0, reason)
+        return keep
+
+    async def _drop_acknowledged(
+        self, items: list[OutboxItem], *, now: datetime, result: StepResult
+    ) -> list[OutboxItem]:
+        """Settle without sending the reminders of alerts acknowledged while they
+        waited (outcome `silenced`: not sent on purpose, and no retry)."""
+        reminded = reminders_of(items)
+        if not reminded:
+            return items
+        keep, dropped = split_acknowledged(items, await self._outbox.acknowledged_among(reminded))
+        if dropped:
+            reason = "acknowledged: no more reminders"
+            await self._outbox.mark_silenced(
+                self.sink.name, [i.notification.id for i in dropped], reason=reason, now=now
+            )
+            log.info("delivery.acknowledged", sink=self.sink.name, count=len(dropped))
+            self._report(result, "silenced", dropped, 0.0, reason)
         return keep
 
     async def _expire(
