@@ -9,6 +9,7 @@ from datetime import datetime
 
 import structlog
 
+from relay.delivery.types import ActiveSilences, Outbox
 from relay.domain.silences import Silence, matching_silence
 from relay.durations import utc_iso
 from relay.store.records import OutboxItem
@@ -56,6 +57,40 @@ def split_acknowledged(
         stopped = notification.kind == "reminder" and notification.alert.id in acknowledged
         (dropped if stopped else keep).append(item)
     return keep, dropped
+
+
+async def settle_unwanted(
+    outbox: Outbox,
+    sink: str,
+    items: list[OutboxItem],
+    *,
+    silences: ActiveSilences | None,
+    now: datetime,
+) -> tuple[list[OutboxItem], list[tuple[list[OutboxItem], str]]]:
+    """Settle as silenced, without sending, what a silence now matches (one added
+    while these waited: a digest, a retry, a sink outage) and the reminders of alerts
+    acknowledged meanwhile. The items to send, and each settled batch with its reason.
+    Test alerts are never silenced."""
+    settled: list[tuple[list[OutboxItem], str]] = []
+
+    async def settle(batch: list[OutboxItem], reason: str) -> None:
+        ids = [i.notification.id for i in batch]
+        await outbox.mark_silenced(sink, ids, reason=reason, now=now)
+        settled.append((batch, reason))
+
+    active = await silences(now) if silences is not None else ()
+    if active:
+        items, muted = split_silenced(items, active, now)
+        for silence_id, silenced in muted.items():
+            await settle(silenced, f"silenced by {silence_id}")
+            log.info("delivery.silenced", sink=sink, silence=silence_id, count=len(silenced))
+    reminded = reminders_of(items)
+    if reminded:
+        items, stopped = split_acknowledged(items, await outbox.acknowledged_among(reminded))
+        if stopped:
+            await settle(stopped, "acknowledged: no more reminders")
+            log.info("delivery.acknowledged", sink=sink, count=len(stopped))
+    return items, settled
 
 
 def log_outcome(

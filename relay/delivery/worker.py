@@ -49,12 +49,7 @@ import structlog
 
 from relay.clock import utcnow
 from relay.delivery.loop import DEFAULT_IDLE_POLL_S, OnError, WorkerLoop, raised_at
-from relay.delivery.outcomes import (
-    log_outcome,
-    reminders_of,
-    split_acknowledged,
-    split_silenced,
-)
+from relay.delivery.outcomes import log_outcome, settle_unwanted
 from relay.delivery.plan import ready_at, step_messages
 from relay.delivery.send import Sent, send_in_lanes
 from relay.delivery.types import ActiveSilences, DeliveryResult, OnResult, Outbox, StepResult
@@ -158,8 +153,12 @@ class DeliveryWorker(WorkerLoop):
         self, items: list[OutboxItem], *, now: datetime, messages: int
     ) -> StepResult:
         result = StepResult(claimed=len(items))
-        items = await self._drop_silenced(items, now=now, result=result)
-        items = await self._drop_acknowledged(items, now=now, result=result)
+        # Settled without sending: what a silence matches or an acknowledgement stops.
+        items, unwanted = await settle_unwanted(
+            self._outbox, self.sink.name, items, silences=self._silences, now=now
+        )
+        for dropped, reason in unwanted:
+            self._report(result, "silenced", dropped, 0.0, reason)
         fresh = await self._expire(items, now=now, result=result)
         planned = await step_messages(
             self._outbox,
@@ -228,47 +227,6 @@ class DeliveryWorker(WorkerLoop):
                 rate_per_s=self.policy.rate_per_s, capacity=self.policy.burst, now=now
             )
         return self._bucket
-
-    async def _drop_silenced(
-        self, items: list[OutboxItem], *, now: datetime, result: StepResult
-    ) -> list[OutboxItem]:
-        """Settle without sending what a silence now matches: one added while these
-        waited (a digest, a retry, a sink outage) still keeps them quiet. Test alerts
-        are never silenced."""
-        if self._silences is None:
-            return items
-        active = await self._silences(now)
-        if not active:
-            return items
-        keep, muted = split_silenced(items, active, now)
-        for silence_id, silenced in muted.items():
-            reason = f"silenced by {silence_id}"
-            await self._outbox.mark_silenced(
-                self.sink.name, [i.notification.id for i in silenced], reason=reason, now=now
-            )
-            log.info(
-                "delivery.silenced", sink=self.sink.name, silence=silence_id, count=len(silenced)
-            )
-            self._report(result, "silenced", silenced, 0.0, reason)
-        return keep
-
-    async def _drop_acknowledged(
-        self, items: list[OutboxItem], *, now: datetime, result: StepResult
-    ) -> list[OutboxItem]:
-        """Settle without sending the reminders of alerts acknowledged while they
-        waited (outcome `silenced`: not sent on purpose, and no retry)."""
-        reminded = reminders_of(items)
-        if not reminded:
-            return items
-        keep, dropped = split_acknowledged(items, await self._outbox.acknowledged_among(reminded))
-        if dropped:
-            reason = "acknowledged: no more reminders"
-            await self._outbox.mark_silenced(
-                self.sink.name, [i.notification.id for i in dropped], reason=reason, now=now
-            )
-            log.info("delivery.acknowledged", sink=self.sink.name, count=len(dropped))
-            self._report(result, "silenced", dropped, 0.0, reason)
-        return keep
 
     async def _expire(
         self, items: list[OutboxItem], *, now: datetime, result: StepResult
