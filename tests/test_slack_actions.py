@@ -24,6 +24,7 @@ from relay.settings import Settings, config_warnings
 from relay.sinks.slack import SlackSink
 from relay.sinks.slack_blocks import ACTIONS_BLOCK_ID
 from relay.store import SqliteStore
+from relay.store.records import MessageRefRecord
 from tests.delivery_kit import FakeSlack
 from tests.http_rig import ADMIN_TOKEN, WEBHOOK_URL, HttpRig, commit_alerts, http_rig, make_alert
 
@@ -265,6 +266,17 @@ async def test_an_app_cannot_act_on_an_alert_its_sink_was_never_sent(tmp_path: P
         assert "never sent to sink 'other'" in answer.json()["message"]
         await _nothing_changed(rig)
         assert (await rig.click("relay_ack", secret=SIGNING)).status_code == 200
+
+
+async def test_a_message_reference_also_shows_the_sink_was_sent_the_alert(
+    tmp_path: Path,
+) -> None:
+    async with slack_rig(tmp_path, sent_to=()) as rig:  # no outbox row (pruned, say)
+        assert (await rig.click("relay_ack")).status_code == 400
+        ref = MessageRefRecord(channel=rig.channel, ts=rig.ts, single=True)
+        await rig.http.store.put_message_ref("oncall", rig.alert.id, ref, now=rig.now)
+        assert (await rig.click("relay_ack")).status_code == 200
+        assert (await alert_json(rig))["acknowledged"] is not None
 
 
 async def _nothing_changed(rig: Rig) -> None:

@@ -174,7 +174,8 @@ async def _interactions(request: web.Request) -> web.Response:
     stored = await context.store.get_alert(click.action.alert_id)
     if stored is None:
         raise ApiError(400, "bad_request", f"no alert {click.action.alert_id!r}")
-    if not any(d.sink == slack.sink for d in stored.deliveries):
+    sent = any(d.sink == slack.sink for d in stored.deliveries)
+    if not sent and await context.store.get_message_ref(slack.sink, stored.alert.id) is None:
         # Only the app whose message carries the buttons may act on the alert.
         raise ApiError(
             400, "bad_request", f"alert {stored.alert.id!r} was never sent to sink {slack.sink!r}"
