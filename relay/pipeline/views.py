@@ -49,6 +49,8 @@ class HeldViews:
 
     def __init__(self) -> None:
         self._held: dict[str, _Held] = {}
+        # The views alone, in the same order: a plan's list of them is a copy at C speed.
+        self._views: dict[str, RunningView] = {}
         self._rates: EndRates | None = None
         self._stale: set[str] = set()
         self._volatile: set[str] = set()
@@ -60,6 +62,7 @@ class HeldViews:
 
     def clear(self) -> None:
         self._held.clear()
+        self._views.clear()
         self._rates = None
         self._stale.clear()
         self._volatile.clear()
@@ -89,6 +92,7 @@ class HeldViews:
         stale = self._stale
         for gone in held.keys() - running.keys():
             del held[gone]
+            del self._views[gone]
         stale.update(running.keys() - held.keys())
         was_volatile, self._volatile = self._volatile, set()
         stale.update(was_volatile)
@@ -107,7 +111,7 @@ class HeldViews:
             len(held) + 64
         ):
             self._rebuild_queues()
-        return [kept.view for kept in held.values()]
+        return list(self._views.values())
 
     def _due(self, *, arrivals: float, now_s: float) -> None:
         """Mark stale the views whose page or end rate ended; checks left from views
@@ -170,6 +174,7 @@ class HeldViews:
         view = RunningView(execution_id, state.responder_id, age_s, last_read_s, page, rate)
         entry = _Held(view, anchor, arrivals_from, arrivals_to, rate_until_s)
         self._held[execution_id] = entry
+        self._views[execution_id] = view
         if not kept:
             self._volatile.add(execution_id)
             return
