@@ -153,7 +153,7 @@ class ListPositions:
             < first + size
         }
         kept: AbstractSet[str] = keep if isinstance(keep, set | frozenset) else set(keep)
-        anchors = dict(anchored)  # a copy at C speed; the few changes follow
+        anchors = _copy(anchored)  # the few changes follow
         touched = (anchored.keys() - kept) | lost
         for execution_id in touched:
             del anchors[execution_id]
@@ -186,12 +186,11 @@ class ListPositions:
         """Drop the anchors of executions no longer tracked."""
         if not any(execution_id in self.anchors for execution_id in gone):
             return self
-        anchors = {k: v for k, v in self.anchors.items() if k not in gone}
-        removed = [
-            (anchor.place - anchor.arrivals, execution_id)
-            for execution_id in set(gone)
-            if (anchor := self.anchors.get(execution_id)) is not None
-        ]
+        anchors = _copy(self.anchors)
+        removed: list[tuple[float, str]] = []
+        for execution_id in set(gone):
+            if (anchor := anchors.pop(execution_id, None)) is not None:
+                removed.append((anchor.place - anchor.arrivals, execution_id))
         by_shift = _reordered(self._order(), remove=removed, insert=[], anchors=anchors)
         return replace(self, anchors=MappingProxyType(anchors), by_shift=by_shift)
 
@@ -209,6 +208,14 @@ class ListPositions:
 def _page(anchor: Anchor, *, arrivals: float, page_size: int) -> int:
     index = max(0, round(anchor.place + arrivals - anchor.arrivals))
     return index // page_size + 1
+
+
+def _copy(anchors: Mapping[str, Anchor]) -> dict[str, Anchor]:
+    """A copy at C speed: `dict()` of a mapping proxy goes key by key, `copy()` does not."""
+    if isinstance(anchors, MappingProxyType | dict):
+        copied: dict[str, Anchor] = anchors.copy()
+        return copied
+    return dict(anchors)
 
 
 def _sorted_shifts(anchors: Mapping[str, Anchor]) -> ShiftOrder:
