@@ -110,11 +110,18 @@ class ListPositions:
         return page, low, high
 
     def after_page(
-        self, page: int, ids: Sequence[str], *, now_s: float, keep: Collection[str]
+        self,
+        page: int,
+        ids: Sequence[str],
+        *,
+        now_s: float,
+        keep: Collection[str],
+        also_keep: AbstractSet[str] = frozenset(),
     ) -> ListPositions:
         """A read of `page` at `now_s` showed `ids` in this order; anchor those in `keep`
-        (the tracked executions) and correct the arrivals count from those already
-        anchored."""
+        (the tracked executions) or `also_keep` (a few more: a caller passes its tracked
+        set as it is, a dict's keys say, instead of building their union) and correct the
+        arrivals count from those already anchored."""
         offset = (page - 1) * self.page_size
         implied = [
             anchor.arrivals + (offset + i - anchor.place)
@@ -152,13 +159,13 @@ class ListPositions:
             <= max(0, round((anchor := anchored[execution_id])[0] + anchored_at - anchor[1]))
             < first + size
         }
-        kept: AbstractSet[str] = keep if isinstance(keep, set | frozenset) else set(keep)
+        kept: AbstractSet[str] = keep if isinstance(keep, AbstractSet) else set(keep)
         anchors = _copy(anchored)  # the few changes follow
-        touched = (anchored.keys() - kept) | lost
+        touched = (anchored.keys() - kept - also_keep) | lost
         for execution_id in touched:
             del anchors[execution_id]
         for i, execution_id in enumerate(ids):
-            if execution_id in kept:
+            if execution_id in kept or execution_id in also_keep:
                 anchors[execution_id] = Anchor(place=offset + i, arrivals=anchored_at)
                 touched.add(execution_id)
         moved: list[tuple[float, str]] = []  # old entries of the shift order
