@@ -364,3 +364,26 @@ def test_end_rates_handed_in_are_reused_and_a_new_bound_computes_them_afresh() -
     other = EndRates(Lifetimes(), horizon_s=60.0)
     recomputed = places_of(_inputs(running=running, lifetimes=quick, end_rates=other))
     assert recomputed == fresh
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    views=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(min_value=1, max_value=5)),
+            st.floats(min_value=0.0, max_value=100.0),
+        ),
+        max_size=30,
+    )
+)
+def test_staleness_is_the_longest_any_tracked_execution_went_unread(
+    views: list[tuple[int | None, float]],
+) -> None:
+    # Taken from the places' oldest reads: the same as a look at every execution.
+    running = [_view(f"e{i}", page, last_read_s=read_s) for i, (page, read_s) in enumerate(views)]
+    plan = plan_next(_inputs(running=running))
+    oldest_s = min((view.last_read_s for view in running), default=100.0)
+    assert plan.staleness_s == max(0.0, 100.0 - oldest_s)
+    assert sorted(m for place in plan.places for m in place.members) == sorted(
+        view.id for view in running
+    )

@@ -82,13 +82,14 @@ _step = st.tuples(
     st.integers(min_value=1, max_value=4),  # the page read after it
     st.integers(min_value=0, max_value=3),  # executions that arrived meanwhile
     st.integers(min_value=0, max_value=2),  # tracked executions that ended
+    st.booleans(),  # the end-rate estimates are refreshed before this plan
 )
 
 
 @settings(max_examples=60, deadline=None)
 @given(steps=st.lists(_step, min_size=1, max_size=25))
 def test_kept_views_are_the_views_a_fresh_plan_computes(
-    steps: list[tuple[float, int, int, int]],
+    steps: list[tuple[float, int, int, int, bool]],
 ) -> None:
     lifetimes = Lifetimes()
     for duration_s in (3.0, 40.0, 200.0, 900.0):
@@ -108,8 +109,12 @@ def test_kept_views_are_the_views_a_fresh_plan_computes(
         read = last_read.get(state.id)
         return started[state.id], at_s - 100.0 if read is None else read, read is not None
 
-    for wait_s, page, arrived, ended in steps:
+    for wait_s, page, arrived, ended, refreshed in steps:
         now_s += wait_s
+        if refreshed:
+            # Another execution ended: new estimates, a new EndRates.
+            lifetimes = lifetimes.ended(f"r{len(lifetimes.recent) % 3}", 5.0 * now_s + 1.0)
+            rates = EndRates(lifetimes, horizon_s=15.0)
         views = held.views(running, now_s=now_s, positions=positions, end_rates=rates, times=times)
         fresh = HeldViews().views(
             running, now_s=now_s, positions=positions, end_rates=rates, times=times

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from relay.domain.lifetimes import POOLED, Lifetimes
 
@@ -84,6 +84,9 @@ class Place:
     last_read_s: float
     members: tuple[str, ...] = ()
     mean_read_s: float | None = None  # None: last_read_s
+    # The top's: its members' oldest last read (None: no members); the others': None,
+    # their `last_read_s` is that already.
+    members_read_s: float | None = None
 
     @property
     def read_on_average_s(self) -> float:
@@ -137,49 +140,58 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
         inputs.arrival_rate_per_s * min(1.0, ended_young * until_next_s),
     )
     top_members: list[str] = []
-    by_page: dict[int, list[RunningView]] = {}
+    top_oldest_s = math.inf
+    # Per page below the top, in one pass over the views (this runs for every tracked
+    # execution on every read): its first view, the sums of its end rates and of the
+    # rate-weighted last reads, its oldest last read, its members.
+    by_page: dict[int, _PageSums] = {}
     singles: list[RunningView] = []
     for view in inputs.running:
         page = view.page
+        view_rate = view.end_rate_per_s
+        if view_rate is None:
+            view_rate = end_rate(view)
         if page == 1:
-            top_rate += end_rate(view) if view.end_rate_per_s is None else view.end_rate_per_s
+            top_rate += view_rate
             top_members.append(view.id)
+            if view.last_read_s < top_oldest_s:
+                top_oldest_s = view.last_read_s
         elif page is None:
             singles.append(view)
-        elif (on_page := by_page.get(page)) is None:
-            by_page[page] = [view]
+        elif (sums := by_page.get(page)) is None:
+            by_page[page] = [
+                view,
+                view_rate,
+                view_rate * view.last_read_s,
+                view.last_read_s,
+                [view.id],
+            ]
         else:
-            on_page.append(view)
+            sums[1] += view_rate
+            sums[2] += view_rate * view.last_read_s
+            if view.last_read_s < sums[3]:
+                sums[3] = view.last_read_s
+            sums[4].append(view.id)
     places = [
         Place(
             Read("top"),
             change_rate_per_s=top_rate,
             last_read_s=inputs.last_top_read_s,
             members=tuple(top_members),
+            members_read_s=top_oldest_s if top_members else None,
         )
     ]
     for page in sorted(by_page):
-        views = by_page[page]
-        if len(views) == 1:
-            singles.extend(views)
+        first_view, rate, weighted_s, oldest_s, members = by_page[page]
+        if len(members) == 1:
+            singles.append(first_view)
             continue
-        # One pass per page: this runs for every tracked execution on every read.
-        rate = weighted_s = 0.0
-        oldest_s = math.inf
-        for view in views:
-            view_rate = view.end_rate_per_s
-            if view_rate is None:
-                view_rate = end_rate(view)
-            rate += view_rate
-            weighted_s += view_rate * view.last_read_s
-            if view.last_read_s < oldest_s:
-                oldest_s = view.last_read_s
         places.append(
             Place(
                 Read("page", page=page),
                 change_rate_per_s=rate,
                 last_read_s=oldest_s,
-                members=tuple([view.id for view in views]),
+                members=tuple(members),
                 mean_read_s=weighted_s / rate,
             )
         )
@@ -196,6 +208,11 @@ def places_of(inputs: CadenceInputs) -> list[Place]:
             )
         )
     return places
+
+
+# A page's first view, the sums of its end rates and of rate-weighted last reads, its
+# oldest last read, its members (a list: updated in place on the hot path).
+_PageSums = list[Any]
 
 
 def _view_id(view: RunningView) -> str:
@@ -338,7 +355,12 @@ def plan_next(inputs: CadenceInputs) -> Plan:
             top_due_at_s,
             min(deadlines[i] - lead_s[rank] for rank, i in enumerate(by_deadline)),
         )
-    oldest_read_s = min([view.last_read_s for view in inputs.running], default=now_s)
+    # Every tracked execution is a member of one place: the oldest read among them.
+    oldest_read_s = min(
+        [place.last_read_s for place in places[1:]]
+        + ([] if places[0].members_read_s is None else [places[0].members_read_s]),
+        default=now_s,
+    )
     staleness_s = now_s - oldest_read_s
     return Plan(
         read=read,

@@ -17,12 +17,18 @@ anchored execution the page should have shown but did not has moved in a way the
 model cannot explain (a deletion above it, or an estimate off by more than a page) and
 loses its anchor: it is read by id until a page shows it again.
 
+Each anchor's *shift* (`place - arrivals` then) stays the same while the model
+explains the list; the anchors are also kept ordered by shift (`by_shift`), so a read
+checks only the anchors near its page for ones it should have shown, not all of them.
+
 Invariants: `arrivals` never decreases; positions are never negative; only the
-executions passed as `keep` stay anchored, so memory is bounded by what is tracked.
+executions passed as `keep` stay anchored, so memory is bounded by what is tracked;
+`by_shift` holds exactly `(place - arrivals, id)` of every anchor, sorted.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -34,6 +40,10 @@ from typing import NamedTuple
 # How quickly the arrival rate follows what top reads count (weight of the newest).
 _RATE_SMOOTHING = 0.3
 _MIN_RATE_SPAN_S = 0.5
+# More changes to the shift order than this in one read: it is sorted afresh.
+_RESORT_CHANGES = 256
+
+ShiftOrder = tuple[tuple[float, str], ...]
 
 
 class Anchor(NamedTuple):
@@ -51,6 +61,17 @@ class ListPositions:
     measured_at_s: float | None = None
     arrival_rate_per_s: float = 0.0
     anchors: Mapping[str, Anchor] = field(default_factory=lambda: MappingProxyType({}))
+    # `(place - arrivals, id)` of every anchor, sorted; None (when built with `anchors`
+    # only): computed from them.
+    by_shift: ShiftOrder | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.by_shift is None:
+            object.__setattr__(self, "by_shift", _sorted_shifts(self.anchors))
+
+    def _order(self) -> ShiftOrder:
+        assert self.by_shift is not None  # set by __post_init__
+        return self.by_shift
 
     def arrivals_at(self, now_s: float) -> float:
         """The arrivals now: the last measured count plus the expected unseen ones."""
@@ -89,11 +110,18 @@ class ListPositions:
         return page, low, high
 
     def after_page(
-        self, page: int, ids: Sequence[str], *, now_s: float, keep: Collection[str]
+        self,
+        page: int,
+        ids: Sequence[str],
+        *,
+        now_s: float,
+        keep: Collection[str],
+        also_keep: AbstractSet[str] = frozenset(),
     ) -> ListPositions:
         """A read of `page` at `now_s` showed `ids` in this order; anchor those in `keep`
-        (the tracked executions) and correct the arrivals count from those already
-        anchored."""
+        (the tracked executions) or `also_keep` (a few more: a caller passes its tracked
+        set as it is, a dict's keys say, instead of building their union) and correct the
+        arrivals count from those already anchored."""
         offset = (page - 1) * self.page_size
         implied = [
             anchor.arrivals + (offset + i - anchor.place)
@@ -114,45 +142,64 @@ class ListPositions:
                 measured_at_s = self.measured_at_s
         shown = set(ids)
         # An anchored execution that, with the corrected count, belongs on this page but
-        # is not on it has moved in a way the model cannot explain. This looks at every
-        # anchor on every read: a cheap bound on `place - then` first, the exact test
-        # (as `_page` rounds) only for the few anchors near this page.
+        # is not on it has moved in a way the model cannot explain. Only anchors whose
+        # shift is near this page's can belong on it: a bisect of the shift order finds
+        # them; the exact test (as `_page` rounds) sorts them out.
         first, size = offset, self.page_size  # this page's places: [first, first + size)
+        order = self._order()
         low = -math.inf if first == 0 else first - anchored_at - 2.0
         high = first + size - anchored_at + 2.0
+        near = order[bisect.bisect_left(order, (low,)) : bisect.bisect_left(order, (high,))]
+        anchored = self.anchors
         lost = {
             execution_id
-            for execution_id, (place, then) in self.anchors.items()
-            if low <= place - then < high
-            and first <= max(0, round(place + anchored_at - then)) < first + size
-            and execution_id not in shown
+            for _, execution_id in near
+            if execution_id not in shown
+            and first
+            <= max(0, round((anchor := anchored[execution_id])[0] + anchored_at - anchor[1]))
+            < first + size
         }
-        kept: AbstractSet[str] = keep if isinstance(keep, set | frozenset) else set(keep)
-        if not lost and self.anchors.keys() <= kept:
-            anchors = dict(self.anchors)  # the usual read: a copy at C speed
-        else:
-            anchors = {
-                execution_id: anchor
-                for execution_id, anchor in self.anchors.items()
-                if execution_id in kept and execution_id not in lost
-            }
+        kept: AbstractSet[str] = keep if isinstance(keep, AbstractSet) else set(keep)
+        anchors = _copy(anchored)  # the few changes follow
+        touched = (anchored.keys() - kept - also_keep) | lost
+        for execution_id in touched:
+            del anchors[execution_id]
         for i, execution_id in enumerate(ids):
-            if execution_id in kept:
+            if execution_id in kept or execution_id in also_keep:
                 anchors[execution_id] = Anchor(place=offset + i, arrivals=anchored_at)
+                touched.add(execution_id)
+        moved: list[tuple[float, str]] = []  # old entries of the shift order
+        added: list[tuple[float, str]] = []  # new ones
+        for execution_id in touched:
+            was, now = anchored.get(execution_id), anchors.get(execution_id)
+            was_shift = None if was is None else was[0] - was[1]
+            now_shift = None if now is None else now[0] - now[1]
+            if was_shift != now_shift:
+                if was_shift is not None:
+                    moved.append((was_shift, execution_id))
+                if now_shift is not None:
+                    added.append((now_shift, execution_id))
+        by_shift = _reordered(order, remove=moved, insert=added, anchors=anchors)
         return replace(
             self,
             arrivals=arrivals,
             measured_at_s=measured_at_s,
             arrival_rate_per_s=rate,
             anchors=MappingProxyType(anchors),
+            by_shift=by_shift,
         )
 
     def forget(self, gone: Collection[str]) -> ListPositions:
         """Drop the anchors of executions no longer tracked."""
         if not any(execution_id in self.anchors for execution_id in gone):
             return self
-        anchors = {k: v for k, v in self.anchors.items() if k not in gone}
-        return replace(self, anchors=MappingProxyType(anchors))
+        anchors = _copy(self.anchors)
+        removed: list[tuple[float, str]] = []
+        for execution_id in set(gone):
+            if (anchor := anchors.pop(execution_id, None)) is not None:
+                removed.append((anchor.place - anchor.arrivals, execution_id))
+        by_shift = _reordered(self._order(), remove=removed, insert=[], anchors=anchors)
+        return replace(self, anchors=MappingProxyType(anchors), by_shift=by_shift)
 
     def _rate_after(self, *, arrivals: float, now_s: float) -> float:
         # Measurements close together say little about the rate: they leave it be.
@@ -168,3 +215,38 @@ class ListPositions:
 def _page(anchor: Anchor, *, arrivals: float, page_size: int) -> int:
     index = max(0, round(anchor.place + arrivals - anchor.arrivals))
     return index // page_size + 1
+
+
+def _copy(anchors: Mapping[str, Anchor]) -> dict[str, Anchor]:
+    """A copy at C speed: `dict()` of a mapping proxy goes key by key, `copy()` does not."""
+    if isinstance(anchors, MappingProxyType | dict):
+        copied: dict[str, Anchor] = anchors.copy()
+        return copied
+    return dict(anchors)
+
+
+def _sorted_shifts(anchors: Mapping[str, Anchor]) -> ShiftOrder:
+    return tuple(sorted((anchor[0] - anchor[1], key) for key, anchor in anchors.items()))
+
+
+def _reordered(
+    order: ShiftOrder,
+    *,
+    remove: Sequence[tuple[float, str]],
+    insert: Sequence[tuple[float, str]],
+    anchors: Mapping[str, Anchor],
+) -> ShiftOrder:
+    """`order` without `remove` and with `insert` (each entry at most once), still
+    sorted: a read changes a few entries of a thousand, each found by bisection."""
+    if not remove and not insert:
+        return order
+    if len(remove) + len(insert) > _RESORT_CHANGES:
+        return _sorted_shifts(anchors)
+    entries = list(order)
+    for entry in remove:
+        index = bisect.bisect_left(entries, entry)
+        if index < len(entries) and entries[index] == entry:
+            del entries[index]
+    for entry in insert:
+        bisect.insort(entries, entry)
+    return tuple(entries)

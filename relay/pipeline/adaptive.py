@@ -222,10 +222,11 @@ class AdaptivePoller:
                 duration_s = (ended_at - execution.started_at).total_seconds()
                 self._lifetimes = self._lifetimes.ended(execution.responder_id, duration_s)
         for seen in report.pages_seen:
-            keep = live.keys() | self._calibration | (set(seen.ids) if seen.page == 1 else set())
+            # The tracked set as it is (no union of a thousand ids built for each page).
+            also = self._calibration | set(seen.ids) if seen.page == 1 else self._calibration
             anchored = self._positions.anchors
             self._positions = self._positions.after_page(
-                seen.page, seen.ids, now_s=read_at_s, keep=keep
+                seen.page, seen.ids, now_s=read_at_s, keep=live.keys(), also_keep=also
             )
             # Re-anchored, and anchors lost: their views change.
             self._views.touch(seen.ids)

@@ -61,10 +61,10 @@ log = structlog.get_logger("relay.pipeline.engine")
 @dataclass(frozen=True, slots=True)
 class _Begun:
     """What a cycle knows before it reads: whether the source was ever polled, and the
-    live executions it tracks."""
+    live executions it tracks, by id (read only)."""
 
     first_poll: bool
-    running: list[TrackedExecution]
+    live: Mapping[str, TrackedExecution]
 
 
 _Reader = Callable[[_Begun, CycleWork], Awaitable[ScanPlan]]
@@ -157,10 +157,10 @@ class SourceEngine:
             }
         else:
             live_before = self._running
-        running = list(live_before.values())
         self._running = None  # until this cycle has committed
-        work = CycleWork(running=dict(live_before))
-        scan = await reader(_Begun(first_poll=first_poll, running=running), work)
+        # Not copied: nothing changes `live_before` (the next live set is a new dict).
+        work = CycleWork(running=live_before)
+        scan = await reader(_Begun(first_poll=first_poll, live=live_before), work)
 
         now = self._now()
         alert_plan = AlertPlan()
@@ -232,7 +232,7 @@ class SourceEngine:
 
     async def _scan_and_refresh(self, begun: _Begun, work: CycleWork) -> ScanPlan:
         limits = self._limits
-        running = begun.running
+        running = list(begun.live.values())
         # Listed by last change, a running execution that changed is at the top and one
         # that did not needs no look: only a list by creation must cover them all.
         must_cover = [s.id for s in running if is_live(s)] if limits.list_order == "created" else []
@@ -274,7 +274,7 @@ class SourceEngine:
         if read.kind in ("page", "sweep"):
             await self._read_page(read.page, policy=baseline, work=work)
             return ScanPlan.start(tracked_running=(), max_pages=1, first_poll=False)
-        previous = next((s for s in begun.running if s.id == read.execution_id), None)
+        previous = None if read.execution_id is None else begun.live.get(read.execution_id)
         if previous is not None:
             await self._refresh(previous, policy=baseline, work=work)
         return ScanPlan.start(tracked_running=(), max_pages=1, first_poll=False)

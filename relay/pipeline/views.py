@@ -10,10 +10,12 @@ Invariants:
   `age_s`: that is the age it was computed at, in the same end-rate bucket, so its end
   rate (carried in the view) is the same (`EndRates.held`).
 - A view is kept only while its anchor (the same `Anchor` object), its page (the
-  arrivals stay in the range `ListPositions.held_page` gave) and its end rate (the
-  time stays before its bucket's end, and the plan's `EndRates` is the same object)
-  hold, and until `touch` says it was read or re-anchored. Views whose last read comes
-  from the store (not read by this process yet) are never kept.
+  arrivals stay in the range `ListPositions.held_page` gave) and its end-rate bucket
+  (the time stays before the bucket's end) hold, and until `touch` says it was read
+  or re-anchored. When the plan's `EndRates` is another object (the estimates were
+  refreshed), every view takes its bucket's new rate; nothing else is computed
+  again. Views whose last read comes from the store (not read by this process yet)
+  are never kept.
 - Memory is bounded by the tracked set: views of executions no longer tracked go at
   the next plan, and the queues of pending checks are rebuilt when they outgrow it.
 """
@@ -49,6 +51,8 @@ class HeldViews:
 
     def __init__(self) -> None:
         self._held: dict[str, _Held] = {}
+        # The views alone, in the same order: a plan's list of them is a copy at C speed.
+        self._views: dict[str, RunningView] = {}
         self._rates: EndRates | None = None
         self._stale: set[str] = set()
         self._volatile: set[str] = set()
@@ -60,6 +64,7 @@ class HeldViews:
 
     def clear(self) -> None:
         self._held.clear()
+        self._views.clear()
         self._rates = None
         self._stale.clear()
         self._volatile.clear()
@@ -83,12 +88,12 @@ class HeldViews:
     ) -> list[RunningView]:
         held = self._held
         if end_rates is not self._rates:
-            self.clear()
-            self._rates = end_rates
+            self._rerate(end_rates)
         arrivals = positions.arrivals_at(now_s)
         stale = self._stale
         for gone in held.keys() - running.keys():
             del held[gone]
+            del self._views[gone]
         stale.update(running.keys() - held.keys())
         was_volatile, self._volatile = self._volatile, set()
         stale.update(was_volatile)
@@ -107,7 +112,24 @@ class HeldViews:
             len(held) + 64
         ):
             self._rebuild_queues()
-        return [kept.view for kept in held.values()]
+        return list(self._views.values())
+
+    def _rerate(self, end_rates: EndRates) -> None:
+        """New end-rate estimates: each kept view takes the new rate of its age bucket
+        (the bucket, hence every queued check, stays the same); pages stand."""
+        self._rates = end_rates
+        held, views = self._held, self._views
+        for execution_id, entry in held.items():
+            view = entry.view
+            rate = end_rates.held(view.responder_id, age_s=view.age_s)[0]
+            if rate != view.end_rate_per_s:
+                view = RunningView(
+                    view.id, view.responder_id, view.age_s, view.last_read_s, view.page, rate
+                )
+                held[execution_id] = _Held(
+                    view, entry.anchor, entry.arrivals_from, entry.arrivals_to, entry.rate_until_s
+                )
+                views[execution_id] = view
 
     def _due(self, *, arrivals: float, now_s: float) -> None:
         """Mark stale the views whose page or end rate ended; checks left from views
@@ -170,6 +192,7 @@ class HeldViews:
         view = RunningView(execution_id, state.responder_id, age_s, last_read_s, page, rate)
         entry = _Held(view, anchor, arrivals_from, arrivals_to, rate_until_s)
         self._held[execution_id] = entry
+        self._views[execution_id] = view
         if not kept:
             self._volatile.add(execution_id)
             return
