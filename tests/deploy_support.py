@@ -19,7 +19,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
 
 from tests import tools
@@ -65,9 +64,7 @@ def require_module(name: str) -> ModuleType:
 
 def _missing(what: str) -> None:
     message = f"{what} is not installed: {INSTALL_HINTS.get(what, 'install it')}"
-    if tools.in_ci():
-        pytest.fail(f"{message} (CI=true: it is required)")
-    pytest.skip(message)
+    tools.unavailable(message, required="it is required")
 
 
 # --- the chart ---------------------------------------------------------------------

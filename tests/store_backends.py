@@ -29,7 +29,7 @@ import pytest
 
 from relay.store import PostgresStore, SqliteStore, Store
 from relay.store.postgres import redact_url
-from tests.tools import in_ci
+from tests.tools import unavailable
 
 PG_URL = os.environ.get("RELAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgres")
@@ -37,9 +37,7 @@ _unreachable: list[str] = []
 
 
 def _skip_or_fail(reason: str) -> NoReturn:
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: a PostgreSQL server is required)")
-    pytest.skip(reason)
+    unavailable(reason, required="a PostgreSQL server is required")
 
 
 async def pg_admin() -> Any:

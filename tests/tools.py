@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
@@ -36,12 +37,17 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
+def unavailable(reason: str, *, required: str = "this test must run") -> NoReturn:
+    """The one way a test says something it needs is missing: a failure under
+    `CI=true` (CI provides everything), a skip with `reason` elsewhere."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: {required})")
+    pytest.skip(reason)
+
+
 def require_tool(name: str) -> str:
     """The absolute path of `name`; fails (in CI) or skips (elsewhere) when it is missing."""
     path = shutil.which(name)
     if path is not None:
         return path
-    message = f"{name} is not installed; {INSTALL_HINT}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: the tool is required)")
-    pytest.skip(message)
+    unavailable(f"{name} is not installed; {INSTALL_HINT}", required="the tool is required")
