@@ -26,7 +26,7 @@ from relay.domain.alerts import Alert
 from relay.domain.silences import Silence, matching_silence
 from relay.errors import StoreError
 from relay.http.common import CONTEXT, HttpContext, html_response
-from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
+from relay.http.html import STYLE, alert_path, badge, esc, safe_link, table, time_html
 from relay.http.page_forms import alert_actions, flash_line, operator_bar
 from relay.http.signin import page_csrf
 from relay.http.stats_view import format_duration_s
@@ -215,7 +215,7 @@ def render_alert_page(view: AlertView) -> str:
 <h1 id="summary">{esc(alert.summary)}</h1>
 <p>{badges}</p>
 {_links(view)}
-{operator_bar(csrf=view.csrf, signin_enabled=view.signin_enabled, here=f"/alerts/{alert.id}")}
+{operator_bar(csrf=view.csrf, signin_enabled=view.signin_enabled, here=alert_path(alert.id))}
 {flash_line(view.flash)}
 {alert_actions(alert.id, csrf=view.csrf, acknowledged=stored.acknowledgement is not None)}
 </header>

@@ -13,11 +13,11 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from relay.durations import utc_iso
 
-__all__ = ["STYLE", "badge", "esc", "safe_link", "table", "time_html"]
+__all__ = ["STYLE", "alert_path", "badge", "esc", "safe_link", "table", "time_html"]
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#1d2125}
@@ -36,6 +36,11 @@ h3{font-size:1rem;margin:1rem 0 .3rem}tr.total td{background:#fafbfc}
 #operator,#alert-actions{margin:.6rem 0}form.act{display:inline;margin:0 .3rem 0 0}
 form.act input[type=text]{width:5rem}
 """
+
+
+def alert_path(alert_id: str) -> str:
+    """The path of an alert's page, `/alerts/{id}`, its id quoted whatever it holds."""
+    return f"/alerts/{quote(alert_id, safe='')}"
 
 
 def esc(value: object) -> str:

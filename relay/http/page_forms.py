@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from relay.http.html import esc, table, time_html
+from relay.http.html import alert_path, esc, table, time_html
 from relay.http.session import CSRF_FIELD
 
 __all__ = [
@@ -104,7 +104,7 @@ def alert_actions(alert_id: str, *, csrf: str | None, acknowledged: bool) -> str
     """Silence (1h, 24h, custom) and acknowledge, on an alert's page."""
     if csrf is None:
         return f'<p id="alert-actions">{_SIGN_IN_TO_ACT}</p>'
-    base = f"/alerts/{quote(alert_id, safe='')}"
+    base = alert_path(alert_id)
     quick = _form(
         f"{base}/silence",
         csrf,
@@ -166,7 +166,7 @@ def dead_letters_section(rows: Sequence[DeadLetterRow], *, csrf: str | None) -> 
             f'<tr data-dead-letter="{esc(d.id)}" data-sink="{esc(d.sink)}">'
             f"<td>{time_html(d.dead_at)}</td><td><strong>{esc(d.sink)}</strong></td>"
             f"<td>{esc(d.kind)}</td>"
-            f'<td><a href="/alerts/{esc(quote(d.alert_id, safe=""))}">{esc(d.summary)}</a></td>'
+            f'<td><a href="{esc(alert_path(d.alert_id))}">{esc(d.summary)}</a></td>'
             f"<td>{d.attempts}</td><td>{esc(d.reason)}</td><td>{action}</td></tr>"
         )
     columns = ("Dead at", "Sink", "Kind", "Alert", "Attempts", "Reason", "")

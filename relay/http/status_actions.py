@@ -19,7 +19,6 @@ Invariants:
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import quote
 
 import structlog
 from aiohttp import web
@@ -29,6 +28,7 @@ from relay.domain.silences import MAX_SILENCE_LENGTH, new_silence
 from relay.durations import parse_duration
 from relay.http.alert_page import render_missing_alert
 from relay.http.common import CONTEXT, html_response
+from relay.http.html import alert_path
 from relay.http.signin import checked_form, page_action, see_other
 
 __all__ = ["OPERATOR", "add_status_action_routes"]
@@ -62,7 +62,7 @@ def silence_length(choice: str, custom: str) -> timedelta | None:
 
 
 def _alert_page(alert_id: str, flash: str) -> str:
-    return f"/alerts/{quote(alert_id, safe='')}?flash={flash}"
+    return f"{alert_path(alert_id)}?flash={flash}"
 
 
 async def _silence(request: web.Request) -> web.Response:

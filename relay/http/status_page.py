@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
-from urllib.parse import quote
 
 from relay.durations import format_age_s, format_rough_s
-from relay.http.html import STYLE, badge, esc, safe_link, table, time_html
+from relay.http.html import STYLE, alert_path, badge, esc, safe_link, table, time_html
 from relay.http.page_forms import (
     DeadLetterRow,
     dead_letters_section,
@@ -223,7 +222,7 @@ def _alerts(view: StatusView) -> str:
             state += f'<div class="muted">{esc(a.acknowledged)}</div>'
         started = time_html(a.started_at)
         if a.id:
-            started = f'<a href="/alerts/{esc(quote(a.id, safe=""))}">{started}</a>'
+            started = f'<a href="{esc(alert_path(a.id))}">{started}</a>'
         rows.append(
             f'<tr data-rule="{esc(a.rule)}" data-state="{esc(a.state)}"'
             f' data-muted="{"true" if a.muted else "false"}"'
