@@ -104,6 +104,18 @@ def format_age_s(seconds: float | None) -> str:
     return " ".join(f"{count}{unit}" for count, unit in _two_units(total_s, units))
 
 
+def format_duration_s(seconds: float | None) -> str:
+    """`350 ms`, `4.2 s`, then `format_age_s` past a minute: a duration measured to the
+    millisecond (an execution's, a p95); "" when unknown."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return format_age_s(seconds)
+
+
 def format_rough_s(seconds: float) -> str:
     """One rounded unit, `42s`, `15m`, `60m`, `1.5h`: for a reason a person reads."""
     if seconds < 120:
@@ -153,6 +165,7 @@ __all__ = [
     "format_age_s",
     "format_credits",
     "format_duration",
+    "format_duration_s",
     "format_number",
     "format_rough_s",
     "format_span_s",

@@ -24,12 +24,12 @@ from aiohttp import web
 
 from relay.domain.alerts import Alert
 from relay.domain.silences import Silence, matching_silence
+from relay.durations import format_duration_s
 from relay.errors import StoreError
 from relay.http.common import CONTEXT, HttpContext, html_response
 from relay.http.html import STYLE, alert_path, badge, esc, safe_link, table, time_html
 from relay.http.page_forms import alert_actions, flash_line, operator_bar
 from relay.http.signin import page_csrf
-from relay.http.stats_view import format_duration_s
 from relay.http.status_data import acknowledged_text
 from relay.matchers import canonical
 from relay.store import StoredAlert

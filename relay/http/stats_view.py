@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from relay.domain.exec_stats import StatsRow
-from relay.durations import format_age_s, utc_iso
+from relay.durations import format_duration_s, utc_iso
 from relay.http.svg_charts import bar_chart
 
-__all__ = ["StatsWindow", "bucket_labels", "format_duration_s", "render_stats"]
+__all__ = ["StatsWindow", "bucket_labels", "render_stats"]
 
 _COLUMNS = (
     "Source",
@@ -57,16 +57,6 @@ def bucket_labels(since: datetime, *, bucket_s: int, buckets: int) -> list[str]:
         end = start + timedelta(seconds=bucket_s)
         labels.append(f"{utc_iso(start)[11:16]}-{utc_iso(end)[11:16]}")
     return labels
-
-
-def format_duration_s(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return format_age_s(seconds)
 
 
 def _ratio(row: StatsRow) -> str:
