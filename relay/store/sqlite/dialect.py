@@ -95,8 +95,12 @@ class SqliteSession(Session):
         return list(await self._conn.execute_fetchall(query, args))
 
     async def _execute(self, query: str, args: Sequence[Any]) -> int:
-        async with self._conn.execute(query, args) as cursor:
-            return max(cursor.rowcount, 0)
+        # One trip to aiosqlite's thread, where a cursor would take two (execute, then
+        # close); the store's lock keeps every other statement off the connection, so
+        # the change in `total_changes` is this statement's (the schema has no triggers).
+        before = self._conn.total_changes
+        await self._conn.execute_fetchall(query, args)
+        return self._conn.total_changes - before
 
     async def _execute_many(self, query: str, args: Sequence[Sequence[Any]]) -> None:
         await self._conn.executemany(query, args)
@@ -115,8 +119,9 @@ class SqliteSession(Session):
         return new, frozenset(row["id"] for row in kept)
 
     async def enqueue(self, rows: Sequence[Params]) -> int:
-        async with self._conn.executemany(*self._bind_many(_OUTBOX_INSERT, rows)) as cursor:
-            return max(cursor.rowcount, 0)
+        before = self._conn.total_changes  # as `_execute` counts
+        await self._conn.executemany(*self._bind_many(_OUTBOX_INSERT, rows))
+        return self._conn.total_changes - before
 
     async def claim(
         self, *, sink: str, now: Any, lease_end: Any, limit: int, grouped: bool | None = None
