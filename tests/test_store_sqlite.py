@@ -34,7 +34,7 @@ from relay.store import (
 )
 from relay.store import sql as statements
 from relay.store.sql_alerts import alert_page_query, encode_cursor
-from relay.store.sqlite.dialect import SQLITE
+from relay.store.sqlite.dialect import SQLITE, SqliteSession
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -490,3 +490,31 @@ def test_open_store_refuses_urls(url: str) -> None:
 )
 def test_open_store_picks_postgres_for_its_urls(url: str) -> None:
     assert isinstance(open_store(url), PostgresStore)
+
+
+class _WrappingConnection:
+    """The part of an aiosqlite connection a session's statements use, with SQLite's
+    32-bit `total_changes` counter about to wrap (as it does in a long-lived process on
+    Python 3.11): each statement changes three rows."""
+
+    def __init__(self) -> None:
+        self.total_changes = 2**31 - 2
+
+    def _changed(self) -> None:
+        wrapped = (self.total_changes + 3 + 2**31) % 2**32 - 2**31
+        self.total_changes = wrapped
+
+    async def execute_fetchall(self, _query: str, _args: object) -> list[object]:
+        self._changed()
+        return []
+
+    async def executemany(self, _query: str, _args: object) -> None:
+        self._changed()
+
+
+async def test_rows_changed_are_counted_across_the_counters_wrap() -> None:
+    conn = _WrappingConnection()
+    session = SqliteSession(conn)  # type: ignore[arg-type]
+    assert await session.execute("UPDATE outbox SET attempts = 0") == 3
+    assert conn.total_changes < 0  # it did wrap
+    assert await session.execute("UPDATE outbox SET attempts = 0") == 3

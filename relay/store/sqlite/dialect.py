@@ -62,6 +62,9 @@ _LEASE = (
 )
 
 
+_TOTAL_CHANGES_WRAP = 2**32
+
+
 class SqliteDialect(Dialect):
     numbered_placeholders: ClassVar[bool] = False
     ids_per_statement: ClassVar[int | None] = IDS_PER_QUERY
@@ -100,7 +103,7 @@ class SqliteSession(Session):
         # the change in `total_changes` is this statement's (the schema has no triggers).
         before = self._conn.total_changes
         await self._conn.execute_fetchall(query, args)
-        return self._conn.total_changes - before
+        return self._changed_since(before)
 
     async def _execute_many(self, query: str, args: Sequence[Sequence[Any]]) -> None:
         await self._conn.executemany(query, args)
@@ -121,7 +124,13 @@ class SqliteSession(Session):
     async def enqueue(self, rows: Sequence[Params]) -> int:
         before = self._conn.total_changes  # as `_execute` counts
         await self._conn.executemany(*self._bind_many(_OUTBOX_INSERT, rows))
-        return self._conn.total_changes - before
+        return self._changed_since(before)
+
+    def _changed_since(self, before: int) -> int:
+        """Rows changed since `total_changes` was `before`. Python 3.11 reads SQLite's
+        32-bit counter, which wraps in a long-lived process: the difference is taken
+        modulo 2**32."""
+        return (self._conn.total_changes - before) % _TOTAL_CHANGES_WRAP
 
     async def claim(
         self, *, sink: str, now: Any, lease_end: Any, limit: int, grouped: bool | None = None
