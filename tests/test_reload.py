@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +45,13 @@ class Layout:
     store_url: str = ""  # SQLite in tmp_path unless set
     # name -> (failures within 10 minutes that fire it, sinks)
     windowed: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def prod(cls, tmp_path: Path, sim_url: str, hook_url: str, **more: Any) -> Layout:
+        """The usual layout: one source `prod`, one webhook sink `hook`, a free port."""
+        return cls(
+            tmp_path, free_port(), sources={"prod": sim_url}, sinks={"hook": hook_url}, **more
+        )
 
     def text(self) -> str:
         sources = "".join(
@@ -170,11 +178,10 @@ async def test_an_added_rule_alerts_on_the_next_cycle_and_nothing_is_sent_twice(
 ) -> None:
     workspace, sim_url = sim
     async with Receiver() as hook:
-        layout = Layout(
+        layout = Layout.prod(
             tmp_path,
-            free_port(),
-            sources={"prod": sim_url},
-            sinks={"hook": hook.url},
+            sim_url,
+            hook.url,
             rules={"failed": ("failed", ["hook"])},
             store_url=store_url,
         )
@@ -205,11 +212,10 @@ async def test_an_open_window_survives_reloads_and_fires_once(
 ) -> None:
     workspace, sim_url = sim
     async with Receiver() as hook:
-        layout = Layout(
+        layout = Layout.prod(
             tmp_path,
-            free_port(),
-            sources={"prod": sim_url},
-            sinks={"hook": hook.url},
+            sim_url,
+            hook.url,
             rules={},
             windowed={"two-failures": (2, ["hook"])},
         )
@@ -287,11 +293,10 @@ async def test_sources_added_and_removed(tmp_path: Path, sim: tuple[SimWorkspace
     other = SimWorkspace(api_key=KEY, seed=6)
     other.create_execution()
     async with SimServer(other) as other_server, Receiver() as hook:
-        layout = Layout(
+        layout = Layout.prod(
             tmp_path,
-            free_port(),
-            sources={"prod": sim_url},
-            sinks={"hook": hook.url},
+            sim_url,
+            hook.url,
             rules={"failed": ("failed", ["hook"])},
         )
         async with running(layout) as relay:
@@ -320,11 +325,10 @@ async def test_an_invalid_file_is_refused_and_the_running_configuration_stays(
 ) -> None:
     workspace, sim_url = sim
     async with Receiver() as hook:
-        layout = Layout(
+        layout = Layout.prod(
             tmp_path,
-            free_port(),
-            sources={"prod": sim_url},
-            sinks={"hook": hook.url},
+            sim_url,
+            hook.url,
             rules={"failed": ("failed", ["hook"])},
         )
         async with running(layout) as relay:
