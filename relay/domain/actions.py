@@ -34,7 +34,6 @@ __all__ = [
     "action_id",
     "done_text",
     "parse_action",
-    "silence_duration",
     "silence_for",
     "silence_matchers",
 ]
@@ -76,11 +75,6 @@ def parse_action(action_id_text: object, value: object) -> ParsedAction | None:
 
 
 _BY_ID: dict[str, Action] = {action_id(a): a for a in ACTIONS}
-
-
-def silence_duration(action: Action) -> timedelta | None:
-    """How long a silence button silences; None for acknowledge."""
-    return _DURATIONS.get(action)
 
 
 def silence_matchers(alert: Alert) -> list[Matcher]:
