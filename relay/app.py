@@ -105,7 +105,9 @@ class Runtime:
             worker = self.deliveries.add(sink, scrubber=self.assembly.scrubber)
             tasks.start(f"delivery:{name}", worker.run())
         for index, source in enumerate(new.sources):
-            if source.name in (*plan.sources_added, *plan.sources_restarted):
+            # Added, restarted, or left stopped by an earlier reload that failed after
+            # stopping it: every source the settings name runs after this one.
+            if source.name not in self.sources:
                 parts = self.assembly.source(new, source, index=index)
                 self.sources[source.name] = parts
                 tasks.start(f"poller:{source.name}", parts.loop.run())
@@ -144,6 +146,16 @@ async def build_runtime(
         metrics.on_config_load(successful=True, at=now())
         assembly = Assembly(settings, store=store, metrics=metrics, now=now)
         sinks = assembly.sinks(settings, list(settings.sinks))
+        sources: dict[str, SourceParts] = {}
+
+        async def close_parts() -> None:
+            # Whatever the last reload left running (the runtime holds these dicts).
+            for sink in sinks.values():
+                await _shielded(sink.aclose)
+            for parts in sources.values():
+                await _shielded(parts.client.aclose)
+
+        stack.push_async_callback(close_parts)
         deliveries = assembly.delivery_pool(sinks)
         app = build_app(
             metrics=metrics,
@@ -165,16 +177,8 @@ async def build_runtime(
             deliveries=deliveries,
             http=HttpServer(app, host=settings.server.host, port=settings.server.port),
             assembly=assembly,
+            sources=sources,
         )
-
-        async def close_parts() -> None:
-            # Whatever the last reload left running.
-            for sink in runtime.sinks.values():
-                await _shielded(sink.aclose)
-            for parts in runtime.sources.values():
-                await _shielded(parts.client.aclose)
-
-        stack.push_async_callback(close_parts)
         for index, source in enumerate(settings.sources):
             runtime.sources[source.name] = assembly.source(settings, source, index=index)
         runtime.engines = [p.engine for p in runtime.sources.values()]
