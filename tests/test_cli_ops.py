@@ -32,7 +32,9 @@ def cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def write_config(tmp_path: Path, *, hook_url: str = "http://127.0.0.1:9/unused") -> Path:
+def write_config(
+    tmp_path: Path, *, hook_url: str = "http://127.0.0.1:9/unused", **sink_options: str
+) -> Path:
     config = tmp_path / "relay.yaml"
     config.write_text(
         f"""
@@ -41,12 +43,15 @@ sources:
     api_key: k
 store:
   url: sqlite:///{tmp_path}/state.db
-{alert_failures_to(hook_url, secret=SECRET)}"""
+{alert_failures_to(hook_url, secret=SECRET, **sink_options)}"""
     )
     return config
 
 
-async def test_test_sink_sends_one_marked_signed_alert(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sink_options", [{}, {"max_alerts_per_request": "5"}])
+async def test_test_sink_sends_one_marked_signed_alert(
+    tmp_path: Path, sink_options: dict[str, str]
+) -> None:
     received: list[tuple[dict[str, str], dict[str, object]]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -61,7 +66,7 @@ async def test_test_sink_sends_one_marked_signed_alert(tmp_path: Path) -> None:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-        config = write_config(tmp_path, hook_url=url)
+        config = write_config(tmp_path, hook_url=url, **sink_options)
         done = await asyncio.to_thread(cli, "test-sink", "hook", config=config)
         missing = await asyncio.to_thread(cli, "test-sink", "pager", config=config)
     finally:
@@ -69,6 +74,8 @@ async def test_test_sink_sends_one_marked_signed_alert(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "sent a test alert through sink 'hook'" in done.stdout
     [(headers, body)] = received
+    # It says how the receiver names it (a batch id when the sink batches).
+    assert f"webhook-id {headers['webhook-id']}" in done.stdout
     assert headers["webhook-signature"].startswith("v1,")
     assert "[TEST]" in json.dumps(body)
     assert missing.returncode == 2

@@ -35,6 +35,7 @@ from relay.settings import (
 from relay.sinks import build_targets, send_test
 from relay.sinks.email_words import MESSAGE_ID_DOMAIN
 from relay.sinks.registry import test_notification
+from relay.sinks.webhook import webhook_id
 from relay.store import Store, open_store
 
 T = TypeVar("T")
@@ -107,7 +108,7 @@ def _test_id_words(sink: SinkSettings, notification: Notification) -> str:
     `webhook-id`, the mail's `Message-ID`, PagerDuty's `dedup_key` and Alertmanager's
     `alert_id` label (the alert id)."""
     if isinstance(sink, WebhookSinkSettings):
-        return f"webhook-id {notification.id}"
+        return f"webhook-id {webhook_id([notification], batched=sink.batched)}"
     if isinstance(sink, AlertmanagerSinkSettings):
         return f"label alert_id={notification.alert.id}"
     if isinstance(sink, EmailSinkSettings):

@@ -128,6 +128,11 @@ class WebhookSinkSettings(DeliverySettings):
     max_alerts_per_request: int = Field(default=1, ge=1, le=1000)
     group_wait: Duration = timedelta(0)
 
+    @property
+    def batched(self) -> bool:
+        """Whether its requests carry a batch body (and `webhook-id`), even of one."""
+        return self.max_alerts_per_request > 1
+
     @field_validator("headers")
     @classmethod
     def _own_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:

@@ -174,6 +174,20 @@ def webhook_batch_body(notifications: Sequence[Notification]) -> dict[str, Any]:
     }
 
 
+def webhook_id(
+    notifications: Sequence[Notification], *, batched: bool, message_id: str | None = None
+) -> str:
+    """The `webhook-id` of the request carrying `notifications` (module invariants):
+    a route group's message's stamped `message_id` (or its members' id), a batch's id,
+    or the one notification's id."""
+    group = message_group(notifications)
+    if group is not None:
+        return message_id or group_message_id(group.key, [n.id for n in notifications])
+    if batched:
+        return batch_id([n.id for n in notifications])
+    return notifications[0].id
+
+
 # --- sink ---------------------------------------------------------------------------------
 
 
@@ -215,7 +229,7 @@ class WebhookSink(HttpSink):
         )
         self._url = url
         self._key = settings.signing_key
-        self._batched = settings.max_alerts_per_request > 1
+        self._batched = settings.batched
         self._headers = headers
         self._now = now
 
@@ -230,14 +244,12 @@ class WebhookSink(HttpSink):
         limit = self.max_batch if group is None else GROUP_MESSAGE_MAX
         if len(notifications) > limit:
             raise ValueError(f"{len(notifications)} notifications exceed {limit} a message")
+        msg_id = webhook_id(notifications, batched=self._batched, message_id=message_id)
         if group is not None:
-            msg_id = message_id or group_message_id(group.key, [n.id for n in notifications])
             body = encode_body(webhook_group_body(notifications, message_id=msg_id))
         elif self._batched:
-            msg_id = batch_id([n.id for n in notifications])
             body = encode_body(webhook_batch_body(notifications))
         else:
-            msg_id = notifications[0].id
             body = encode_body(webhook_body(notifications[0]))
         timestamp = math.floor(self._now().timestamp())
         headers = {
@@ -269,4 +281,5 @@ __all__ = [
     "webhook_batch_body",
     "webhook_body",
     "webhook_group_body",
+    "webhook_id",
 ]
