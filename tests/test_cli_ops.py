@@ -76,6 +76,7 @@ async def test_test_sink_sends_one_marked_signed_alert(
     [(headers, body)] = received
     # It says how the receiver names it (a batch id when the sink batches).
     assert f"webhook-id {headers['webhook-id']}" in done.stdout
+    assert headers["webhook-id"].startswith("msg_batch_") == bool(sink_options)
     assert headers["webhook-signature"].startswith("v1,")
     assert "[TEST]" in json.dumps(body)
     assert missing.returncode == 2
