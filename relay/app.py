@@ -102,7 +102,7 @@ class Runtime:
             new, (*plan.sinks_added, *plan.sinks_changed)
         ).items():
             self.sinks[name] = sink
-            worker = self.deliveries.add(sink, scrubber=self.assembly.scrubber)
+            worker = self.deliveries.add(sink)
             tasks.start(f"delivery:{name}", worker.run())
         for index, source in enumerate(new.sources):
             # Added, restarted, or left stopped by an earlier reload that failed after

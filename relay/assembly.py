@@ -81,6 +81,8 @@ class Assembly:
         self.silences = tuple(config_silences(settings.silences, intervals=settings.intervals()))
         self._secrets.update(settings.secret_values())
         self.scrubber = SecretScrubber.of(self._secrets)
+        if self.deliveries is not None:
+            self.deliveries.use_scrubber(self.scrubber)
         if self.http_context is not None:
             self.http_context.settings = settings
             self.http_context.scrubber = self.scrubber

@@ -22,18 +22,19 @@ from urllib.parse import quote
 import httpx
 from prometheus_client import CollectorRegistry
 
+from relay.assembly import Assembly
 from relay.delivery import DeliveryWorker
 from relay.domain.alerts import Notification
 from relay.http.server import HttpServer, build_app
 from relay.pipeline.poller import SourceHealth
 from relay.scrub import REDACTED, SecretScrubber
 from relay.settings import Settings
-from relay.settings.loader import load_settings
+from relay.settings.loader import load_settings, parse_settings
 from relay.sinks import build_sinks
 from relay.store import SqliteStore
 from relay.telemetry.logs import configure_logging
 from relay.telemetry.metrics import RelayMetrics
-from tests.delivery_kit import Received, Receiver, Reply
+from tests.delivery_kit import Received, Receiver, Reply, enqueue, make_notification
 from tests.http_rig import START, commit_alerts, make_alert
 
 TOKEN = "Tk+9f8e/7d6c5b4a3e2d1="
@@ -201,3 +202,45 @@ async def test_echoed_credentials_are_nowhere(tmp_path: Path) -> None:
     assert_clean("test-sink", tested.stdout + tested.stderr)
     assert "delivery.dead" in logs.getvalue()
     assert_clean("the logs", logs.getvalue())
+
+
+async def test_a_reload_scrubs_its_new_secrets_from_the_sinks_it_kept(tmp_path: Path) -> None:
+    # Sink `hook` is unchanged by the reload, which adds `pager` and its token; what
+    # hook's receiver answers (here, that token) is stored scrubbed of it all the same.
+    new_token = "pager-" + "9f8e7d6c5b4a3e2d1c0b"
+
+    def settings_of(sinks: str) -> Settings:
+        return parse_settings(
+            f"""
+sources: [{{name: prod, api_key: k}}]
+store: {{url: "sqlite:///{tmp_path}/state.db"}}
+rules: [{{name: failed, when: {{status: [failed]}}, severity: critical, sinks: [hook]}}]
+sinks:
+{sinks}""",
+            environ={},
+        )
+
+    pager = (
+        "  pager: {type: webhook, url: 'https://pager.invalid/h',"
+        f" headers: {{X-Token: {new_token}}}}}\n"
+    )
+    async with (
+        SqliteStore(tmp_path / "state.db") as store,
+        Receiver(lambda _: Reply(400, f"refused; pager's token is {new_token}")) as receiver,
+    ):
+        hook = f"  hook: {{type: webhook, url: '{receiver.url}/hook'}}\n"
+        before = settings_of(hook)
+        metrics = RelayMetrics(CollectorRegistry(), sources=["prod"], sinks=["hook"])
+        assembly = Assembly(before, store=store, metrics=metrics, now=lambda: START)
+        sinks = assembly.sinks(before, ["hook"])
+        pool = assembly.delivery_pool(sinks)
+        try:
+            assembly.reconfigure(settings_of(hook + pager))
+            await enqueue(store, [make_notification(sink="hook", created_at=START)], at=START)
+            assert (await pool.workers["hook"].step()).outcomes == {"dead": 1}
+        finally:
+            await sinks["hook"].aclose()
+        [dead] = await store.dead_letters(sink="hook")
+    assert "refused" in dead.reason
+    assert new_token not in dead.reason
+    assert REDACTED in dead.reason

@@ -47,13 +47,23 @@ class DeliveryPool:
             silences=silences,
             on_error=on_error,
         )
-        self.workers = {name: self._worker(sink, scrubber=scrubber) for name, sink in sinks.items()}
+        self.scrubber = scrubber if scrubber is not None else SecretScrubber()
+        self.workers = {
+            name: self._worker(sink, scrubber=self.scrubber) for name, sink in sinks.items()
+        }
 
-    def add(self, sink: Sink, *, scrubber: SecretScrubber | None = None) -> DeliveryWorker:
+    def add(self, sink: Sink) -> DeliveryWorker:
         """A worker for `sink` (replacing any of the same name, which must be drained)."""
-        worker = self._worker(sink, scrubber=scrubber)
+        worker = self._worker(sink, scrubber=self.scrubber)
         self.workers[sink.name] = worker
         return worker
+
+    def use_scrubber(self, scrubber: SecretScrubber) -> None:
+        """Scrub with `scrubber` from now on, in every worker: a reload's new secrets
+        must not reach a stored error through a sink the reload left running."""
+        self.scrubber = scrubber
+        for worker in self.workers.values():
+            worker.scrubber = scrubber
 
     def remove(self, name: str) -> DeliveryWorker | None:
         return self.workers.pop(name, None)

@@ -101,7 +101,8 @@ class DeliveryWorker(WorkerLoop):
         self._max_messages = messages_per_step
         self._silences = silences
         # Every configured secret, not only this sink's: what is stored is shown later.
-        self._scrubber = scrubber if scrubber is not None else SecretScrubber()
+        # A reload that brings new secrets replaces it (`DeliveryPool.use_scrubber`).
+        self.scrubber = scrubber if scrubber is not None else SecretScrubber()
         self.health = SinkHealth()
         self._bucket: TokenBucket | None = None
 
@@ -318,7 +319,7 @@ class DeliveryWorker(WorkerLoop):
         self, sent: Sent, *, error: SinkError, now: datetime, result: StepResult
     ) -> None:
         name = self.sink.name
-        message = self._scrubber.excerpt(str(error), limit=STORED_ERROR_CHARS)
+        message = self.scrubber.excerpt(str(error), limit=STORED_ERROR_CHARS)
         by_outcome: dict[NotificationOutcome, list[OutboxItem]] = {}
         decisions = message_after_failure(
             message,
